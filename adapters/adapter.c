@@ -1,0 +1,458 @@
+#include "adapters/adapter.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+extern const adapter vnpay_adapter;
+extern const adapter momo_adapter;
+extern const adapter vietqr_adapter;
+
+static const adapter *const adapters[] = {
+	&vnpay_adapter,
+	&momo_adapter,
+	&vietqr_adapter,
+};
+
+const adapter *adapter_find(const char *name)
+{
+	if (!name)
+		return NULL;
+	for (size_t i = 0; i < sizeof(adapters) / sizeof(adapters[0]); i++)
+		if (strcmp(adapters[i]->name, name) == 0)
+			return adapters[i];
+	return NULL;
+}
+
+size_t adapter_count(void)
+{
+	return sizeof(adapters) / sizeof(adapters[0]);
+}
+
+const adapter *adapter_at(size_t i)
+{
+	return i < adapter_count() ? adapters[i] : NULL;
+}
+
+const char *adapter_rc_name(adapter_rc rc)
+{
+	switch (rc) {
+	case ADAPTER_OK: return "ok";
+	case ADAPTER_BAD_SIGNATURE: return "bad_signature";
+	case ADAPTER_MALFORMED: return "malformed";
+	case ADAPTER_MISMATCH: return "mismatch";
+	case ADAPTER_DECLINED: return "declined";
+	case ADAPTER_UNAVAILABLE: return "unavailable";
+	case ADAPTER_INVALID_INPUT: return "invalid_input";
+	case ADAPTER_UNSUPPORTED: return "unsupported";
+	case ADAPTER_NO_MEMORY: return "no_memory";
+	}
+	return "unknown";
+}
+
+void adapter_request_free(adapter_request *r)
+{
+	free(r->url);
+	free(r->body);
+	for (size_t i = 0; i < r->n_headers; i++) {
+		free(r->headers[i].name);
+		free(r->headers[i].value);
+	}
+	memset(r, 0, sizeof(*r));
+}
+
+void adapter_start_free(adapter_start *s)
+{
+	free(s->redirect_url);
+	free(s->qr_payload);
+	adapter_request_free(&s->call);
+	memset(s, 0, sizeof(*s));
+}
+
+bool adapter_request_add_header(adapter_request *r, const char *name, const char *value)
+{
+	if (r->n_headers >= ADAPTER_MAX_HEADERS)
+		return false;
+	char *n = strdup(name), *v = strdup(value);
+	if (!n || !v) {
+		free(n);
+		free(v);
+		return false;
+	}
+	r->headers[r->n_headers].name = n;
+	r->headers[r->n_headers].value = v;
+	r->n_headers++;
+	return true;
+}
+
+adapter_rc adapter_start_payment(const adapter *a, const adapter_config *cfg,
+				 const adapter_payment *p, adapter_start *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!a->start)
+		return ADAPTER_UNSUPPORTED;
+	return a->start(cfg, p, out);
+}
+
+adapter_rc adapter_parse_start_response(const adapter *a, const adapter_config *cfg,
+					const adapter_payment *p, const adapter_response *resp,
+					adapter_start *out)
+{
+	free(out->redirect_url);
+	out->redirect_url = NULL;
+	out->failure_code[0] = '\0';
+	if (!a->parse_start_response)
+		return ADAPTER_UNSUPPORTED;
+	return a->parse_start_response(cfg, p, resp, out);
+}
+
+static void txn_init(adapter_txn *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->state = ADAPTER_TXN_FAILED;
+}
+
+adapter_rc adapter_verify_return(const adapter *a, const adapter_config *cfg,
+				 const adapter_inbound *in, adapter_txn *out)
+{
+	txn_init(out);
+	if (!a->verify_return)
+		return ADAPTER_UNSUPPORTED;
+	return a->verify_return(cfg, in, out);
+}
+
+adapter_rc adapter_verify_notification(const adapter *a, const adapter_config *cfg,
+				       const adapter_inbound *in, adapter_txn *out)
+{
+	txn_init(out);
+	if (!a->verify_notification)
+		return ADAPTER_UNSUPPORTED;
+	return a->verify_notification(cfg, in, out);
+}
+
+adapter_reply adapter_notification_reply(const adapter *a, adapter_outcome outcome)
+{
+	adapter_reply r;
+	memset(&r, 0, sizeof(r));
+	if (a->notification_reply) {
+		a->notification_reply(outcome, &r);
+	} else {
+		r.status = outcome == ADAPTER_REJECTED ? 401 : outcome == ADAPTER_FAILED ? 500 : 200;
+	}
+	return r;
+}
+
+bool adapter_matches(const adapter *a, const adapter_txn *txn, const char *bank_order_ref,
+		     int64_t amount, const char *account_no)
+{
+	if (a->matches)
+		return a->matches(txn, bank_order_ref, amount, account_no);
+	return bank_order_ref && strcmp(txn->bank_order_ref, bank_order_ref) == 0 &&
+	       txn->amount == amount;
+}
+
+adapter_rc adapter_build_query(const adapter *a, const adapter_config *cfg,
+			       const adapter_query *q, adapter_request *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!a->build_query)
+		return ADAPTER_UNSUPPORTED;
+	return a->build_query(cfg, q, out);
+}
+
+adapter_rc adapter_parse_query_response(const adapter *a, const adapter_config *cfg,
+					const adapter_query *q, const adapter_response *resp,
+					adapter_txn *out)
+{
+	txn_init(out);
+	if (!a->parse_query_response)
+		return ADAPTER_UNSUPPORTED;
+	return a->parse_query_response(cfg, q, resp, out);
+}
+
+adapter_rc adapter_build_refund(const adapter *a, const adapter_config *cfg,
+				const adapter_refund *r, adapter_request *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!a->build_refund)
+		return ADAPTER_UNSUPPORTED;
+	return a->build_refund(cfg, r, out);
+}
+
+adapter_rc adapter_parse_refund_response(const adapter *a, const adapter_config *cfg,
+					 const adapter_refund *r, const adapter_response *resp,
+					 adapter_txn *out)
+{
+	txn_init(out);
+	if (!a->parse_refund_response)
+		return ADAPTER_UNSUPPORTED;
+	return a->parse_refund_response(cfg, r, resp, out);
+}
+
+adapter_rc adapter_parse_settlement(const adapter *a, const adapter_config *cfg,
+				    const char *data, size_t len, adapter_settlement_cb cb,
+				    void *ctx, adapter_error *err)
+{
+	memset(err, 0, sizeof(*err));
+	if (!a->parse_settlement)
+		return ADAPTER_UNSUPPORTED;
+	return a->parse_settlement(cfg, data, len, cb, ctx, err);
+}
+
+bool adapter_hmac_hex(const char *md_name, const char *key, const void *data, size_t len,
+		      char *out, size_t out_size)
+{
+	const EVP_MD *md = NULL;
+	if (strcmp(md_name, "SHA256") == 0)
+		md = EVP_sha256();
+	else if (strcmp(md_name, "SHA512") == 0)
+		md = EVP_sha512();
+	if (!md || !key)
+		return false;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	size_t key_len = strlen(key);
+	if (key_len > INT32_MAX)
+		return false;
+	if (!HMAC(md, key, (int)key_len, data, len, mac, &mac_len))
+		return false;
+	if (out_size < (size_t)mac_len * 2 + 1)
+		return false;
+	static const char hex[] = "0123456789abcdef";
+	for (unsigned int i = 0; i < mac_len; i++) {
+		out[2 * i] = hex[mac[i] >> 4];
+		out[2 * i + 1] = hex[mac[i] & 15];
+	}
+	out[2 * mac_len] = '\0';
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return true;
+}
+
+bool adapter_hex_equal(const char *expected, const char *received)
+{
+	if (!expected || !received)
+		return false;
+	size_t n = strlen(expected);
+	if (n == 0 || strlen(received) != n)
+		return false;
+	char lowered[256];
+	if (n >= sizeof(lowered))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		lowered[i] = (char)tolower((unsigned char)received[i]);
+	return CRYPTO_memcmp(expected, lowered, n) == 0;
+}
+
+bool adapter_copy(char *dst, size_t cap, const char *src)
+{
+	size_t n = src ? strlen(src) : 0;
+	if (n >= cap) {
+		if (cap)
+			dst[0] = '\0';
+		return false;
+	}
+	memcpy(dst, src ? src : "", n + 1);
+	return true;
+}
+
+void adapter_set(char *dst, size_t cap, const char *src)
+{
+	if (cap == 0)
+		return;
+	size_t n = src ? strlen(src) : 0;
+	if (n >= cap) {
+		n = cap - 1;
+		while (n > 0 && ((unsigned char)src[n] & 0xC0) == 0x80)
+			n--;
+	}
+	if (n)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+bool adapter_parse_int64(const char *s, int64_t *out)
+{
+	if (!s || !*s)
+		return false;
+	const char *p = s;
+	if (*p == '-')
+		p++;
+	if (!*p)
+		return false;
+	for (const char *q = p; *q; q++)
+		if (*q < '0' || *q > '9')
+			return false;
+	errno = 0;
+	char *end = NULL;
+	long long v = strtoll(s, &end, 10);
+	if (errno || !end || *end)
+		return false;
+	*out = (int64_t)v;
+	return true;
+}
+
+#define VN_OFFSET (7 * 3600)
+
+void adapter_format_vn_time(time_t t, const char *fmt, char *out, size_t cap)
+{
+	time_t shifted = t + VN_OFFSET;
+	struct tm tm;
+	if (!gmtime_r(&shifted, &tm) || strftime(out, cap, fmt, &tm) == 0) {
+		if (cap)
+			out[0] = '\0';
+	}
+}
+
+bool adapter_parse_vn_compact(const char *s, time_t *out)
+{
+	if (!s || strlen(s) != 14)
+		return false;
+	int v[14];
+	for (int i = 0; i < 14; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		v[i] = s[i] - '0';
+	}
+	struct tm tm;
+	memset(&tm, 0, sizeof(tm));
+	tm.tm_year = v[0] * 1000 + v[1] * 100 + v[2] * 10 + v[3] - 1900;
+	tm.tm_mon = v[4] * 10 + v[5] - 1;
+	tm.tm_mday = v[6] * 10 + v[7];
+	tm.tm_hour = v[8] * 10 + v[9];
+	tm.tm_min = v[10] * 10 + v[11];
+	tm.tm_sec = v[12] * 10 + v[13];
+	if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 ||
+	    tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+		return false;
+	int mday = tm.tm_mday;
+	time_t t = timegm(&tm);
+	if (t == (time_t)-1 || tm.tm_mday != mday) /* timegm normalised an impossible date */
+		return false;
+	*out = t - VN_OFFSET;
+	return true;
+}
+
+const char *adapter_inbound_header(const adapter_inbound *in, const char *name)
+{
+	for (size_t i = 0; i < in->n_headers; i++)
+		if (in->headers[i].name && strcasecmp(in->headers[i].name, name) == 0)
+			return in->headers[i].value;
+	return NULL;
+}
+
+uint32_t adapter_utf8_next(const char **s)
+{
+	const unsigned char *p = (const unsigned char *)*s;
+	uint32_t cp;
+	int extra;
+	if (p[0] < 0x80) {
+		*s += 1;
+		return p[0];
+	} else if ((p[0] & 0xE0) == 0xC0) {
+		cp = p[0] & 0x1F;
+		extra = 1;
+	} else if ((p[0] & 0xF0) == 0xE0) {
+		cp = p[0] & 0x0F;
+		extra = 2;
+	} else if ((p[0] & 0xF8) == 0xF0) {
+		cp = p[0] & 0x07;
+		extra = 3;
+	} else {
+		*s += 1;
+		return 0xFFFD;
+	}
+	for (int i = 1; i <= extra; i++) {
+		if ((p[i] & 0xC0) != 0x80) {
+			*s += 1;
+			return 0xFFFD;
+		}
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	static const uint32_t min[] = { 0, 0x80, 0x800, 0x10000 };
+	if (cp < min[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+		*s += 1;
+		return 0xFFFD;
+	}
+	*s += 1 + extra;
+	return cp;
+}
+
+char adapter_fold_codepoint(uint32_t cp)
+{
+	static const char latin1[] = "AAAAAA CEEEEIIII"
+				     "DNOOOOO OUUUUY  "
+				     "aaaaaa ceeeeiiii"
+				     "dnooooo ouuuuy y";
+	if (cp < 0x80)
+		return (char)cp;
+	if (cp >= 0x300 && cp <= 0x36F)
+		return 0;
+	if (cp >= 0xC0 && cp <= 0xFF)
+		return latin1[cp - 0xC0];
+	switch (cp) {
+	case 0x102: return 'A';
+	case 0x103: return 'a';
+	case 0x110: return 'D';
+	case 0x111: return 'd';
+	case 0x128: return 'I';
+	case 0x129: return 'i';
+	case 0x168: return 'U';
+	case 0x169: return 'u';
+	case 0x1A0: return 'O';
+	case 0x1A1: return 'o';
+	case 0x1AF: return 'U';
+	case 0x1B0: return 'u';
+	default: break;
+	}
+	if (cp >= 0x1EA0 && cp <= 0x1EF9) {
+		char base;
+		if (cp <= 0x1EB7)
+			base = 'A';
+		else if (cp <= 0x1EC7)
+			base = 'E';
+		else if (cp <= 0x1ECB)
+			base = 'I';
+		else if (cp <= 0x1EE3)
+			base = 'O';
+		else if (cp <= 0x1EF1)
+			base = 'U';
+		else
+			base = 'Y';
+		return (cp & 1) ? (char)(base + ('a' - 'A')) : base;
+	}
+	return ' ';
+}
+
+void adapter_ascii_fold(const char *utf8, char *out, size_t cap)
+{
+	if (cap == 0)
+		return;
+	size_t n = 0;
+	bool pending_space = false;
+	const char *s = utf8 ? utf8 : "";
+	while (*s) {
+		char c = adapter_fold_codepoint(adapter_utf8_next(&s));
+		if (c == 0)
+			continue;
+		if (!isalnum((unsigned char)c)) {
+			pending_space = n > 0;
+			continue;
+		}
+		if (pending_space) {
+			if (n + 2 > cap - 1)
+				break;
+			out[n++] = ' ';
+			pending_space = false;
+		}
+		if (n + 1 > cap - 1)
+			break;
+		out[n++] = c;
+	}
+	out[n] = '\0';
+}

@@ -1,0 +1,36 @@
+/* RFC 4180 records for the banks' settlement files: reading them field by field
+ * and writing them with the quoting a spreadsheet expects. */
+#ifndef FEEGATE_ADAPTERS_CSV_H
+#define FEEGATE_ADAPTERS_CSV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "adapters/abuf.h"
+
+#define CSV_MAX_FIELDS 32
+
+typedef struct csv_reader {
+	const char *data;
+	size_t len;
+	size_t pos;
+	size_t line;                    /* line number where the last record began (1-based) */
+	size_t next_line;
+	abuf fields;                    /* the last record's fields, each NUL-terminated */
+	size_t offsets[CSV_MAX_FIELDS];
+	size_t count;                   /* fields in the last record */
+	const char *error;              /* static text once csv_next failed */
+} csv_reader;
+
+/* A UTF-8 byte order mark at the start is skipped. */
+void csv_reader_init(csv_reader *r, const char *data, size_t len);
+void csv_reader_free(csv_reader *r);
+/* 1: a record is ready; 0: end of data; -1: malformed (r->error, r->line). Blank
+ * lines are skipped. */
+int csv_next(csv_reader *r) __attribute__((warn_unused_result));
+const char *csv_field(const csv_reader *r, size_t i);
+
+/* Appends one field, quoted when it holds a comma, quote, CR or LF. */
+void csv_write_field(abuf *out, const char *s, bool first);
+
+#endif

@@ -1,0 +1,182 @@
+/* Bearer keys and tokens: hashed, looked up once, cached per worker for a short while. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway/gateway.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/metrics.h"
+
+#define CACHE_SLOTS 4096
+
+static struct principal *cache[CACHE_SLOTS];
+
+static void principal_release(void *p)
+{
+	struct principal *pr = p;
+	if (--pr->refs == 0) {
+		free(pr->agencies);
+		free(pr);
+	}
+}
+
+static unsigned slot_of(const char *hash)
+{
+	return (unsigned)strtoul((char[9]){hash[0], hash[1], hash[2], hash[3], hash[4], hash[5], hash[6], hash[7], 0},
+				 NULL, 16) % CACHE_SLOTS;
+}
+
+void auth_cache_clear(void)
+{
+	for (int i = 0; i < CACHE_SLOTS; i++) {
+		if (cache[i]) {
+			principal_release(cache[i]);
+			cache[i] = NULL;
+		}
+	}
+}
+
+const struct principal *req_principal(const struct http_req *req)
+{
+	return req->principal;
+}
+
+struct auth_wait {
+	http_handler next;
+	enum auth_rule rule;
+	char hash[65];
+};
+
+static void finish(struct http_req *req, struct principal *p, enum auth_rule rule, http_handler next)
+{
+	p->refs++;
+	req->principal = p;
+	req->principal_free = principal_release;
+	if ((rule == AUTH_CLIENT && p->kind != PRINCIPAL_CLIENT) || (rule == AUTH_STAFF && p->kind != PRINCIPAL_STAFF)) {
+		http_reply_error(req, ERR_FORBIDDEN, NULL,
+				 rule == AUTH_CLIENT ? "this route is for portal clients" : "this route is for staff");
+		return;
+	}
+	next(req);
+}
+
+static struct principal *principal_from_row(PGresult *res, const char *hash)
+{
+	struct principal *p = xcalloc(1, sizeof *p);
+	p->refs = 1;
+	p->kind = strcmp(PQgetvalue(res, 0, 0), "client") == 0 ? PRINCIPAL_CLIENT : PRINCIPAL_STAFF;
+	snprintf(p->id, sizeof p->id, "%s", PQgetvalue(res, 0, 1));
+	snprintf(p->role, sizeof p->role, "%s", PQgetvalue(res, 0, 3));
+	p->agency_id = PQgetisnull(res, 0, 4) ? 0 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
+	snprintf(p->agency_code, sizeof p->agency_code, "%s", PQgetvalue(res, 0, 5));
+	snprintf(p->key_hash, sizeof p->key_hash, "%s", hash);
+	/* "id:code,id:code" */
+	const char *list = PQgetvalue(res, 0, 6);
+	int n = *list ? 1 : 0;
+	for (const char *c = list; *c; c++)
+		n += *c == ',';
+	p->agencies = xcalloc((size_t)(n ? n : 1), sizeof(struct agency_ref));
+	const char *c = list;
+	while (*c && p->nagencies < n) {
+		struct agency_ref *a = &p->agencies[p->nagencies];
+		char *end;
+		a->id = strtoll(c, &end, 10);
+		if (*end != ':')
+			break;
+		size_t len = strcspn(end + 1, ",");
+		snprintf(a->code, sizeof a->code, "%.*s", (int)(len < 32 ? len : 32), end + 1);
+		p->nagencies++;
+		c = end + 1 + len;
+		if (*c == ',')
+			c++;
+	}
+	p->expires_us = util_monotonic_us() + (int64_t)cfg.auth_cache_ttl_s * 1000000;
+	return p;
+}
+
+static void auth_looked_up(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	struct auth_wait *w = req->state;
+	http_handler next = w->next;
+	enum auth_rule rule = w->rule;
+	char hash[65];
+	memcpy(hash, w->hash, sizeof hash);
+	free(w);
+	req->state = NULL;
+	req->state_free = NULL;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		log_info(req->id, "unknown bearer credential");
+		http_reply_error(req, ERR_UNAUTHORIZED, NULL, "the key or token is not valid");
+		return;
+	}
+	struct principal *p = principal_from_row(res, hash);
+	unsigned slot = slot_of(hash);
+	if (cfg.auth_cache_ttl_s > 0) {
+		if (cache[slot])
+			principal_release(cache[slot]);
+		cache[slot] = p;
+		p->refs++;
+	}
+	finish(req, p, rule, next);
+	principal_release(p);
+}
+
+void auth_run(struct http_req *req, enum auth_rule rule, http_handler next)
+{
+	const char *h = http_header(req, "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+		http_reply_error(req, ERR_UNAUTHORIZED, NULL, "send Authorization: Bearer <key or token>");
+		return;
+	}
+	const char *token = h + 7;
+	while (*token == ' ')
+		token++;
+	size_t len = strlen(token);
+	while (len && token[len - 1] == ' ')
+		len--;
+	if (len == 0 || len > 200) {
+		http_reply_error(req, ERR_UNAUTHORIZED, NULL, "the key or token is not valid");
+		return;
+	}
+	char hash[65];
+	util_sha256_hex(token, len, hash);
+	unsigned slot = slot_of(hash);
+	struct principal *p = cache[slot];
+	if (p && strcmp(p->key_hash, hash) == 0) {
+		if (p->expires_us > util_monotonic_us()) {
+			metrics_count("auth_cache_hits");
+			finish(req, p, rule, next);
+			return;
+		}
+		principal_release(p);
+		cache[slot] = NULL;
+	}
+	struct auth_wait *w = xcalloc(1, sizeof *w);
+	w->next = next;
+	w->rule = rule;
+	memcpy(w->hash, hash, sizeof hash);
+	req->state = w;
+	req->state_free = free;
+	const char *params[1] = {hash};
+	pg_query(gw.db, "auth", 1, params, cfg.db_timeout_ms, auth_looked_up, req);
+}
+
+void reply_db_failure(struct http_req *req, PGresult *res, enum pg_status st)
+{
+	if (st == PG_SQL_ERROR) {
+		log_error(req->id, "database error %s: %s", pg_sqlstate(res), res ? PQresultErrorMessage(res) : "");
+		http_reply_error(req, ERR_INTERNAL, NULL, NULL);
+		return;
+	}
+	http_reply_error(req, ERR_UNAVAILABLE, NULL,
+			 st == PG_TIMEOUT ? "the database did not answer in time; retry later"
+					  : "the database is unavailable; retry later");
+}

@@ -1,0 +1,410 @@
+#include "gateway/cli.h"
+
+#include <dirent.h>
+#include <libpq-fe.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/config.h"
+#include "lib/mem.h"
+#include "lib/util.h"
+
+static PGconn *connect_db(void)
+{
+	const char *url = getenv("DATABASE_URL");
+	if (!url || !*url) {
+		fprintf(stderr, "DATABASE_URL: required\n");
+		return NULL;
+	}
+	char *withtimeout = xasprintf("%s%sconnect_timeout=10", url, strchr(url, '?') ? "&" : "?");
+	PGconn *c = PQconnectdb(strstr(url, "://") ? withtimeout : url);
+	free(withtimeout);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "cannot connect to the database: %s", PQerrorMessage(c));
+		PQfinish(c);
+		return NULL;
+	}
+	PQclear(PQexec(c, "SET client_min_messages = warning"));
+	return c;
+}
+
+static bool exec_ok(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	char *buf = xmalloc((size_t)n + 1);
+	size_t got = fread(buf, 1, (size_t)n, f);
+	buf[got] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int cli_migrate(int argc, char **argv)
+{
+	const char *dir = getenv("FEEGATE_MIGRATIONS");
+	if (!dir || !*dir)
+		dir = "migrations";
+	DIR *d = opendir(dir);
+	if (!d) {
+		fprintf(stderr, "FEEGATE_MIGRATIONS: cannot open %s\n", dir);
+		return 1;
+	}
+	char **names = NULL;
+	int n = 0;
+	regex_t re;
+	regcomp(&re, "^[0-9]{4}_[a-z0-9_]+\\.sql$", REG_EXTENDED | REG_NOSUB);
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		if (regexec(&re, e->d_name, 0, NULL, 0) == 0) {
+			names = xrealloc(names, sizeof(char *) * (size_t)(n + 1));
+			names[n++] = xstrdup(e->d_name);
+		}
+	}
+	closedir(d);
+	regfree(&re);
+	qsort(names, (size_t)n, sizeof(char *), name_cmp);
+
+	PGconn *c = connect_db();
+	if (!c)
+		return 1;
+	int rc = 0, applied = 0;
+	/* One migrator at a time, whichever host runs it. */
+	if (!exec_ok(c, "SELECT pg_advisory_lock(7420190)") ||
+	    !exec_ok(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, name text NOT NULL, "
+			"sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")) {
+		rc = 1;
+		goto out;
+	}
+	for (int i = 0; i < n && rc == 0; i++) {
+		char version[5];
+		memcpy(version, names[i], 4);
+		version[4] = '\0';
+		char *path = xasprintf("%s/%s", dir, names[i]);
+		char *sql = read_file(path);
+		free(path);
+		if (!sql) {
+			fprintf(stderr, "cannot read %s/%s\n", dir, names[i]);
+			rc = 1;
+			break;
+		}
+		char hash[65];
+		util_sha256_hex(sql, strlen(sql), hash);
+		const char *p1[1] = {version};
+		PGresult *r = PQexecParams(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, NULL, p1,
+					   NULL, NULL, 0);
+		bool done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+		if (done && strcmp(PQgetvalue(r, 0, 0), hash) != 0)
+			fprintf(stderr, "warning: migration %s changed since it was applied\n", names[i]);
+		PQclear(r);
+		if (done) {
+			free(sql);
+			continue;
+		}
+		if (!exec_ok(c, "BEGIN")) {
+			rc = 1;
+		} else if (!exec_ok(c, sql)) {
+			fprintf(stderr, "migration %s failed; nothing of it was applied\n", names[i]);
+			exec_ok(c, "ROLLBACK");
+			rc = 1;
+		} else {
+			const char *p3[3] = {version, names[i], hash};
+			r = PQexecParams(c, "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)", 3,
+					 NULL, p3, NULL, NULL, 0);
+			bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+			PQclear(r);
+			if (ok && exec_ok(c, "COMMIT")) {
+				printf("applied %s\n", names[i]);
+				applied++;
+			} else {
+				exec_ok(c, "ROLLBACK");
+				rc = 1;
+			}
+		}
+		free(sql);
+	}
+	if (rc == 0)
+		printf("%d migration(s) applied; schema up to date\n", applied);
+out:
+	PQfinish(c);
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return rc;
+}
+
+/* ---- option parsing shared by the create commands ---- */
+
+struct opts {
+	const char *code, *name, *account, *banks, *webhook_url, *role;
+	const char *agencies[32];
+	int nagencies;
+};
+
+static bool parse_opts(int argc, char **argv, struct opts *o, const char *usage)
+{
+	memset(o, 0, sizeof *o);
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const char **dst = NULL;
+		if (strcmp(a, "--code") == 0)
+			dst = &o->code;
+		else if (strcmp(a, "--name") == 0)
+			dst = &o->name;
+		else if (strcmp(a, "--account") == 0)
+			dst = &o->account;
+		else if (strcmp(a, "--banks") == 0)
+			dst = &o->banks;
+		else if (strcmp(a, "--webhook-url") == 0)
+			dst = &o->webhook_url;
+		else if (strcmp(a, "--role") == 0)
+			dst = &o->role;
+		else if (strcmp(a, "--agency") == 0) {
+			if (!v || o->nagencies == 32) {
+				fprintf(stderr, "--agency needs a value\nusage: %s\n", usage);
+				return false;
+			}
+			o->agencies[o->nagencies++] = v;
+			i++;
+			continue;
+		} else {
+			fprintf(stderr, "unknown option %s\nusage: %s\n", a, usage);
+			return false;
+		}
+		if (!v) {
+			fprintf(stderr, "%s needs a value\nusage: %s\n", a, usage);
+			return false;
+		}
+		*dst = v;
+		i++;
+	}
+	return true;
+}
+
+static bool matches(const char *s, const char *pattern)
+{
+	regex_t re;
+	if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB) != 0)
+		return false;
+	bool ok = regexec(&re, s, 0, NULL, 0) == 0;
+	regfree(&re);
+	return ok;
+}
+
+static bool text_len_ok(const char *s, long min, long max)
+{
+	long n = util_utf8_length(s, strlen(s));
+	return n >= min && n <= max;
+}
+
+/* Runs a parameterized statement; prints the error and returns NULL on failure. */
+static PGresult *run(PGconn *c, const char *sql, int n, const char *const *params, const char *what)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType st = PQresultStatus(r);
+	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+		return r;
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (state && strcmp(state, "23505") == 0)
+		fprintf(stderr, "%s already exists\n", what);
+	else
+		fprintf(stderr, "%s: %s", what, PQresultErrorMessage(r));
+	PQclear(r);
+	return NULL;
+}
+
+int cli_agency(int argc, char **argv)
+{
+	static const char usage[] =
+		"feegate agency create --code C --name N --account BIN:NUMBER:HOLDER [--banks vnpay,momo,vietqr]";
+	if (argc < 1 || strcmp(argv[0], "create") != 0) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return 2;
+	}
+	struct opts o;
+	if (!parse_opts(argc - 1, argv + 1, &o, usage))
+		return 2;
+	if (!o.code || !matches(o.code, "^[A-Z0-9_]{2,32}$")) {
+		fprintf(stderr, "--code: 2 to 32 characters of A-Z, 0-9 and _\n");
+		return 2;
+	}
+	if (!o.name || !text_len_ok(o.name, 1, 255)) {
+		fprintf(stderr, "--name: 1 to 255 characters\n");
+		return 2;
+	}
+	char bin[16] = "", number[32] = "", holder[128] = "";
+	if (!o.account || sscanf(o.account, "%15[^:]:%31[^:]:%127[^\n]", bin, number, holder) != 3 ||
+	    !matches(bin, "^[0-9]{6}$") || !matches(number, "^[0-9A-Z]{1,19}$") || !text_len_ok(holder, 1, 99)) {
+		fprintf(stderr, "--account: BIN:NUMBER:HOLDER (6-digit bank BIN, 1-19 digits or capitals, holder name)\n");
+		return 2;
+	}
+	const char *banks = o.banks ? o.banks : "vnpay,momo,vietqr";
+	if (!matches(banks, "^(vnpay|momo|vietqr)(,(vnpay|momo|vietqr))*$")) {
+		fprintf(stderr, "--banks: a comma-separated list of vnpay, momo, vietqr\n");
+		return 2;
+	}
+	PGconn *c = connect_db();
+	if (!c)
+		return 1;
+	char *arr = xasprintf("{%s}", banks);
+	const char *params[6] = {o.code, o.name, bin, number, holder, arr};
+	PGresult *r = run(c,
+			  "INSERT INTO agencies (code, name, account_bin, account_number, account_holder, banks) "
+			  "VALUES ($1, $2, $3, $4, $5, $6::text[]) RETURNING id",
+			  6, params, "agency");
+	free(arr);
+	int rc = 1;
+	if (r) {
+		printf("agency_id: %s\n%s\n", PQgetvalue(r, 0, 0), o.code);
+		PQclear(r);
+		rc = 0;
+	}
+	PQfinish(c);
+	return rc;
+}
+
+int cli_client(int argc, char **argv)
+{
+	static const char usage[] = "feegate client create --name N --agency CODE [--agency CODE...] [--webhook-url URL]";
+	if (argc < 1 || strcmp(argv[0], "create") != 0) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return 2;
+	}
+	struct opts o;
+	if (!parse_opts(argc - 1, argv + 1, &o, usage))
+		return 2;
+	if (!o.name || !text_len_ok(o.name, 1, 255)) {
+		fprintf(stderr, "--name: 1 to 255 characters\n");
+		return 2;
+	}
+	if (o.nagencies == 0) {
+		fprintf(stderr, "--agency: at least one agency code\n");
+		return 2;
+	}
+	if (o.webhook_url && (!util_is_http_url(o.webhook_url) || strlen(o.webhook_url) > 2000)) {
+		fprintf(stderr, "--webhook-url: an absolute http(s) URL\n");
+		return 2;
+	}
+	PGconn *c = connect_db();
+	if (!c)
+		return 1;
+	char id[37], hash[65];
+	util_uuid(id);
+	char *key = util_token("fgk_", 32);
+	char *secret = o.webhook_url ? util_token("whsec_", 32) : NULL;
+	util_sha256_hex(key, strlen(key), hash);
+	int rc = 1;
+	if (!exec_ok(c, "BEGIN"))
+		goto out;
+	const char *p[4] = {id, o.name, hash, o.webhook_url};
+	const char *pw[5] = {id, o.name, hash, o.webhook_url, secret};
+	PGresult *r = run(c,
+			  "INSERT INTO clients (id, name, key_hash, webhook_url, webhook_secret) VALUES ($1, $2, $3, $4, $5)",
+			  5, o.webhook_url ? pw : (const char *const[]){p[0], p[1], p[2], NULL, NULL}, "client");
+	if (!r)
+		goto rollback;
+	PQclear(r);
+	for (int i = 0; i < o.nagencies; i++) {
+		const char *pa[2] = {id, o.agencies[i]};
+		r = run(c,
+			"INSERT INTO client_agencies (client_id, agency_id) SELECT $1, id FROM agencies WHERE code = $2 "
+			"RETURNING agency_id",
+			2, pa, "client agency");
+		if (!r)
+			goto rollback;
+		bool found = PQntuples(r) == 1;
+		PQclear(r);
+		if (!found) {
+			fprintf(stderr, "--agency: no agency with code %s\n", o.agencies[i]);
+			goto rollback;
+		}
+	}
+	if (!exec_ok(c, "COMMIT"))
+		goto out;
+	printf("client_id: %s\n", id);
+	if (secret)
+		printf("webhook_secret: %s\n", secret);
+	printf("%s\n", key);
+	rc = 0;
+	goto out;
+rollback:
+	exec_ok(c, "ROLLBACK");
+out:
+	free(key);
+	free(secret);
+	PQfinish(c);
+	return rc;
+}
+
+int cli_staff(int argc, char **argv)
+{
+	static const char usage[] = "feegate staff create --name N --role agency|finance|admin [--agency CODE]";
+	if (argc < 1 || strcmp(argv[0], "create") != 0) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return 2;
+	}
+	struct opts o;
+	if (!parse_opts(argc - 1, argv + 1, &o, usage))
+		return 2;
+	if (!o.name || !text_len_ok(o.name, 1, 255)) {
+		fprintf(stderr, "--name: 1 to 255 characters\n");
+		return 2;
+	}
+	if (!o.role || !matches(o.role, "^(agency|finance|admin)$")) {
+		fprintf(stderr, "--role: agency, finance or admin\n");
+		return 2;
+	}
+	bool is_agency = strcmp(o.role, "agency") == 0;
+	if (is_agency != (o.nagencies == 1)) {
+		fprintf(stderr, "--agency: exactly one for role agency, none for finance or admin\n");
+		return 2;
+	}
+	PGconn *c = connect_db();
+	if (!c)
+		return 1;
+	char id[37], hash[65];
+	util_uuid(id);
+	char *token = util_token("fgs_", 32);
+	util_sha256_hex(token, strlen(token), hash);
+	const char *p[5] = {id, o.name, o.role, hash, is_agency ? o.agencies[0] : NULL};
+	PGresult *r = run(c,
+			  "INSERT INTO staff (id, name, role, token_hash, agency_id) SELECT $1, $2, $3, $4, "
+			  "(SELECT id FROM agencies WHERE code = $5) "
+			  "WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM agencies WHERE code = $5) RETURNING id",
+			  5, p, "staff");
+	int rc = 1;
+	if (r) {
+		if (PQntuples(r) == 1) {
+			printf("staff_id: %s\n%s\n", id, token);
+			rc = 0;
+		} else {
+			fprintf(stderr, "--agency: no agency with code %s\n", o.agencies[0]);
+		}
+		PQclear(r);
+	}
+	free(token);
+	PQfinish(c);
+	return rc;
+}

@@ -1,0 +1,91 @@
+#ifndef FEEGATE_GATEWAY_H
+#define FEEGATE_GATEWAY_H
+/* What one worker process owns: its loop, its database pool, its Redis connection. */
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/http.h"
+#include "lib/pgpool.h"
+#include "lib/redis.h"
+
+struct gateway {
+	struct event_base *base;
+	struct pg_pool *db;
+	struct redis *redis;
+	int worker; /* 0..FEEGATE_WORKERS-1; worker 0 also runs the background sweepers */
+	bool draining;
+};
+extern struct gateway gw;
+
+/* Who may call a route. */
+enum auth_rule { AUTH_NONE, AUTH_CLIENT, AUTH_STAFF, AUTH_ANY };
+
+enum principal_kind { PRINCIPAL_CLIENT, PRINCIPAL_STAFF };
+
+struct agency_ref {
+	int64_t id;
+	char code[33];
+};
+
+struct principal {
+	int refs;
+	enum principal_kind kind;
+	char id[37];
+	char role[16];      /* staff: agency | finance | admin */
+	int64_t agency_id;  /* staff with role agency */
+	char agency_code[33];
+	int nagencies;      /* clients: the agencies they may bill */
+	struct agency_ref *agencies;
+	char key_hash[65];
+	int64_t expires_us; /* cache expiry */
+};
+
+/* Authenticates req per rule, then calls next(req) with req->principal set, or answers
+ * 401/403/503 itself. */
+void auth_run(struct http_req *req, enum auth_rule rule, http_handler next);
+const struct principal *req_principal(const struct http_req *req);
+void auth_cache_clear(void);
+
+/* Answers a pool failure: 503 for unavailable/timeout, 500 for an SQL error (logged). */
+void reply_db_failure(struct http_req *req, PGresult *res, enum pg_status st);
+
+/* Handlers */
+void orders_create(struct http_req *req);
+void orders_get(struct http_req *req);
+void orders_list(struct http_req *req);
+void orders_cancel(struct http_req *req);
+void checkout_page(struct http_req *req);
+void ops_healthz(struct http_req *req);
+void ops_readyz(struct http_req *req);
+void ops_metrics(struct http_req *req);
+
+/* 200000 -> "200.000 ₫" */
+void format_vnd(int64_t amount, char *out, size_t cap);
+
+/* Order rendering shared by every route that returns an order. */
+json_t *order_json_from_row(PGresult *res, int row);
+
+/* Group-committed intake (intake.c). */
+enum intake_outcome {
+	INTAKE_CREATED,
+	INTAKE_REPLAY,
+	INTAKE_DUPLICATE,
+	INTAKE_KEY_REUSED,
+	INTAKE_KEY_IN_USE,
+	INTAKE_UNAVAILABLE,
+	INTAKE_FAILED
+};
+struct intake_result {
+	enum intake_outcome outcome;
+	int status;
+	const char *body;     /* stored answer on replay */
+	const char *order_id; /* created or existing order */
+};
+typedef void (*intake_done_fn)(void *arg, const struct intake_result *r);
+/* Queues one order row (steals row) for the next batch. */
+void intake_submit(json_t *row, intake_done_fn done, void *arg);
+int intake_pending(void);
+void intake_init(void);
+void intake_shutdown(void);
+
+#endif

@@ -1,0 +1,36 @@
+#ifndef FEEGATE_ORDER_VALIDATE_H
+#define FEEGATE_ORDER_VALIDATE_H
+/* The field rules of POST /v1/orders (CONTRACT.md), pure so the unit tests can reach them. */
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "lib/errors.h"
+#include "lib/util.h"
+
+struct order_input {
+	const char *reference;
+	const char *agency;
+	const char *description;
+	int64_t amount;
+	const char *procedure; /* NULL when absent */
+	const char *return_url;
+	int expires_in;   /* seconds */
+	json_t *items;    /* borrowed from the parsed body; NULL when absent */
+	json_t *payer;
+	json_t *metadata;
+};
+
+struct validation_error {
+	enum err err;
+	char field[48];
+	char message[200];
+};
+
+/* Checks every rule except "agency is one this client may bill" (needs the caller). */
+bool order_validate(json_t *body, struct order_input *out, struct validation_error *e) WARN_UNUSED;
+
+/* Idempotency-Key: 1-255 printable ASCII. */
+bool idempotency_key_valid(const char *key) WARN_UNUSED;
+
+#endif

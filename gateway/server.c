@@ -1,0 +1,314 @@
+/*
+ * The serving processes. The master forks FEEGATE_WORKERS workers and supervises them; each
+ * worker owns one libevent loop, its own listening socket on the shared port (SO_REUSEPORT, so
+ * the kernel spreads connections), its PostgreSQL pool and its Redis connection.
+ *
+ * SIGTERM: the master forwards it; each worker closes its listener, answers what is in flight
+ * (with "Connection: close"), flushes the intake batch, then closes its pools and exits.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "gateway/db.h"
+#include "gateway/gateway.h"
+#include "gateway/server.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/metrics.h"
+
+struct gateway gw;
+
+#define ANY_METHOD (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
+		    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH)
+
+static const struct http_route routes[] = {
+	{EVHTTP_REQ_POST, "/v1/orders", orders_create, "orders_create", AUTH_CLIENT},
+	{EVHTTP_REQ_GET, "/v1/orders", orders_list, "orders_list", AUTH_CLIENT},
+	{EVHTTP_REQ_GET, "/v1/orders/{}", orders_get, "orders_get", AUTH_CLIENT},
+	{EVHTTP_REQ_POST, "/v1/orders/{}/cancel", orders_cancel, "orders_cancel", AUTH_CLIENT},
+	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/checkout/{}", checkout_page, "checkout_page", AUTH_NONE},
+	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/healthz", ops_healthz, "healthz", AUTH_NONE},
+	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/readyz", ops_readyz, "readyz", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/metrics", ops_metrics, "metrics", AUTH_NONE},
+};
+#define NROUTES ((int)ARRAY_LEN(routes))
+static const char *route_names[NROUTES + 1];
+#define ROUTE_UNMATCHED NROUTES
+
+static void dispatch(struct evhttp_request *ev, void *arg)
+{
+	struct http_req *req = http_req_new(ev);
+	bool wrong_method;
+	int r = http_route_match(routes, NROUTES, req, &wrong_method);
+	if (r < 0) {
+		req->route = ROUTE_UNMATCHED;
+		if (wrong_method)
+			http_reply_error(req, ERR_METHOD_NOT_ALLOWED, NULL, NULL);
+		else
+			http_reply_error(req, ERR_NOT_FOUND, NULL, NULL);
+		return;
+	}
+	if (routes[r].flags == AUTH_NONE)
+		routes[r].handler(req);
+	else
+		auth_run(req, (enum auth_rule)routes[r].flags, routes[r].handler);
+}
+
+/* ---- worker ---- */
+
+static struct evhttp *http;
+static struct evhttp_bound_socket *bound;
+static struct event *drain_timer;
+static int64_t drain_deadline_us;
+static int drain_quiet_ticks;
+
+static int open_listener(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	int one = 1;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+		close(fd);
+		return -1;
+	}
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port)};
+	if (inet_pton(AF_INET, cfg.listen_addr, &sa.sin_addr) != 1) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, 4096) != 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void drain_tick(evutil_socket_t fd, short what, void *arg)
+{
+	bool idle = http_inflight() == 0 && intake_pending() == 0;
+	/* Two quiet ticks in a row: the last replies have had time to leave the socket buffers. */
+	drain_quiet_ticks = idle ? drain_quiet_ticks + 1 : 0;
+	if (drain_quiet_ticks >= 2 || util_monotonic_us() > drain_deadline_us) {
+		if (!idle)
+			log_warn(NULL, "shutdown timeout with %d requests in flight", http_inflight());
+		event_base_loopexit(gw.base, NULL);
+		return;
+	}
+	struct timeval tv = {0, 50000};
+	evtimer_add(drain_timer, &tv);
+}
+
+static void on_term(evutil_socket_t sig, short what, void *arg)
+{
+	if (gw.draining)
+		return;
+	gw.draining = true;
+	log_info(NULL, "shutting down: %d requests in flight", http_inflight());
+	http_set_draining(true);
+	if (bound) {
+		evhttp_del_accept_socket(http, bound);
+		bound = NULL;
+	}
+	intake_shutdown();
+	drain_deadline_us = util_monotonic_us() + (int64_t)cfg.shutdown_timeout_ms * 1000;
+	drain_timer = evtimer_new(gw.base, drain_tick, NULL);
+	struct timeval tv = {0, 50000};
+	evtimer_add(drain_timer, &tv);
+}
+
+static int worker_main(int index)
+{
+	char name[32];
+	snprintf(name, sizeof name, "worker-%d", index);
+	log_set_component(name);
+	metrics_set_worker(index);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_IGN); /* the master decides; Ctrl-C reaches the whole group */
+
+	gw.worker = index;
+	gw.base = event_base_new();
+	if (!gw.base)
+		return 1;
+	int fd = open_listener();
+	if (fd < 0) {
+		log_error(NULL, "cannot listen on %s:%d: %s", cfg.listen_addr, cfg.port, strerror(errno));
+		return 2;
+	}
+	http = evhttp_new(gw.base);
+	evhttp_set_max_body_size(http, (ev_ssize_t)cfg.max_body_bytes);
+	evhttp_set_max_headers_size(http, 64 * 1024);
+	evhttp_set_timeout(http, cfg.http_idle_timeout_s);
+	evhttp_set_allowed_methods(http, ANY_METHOD);
+	evhttp_set_gencb(http, dispatch, NULL);
+	bound = evhttp_accept_socket_with_handle(http, fd);
+	if (!bound) {
+		log_error(NULL, "evhttp refused the listening socket");
+		return 2;
+	}
+	gw.db = pg_pool_new(gw.base, cfg.database_url, cfg.db_pool_size, db_statements, db_statement_count,
+			    cfg.db_connect_timeout_ms, cfg.idempotency_wait_ms + cfg.db_timeout_ms * 2);
+	gw.redis = redis_new(gw.base, cfg.redis_url, cfg.redis_timeout_ms);
+	if (!gw.redis) {
+		log_error(NULL, "REDIS_URL: not a redis:// URL");
+		return 2;
+	}
+	intake_init();
+	struct event *term = evsignal_new(gw.base, SIGTERM, on_term, NULL);
+	event_add(term, NULL);
+	log_info(NULL, "listening on %s:%d", cfg.listen_addr, cfg.port);
+
+	event_base_dispatch(gw.base);
+
+	evhttp_free(http);
+	pg_pool_free(gw.db);
+	redis_free(gw.redis);
+	auth_cache_clear();
+	event_free(term);
+	if (drain_timer)
+		event_free(drain_timer);
+	event_base_free(gw.base);
+	log_info(NULL, "stopped");
+	return 0;
+}
+
+/* ---- master ---- */
+
+static volatile sig_atomic_t got_term, got_child;
+
+static void master_signal(int sig)
+{
+	if (sig == SIGCHLD)
+		got_child = 1;
+	else
+		got_term = 1;
+}
+
+static pid_t spawn(int index)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		_exit(worker_main(index));
+	}
+	return pid;
+}
+
+int server_run(void)
+{
+	log_set_component("master");
+	for (int i = 0; i < NROUTES; i++)
+		route_names[i] = routes[i].name;
+	route_names[ROUTE_UNMATCHED] = "unmatched";
+	if (!metrics_init(route_names, NROUTES + 1)) {
+		log_error(NULL, "cannot map shared memory for metrics");
+		return 1;
+	}
+	if (!*cfg.database_url) {
+		log_error(NULL, "DATABASE_URL: required");
+		return 1;
+	}
+	/* Fail fast when the port is taken, before any worker starts. */
+	int probe = open_listener();
+	if (probe < 0) {
+		log_error(NULL, "FEEGATE_PORT: cannot listen on %s:%d: %s", cfg.listen_addr, cfg.port, strerror(errno));
+		return 1;
+	}
+	close(probe);
+
+	sigset_t block, old;
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &old);
+	struct sigaction sa = {.sa_handler = master_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+
+	int n = cfg.workers;
+	pid_t *pids = xcalloc((size_t)n, sizeof(pid_t));
+	for (int i = 0; i < n; i++)
+		pids[i] = spawn(i);
+	log_info(NULL, "feegate serving on %s:%d with %d workers (public URL %s)", cfg.listen_addr, cfg.port, n,
+		 cfg.public_url);
+
+	int exit_code = 0;
+	while (!got_term) {
+		sigsuspend(&old);
+		if (!got_child)
+			continue;
+		got_child = 0;
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			for (int i = 0; i < n; i++) {
+				if (pids[i] != pid)
+					continue;
+				metrics_worker_gone(i);
+				if (got_term)
+					break;
+				if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+					log_error(NULL, "worker %d cannot start; stopping", i);
+					got_term = 1;
+					exit_code = 1;
+					pids[i] = 0;
+					break;
+				}
+				log_error(NULL, "worker %d (pid %d) died (status %d); restarting", i, (int)pid, status);
+				sleep(1);
+				pids[i] = spawn(i);
+			}
+		}
+	}
+	log_info(NULL, "stopping workers");
+	for (int i = 0; i < n; i++) {
+		if (pids[i] > 0)
+			kill(pids[i], SIGTERM);
+	}
+	int64_t deadline = util_monotonic_us() + (int64_t)(cfg.shutdown_timeout_ms + 2000) * 1000;
+	int alive = n;
+	while (alive > 0) {
+		alive = 0;
+		for (int i = 0; i < n; i++) {
+			if (pids[i] <= 0)
+				continue;
+			if (waitpid(pids[i], NULL, WNOHANG) == pids[i]) {
+				pids[i] = 0;
+				continue;
+			}
+			alive++;
+		}
+		if (alive && util_monotonic_us() > deadline) {
+			for (int i = 0; i < n; i++) {
+				if (pids[i] > 0)
+					kill(pids[i], SIGKILL);
+			}
+		}
+		if (alive)
+			usleep(20000);
+	}
+	free(pids);
+	log_info(NULL, "stopped");
+	return exit_code;
+}

@@ -1,0 +1,216 @@
+#include "lib/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/mem.h"
+
+struct config cfg;
+
+enum cfg_type { CFG_INT, CFG_STR, CFG_URL, CFG_ENUM };
+
+struct cfg_entry {
+	const char *name;
+	enum cfg_type type;
+	size_t offset;
+	const char *def; /* NULL: empty */
+	long min, max;   /* CFG_INT bounds */
+	const char *choices; /* CFG_ENUM: comma-separated */
+	bool secret;
+};
+
+#define F(field) offsetof(struct config, field)
+static const struct cfg_entry table[] = {
+	{"FEEGATE_LISTEN", CFG_STR, F(listen_addr), "127.0.0.1", 0, 0, NULL, false},
+	{"FEEGATE_PORT", CFG_INT, F(port), "8080", 1, 65535, NULL, false},
+	{"FEEGATE_WORKERS", CFG_INT, F(workers), "2", 1, 64, NULL, false},
+	{"FEEGATE_PUBLIC_URL", CFG_STR, F(public_url), NULL, 0, 0, NULL, false},
+	{"DATABASE_URL", CFG_STR, F(database_url), NULL, 0, 0, NULL, true},
+	{"REDIS_URL", CFG_URL, F(redis_url), "redis://127.0.0.1:6379/0", 0, 0, NULL, true},
+	{"FEEGATE_DB_POOL_SIZE", CFG_INT, F(db_pool_size), "4", 1, 64, NULL, false},
+	{"FEEGATE_DB_TIMEOUT_MS", CFG_INT, F(db_timeout_ms), "3000", 50, 120000, NULL, false},
+	{"FEEGATE_DB_CONNECT_TIMEOUT_MS", CFG_INT, F(db_connect_timeout_ms), "2000", 50, 60000, NULL, false},
+	{"FEEGATE_IDEMPOTENCY_WAIT_MS", CFG_INT, F(idempotency_wait_ms), "10000", 100, 60000, NULL, false},
+	{"FEEGATE_REDIS_TIMEOUT_MS", CFG_INT, F(redis_timeout_ms), "200", 10, 10000, NULL, false},
+	{"FEEGATE_MAX_BODY_BYTES", CFG_INT, F(max_body_bytes), "1048576", 1024, 67108864, NULL, false},
+	{"FEEGATE_MAX_JSON_DEPTH", CFG_INT, F(max_json_depth), "32", 2, 256, NULL, false},
+	{"FEEGATE_BATCH_WINDOW_US", CFG_INT, F(batch_window_us), "1000", 0, 100000, NULL, false},
+	{"FEEGATE_BATCH_MAX", CFG_INT, F(batch_max), "256", 1, 5000, NULL, false},
+	{"FEEGATE_HTTP_IDLE_TIMEOUT_S", CFG_INT, F(http_idle_timeout_s), "60", 1, 3600, NULL, false},
+	{"FEEGATE_SHUTDOWN_TIMEOUT_MS", CFG_INT, F(shutdown_timeout_ms), "15000", 100, 600000, NULL, false},
+	{"FEEGATE_AUTH_CACHE_TTL_S", CFG_INT, F(auth_cache_ttl_s), "30", 0, 3600, NULL, false},
+	{"FEEGATE_LOG_LEVEL", CFG_ENUM, F(log_level), "info", 0, 0, "debug,info,warn,error", false},
+	{"FEEGATE_MIGRATIONS", CFG_STR, F(migrations_dir), "migrations", 0, 0, NULL, false},
+	{"FEEGATE_VNPAY_TMN_CODE", CFG_STR, F(vnpay_tmn_code), NULL, 0, 0, NULL, false},
+	{"FEEGATE_VNPAY_HASH_SECRET", CFG_STR, F(vnpay_hash_secret), NULL, 0, 0, NULL, true},
+	{"FEEGATE_VNPAY_URL", CFG_STR, F(vnpay_url), NULL, 0, 0, NULL, false},
+	{"FEEGATE_MOMO_PARTNER_CODE", CFG_STR, F(momo_partner_code), NULL, 0, 0, NULL, false},
+	{"FEEGATE_MOMO_ACCESS_KEY", CFG_STR, F(momo_access_key), NULL, 0, 0, NULL, true},
+	{"FEEGATE_MOMO_SECRET_KEY", CFG_STR, F(momo_secret_key), NULL, 0, 0, NULL, true},
+	{"FEEGATE_MOMO_URL", CFG_STR, F(momo_url), NULL, 0, 0, NULL, false},
+	{"FEEGATE_VIETQR_WEBHOOK_SECRET", CFG_STR, F(vietqr_webhook_secret), NULL, 0, 0, NULL, true},
+	{"BANKSIM_URL", CFG_STR, F(banksim_url), NULL, 0, 0, NULL, false},
+};
+#undef F
+
+static char *file_values[ARRAY_LEN(table)];
+
+static const char *real_env(const char *name)
+{
+	return getenv(name);
+}
+
+static bool set_value(const struct cfg_entry *e, const char *val, char *err, size_t errlen)
+{
+	void *dst = (char *)&cfg + e->offset;
+	switch (e->type) {
+	case CFG_INT: {
+		char *end;
+		errno = 0;
+		long v = strtol(val, &end, 10);
+		if (*val == '\0' || *end != '\0' || errno) {
+			snprintf(err, errlen, "%s: not an integer: \"%.40s\"", e->name, val);
+			return false;
+		}
+		if (v < e->min || v > e->max) {
+			snprintf(err, errlen, "%s: %ld is out of range %ld..%ld", e->name, v, e->min, e->max);
+			return false;
+		}
+		*(int *)dst = (int)v;
+		return true;
+	}
+	case CFG_URL:
+		if (*val && strstr(val, "://") == NULL) {
+			snprintf(err, errlen, "%s: not a URL (scheme://host...)", e->name);
+			return false;
+		}
+		break;
+	case CFG_ENUM: {
+		size_t n = strlen(val);
+		const char *c = e->choices;
+		bool ok = false;
+		while (*c) {
+			const char *comma = strchr(c, ',');
+			size_t len = comma ? (size_t)(comma - c) : strlen(c);
+			if (len == n && strncmp(c, val, n) == 0)
+				ok = true;
+			c += len + (comma ? 1 : 0);
+		}
+		if (!ok) {
+			snprintf(err, errlen, "%s: \"%.40s\" is not one of %s", e->name, val, e->choices);
+			return false;
+		}
+		break;
+	}
+	case CFG_STR:
+		break;
+	}
+	char **sp = dst;
+	free(*sp);
+	*sp = xstrdup(val);
+	return true;
+}
+
+static bool read_file(const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "FEEGATE_CONFIG: cannot open %s: %s", path, strerror(errno));
+		return false;
+	}
+	char line[4096];
+	int lineno = 0;
+	bool ok = true;
+	while (ok && fgets(line, sizeof line, f)) {
+		lineno++;
+		line[strcspn(line, "\r\n")] = '\0';
+		char *p = line;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '#' || *p == '\0')
+			continue;
+		char *eq = strchr(p, '=');
+		if (!eq) {
+			snprintf(err, errlen, "FEEGATE_CONFIG: %s line %d: expected NAME=value", path, lineno);
+			ok = false;
+			break;
+		}
+		*eq = '\0';
+		size_t i;
+		for (i = 0; i < ARRAY_LEN(table); i++) {
+			if (strcmp(table[i].name, p) == 0)
+				break;
+		}
+		if (i == ARRAY_LEN(table)) {
+			snprintf(err, errlen, "FEEGATE_CONFIG: %s line %d: unknown setting %.60s", path, lineno, p);
+			ok = false;
+			break;
+		}
+		free(file_values[i]);
+		file_values[i] = xstrdup(eq + 1);
+	}
+	fclose(f);
+	return ok;
+}
+
+bool config_load_from(const char *(*env_lookup)(const char *name), char *err, size_t errlen)
+{
+	const char *path = env_lookup("FEEGATE_CONFIG");
+	if (path && *path && !read_file(path, err, errlen))
+		return false;
+	for (size_t i = 0; i < ARRAY_LEN(table); i++) {
+		const struct cfg_entry *e = &table[i];
+		const char *v = env_lookup(e->name);
+		if (!v)
+			v = file_values[i];
+		if (!v)
+			v = e->def ? e->def : "";
+		if (!set_value(e, v, err, errlen))
+			return false;
+	}
+	if (!*cfg.public_url) {
+		free(cfg.public_url);
+		cfg.public_url = xasprintf("http://127.0.0.1:%d", cfg.port);
+	}
+	size_t n = strlen(cfg.public_url);
+	if (n && cfg.public_url[n - 1] == '/')
+		cfg.public_url[n - 1] = '\0';
+	if (!util_is_http_url(cfg.public_url)) {
+		snprintf(err, errlen, "FEEGATE_PUBLIC_URL: must be an absolute http(s) URL");
+		return false;
+	}
+	if (!*cfg.vnpay_url && *cfg.banksim_url) {
+		free(cfg.vnpay_url);
+		cfg.vnpay_url = xstrdup(cfg.banksim_url);
+	}
+	if (!*cfg.momo_url && *cfg.banksim_url) {
+		free(cfg.momo_url);
+		cfg.momo_url = xstrdup(cfg.banksim_url);
+	}
+	return true;
+}
+
+bool config_load(char *err, size_t errlen)
+{
+	return config_load_from(real_env, err, errlen);
+}
+
+void config_dump(void (*line)(const char *text, void *arg), void *arg)
+{
+	char buf[512];
+	for (size_t i = 0; i < ARRAY_LEN(table); i++) {
+		const struct cfg_entry *e = &table[i];
+		const void *src = (const char *)&cfg + e->offset;
+		if (e->type == CFG_INT)
+			snprintf(buf, sizeof buf, "%s=%d", e->name, *(const int *)src);
+		else if (e->secret)
+			snprintf(buf, sizeof buf, "%s=%s", e->name, **(char *const *)src ? "(set)" : "");
+		else
+			snprintf(buf, sizeof buf, "%s=%s", e->name, *(char *const *)src);
+		line(buf, arg);
+	}
+}

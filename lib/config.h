@@ -1,0 +1,54 @@
+#ifndef FEEGATE_CONFIG_H
+#define FEEGATE_CONFIG_H
+/*
+ * All settings in one table (config.c): name, type, default, bounds, whether it is a secret.
+ * Values come from an optional file named by FEEGATE_CONFIG (KEY=value lines) and then from the
+ * environment, which wins. A bad value stops start-up with its name and the reason.
+ */
+#include <stdbool.h>
+
+#include "lib/util.h"
+
+struct config {
+	char *listen_addr;
+	int port;
+	int workers;
+	char *public_url; /* base of checkout_url; derived from the port when empty */
+	char *database_url;
+	char *redis_url;
+	int db_pool_size;
+	int db_timeout_ms;
+	int db_connect_timeout_ms;
+	int idempotency_wait_ms;
+	int redis_timeout_ms;
+	int max_body_bytes;
+	int max_json_depth;
+	int batch_window_us;
+	int batch_max;
+	int http_idle_timeout_s;
+	int shutdown_timeout_ms;
+	int auth_cache_ttl_s;
+	char *log_level;
+	char *migrations_dir;
+	char *vnpay_tmn_code;
+	char *vnpay_hash_secret;
+	char *vnpay_url;
+	char *momo_partner_code;
+	char *momo_access_key;
+	char *momo_secret_key;
+	char *momo_url;
+	char *vietqr_webhook_secret;
+	char *banksim_url;
+};
+
+extern struct config cfg;
+
+/* Loads defaults, the file and the environment into cfg. On failure writes "NAME: reason" to
+ * err and returns false. */
+bool config_load(char *err, size_t errlen) WARN_UNUSED;
+/* Like config_load but from explicit sources, for tests: env_lookup returns NULL when unset. */
+bool config_load_from(const char *(*env_lookup)(const char *name), char *err, size_t errlen) WARN_UNUSED;
+/* Writes the effective settings as "NAME=value" lines, secrets masked. */
+void config_dump(void (*line)(const char *text, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,33 @@
+#ifndef FEEGATE_UTIL_H
+#define FEEGATE_UTIL_H
+/* Small helpers every layer uses: randomness, encodings, hashing, UTF-8, time. */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WARN_UNUSED __attribute__((warn_unused_result))
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Fills buf with n bytes from the OS CSPRNG (OpenSSL RAND_bytes); aborts if it cannot. */
+void util_random(void *buf, size_t n);
+/* A random token: prefix + base64url of nbytes random bytes. Caller frees. */
+char *util_token(const char *prefix, size_t nbytes);
+/* Random UUID v4 in canonical lower-case form, into out[37]. */
+void util_uuid(char out[37]);
+bool util_uuid_valid(const char *s) WARN_UNUSED;
+
+void util_hex(const unsigned char *in, size_t n, char *out); /* out needs 2n+1 */
+void util_sha256_hex(const void *data, size_t n, char out[65]);
+void util_base64url(const unsigned char *in, size_t n, char *out); /* out needs 4n/3+3 */
+
+/* Number of code points if s[0..n) is valid UTF-8 (no overlongs, no surrogates), else -1. */
+long util_utf8_length(const char *s, size_t n) WARN_UNUSED;
+
+int64_t util_now_ms(void);       /* wall clock, ms since the epoch */
+int64_t util_monotonic_us(void); /* monotonic clock, µs */
+/* ISO 8601 UTC with milliseconds: 2026-11-27T21:05:17.123Z, into out[32]. */
+void util_format_time(int64_t epoch_ms, char out[32]);
+
+bool util_is_http_url(const char *s) WARN_UNUSED;
+
+#endif

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# What `make system` runs: the system tests (pytest) against a real PostgreSQL and Redis
+# started in a temporary folder on free ports, always torn down afterwards.
+#
+# Usage: tests/system/run.sh BUILD_DIR [PYTEST_ARGS...]
+#   BUILD_DIR    where feegate and banksim were built (relative to the repo, or absolute)
+#   PYTEST_ARGS  passed to pytest after tests/system (e.g. -k checkout, -x)
+# Exports to pytest: FEEGATE_STACK_DIR (holds env and stack.env), FEEGATE_BIN, BANKSIM_BIN,
+#   FEEGATE_MIGRATIONS, STACK_FREE_PORTS=1. pytest's fixtures start the gateway and banksim.
+# Exit status: pytest's; "no tests collected" (5) counts as a failure.
+# shellcheck disable=SC2317  # teardown runs from a trap
+set -euo pipefail
+
+log() { printf 'system: %s\n' "$*" >&2; }
+die() { printf 'system: ERROR: %s\n' "$*" >&2; exit 1; }
+
+(($# >= 1)) || die "usage: tests/system/run.sh BUILD_DIR [PYTEST_ARGS...]"
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD_DIR=$1; shift
+[[ $BUILD_DIR == /* ]] || BUILD_DIR=$REPO/$BUILD_DIR
+
+export FEEGATE_BIN=$BUILD_DIR/feegate
+export BANKSIM_BIN=$BUILD_DIR/banksim
+export FEEGATE_MIGRATIONS=${FEEGATE_MIGRATIONS:-$REPO/migrations}
+export STACK_FREE_PORTS=1
+[[ -x $FEEGATE_BIN ]] || die "$FEEGATE_BIN not found (run make)"
+[[ -x $BANKSIM_BIN ]] || die "$BANKSIM_BIN not found (run make)"
+
+# Debian's python3 has python3-pytest, python3-requests and python3-psycopg; a python3 found
+# earlier on PATH (pyenv, a venv) may not.
+PYTHON=${PYTHON:-}
+if [[ -z $PYTHON ]]; then
+  for cand in /usr/bin/python3 python3; do
+    if "$cand" -c 'import pytest, requests, psycopg' >/dev/null 2>&1; then PYTHON=$cand; break; fi
+  done
+  [[ -n $PYTHON ]] || die "no python3 with pytest, requests and psycopg (run deploy/install-deps.sh)"
+fi
+
+STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/feegate-system.XXXXXX")
+chmod 755 "$STACK_DIR" # the PostgreSQL user must reach it
+export FEEGATE_STACK_DIR=$STACK_DIR
+
+teardown() {
+  local rc=$?
+  trap - EXIT INT TERM
+  log "tearing down the stack in $STACK_DIR"
+  bash "$REPO/deploy/stack.sh" destroy "$STACK_DIR" || log "warning: stack destroy failed"
+  rm -rf -- "$STACK_DIR"
+  exit "$rc"
+}
+trap teardown EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+log "starting PostgreSQL and Redis in $STACK_DIR"
+bash "$REPO/deploy/stack.sh" start "$STACK_DIR"
+
+cd "$REPO"
+log "running: $PYTHON -m pytest -q tests/system $*"
+rc=0
+"$PYTHON" -m pytest -q -p no:cacheprovider tests/system "$@" || rc=$?
+if ((rc == 5)); then
+  log "FAILED: pytest collected no tests"
+  rc=1
+elif ((rc != 0)); then
+  log "FAILED: pytest exited with status $rc"
+fi
+exit "$rc"
