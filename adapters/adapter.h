@@ -148,6 +148,10 @@ typedef struct adapter_txn {
 	char failure_code[ADAPTER_CODE_CAP];       /* the bank's code when not a success */
 	char account_no[ADAPTER_ACCOUNT_CAP];      /* transfers: the credited account */
 	char content[ADAPTER_CONTENT_CAP];         /* transfers: the payer's text as sent */
+	char match_text[ADAPTER_CONTENT_CAP];      /* transfers: content upper-cased, letters and
+						      digits only; an attempt matches when its
+						      bank_order_ref occurs in it (and amount and
+						      account are its own) */
 	time_t bank_time;                          /* when the bank says it happened; 0 unknown */
 } adapter_txn;
 

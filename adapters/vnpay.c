@@ -571,6 +571,8 @@ static adapter_rc vnpay_parse_settlement(const adapter_config *cfg, const char *
 					 adapter_settlement_cb cb, void *ctx, adapter_error *err)
 {
 	adapter_rc rc = ADAPTER_MALFORMED;
+	abuf header;
+	abuf_init(&header);
 	csv_reader r;
 	csv_reader_init(&r, data, len);
 	int got = csv_next(&r);
@@ -578,14 +580,9 @@ static adapter_rc vnpay_parse_settlement(const adapter_config *cfg, const char *
 		settle_fail(err, got < 0 ? r.line : 1, got < 0 ? r.error : "empty file");
 		goto done;
 	}
-	abuf header;
-	abuf_init(&header);
 	for (size_t i = 0; i < r.count; i++)
 		csv_write_field(&header, csv_field(&r, i), i == 0);
-	bool header_ok = !abuf_failed(&header) && header.data &&
-			 strcmp(header.data, VNPAY_SETTLEMENT_HEADER) == 0;
-	abuf_free(&header);
-	if (!header_ok) {
+	if (abuf_failed(&header) || !header.data || strcmp(header.data, VNPAY_SETTLEMENT_HEADER) != 0) {
 		settle_fail(err, r.line, "header is not " VNPAY_SETTLEMENT_HEADER);
 		goto done;
 	}
@@ -593,10 +590,8 @@ static adapter_rc vnpay_parse_settlement(const adapter_config *cfg, const char *
 		adapter_settlement_line line;
 		if (!vnpay_settlement_row(cfg, &r, &line, err))
 			goto done;
-		if (!cb(ctx, &line)) {
-			rc = ADAPTER_OK;
-			goto done;
-		}
+		if (!cb(ctx, &line))
+			break;
 	}
 	if (got < 0) {
 		settle_fail(err, r.line, r.error);
@@ -604,6 +599,7 @@ static adapter_rc vnpay_parse_settlement(const adapter_config *cfg, const char *
 	}
 	rc = ADAPTER_OK;
 done:
+	abuf_free(&header);
 	csv_reader_free(&r);
 	return rc;
 }

@@ -85,7 +85,7 @@ rand_str() {
 # Is TCP port $1 unused (no listener, no socket bound to it) on this machine?
 port_free() {
   local p=$1 out
-  out=$(ss -Htan "sport = :$p" 2>/dev/null) || return 1
+  out=$(ss -Htln "sport = :$p" 2>/dev/null) || return 1
   [[ -z $out ]]
 }
 

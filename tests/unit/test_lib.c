@@ -1,0 +1,201 @@
+/* lib/: UTF-8, UUIDs, time, URLs, tokens, JSON depth, the error catalogue, config, Redis URLs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "lib/config.h"
+#include "lib/errors.h"
+#include "lib/http.h"
+#include "lib/redis.h"
+#include "lib/util.h"
+
+static void test_utf8(void **state)
+{
+	assert_int_equal(util_utf8_length("abc", 3), 3);
+	assert_int_equal(util_utf8_length("L\xe1\xbb\x87 ph\xc3\xad", 9), 6);
+	assert_int_equal(util_utf8_length("\xf0\x9f\x98\x80", 4), 1);
+	assert_int_equal(util_utf8_length("\xff", 1), -1);
+	assert_int_equal(util_utf8_length("\xc3", 1), -1);          /* truncated */
+	assert_int_equal(util_utf8_length("\xc0\xaf", 2), -1);      /* overlong '/' */
+	assert_int_equal(util_utf8_length("\xed\xa0\x80", 3), -1);  /* surrogate */
+	assert_int_equal(util_utf8_length("\xf4\x90\x80\x80", 4), -1); /* > U+10FFFF */
+}
+
+static void test_uuid(void **state)
+{
+	char a[37], b[37];
+	util_uuid(a);
+	util_uuid(b);
+	assert_true(util_uuid_valid(a));
+	assert_string_not_equal(a, b);
+	assert_int_equal(a[14], '4');
+	assert_false(util_uuid_valid("not-a-uuid"));
+	assert_false(util_uuid_valid("693b1a3e-2cf3-422f-925d-5d158fff6f5"));
+	assert_false(util_uuid_valid("693b1a3e-2cf3-422f-925d-5d158fff6f5g"));
+	assert_true(util_uuid_valid("693B1A3E-2CF3-422F-925D-5D158FFF6F59"));
+}
+
+static void test_time(void **state)
+{
+	char out[32];
+	util_format_time(0, out);
+	assert_string_equal(out, "1970-01-01T00:00:00.000Z");
+	util_format_time(1795900517123LL, out);
+	assert_string_equal(out, "2026-11-28T21:15:17.123Z");
+}
+
+static void test_url(void **state)
+{
+	assert_true(util_is_http_url("https://a.example/x"));
+	assert_true(util_is_http_url("HTTP://a.example"));
+	assert_false(util_is_http_url("https://"));
+	assert_false(util_is_http_url("https:///x"));
+	assert_false(util_is_http_url("javascript:alert(1)"));
+	assert_false(util_is_http_url("https://a.example/\x01"));
+}
+
+static void test_token(void **state)
+{
+	char *t = util_token("fgk_", 32);
+	assert_int_equal(strlen(t), 4 + 43);
+	assert_memory_equal(t, "fgk_", 4);
+	for (const char *p = t + 4; *p; p++)
+		assert_true(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", *p) != NULL);
+	free(t);
+	char hex[65];
+	util_sha256_hex("abc", 3, hex);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+static void test_json_depth(void **state)
+{
+	char deep[80];
+	memset(deep, '[', 33);
+	memset(deep + 33, ']', 33);
+	deep[66] = '\0';
+	assert_false(http_json_depth_ok(deep, strlen(deep), 32));
+	assert_true(http_json_depth_ok(deep + 1, strlen(deep) - 2, 32));
+	/* brackets inside strings do not count */
+	const char *s = "{\"a\":\"[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[\\\"[[[\"}";
+	assert_true(http_json_depth_ok(s, strlen(s), 2));
+}
+
+static void test_errors(void **state)
+{
+	assert_int_equal(err_lookup(ERR_VALIDATION)->status, 400);
+	assert_string_equal(err_lookup(ERR_VALIDATION)->code, "validation_failed");
+	assert_int_equal(err_lookup(ERR_IDEMPOTENCY_REUSED)->status, 422);
+	assert_string_equal(err_lookup(ERR_IDEMPOTENCY_IN_USE)->code, "idempotency_key_in_use");
+	assert_int_equal(err_lookup(ERR_UNAVAILABLE)->status, 503);
+	assert_int_equal(err_lookup(ERR_PAYLOAD_TOO_LARGE)->status, 413);
+	assert_int_equal(err_lookup((enum err)999)->status, 500);
+	for (int e = 0; e < ERR__COUNT; e++) {
+		const char *code = err_lookup((enum err)e)->code;
+		assert_non_null(code);
+		for (const char *p = code; *p; p++)
+			assert_true((*p >= 'a' && *p <= 'z') || *p == '_');
+	}
+}
+
+static const char *const *fake_env;
+static const char *lookup(const char *name)
+{
+	for (int i = 0; fake_env[i]; i += 2) {
+		if (strcmp(fake_env[i], name) == 0)
+			return fake_env[i + 1];
+	}
+	return NULL;
+}
+
+static void test_config(void **state)
+{
+	char err[256];
+	static const char *const ok[] = {"FEEGATE_PORT", "9000", "FEEGATE_WORKERS", "3", NULL};
+	fake_env = ok;
+	assert_true(config_load_from(lookup, err, sizeof err));
+	assert_int_equal(cfg.port, 9000);
+	assert_int_equal(cfg.workers, 3);
+	assert_int_equal(cfg.max_body_bytes, 1048576);
+	assert_string_equal(cfg.public_url, "http://127.0.0.1:9000");
+
+	static const char *const bad_int[] = {"FEEGATE_WORKERS", "abc", NULL};
+	fake_env = bad_int;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_WORKERS"));
+
+	static const char *const range[] = {"FEEGATE_PORT", "70000", NULL};
+	fake_env = range;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_PORT"));
+	assert_non_null(strstr(err, "range"));
+
+	static const char *const level[] = {"FEEGATE_LOG_LEVEL", "loud", NULL};
+	fake_env = level;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_LOG_LEVEL"));
+
+	static const char *const url[] = {"FEEGATE_PUBLIC_URL", "pay.example", NULL};
+	fake_env = url;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_PUBLIC_URL"));
+
+	static const char *const missing_file[] = {"FEEGATE_CONFIG", "/nonexistent/feegate.conf", NULL};
+	fake_env = missing_file;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_CONFIG"));
+}
+
+static void test_config_file(void **state)
+{
+	char path[] = "/tmp/feegate-conf-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	const char *text = "# comment\nFEEGATE_WORKERS=5\nFEEGATE_PORT=9100\n";
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	const char *env[] = {"FEEGATE_CONFIG", path, "FEEGATE_PORT", "9200", NULL};
+	fake_env = env;
+	char err[256];
+	assert_true(config_load_from(lookup, err, sizeof err));
+	assert_int_equal(cfg.workers, 5);
+	assert_int_equal(cfg.port, 9200); /* the environment wins over the file */
+
+	FILE *f = fopen(path, "w");
+	fputs("FEEGATE_NOPE=1\n", f);
+	fclose(f);
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_NOPE"));
+	unlink(path);
+}
+
+static void test_redis_url(void **state)
+{
+	struct redis_url u;
+	assert_true(redis_parse_url("redis://127.0.0.1:6380/2", &u));
+	assert_string_equal(u.host, "127.0.0.1");
+	assert_int_equal(u.port, 6380);
+	assert_int_equal(u.db, 2);
+	assert_true(redis_parse_url("redis://:s3cret@cache.local", &u));
+	assert_string_equal(u.password, "s3cret");
+	assert_int_equal(u.port, 6379);
+	assert_false(redis_parse_url("http://x", &u));
+	assert_false(redis_parse_url("redis://host:99999", &u));
+	assert_false(redis_parse_url("redis://", &u));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_utf8),   cmocka_unit_test(test_uuid),       cmocka_unit_test(test_time),
+		cmocka_unit_test(test_url),    cmocka_unit_test(test_token),      cmocka_unit_test(test_json_depth),
+		cmocka_unit_test(test_errors), cmocka_unit_test(test_config),     cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_redis_url),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
