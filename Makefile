@@ -5,7 +5,7 @@ OPT     ?= -O2
 SAN     ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wno-unused-parameter -MMD -MP -I. -I/usr/include/postgresql
-LDLIBS  += -levent -levent_openssl -levent_pthreads -lpq -lssl -lcrypto -ljansson -lhiredis \
+LDLIBS  += -levent -levent_openssl -lpq -lssl -lcrypto -ljansson -lhiredis \
            -lqrencode -lm
 LDFLAGS += $(SAN)
 

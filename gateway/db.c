@@ -2,19 +2,6 @@
 
 #include "lib/util.h"
 
-#define TS_JSON(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
-#define ORDER_COLUMNS                                                                               \
-	"o.id, o.reference, a.code, o.description, o.amount, o.currency, o.status, o.items, "      \
-	"o.procedure, o.payer, o.metadata, o.checkout_token, o.return_url, "                        \
-	"(extract(epoch FROM o.created_at) * 1000)::bigint, "                                       \
-	"(extract(epoch FROM o.expires_at) * 1000)::bigint, "                                       \
-	"coalesce((SELECT json_agg(json_build_object('id', t.id, 'bank', t.bank, "                  \
-	"'bank_order_ref', t.bank_order_ref, 'status', t.status, 'bank_txn_id', t.bank_txn_id, "    \
-	"'failure_code', t.failure_code, 'created_at', " TS_JSON("t.created_at") ", "               \
-	"'updated_at', " TS_JSON("t.updated_at") ") ORDER BY t.created_at, t.id) "                  \
-	"FROM attempts t WHERE t.order_id = o.id), '[]') "
-
 const struct pg_statement db_statements[] = {
 	{"ping", "SELECT 1"},
 	{"auth",
@@ -26,9 +13,8 @@ const struct pg_statement db_statements[] = {
 	 "SELECT 'staff', s.id::text, s.name, s.role, s.agency_id, a.code, '' FROM staff s "
 	 "LEFT JOIN agencies a ON a.id = s.agency_id WHERE s.token_hash = $1::text AND s.disabled_at IS NULL"},
 	{"intake", "SELECT r_idx, r_outcome, r_status, r_body, r_order_id FROM feegate_intake($1::json)"},
-	{"order_get", "SELECT " ORDER_COLUMNS "FROM orders o JOIN agencies a ON a.id = o.agency_id "
-		      "WHERE o.id = $1::uuid AND o.client_id = $2::uuid"},
-	{"order_by_ref", "SELECT " ORDER_COLUMNS "FROM orders o JOIN agencies a ON a.id = o.agency_id "
+	{"order_get", "SELECT feegate_order_json(o.id, $3::text) FROM orders o WHERE o.id = $1::uuid AND o.client_id = $2::uuid"},
+	{"order_by_ref", "SELECT feegate_order_json(o.id, $3::text) FROM orders o "
 			 "WHERE o.client_id = $1::uuid AND o.reference = $2::text"},
 	{"order_transition", "SELECT feegate_order_transition($1::uuid, $2::uuid, $3::text)"},
 	{"checkout_get",
@@ -39,5 +25,39 @@ const struct pg_statement db_statements[] = {
 	 "SELECT o.id, a.code, a.name, o.description, o.amount, o.items, o.status, "
 	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text "
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.id = $1::uuid AND o.checkout_token = $2::text"},
+	{"open_attempt", "SELECT * FROM feegate_open_attempt($1::text, $2::text, $3::uuid, $4::text)"},
+	{"fail_attempt", "SELECT feegate_fail_attempt($1::uuid, $2::text)"},
+	{"return_lookup",
+	 "SELECT o.id, o.status, o.return_url FROM attempts t JOIN orders o ON o.id = t.order_id "
+	 "WHERE t.bank = $1::text AND t.bank_order_ref = $2::text"},
+	{"apply_notifications",
+	 "SELECT r_idx, r_outcome, r_order, r_status FROM feegate_apply_notifications($1::json)"},
+	{"set_public_url",
+	 "INSERT INTO settings (name, value) VALUES ('public_url', $1::text) "
+	 "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"},
+	{"close_attempt", "SELECT feegate_close_attempt($1::uuid, $2::text, $3::text)"},
+	{"expire_due", "SELECT feegate_expire_due($1::int)"},
+	{"attempts_to_query", "SELECT * FROM feegate_attempts_to_query($1::int, $2::int)"},
+	{"idempotency_cleanup",
+	 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
+	 "WHERE created_at < now() - interval '48 hours' LIMIT 1000)"},
+	{"claim_deliveries", "SELECT * FROM feegate_claim_deliveries($1::int, $2::int)"},
+	{"delivery_result",
+	 "UPDATE webhook_deliveries SET status = CASE WHEN $2::bool THEN 'delivered' WHEN $5::bool THEN 'dead' "
+	 "ELSE 'pending' END, last_status = $3::int, last_error = $4::text, "
+	 "delivered_at = CASE WHEN $2::bool THEN now() END, "
+	 "next_attempt_at = now() + make_interval(secs => $6::double precision / 1000) "
+	 "WHERE id = $1::uuid AND status = 'pending'"},
+	{"deliveries_list",
+	 "SELECT coalesce(json_agg(feegate_delivery_json(d) ORDER BY d.created_at DESC), '[]') FROM "
+	 "(SELECT * FROM webhook_deliveries WHERE client_id = $1::uuid AND ($2::text = '' OR status = $2::text) "
+	 "AND ($3::text = '' OR order_id::text = $3::text) ORDER BY created_at DESC LIMIT 200) d"},
+	{"delivery_redeliver",
+	 "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(), last_error = NULL "
+	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d)"},
+	{"exceptions_list",
+	 "SELECT coalesce(json_agg(feegate_exception_json(e) ORDER BY e.created_at DESC), '[]') FROM "
+	 "(SELECT * FROM payment_exceptions WHERE ($1::bigint IS NULL OR agency_id = $1::bigint) "
+	 "ORDER BY created_at DESC LIMIT 500) e"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

@@ -55,6 +55,13 @@ void orders_get(struct http_req *req);
 void orders_list(struct http_req *req);
 void orders_cancel(struct http_req *req);
 void checkout_page(struct http_req *req);
+void checkout_choose(struct http_req *req);
+void checkout_new_ref(char out[13]);
+void bank_return(struct http_req *req);
+void bank_notification(struct http_req *req);
+void webhooks_list(struct http_req *req);
+void webhooks_redeliver(struct http_req *req);
+void exceptions_list(struct http_req *req);
 void ops_healthz(struct http_req *req);
 void ops_readyz(struct http_req *req);
 void ops_metrics(struct http_req *req);
@@ -62,8 +69,6 @@ void ops_metrics(struct http_req *req);
 /* 200000 -> "200.000 ₫" */
 void format_vnd(int64_t amount, char *out, size_t cap);
 
-/* Order rendering shared by every route that returns an order. */
-json_t *order_json_from_row(PGresult *res, int row);
 
 /* Group-committed intake (intake.c). */
 enum intake_outcome {

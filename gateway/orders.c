@@ -4,7 +4,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
 #include "lib/config.h"
@@ -49,40 +48,6 @@ static json_t *order_json(const struct order_fields *f)
 	else
 		json_object_set_new(o, "attempts", json_array());
 	free(checkout_url);
-	return o;
-}
-
-static json_t *load_json_col(PGresult *res, int row, int col)
-{
-	const char *v = pg_value(res, row, col);
-	return v ? json_loads(v, JSON_DECODE_ANY, NULL) : NULL;
-}
-
-json_t *order_json_from_row(PGresult *res, int row)
-{
-	struct order_fields f = {
-		.id = PQgetvalue(res, row, OC_ID),
-		.reference = PQgetvalue(res, row, OC_REFERENCE),
-		.agency = PQgetvalue(res, row, OC_AGENCY),
-		.description = PQgetvalue(res, row, OC_DESCRIPTION),
-		.amount = strtoll(PQgetvalue(res, row, OC_AMOUNT), NULL, 10),
-		.currency = PQgetvalue(res, row, OC_CURRENCY),
-		.status = PQgetvalue(res, row, OC_STATUS),
-		.procedure = pg_value(res, row, OC_PROCEDURE),
-		.checkout_token = PQgetvalue(res, row, OC_CHECKOUT_TOKEN),
-		.return_url = PQgetvalue(res, row, OC_RETURN_URL),
-		.created_ms = strtoll(PQgetvalue(res, row, OC_CREATED_MS), NULL, 10),
-		.expires_ms = strtoll(PQgetvalue(res, row, OC_EXPIRES_MS), NULL, 10),
-		.items = load_json_col(res, row, OC_ITEMS),
-		.payer = load_json_col(res, row, OC_PAYER),
-		.metadata = load_json_col(res, row, OC_METADATA),
-		.attempts = load_json_col(res, row, OC_ATTEMPTS),
-	};
-	json_t *o = order_json(&f);
-	json_decref(f.items);
-	json_decref(f.payer);
-	json_decref(f.metadata);
-	json_decref(f.attempts);
 	return o;
 }
 
@@ -245,13 +210,13 @@ static void got_order(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	http_reply_json(req, 200, order_json_from_row(res, 0));
+	http_reply_json(req, 200, json_loads(PQgetvalue(res, 0, 0), 0, NULL));
 }
 
 static void fetch_order(struct http_req *req)
 {
-	const char *params[2] = {req->params[0], req_principal(req)->id};
-	pg_query(gw.db, "order_get", 2, params, cfg.db_timeout_ms, got_order, req);
+	const char *params[3] = {req->params[0], req_principal(req)->id, cfg.public_url};
+	pg_query(gw.db, "order_get", 3, params, cfg.db_timeout_ms, got_order, req);
 }
 
 void orders_get(struct http_req *req)
@@ -272,7 +237,7 @@ static void got_list(void *arg, PGresult *res, enum pg_status st)
 	}
 	json_t *data = json_array();
 	for (int r = 0; r < PQntuples(res); r++)
-		json_array_append_new(data, order_json_from_row(res, r));
+		json_array_append_new(data, json_loads(PQgetvalue(res, r, 0), 0, NULL));
 	json_t *body = json_object();
 	json_object_set_new(body, "data", data);
 	http_reply_json(req, 200, body);
@@ -286,8 +251,8 @@ void orders_list(struct http_req *req)
 		http_reply_error(req, ERR_VALIDATION, "reference", "give ?reference= (1 to 64 characters)");
 		return;
 	}
-	const char *params[2] = {req_principal(req)->id, ref};
-	pg_query(gw.db, "order_by_ref", 2, params, cfg.db_timeout_ms, got_list, req);
+	const char *params[3] = {req_principal(req)->id, ref, cfg.public_url};
+	pg_query(gw.db, "order_by_ref", 3, params, cfg.db_timeout_ms, got_list, req);
 	free(ref);
 }
 

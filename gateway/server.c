@@ -19,9 +19,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gateway/banks.h"
 #include "gateway/db.h"
 #include "gateway/gateway.h"
+#include "gateway/notify.h"
 #include "gateway/server.h"
+#include "gateway/sweeper.h"
+#include "lib/breaker.h"
+#include "lib/httpc.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -38,6 +43,12 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_GET, "/v1/orders/{}", orders_get, "orders_get", AUTH_CLIENT},
 	{EVHTTP_REQ_POST, "/v1/orders/{}/cancel", orders_cancel, "orders_cancel", AUTH_CLIENT},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/checkout/{}", checkout_page, "checkout_page", AUTH_NONE},
+	{EVHTTP_REQ_POST, "/checkout/{}", checkout_choose, "checkout_choose", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/return/{}", bank_return, "bank_return", AUTH_NONE},
+	{EVHTTP_REQ_GET | EVHTTP_REQ_POST, "/ipn/{}", bank_notification, "bank_notification", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/v1/webhook-deliveries", webhooks_list, "webhooks_list", AUTH_CLIENT},
+	{EVHTTP_REQ_POST, "/v1/webhook-deliveries/{}/redeliver", webhooks_redeliver, "webhooks_redeliver", AUTH_CLIENT},
+	{EVHTTP_REQ_GET, "/v1/exceptions", exceptions_list, "exceptions_list", AUTH_STAFF},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/healthz", ops_healthz, "healthz", AUTH_NONE},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/readyz", ops_readyz, "readyz", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/metrics", ops_metrics, "metrics", AUTH_NONE},
@@ -101,7 +112,8 @@ static int open_listener(void)
 
 static void drain_tick(evutil_socket_t fd, short what, void *arg)
 {
-	bool idle = http_inflight() == 0 && intake_pending() == 0;
+	bool idle = http_inflight() == 0 && intake_pending() == 0 && notify_pending() == 0 && sweeper_busy() == 0 &&
+		    webhooks_busy() == 0 && httpc_pending() == 0;
 	/* Two quiet ticks in a row: the last replies have had time to leave the socket buffers. */
 	drain_quiet_ticks = idle ? drain_quiet_ticks + 1 : 0;
 	if (drain_quiet_ticks >= 2 || util_monotonic_us() > drain_deadline_us) {
@@ -126,10 +138,19 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 		bound = NULL;
 	}
 	intake_shutdown();
+	notify_flush();
+	sweeper_stop();
+	webhooks_stop();
 	drain_deadline_us = util_monotonic_us() + (int64_t)cfg.shutdown_timeout_ms * 1000;
 	drain_timer = evtimer_new(gw.base, drain_tick, NULL);
 	struct timeval tv = {0, 50000};
 	evtimer_add(drain_timer, &tv);
+}
+
+static void public_url_saved(void *arg, PGresult *res, enum pg_status st)
+{
+	if (st != PG_OK)
+		log_warn(NULL, "could not record the public URL for webhook payloads; they use the last one recorded");
 }
 
 static int worker_main(int index)
@@ -170,6 +191,17 @@ static int worker_main(int index)
 		return 2;
 	}
 	intake_init();
+	notify_init();
+	if (!httpc_init(gw.base)) {
+		log_error(NULL, "cannot set up TLS for outbound calls");
+		return 2;
+	}
+	if (index == 0) {
+		const char *url[1] = {cfg.public_url};
+		pg_query(gw.db, "set_public_url", 1, url, cfg.db_timeout_ms * 3, public_url_saved, NULL);
+		sweeper_start();
+		webhooks_start();
+	}
 	struct event *term = evsignal_new(gw.base, SIGTERM, on_term, NULL);
 	event_add(term, NULL);
 	log_info(NULL, "listening on %s:%d", cfg.listen_addr, cfg.port);
@@ -177,7 +209,10 @@ static int worker_main(int index)
 	event_base_dispatch(gw.base);
 
 	evhttp_free(http);
+	sweeper_stop();
+	webhooks_stop();
 	pg_pool_free(gw.db);
+	httpc_shutdown();
 	redis_free(gw.redis);
 	auth_cache_clear();
 	event_free(term);
@@ -224,6 +259,11 @@ int server_run(void)
 	}
 	if (!*cfg.database_url) {
 		log_error(NULL, "DATABASE_URL: required");
+		return 1;
+	}
+	banks_init();
+	if (!breaker_init(cfg.breaker_failures, cfg.breaker_cooldown_ms)) {
+		log_error(NULL, "cannot map shared memory for circuit breakers");
 		return 1;
 	}
 	/* Fail fast when the port is taken, before any worker starts. */

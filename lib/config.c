@@ -54,6 +54,15 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_MOMO_URL", CFG_STR, F(momo_url), NULL, 0, 0, NULL, false},
 	{"FEEGATE_VIETQR_WEBHOOK_SECRET", CFG_STR, F(vietqr_webhook_secret), NULL, 0, 0, NULL, true},
 	{"BANKSIM_URL", CFG_STR, F(banksim_url), NULL, 0, 0, NULL, false},
+	{"FEEGATE_BANK_TIMEOUT_MS", CFG_INT, F(bank_timeout_ms), "5000", 100, 120000, NULL, false},
+	{"FEEGATE_BREAKER_FAILURES", CFG_INT, F(breaker_failures), "3", 1, 1000, NULL, false},
+	{"FEEGATE_BREAKER_COOLDOWN_MS", CFG_INT, F(breaker_cooldown_ms), "5000", 100, 3600000, NULL, false},
+	{"FEEGATE_SWEEP_INTERVAL_MS", CFG_INT, F(sweep_interval_ms), "1000", 100, 600000, NULL, false},
+	{"FEEGATE_QUERY_AFTER_S", CFG_INT, F(query_after_s), "60", 1, 86400, NULL, false},
+	{"FEEGATE_QUERY_GRACE_S", CFG_INT, F(query_grace_s), "900", 0, 86400, NULL, false},
+	{"FEEGATE_WEBHOOK_BACKOFF_MS", CFG_INT, F(webhook_backoff_ms), "1000", 10, 3600000, NULL, false},
+	{"FEEGATE_WEBHOOK_MAX_AGE_S", CFG_INT, F(webhook_max_age_s), "90000", 1, 2592000, NULL, false},
+	{"FEEGATE_WEBHOOK_TIMEOUT_MS", CFG_INT, F(webhook_timeout_ms), "5000", 100, 120000, NULL, false},
 };
 #undef F
 
@@ -197,6 +206,15 @@ bool config_load_from(const char *(*env_lookup)(const char *name), char *err, si
 bool config_load(char *err, size_t errlen)
 {
 	return config_load_from(real_env, err, errlen);
+}
+
+const char *config_string(const char *name)
+{
+	for (size_t i = 0; i < ARRAY_LEN(table); i++) {
+		if (strcmp(table[i].name, name) == 0 && table[i].type != CFG_INT)
+			return *(char *const *)((const char *)&cfg + table[i].offset);
+	}
+	return NULL;
 }
 
 void config_dump(void (*line)(const char *text, void *arg), void *arg)

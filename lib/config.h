@@ -39,6 +39,15 @@ struct config {
 	char *momo_url;
 	char *vietqr_webhook_secret;
 	char *banksim_url;
+	int bank_timeout_ms;
+	int breaker_failures;
+	int breaker_cooldown_ms;
+	int sweep_interval_ms;
+	int query_after_s;
+	int query_grace_s;
+	int webhook_backoff_ms;
+	int webhook_max_age_s;
+	int webhook_timeout_ms;
 };
 
 extern struct config cfg;
@@ -48,6 +57,8 @@ extern struct config cfg;
 bool config_load(char *err, size_t errlen) WARN_UNUSED;
 /* Like config_load but from explicit sources, for tests: env_lookup returns NULL when unset. */
 bool config_load_from(const char *(*env_lookup)(const char *name), char *err, size_t errlen) WARN_UNUSED;
+/* The value of a string setting by name ("" when unset), or NULL for an unknown name. */
+const char *config_string(const char *name);
 /* Writes the effective settings as "NAME=value" lines, secrets masked. */
 void config_dump(void (*line)(const char *text, void *arg), void *arg);
 

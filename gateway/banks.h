@@ -1,0 +1,22 @@
+#ifndef FEEGATE_BANKS_H
+#define FEEGATE_BANKS_H
+/*
+ * The banks this gateway is configured for: each adapter in the registry, with its credentials
+ * read from the settings it names (adapter->env_*). A bank whose credentials are missing is
+ * disabled with a warning at start-up. Nothing here names a bank.
+ */
+#include "adapters/adapter.h"
+
+struct bank {
+	const adapter *adapter;
+	adapter_config config;
+	bool enabled;
+};
+
+void banks_init(void);
+/* The enabled bank called name, or NULL. */
+const struct bank *bank_find(const char *name);
+size_t bank_count(void);
+const struct bank *bank_at(size_t i);
+
+#endif

@@ -1,0 +1,201 @@
+/*
+ * Background work, run by worker 0 only: expire orders nobody took to a bank, ask banks about
+ * attempts still pending (a bank that says "paid" wins over the clock; a lost notification is
+ * recovered), and drop idempotency records older than 48 hours. Every call has a timeout and
+ * nothing waits on the loop.
+ */
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/banks.h"
+#include "gateway/gateway.h"
+#include "gateway/notify.h"
+#include "gateway/sweeper.h"
+#include "lib/breaker.h"
+#include "lib/config.h"
+#include "lib/httpc.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+
+static struct event *timer;
+static int busy; /* queries and calls of the current sweep still running */
+static int64_t last_cleanup_us;
+
+struct query_job {
+	char attempt_id[37];
+	char bank[24];
+	char ref[24];
+	char txn[65];
+	char request_id[33];
+	char *description;
+	int64_t amount;
+	int64_t past_expiry_s; /* negative while the order can still be paid */
+	adapter_query q;
+};
+
+static void job_free(struct query_job *j)
+{
+	free(j->description);
+	free(j);
+	busy--;
+}
+
+static void closed(void *arg, PGresult *res, enum pg_status st)
+{
+	struct query_job *j = arg;
+	if (st != PG_OK)
+		log_warn(NULL, "closing attempt %s failed", j->ref);
+	job_free(j);
+}
+
+static void close_attempt(struct query_job *j, const char *status, const char *code)
+{
+	log_info(NULL, "attempt %s at %s closed as %s (%s)", j->ref, j->bank, status, code);
+	const char *params[3] = {j->attempt_id, status, code};
+	pg_query(gw.db, "close_attempt", 3, params, cfg.db_timeout_ms, closed, j);
+}
+
+static void applied(void *arg, adapter_outcome o, const char *order_id, const char *status)
+{
+	struct query_job *j = arg;
+	log_info(NULL, "bank %s says attempt %s was paid: %s", j->bank, j->ref,
+		 o == ADAPTER_APPLIED ? "applied" : o == ADAPTER_REPLAYED ? "already applied" : "not applied");
+	job_free(j);
+}
+
+static void answered(void *arg, int status, const char *body, size_t len, const char *err)
+{
+	struct query_job *j = arg;
+	const struct bank *bk = bank_find(j->bank);
+	adapter_txn txn;
+	adapter_response resp = {.status = status, .body = body, .body_len = len};
+	adapter_rc rc = bk && status ? adapter_parse_query_response(bk->adapter, &bk->config, &j->q, &resp, &txn)
+				     : ADAPTER_UNAVAILABLE;
+	breaker_record(j->bank, rc != ADAPTER_UNAVAILABLE);
+	if (rc == ADAPTER_OK && txn.state == ADAPTER_TXN_SUCCEEDED) {
+		if (!txn.bank_order_ref[0])
+			snprintf(txn.bank_order_ref, sizeof txn.bank_order_ref, "%s", j->ref);
+		notify_apply(notify_item(j->bank, &txn, body, len, "query"), applied, j);
+		return;
+	}
+	if (rc == ADAPTER_OK && txn.state == ADAPTER_TXN_FAILED) {
+		close_attempt(j, "failed", txn.failure_code[0] ? txn.failure_code : "declined");
+		return;
+	}
+	if (rc == ADAPTER_OK && txn.state == ADAPTER_TXN_NOT_FOUND && j->past_expiry_s >= 0) {
+		close_attempt(j, "expired", "not_at_bank");
+		return;
+	}
+	if (j->past_expiry_s >= cfg.query_grace_s) {
+		close_attempt(j, "expired", "no_answer");
+		return;
+	}
+	if (rc != ADAPTER_OK)
+		log_warn(NULL, "status query for %s at %s: %s%s%s", j->ref, j->bank, adapter_rc_name(rc), err ? ", " : "",
+			 err ? err : "");
+	job_free(j);
+}
+
+static void ask_bank(struct query_job *j)
+{
+	const struct bank *bk = bank_find(j->bank);
+	if (!bk || !bk->adapter->build_query) {
+		/* A bank with no status API: the clock decides. */
+		if (j->past_expiry_s >= 0) {
+			close_attempt(j, "expired", "expired");
+			return;
+		}
+		job_free(j);
+		return;
+	}
+	unsigned char rnd[8];
+	util_random(rnd, sizeof rnd);
+	util_hex(rnd, sizeof rnd, j->request_id);
+	j->q = (adapter_query){.request_id = j->request_id,
+			       .bank_order_ref = j->ref,
+			       .bank_txn_id = j->txn[0] ? j->txn : NULL,
+			       .amount = j->amount,
+			       .description = j->description,
+			       .attempt_created_at = j->q.attempt_created_at,
+			       .now = time(NULL)};
+	adapter_request req;
+	if (adapter_build_query(bk->adapter, &bk->config, &j->q, &req) != ADAPTER_OK) {
+		job_free(j);
+		return;
+	}
+	struct httpc_header h[ADAPTER_MAX_HEADERS];
+	for (size_t i = 0; i < req.n_headers; i++)
+		h[i] = (struct httpc_header){req.headers[i].name, req.headers[i].value};
+	httpc_send(req.method, req.url, h, req.n_headers, req.body, req.body_len, cfg.bank_timeout_ms, answered, j);
+	adapter_request_free(&req);
+}
+
+static void got_attempts(void *arg, PGresult *res, enum pg_status st)
+{
+	busy--;
+	if (st != PG_OK)
+		return;
+	for (int r = 0; r < PQntuples(res); r++) {
+		struct query_job *j = xcalloc(1, sizeof *j);
+		busy++;
+		snprintf(j->attempt_id, sizeof j->attempt_id, "%s", PQgetvalue(res, r, 0));
+		snprintf(j->bank, sizeof j->bank, "%s", PQgetvalue(res, r, 1));
+		snprintf(j->ref, sizeof j->ref, "%s", PQgetvalue(res, r, 2));
+		snprintf(j->txn, sizeof j->txn, "%s", PQgetvalue(res, r, 3));
+		j->amount = strtoll(PQgetvalue(res, r, 4), NULL, 10);
+		j->description = xstrdup(PQgetvalue(res, r, 5));
+		j->q.attempt_created_at = (time_t)strtoll(PQgetvalue(res, r, 6), NULL, 10);
+		j->past_expiry_s = strtoll(PQgetvalue(res, r, 7), NULL, 10);
+		ask_bank(j);
+	}
+}
+
+static void simple_done(void *arg, PGresult *res, enum pg_status st)
+{
+	busy--;
+	if (st == PG_OK && arg && PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) > 0)
+		log_info(NULL, "%s orders expired", PQgetvalue(res, 0, 0));
+}
+
+static void sweep(evutil_socket_t fd, short what, void *arg)
+{
+	if (!gw.draining && busy == 0 && pg_pool_connected(gw.db)) {
+		char after[16];
+		snprintf(after, sizeof after, "%d", cfg.query_after_s);
+		busy += 2;
+		const char *limit[1] = {"200"};
+		pg_query(gw.db, "expire_due", 1, limit, cfg.db_timeout_ms, simple_done, "expired");
+		const char *qp[2] = {after, "20"};
+		pg_query(gw.db, "attempts_to_query", 2, qp, cfg.db_timeout_ms, got_attempts, NULL);
+		if (util_monotonic_us() - last_cleanup_us > 600LL * 1000000) {
+			last_cleanup_us = util_monotonic_us();
+			busy++;
+			pg_query(gw.db, "idempotency_cleanup", 0, NULL, cfg.db_timeout_ms, simple_done, NULL);
+		}
+	}
+	struct timeval tv = {.tv_sec = cfg.sweep_interval_ms / 1000, .tv_usec = (cfg.sweep_interval_ms % 1000) * 1000};
+	evtimer_add(timer, &tv);
+}
+
+void sweeper_start(void)
+{
+	timer = evtimer_new(gw.base, sweep, NULL);
+	struct timeval tv = {0, 200000};
+	evtimer_add(timer, &tv);
+}
+
+void sweeper_stop(void)
+{
+	if (timer) {
+		event_free(timer);
+		timer = NULL;
+	}
+}
+
+int sweeper_busy(void)
+{
+	return busy;
+}

@@ -1,0 +1,154 @@
+#include "lib/batch.h"
+
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lib/log.h"
+#include "lib/mem.h"
+
+struct item {
+	json_t *row;
+	batch_done_fn done;
+	void *arg;
+};
+
+struct batcher {
+	struct event_base *base;
+	struct pg_pool *pool;
+	char *stmt;
+	int window_us, max_items, timeout_ms;
+	struct item *queue;
+	int nqueue, cap;
+	int in_flight; /* items sent and not yet answered */
+	struct event *timer;
+};
+
+struct sent {
+	struct batcher *b;
+	struct item *items;
+	int n;
+};
+
+static void send_items(struct batcher *b, struct item *items, int n);
+
+static void sent_done(void *arg, PGresult *res, enum pg_status st)
+{
+	struct sent *s = arg;
+	struct batcher *b = s->b;
+	b->in_flight -= s->n;
+	if (st == PG_SQL_ERROR && s->n > 1) {
+		log_warn(NULL, "batch of %d failed in %s (%s); retrying its items one by one", s->n, b->stmt,
+			 pg_sqlstate(res));
+		for (int i = 0; i < s->n; i++) {
+			struct item *one = xmalloc(sizeof *one);
+			*one = s->items[i];
+			send_items(b, one, 1);
+		}
+		free(s->items);
+		free(s);
+		return;
+	}
+	int *row_of = xmalloc(sizeof(int) * (size_t)s->n);
+	for (int i = 0; i < s->n; i++)
+		row_of[i] = -1;
+	if (st == PG_OK) {
+		for (int r = 0; r < PQntuples(res); r++) {
+			int idx = atoi(PQgetvalue(res, r, 0));
+			if (idx >= 0 && idx < s->n && row_of[idx] < 0)
+				row_of[idx] = r;
+		}
+	}
+	for (int i = 0; i < s->n; i++) {
+		s->items[i].done(s->items[i].arg, res, row_of[i], st);
+		json_decref(s->items[i].row);
+	}
+	free(row_of);
+	free(s->items);
+	free(s);
+}
+
+static void send_items(struct batcher *b, struct item *items, int n)
+{
+	json_t *arr = json_array();
+	for (int i = 0; i < n; i++) {
+		json_object_set_new(items[i].row, "i", json_integer(i));
+		json_array_append(arr, items[i].row);
+	}
+	char *text = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	struct sent *s = xmalloc(sizeof *s);
+	s->b = b;
+	s->items = items;
+	s->n = n;
+	b->in_flight += n;
+	const char *params[1] = {text};
+	pg_query(b->pool, b->stmt, 1, params, b->timeout_ms, sent_done, s);
+	free(text);
+}
+
+void batcher_flush(struct batcher *b)
+{
+	while (b->nqueue > 0) {
+		int n = b->nqueue < b->max_items ? b->nqueue : b->max_items;
+		struct item *items = xmalloc(sizeof(struct item) * (size_t)n);
+		memcpy(items, b->queue, sizeof(struct item) * (size_t)n);
+		memmove(b->queue, b->queue + n, sizeof(struct item) * (size_t)(b->nqueue - n));
+		b->nqueue -= n;
+		send_items(b, items, n);
+	}
+}
+
+static void window_cb(evutil_socket_t fd, short what, void *arg)
+{
+	batcher_flush(arg);
+}
+
+void batcher_submit(struct batcher *b, json_t *row, batch_done_fn done, void *arg)
+{
+	if (b->nqueue == b->cap) {
+		b->cap = b->cap ? b->cap * 2 : 64;
+		b->queue = xrealloc(b->queue, sizeof(struct item) * (size_t)b->cap);
+	}
+	b->queue[b->nqueue++] = (struct item){row, done, arg};
+	if (b->nqueue >= b->max_items) {
+		evtimer_del(b->timer);
+		batcher_flush(b);
+		return;
+	}
+	if (!evtimer_pending(b->timer, NULL)) {
+		struct timeval tv = {.tv_sec = b->window_us / 1000000, .tv_usec = b->window_us % 1000000};
+		evtimer_add(b->timer, &tv);
+	}
+}
+
+int batcher_pending(const struct batcher *b)
+{
+	return b->nqueue + b->in_flight;
+}
+
+struct batcher *batcher_new(struct event_base *base, struct pg_pool *pool, const char *stmt, int window_us,
+			    int max_items, int timeout_ms)
+{
+	struct batcher *b = xcalloc(1, sizeof *b);
+	b->base = base;
+	b->pool = pool;
+	b->stmt = xstrdup(stmt);
+	b->window_us = window_us;
+	b->max_items = max_items;
+	b->timeout_ms = timeout_ms;
+	b->timer = evtimer_new(base, window_cb, b);
+	return b;
+}
+
+void batcher_free(struct batcher *b)
+{
+	if (!b)
+		return;
+	evtimer_del(b->timer);
+	batcher_flush(b);
+	event_free(b->timer);
+	free(b->queue);
+	free(b->stmt);
+	free(b);
+}
