@@ -82,7 +82,8 @@ rand_str() {
   printf '%s' "$s"
 }
 
-# Is TCP port $1 unused (no listener, no socket bound to it) on this machine?
+# Is TCP port $1 free to listen on? Listeners only: connections of a just-stopped server
+# (TIME_WAIT) must not make its own port look taken; ports are picked below the ephemeral range.
 port_free() {
   local p=$1 out
   out=$(ss -Htln "sport = :$p" 2>/dev/null) || return 1
@@ -593,7 +594,9 @@ cmd_start() {
   # --- gateway and banksim ports
   local free_ports=${STACK_FREE_PORTS:-0}
   if [[ $free_ports == 1 || ${FEEGATE_PORT:-} == 0 ]]; then
-    pick_port FEEGATE_PORT
+    # a free port (the previous one when still free, but never the default 8080)
+    [[ $prev_feegate_port == 8080 ]] && prev_feegate_port=
+    pick_port FEEGATE_PORT "$prev_feegate_port"
   elif [[ -n ${FEEGATE_PORT:-} ]]; then
     [[ $FEEGATE_PORT =~ ^[0-9]+$ ]] || die "FEEGATE_PORT must be a number"
     port_free "$FEEGATE_PORT" || log "warning: port $FEEGATE_PORT (FEEGATE_PORT) is in use now"
@@ -608,7 +611,7 @@ cmd_start() {
   local seeded_banksim_port
   seeded_banksim_port=$(seed_get SEED_WEBHOOK_URL | sed -nE 's#^http://127\.0\.0\.1:([0-9]+)/.*#\1#p')
   if [[ $free_ports == 1 || ${BANKSIM_PORT:-} == 0 ]]; then
-    pick_port BANKSIM_PORT
+    pick_port BANKSIM_PORT "${seeded_banksim_port:-$prev_banksim_port}"
   elif [[ -n ${BANKSIM_PORT:-} ]]; then
     [[ $BANKSIM_PORT =~ ^[0-9]+$ ]] || die "BANKSIM_PORT must be a number"
     port_free "$BANKSIM_PORT" || log "warning: port $BANKSIM_PORT (BANKSIM_PORT) is in use now"
@@ -725,7 +728,7 @@ cmd_destroy() {
   case ${PG_SOCKET_DIR:-} in
     /tmp/feegate-pg-*-sock) rm -rf -- "$PG_SOCKET_DIR" ;;
   esac
-  rm -rf -- "$PG_LINK" "$REDIS_DIR"
+  rm -rf -- "$PG_LINK" "$REDIS_DIR" "$DIR/logs"
   rm -f -- "$ENV_FILE" "$STACK_ENV" "$SEED_ENV" "$LOCK_FILE"
   rmdir -- "$DIR" 2>/dev/null || true
   log "destroyed the stack in $DIR"
