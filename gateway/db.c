@@ -59,5 +59,26 @@ const struct pg_statement db_statements[] = {
 	 "SELECT coalesce(json_agg(feegate_exception_json(e) ORDER BY e.created_at DESC), '[]') FROM "
 	 "(SELECT * FROM payment_exceptions WHERE ($1::bigint IS NULL OR agency_id = $1::bigint) "
 	 "ORDER BY created_at DESC LIMIT 500) e"},
+	{"refund_create",
+	 "SELECT * FROM feegate_refund_create($1::uuid, $2::bigint, $3::bigint, $4::text, $5::uuid, $6::uuid, "
+	 "$7::text, $8::text, $9::text)"},
+	{"refund_complete", "SELECT * FROM feegate_refund_complete($1::uuid, $2::bool, $3::text, $4::text, $5::uuid)"},
+	{"refund_lookup", "SELECT r.id, t.bank, r.status FROM refunds r JOIN attempts t ON t.id = r.attempt_id WHERE r.id = $1::uuid"},
+	{"refunds_list",
+	 "SELECT coalesce((SELECT json_agg(feegate_refund_json(r) ORDER BY r.created_at) FROM refunds r "
+	 "WHERE r.order_id = $1::uuid), '[]'), "
+	 "(SELECT count(*) FROM orders o WHERE o.id = $1::uuid AND ($2::bigint IS NULL OR o.agency_id = $2::bigint))"},
+	{"refunds_to_retry", "SELECT * FROM feegate_refunds_to_retry($1::int, $2::int)"},
+	{"accounts_list",
+	 "SELECT coalesce(json_agg(feegate_account_json(a) ORDER BY a.id), '[]') FROM ledger_accounts a "
+	 "WHERE $1::bigint IS NULL OR a.agency_id = $1::bigint"},
+	{"account_get",
+	 "SELECT feegate_account_json(a), coalesce((SELECT json_agg(json_build_object('id', e.id, "
+	 "'transfer_id', e.transfer_id, 'amount', e.amount, 'code', e.code, 'order_id', e.order_id, "
+	 "'created_at', to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) ORDER BY e.id DESC) "
+	 "FROM (SELECT le.id, le.transfer_id, le.amount, le.created_at, lt.code, lt.order_id FROM ledger_entries le "
+	 "JOIN ledger_transfers lt ON lt.id = le.transfer_id WHERE le.account_id = a.id "
+	 "AND ($3::bigint IS NULL OR le.id < $3::bigint) ORDER BY le.id DESC LIMIT $4::int) e), '[]') "
+	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint IS NULL OR a.agency_id = $2::bigint)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

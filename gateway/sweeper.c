@@ -13,6 +13,7 @@
 #include "gateway/banks.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
+#include "gateway/refunds.h"
 #include "gateway/sweeper.h"
 #include "lib/breaker.h"
 #include "lib/config.h"
@@ -153,6 +154,37 @@ static void got_attempts(void *arg, PGresult *res, enum pg_status st)
 	}
 }
 
+static void refund_retried(void *arg, const char *refund_json)
+{
+	busy--;
+}
+
+static void got_refunds(void *arg, PGresult *res, enum pg_status st)
+{
+	busy--;
+	if (st != PG_OK)
+		return;
+	for (int r = 0; r < PQntuples(res); r++) {
+		struct refund_to_send in = {
+			.refund_id = PQgetvalue(res, r, 0),
+			.refund_ref = PQgetvalue(res, r, 1),
+			.amount = strtoll(PQgetvalue(res, r, 2), NULL, 10),
+			.reason = PQgetvalue(res, r, 3),
+			.created_by = PQgetvalue(res, r, 4),
+			.bank = PQgetvalue(res, r, 5),
+			.bank_order_ref = PQgetvalue(res, r, 6),
+			.bank_txn_id = pg_value(res, r, 7),
+			.paid = strtoll(PQgetvalue(res, r, 8), NULL, 10),
+			.attempt_created = (time_t)strtoll(PQgetvalue(res, r, 9), NULL, 10),
+		};
+		const struct bank *bk = bank_find(in.bank);
+		if (!bk || !bk->adapter->build_refund)
+			continue; /* payout instructions wait for finance */
+		busy++;
+		refund_send(&in, refund_retried, NULL);
+	}
+}
+
 static void simple_done(void *arg, PGresult *res, enum pg_status st)
 {
 	busy--;
@@ -170,6 +202,9 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 		pg_query(gw.db, "expire_due", 1, limit, cfg.db_timeout_ms, simple_done, "expired");
 		const char *qp[2] = {after, "20"};
 		pg_query(gw.db, "attempts_to_query", 2, qp, cfg.db_timeout_ms, got_attempts, NULL);
+		const char *rp[2] = {"30", "20"};
+		busy++;
+		pg_query(gw.db, "refunds_to_retry", 2, rp, cfg.db_timeout_ms, got_refunds, NULL);
 		if (util_monotonic_us() - last_cleanup_us > 600LL * 1000000) {
 			last_cleanup_us = util_monotonic_us();
 			busy++;

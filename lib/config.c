@@ -182,8 +182,10 @@ bool config_load_from(const char *(*env_lookup)(const char *name), char *err, si
 			return false;
 	}
 	if (!*cfg.public_url) {
+		/* FEEGATE_URL (as .run/env has it) is where clients reach us */
+		const char *url = env_lookup("FEEGATE_URL");
 		free(cfg.public_url);
-		cfg.public_url = xasprintf("http://127.0.0.1:%d", cfg.port);
+		cfg.public_url = url && *url ? xstrdup(url) : xasprintf("http://127.0.0.1:%d", cfg.port);
 	}
 	size_t n = strlen(cfg.public_url);
 	if (n && cfg.public_url[n - 1] == '/')

@@ -1,0 +1,476 @@
+/*
+ * Refunds (finance staff) and the ledger's read API. A refund is created under the order's row
+ * lock (never more than what is paid and not yet refunded, even under concurrent requests),
+ * then sent through the bank adapter's refund API; the reversing transfer is posted when the
+ * bank confirms. A bank without a refund API keeps the refund pending as a payout instruction
+ * until finance confirms it. A bank that does not answer leaves it pending; the sweeper retries
+ * with the same refund reference, which the bank treats as the same refund.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/banks.h"
+#include "gateway/gateway.h"
+#include "gateway/order_validate.h"
+#include "gateway/refunds.h"
+#include "lib/breaker.h"
+#include "lib/config.h"
+#include "lib/httpc.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+
+static bool is_finance(const struct principal *p)
+{
+	return strcmp(p->role, "finance") == 0 || strcmp(p->role, "admin") == 0;
+}
+
+/* Agency staff see their own agency only: the SQL takes it as a filter, NULL for all. */
+static const char *agency_filter(const struct principal *p, char buf[24])
+{
+	if (strcmp(p->role, "agency") != 0)
+		return NULL;
+	snprintf(buf, 24, "%lld", (long long)p->agency_id);
+	return buf;
+}
+
+static void reply_json_text(struct http_req *req, int status, const char *text)
+{
+	http_reply_json(req, status, json_loads(text, JSON_DECODE_ANY, NULL));
+}
+
+/* ---- sending a refund to its bank (request handler and sweeper alike) ---- */
+
+struct refund_send {
+	char refund_id[37];
+	char ref[40];
+	char bank[24];
+	char bank_order_ref[24];
+	char bank_txn_id[65];
+	char created_by[37];
+	char *reason;
+	int64_t amount, paid;
+	time_t attempt_created;
+	adapter_refund r;
+	refund_sent_fn done;
+	void *arg;
+};
+
+static void send_finish(struct refund_send *s, const char *refund_json)
+{
+	if (s->done)
+		s->done(s->arg, refund_json);
+	free(s->reason);
+	free(s);
+}
+
+static void completed(void *arg, PGresult *res, enum pg_status st)
+{
+	struct refund_send *s = arg;
+	if (st != PG_OK) {
+		log_error(NULL, "recording the bank's verdict on refund %s failed; the sweeper will ask again", s->ref);
+		send_finish(s, NULL);
+		return;
+	}
+	log_info(NULL, "refund %s: %s", s->ref, PQgetvalue(res, 0, 0));
+	send_finish(s, PQgetvalue(res, 0, 1));
+}
+
+static void complete(struct refund_send *s, bool ok, const char *bank_id, const char *reason)
+{
+	const char *params[5] = {s->refund_id, ok ? "true" : "false", bank_id, reason, NULL};
+	pg_query(gw.db, "refund_complete", 5, params, cfg.db_timeout_ms, completed, s);
+}
+
+static void bank_answered(void *arg, int status, const char *body, size_t len, const char *err)
+{
+	struct refund_send *s = arg;
+	const struct bank *bk = bank_find(s->bank);
+	adapter_txn txn;
+	adapter_response resp = {.status = status, .body = body, .body_len = len};
+	adapter_rc rc = bk && status ? adapter_parse_refund_response(bk->adapter, &bk->config, &s->r, &resp, &txn)
+				     : ADAPTER_UNAVAILABLE;
+	breaker_record(s->bank, rc != ADAPTER_UNAVAILABLE);
+	if (rc == ADAPTER_OK && txn.state == ADAPTER_TXN_SUCCEEDED) {
+		complete(s, true, txn.bank_txn_id, NULL);
+		return;
+	}
+	if ((rc == ADAPTER_OK && txn.state == ADAPTER_TXN_FAILED) || rc == ADAPTER_DECLINED) {
+		char reason[96];
+		snprintf(reason, sizeof reason, "the bank refused the refund (code %s)",
+			 txn.failure_code[0] ? txn.failure_code : adapter_rc_name(rc));
+		complete(s, false, NULL, reason);
+		return;
+	}
+	log_warn(NULL, "refund %s at %s not confirmed yet: %s%s%s", s->ref, s->bank, adapter_rc_name(rc), err ? ", " : "",
+		 err ? err : "");
+	send_finish(s, NULL);
+}
+
+void refund_send(const struct refund_to_send *in, refund_sent_fn done, void *arg)
+{
+	struct refund_send *s = xcalloc(1, sizeof *s);
+	snprintf(s->refund_id, sizeof s->refund_id, "%s", in->refund_id);
+	snprintf(s->ref, sizeof s->ref, "%s", in->refund_ref);
+	snprintf(s->bank, sizeof s->bank, "%s", in->bank);
+	snprintf(s->bank_order_ref, sizeof s->bank_order_ref, "%s", in->bank_order_ref);
+	snprintf(s->bank_txn_id, sizeof s->bank_txn_id, "%s", in->bank_txn_id ? in->bank_txn_id : "");
+	snprintf(s->created_by, sizeof s->created_by, "%s", in->created_by);
+	s->reason = xstrdup(in->reason);
+	s->amount = in->amount;
+	s->paid = in->paid;
+	s->attempt_created = in->attempt_created;
+	s->done = done;
+	s->arg = arg;
+	const struct bank *bk = bank_find(s->bank);
+	if (!bk || !bk->adapter->build_refund) {
+		send_finish(s, NULL); /* a payout instruction: finance confirms it */
+		return;
+	}
+	s->r = (adapter_refund){.refund_ref = s->ref,
+				.bank_order_ref = s->bank_order_ref,
+				.bank_txn_id = s->bank_txn_id,
+				.amount = s->amount,
+				.paid_amount = s->paid,
+				.attempt_created_at = s->attempt_created,
+				.reason = s->reason,
+				.created_by = s->created_by,
+				.now = time(NULL)};
+	adapter_request out;
+	if (adapter_build_refund(bk->adapter, &bk->config, &s->r, &out) != ADAPTER_OK) {
+		log_error(NULL, "cannot build refund %s for %s", s->ref, s->bank);
+		send_finish(s, NULL);
+		return;
+	}
+	struct httpc_header h[ADAPTER_MAX_HEADERS];
+	for (size_t i = 0; i < out.n_headers; i++)
+		h[i] = (struct httpc_header){out.headers[i].name, out.headers[i].value};
+	httpc_send(out.method, out.url, h, out.n_headers, out.body, out.body_len, cfg.bank_timeout_ms, bank_answered, s);
+	adapter_request_free(&out);
+}
+
+/* ---- POST /v1/orders/{id}/refunds ---- */
+
+struct create_state {
+	char refund_id[37];
+	char refund_ref[40];
+	char *created_json;
+};
+
+/* The reference the bank sees: "RF" and 16 hex digits of the refund id. */
+static void make_refund_ref(const char *refund_id, char out[40])
+{
+	size_t o = 0;
+	out[o++] = 'R';
+	out[o++] = 'F';
+	for (const char *c = refund_id; *c && o < 18; c++) {
+		if (*c != '-')
+			out[o++] = *c;
+	}
+	out[o] = '\0';
+}
+
+static void create_state_free(void *p)
+{
+	struct create_state *s = p;
+	free(s->created_json);
+	free(s);
+}
+
+static void refund_sent(void *arg, const char *refund_json)
+{
+	struct http_req *req = arg;
+	struct create_state *s = req->state;
+	reply_json_text(req, 201, refund_json ? refund_json : s->created_json);
+}
+
+static void refund_created(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	struct create_state *s = req->state;
+	if (st == PG_SQL_ERROR && strcmp(pg_sqlstate(res), "55P03") == 0) {
+		http_reply_error(req, ERR_IDEMPOTENCY_IN_USE, "Idempotency-Key", NULL);
+		return;
+	}
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	const char *outcome = PQgetvalue(res, 0, 0);
+	if (strcmp(outcome, "not_found") == 0) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+		return;
+	}
+	if (strcmp(outcome, "key_reused") == 0) {
+		http_reply_error(req, ERR_IDEMPOTENCY_REUSED, "Idempotency-Key", NULL);
+		return;
+	}
+	if (strcmp(outcome, "invalid_state") == 0) {
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a paid order can be refunded");
+		return;
+	}
+	if (strcmp(outcome, "too_much") == 0) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the amount is more than what is paid and not yet refunded (%s VND)",
+			 PQgetvalue(res, 0, 2));
+		json_t *extra = json_pack("{s:I}", "refundable", (json_int_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10));
+		http_reply_error_extra(req, ERR_INVALID_STATE, "amount", msg, extra);
+		return;
+	}
+	if (strcmp(outcome, "replay") == 0) {
+		reply_json_text(req, 201, PQgetvalue(res, 0, 1));
+		return;
+	}
+	s->created_json = xstrdup(PQgetvalue(res, 0, 1));
+	json_t *created = json_loads(s->created_json, 0, NULL);
+	struct refund_to_send in = {
+		.refund_id = s->refund_id,
+		.refund_ref = s->refund_ref,
+		.bank = PQgetvalue(res, 0, 3),
+		.bank_order_ref = PQgetvalue(res, 0, 4),
+		.bank_txn_id = pg_value(res, 0, 5),
+		.amount = json_integer_value(json_object_get(created, "amount")),
+		.paid = strtoll(PQgetvalue(res, 0, 6), NULL, 10),
+		.attempt_created = (time_t)strtoll(PQgetvalue(res, 0, 7), NULL, 10),
+		.reason = json_string_value(json_object_get(created, "reason")),
+		.created_by = req_principal(req)->id,
+	};
+	log_info(req->id, "refund %s of %lld VND created for order %s", s->refund_ref, (long long)in.amount, req->params[0]);
+	refund_send(&in, refund_sent, req);
+	json_decref(created);
+}
+
+void refunds_create(struct http_req *req)
+{
+	const struct principal *p = req_principal(req);
+	if (!is_finance(p)) {
+		http_reply_error(req, ERR_FORBIDDEN, NULL, "refunds need a finance token");
+		return;
+	}
+	const char *key = http_header(req, "Idempotency-Key");
+	if (key && !idempotency_key_valid(key)) {
+		http_reply_error(req, ERR_VALIDATION, "Idempotency-Key", "Idempotency-Key must be 1 to 255 printable ASCII characters");
+		return;
+	}
+	if (!util_uuid_valid(req->params[0])) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+		return;
+	}
+	json_t *body = http_parse_json_body(req, cfg.max_json_depth);
+	if (!body)
+		return;
+	json_t *amount = json_object_get(body, "amount");
+	json_t *reason = json_object_get(body, "reason");
+	const char *bad = NULL, *msg = NULL;
+	const char *k;
+	json_t *v;
+	json_object_foreach(body, k, v)
+	{
+		if (strcmp(k, "amount") && strcmp(k, "reason"))
+			bad = k, msg = "unknown field";
+	}
+	if (!json_is_object(body))
+		bad = "", msg = "the body must be a JSON object";
+	else if (!json_is_integer(amount) || json_integer_value(amount) < 1 || json_integer_value(amount) > 100000000000LL)
+		bad = "amount", msg = "amount must be an integer number of VND, 1 to 100000000000";
+	else if (!json_is_string(reason) || util_utf8_length(json_string_value(reason), json_string_length(reason)) < 1 ||
+		 util_utf8_length(json_string_value(reason), json_string_length(reason)) > 255)
+		bad = "reason", msg = "reason must be a string of 1 to 255 characters";
+	if (bad) {
+		http_reply_error(req, ERR_VALIDATION, *bad ? bad : NULL, msg);
+		json_decref(body);
+		return;
+	}
+	struct create_state *s = xcalloc(1, sizeof *s);
+	req->state = s;
+	req->state_free = create_state_free;
+	util_uuid(s->refund_id);
+	make_refund_ref(s->refund_id, s->refund_ref);
+	char amount_s[24], hash[65];
+	snprintf(amount_s, sizeof amount_s, "%lld", (long long)json_integer_value(amount));
+	util_sha256_hex(req->body, req->body_len, hash);
+	const char *params[9] = {req->params[0], NULL, amount_s, json_string_value(reason), p->id, s->refund_id, s->refund_ref,
+				 key, key ? hash : NULL};
+	pg_query(gw.db, "refund_create", 9, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
+	json_decref(body);
+}
+
+/* ---- GET /v1/orders/{id}/refunds, POST /v1/refunds/{id}/confirm ---- */
+
+static void listed(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 1), "0") == 0) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+		return;
+	}
+	json_t *body = json_object();
+	json_object_set_new(body, "data", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+	http_reply_json(req, 200, body);
+}
+
+void refunds_list(struct http_req *req)
+{
+	if (!util_uuid_valid(req->params[0])) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+		return;
+	}
+	char buf[24];
+	const char *params[2] = {req->params[0], agency_filter(req_principal(req), buf)};
+	pg_query(gw.db, "refunds_list", 2, params, cfg.db_timeout_ms, listed, req);
+}
+
+static void confirmed(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	const char *outcome = PQgetvalue(res, 0, 0);
+	if (strcmp(outcome, "not_found") == 0) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
+		return;
+	}
+	reply_json_text(req, 200, PQgetvalue(res, 0, 1));
+}
+
+static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
+		return;
+	}
+	const struct bank *bk = bank_find(PQgetvalue(res, 0, 1));
+	if (bk && bk->adapter->build_refund) {
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "refunds at this bank are confirmed by the bank itself");
+		return;
+	}
+	if (strcmp(PQgetvalue(res, 0, 2), "pending") != 0) {
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a pending refund can be confirmed");
+		return;
+	}
+	const char *params[5] = {req->params[0], "true", NULL, NULL, req_principal(req)->id};
+	pg_query(gw.db, "refund_complete", 5, params, cfg.db_timeout_ms, confirmed, req);
+}
+
+void refunds_confirm(struct http_req *req)
+{
+	if (!is_finance(req_principal(req))) {
+		http_reply_error(req, ERR_FORBIDDEN, NULL, "confirming a payout needs a finance token");
+		return;
+	}
+	if (!util_uuid_valid(req->params[0])) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
+		return;
+	}
+	const char *params[1] = {req->params[0]};
+	pg_query(gw.db, "refund_lookup", 1, params, cfg.db_timeout_ms, confirm_checked, req);
+}
+
+/* ---- the ledger's read API ---- */
+
+static void accounts_listed(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	json_t *body = json_object();
+	json_object_set_new(body, "data", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+	http_reply_json(req, 200, body);
+}
+
+void ledger_accounts(struct http_req *req)
+{
+	char buf[24];
+	const char *params[1] = {agency_filter(req_principal(req), buf)};
+	pg_query(gw.db, "accounts_list", 1, params, cfg.db_timeout_ms, accounts_listed, req);
+}
+
+struct page {
+	int limit;
+};
+
+static void account_got(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	struct page *pg = req->state;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such account");
+		return;
+	}
+	json_t *acct = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	json_t *entries = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	size_t n = json_array_size(entries);
+	json_t *last = n ? json_array_get(entries, n - 1) : NULL;
+	json_object_set_new(acct, "entries", entries);
+	if (last && (int)n == pg->limit) {
+		char cursor[32];
+		snprintf(cursor, sizeof cursor, "%lld", (long long)json_integer_value(json_object_get(last, "id")));
+		json_object_set_new(acct, "next_cursor", json_string(cursor));
+	} else {
+		json_object_set_new(acct, "next_cursor", json_null());
+	}
+	http_reply_json(req, 200, acct);
+}
+
+void ledger_account(struct http_req *req)
+{
+	char *end;
+	long long id = strtoll(req->params[0], &end, 10);
+	char *cursor = http_query_param(req, "cursor");
+	char *limit_s = http_query_param(req, "limit");
+	long long c = 0;
+	long limit = 50;
+	bool ok = *end == '\0' && id > 0;
+	if (ok && cursor) {
+		c = strtoll(cursor, &end, 10);
+		if (*end || c <= 0) {
+			free(cursor);
+			free(limit_s);
+			http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+			return;
+		}
+	}
+	if (ok && limit_s) {
+		limit = strtol(limit_s, &end, 10);
+		if (*end || limit < 1 || limit > 500) {
+			free(cursor);
+			free(limit_s);
+			http_reply_error(req, ERR_VALIDATION, "limit", "limit must be 1 to 500");
+			return;
+		}
+	}
+	free(cursor);
+	free(limit_s);
+	if (!ok) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such account");
+		return;
+	}
+	struct page *pg = xcalloc(1, sizeof *pg);
+	pg->limit = (int)limit;
+	req->state = pg;
+	req->state_free = free;
+	char buf[24], id_s[24], c_s[24], l_s[24];
+	snprintf(id_s, sizeof id_s, "%lld", id);
+	snprintf(c_s, sizeof c_s, "%lld", c);
+	snprintf(l_s, sizeof l_s, "%ld", limit);
+	const char *params[4] = {id_s, agency_filter(req_principal(req), buf), c ? c_s : NULL, l_s};
+	pg_query(gw.db, "account_get", 4, params, cfg.db_timeout_ms, account_got, req);
+}
