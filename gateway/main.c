@@ -9,7 +9,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create ...\n"
+	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create ... | ledger check\n"
 			"       feegate config   (prints the effective settings, secrets masked)\n");
 }
 
@@ -30,6 +30,8 @@ int main(int argc, char **argv)
 		return cli_client(argc - 2, argv + 2);
 	if (strcmp(cmd, "staff") == 0)
 		return cli_staff(argc - 2, argv + 2);
+	if (strcmp(cmd, "ledger") == 0)
+		return cli_ledger(argc - 2, argv + 2);
 	if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "config") == 0) {
 		if (!config_load(err, sizeof err)) {
 			fprintf(stderr, "configuration error: %s\n", err);
