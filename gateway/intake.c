@@ -62,7 +62,7 @@ int intake_pending(void)
 void intake_init(void)
 {
 	/* Long enough to wait out a concurrent request holding the same Idempotency-Key. */
-	batcher = batcher_new(gw.base, gw.db, "intake", cfg.batch_window_us, cfg.batch_max,
+	batcher = batcher_new(gw.base, gw.db, "intake", cfg.batch_window_us, cfg.batch_max, cfg.batch_inflight,
 			      cfg.idempotency_wait_ms + cfg.db_timeout_ms);
 }
 

@@ -21,6 +21,8 @@ struct batcher {
 	struct item *queue;
 	int nqueue, cap;
 	int in_flight; /* items sent and not yet answered */
+	int batches_in_flight;
+	int max_batches; /* more waiting makes the next batch bigger, not more fsyncs */
 	struct event *timer;
 };
 
@@ -37,6 +39,7 @@ static void sent_done(void *arg, PGresult *res, enum pg_status st)
 	struct sent *s = arg;
 	struct batcher *b = s->b;
 	b->in_flight -= s->n;
+	b->batches_in_flight--;
 	if (st == PG_SQL_ERROR && s->n > 1) {
 		log_warn(NULL, "batch of %d failed in %s (%s); retrying its items one by one", s->n, b->stmt,
 			 pg_sqlstate(res));
@@ -66,6 +69,8 @@ static void sent_done(void *arg, PGresult *res, enum pg_status st)
 	free(row_of);
 	free(s->items);
 	free(s);
+	if (b->nqueue && !evtimer_pending(b->timer, NULL))
+		batcher_flush(b);
 }
 
 static void send_items(struct batcher *b, struct item *items, int n)
@@ -82,6 +87,7 @@ static void send_items(struct batcher *b, struct item *items, int n)
 	s->items = items;
 	s->n = n;
 	b->in_flight += n;
+	b->batches_in_flight++;
 	const char *params[1] = {text};
 	pg_query(b->pool, b->stmt, 1, params, b->timeout_ms, sent_done, s);
 	free(text);
@@ -89,7 +95,7 @@ static void send_items(struct batcher *b, struct item *items, int n)
 
 void batcher_flush(struct batcher *b)
 {
-	while (b->nqueue > 0) {
+	while (b->nqueue > 0 && b->batches_in_flight < b->max_batches) {
 		int n = b->nqueue < b->max_items ? b->nqueue : b->max_items;
 		struct item *items = xmalloc(sizeof(struct item) * (size_t)n);
 		memcpy(items, b->queue, sizeof(struct item) * (size_t)n);
@@ -111,7 +117,7 @@ void batcher_submit(struct batcher *b, json_t *row, batch_done_fn done, void *ar
 		b->queue = xrealloc(b->queue, sizeof(struct item) * (size_t)b->cap);
 	}
 	b->queue[b->nqueue++] = (struct item){row, done, arg};
-	if (b->nqueue >= b->max_items) {
+	if (b->nqueue >= b->max_items && b->batches_in_flight < b->max_batches) {
 		evtimer_del(b->timer);
 		batcher_flush(b);
 		return;
@@ -128,9 +134,10 @@ int batcher_pending(const struct batcher *b)
 }
 
 struct batcher *batcher_new(struct event_base *base, struct pg_pool *pool, const char *stmt, int window_us,
-			    int max_items, int timeout_ms)
+			    int max_items, int max_batches, int timeout_ms)
 {
 	struct batcher *b = xcalloc(1, sizeof *b);
+	b->max_batches = max_batches;
 	b->base = base;
 	b->pool = pool;
 	b->stmt = xstrdup(stmt);
@@ -146,6 +153,7 @@ void batcher_free(struct batcher *b)
 	if (!b)
 		return;
 	evtimer_del(b->timer);
+	b->max_batches = b->batches_in_flight + 1 + b->nqueue; /* shutting down: send everything */
 	batcher_flush(b);
 	event_free(b->timer);
 	free(b->queue);

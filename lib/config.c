@@ -40,6 +40,7 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_MAX_JSON_DEPTH", CFG_INT, F(max_json_depth), "32", 2, 256, NULL, false},
 	{"FEEGATE_BATCH_WINDOW_US", CFG_INT, F(batch_window_us), "1000", 0, 100000, NULL, false},
 	{"FEEGATE_BATCH_MAX", CFG_INT, F(batch_max), "256", 1, 5000, NULL, false},
+	{"FEEGATE_BATCH_INFLIGHT", CFG_INT, F(batch_inflight), "2", 1, 64, NULL, false},
 	{"FEEGATE_HTTP_IDLE_TIMEOUT_S", CFG_INT, F(http_idle_timeout_s), "60", 1, 3600, NULL, false},
 	{"FEEGATE_SHUTDOWN_TIMEOUT_MS", CFG_INT, F(shutdown_timeout_ms), "15000", 100, 600000, NULL, false},
 	{"FEEGATE_AUTH_CACHE_TTL_S", CFG_INT, F(auth_cache_ttl_s), "30", 0, 3600, NULL, false},

@@ -25,6 +25,7 @@ struct config {
 	int max_json_depth;
 	int batch_window_us;
 	int batch_max;
+	int batch_inflight;
 	int http_idle_timeout_s;
 	int shutdown_timeout_ms;
 	int auth_cache_ttl_s;
