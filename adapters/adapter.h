@@ -262,7 +262,8 @@ size_t adapter_count(void);
 const adapter *adapter_at(size_t i);
 
 /* Callers' entry points. Each initialises its out-struct before anything else,
- * so freeing it afterwards is always safe. */
+ * so freeing it afterwards is always safe; adapter_parse_start_response instead
+ * takes the adapter_start that adapter_start_payment filled (it keeps `call`). */
 adapter_rc adapter_start_payment(const adapter *a, const adapter_config *cfg,
 				 const adapter_payment *p, adapter_start *out) ADAPTER_WUR;
 adapter_rc adapter_parse_start_response(const adapter *a, const adapter_config *cfg,
