@@ -18,7 +18,7 @@ BENCH_SRC   := $(wildcard tests/bench/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all deps run test unit system asan bench soak clean format
+.PHONY: all deps run test unit system asan bench soak clean
 all: $(BUILD)/feegate $(BUILD)/banksim $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
@@ -66,6 +66,10 @@ asan: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bash tests/bench/run.sh $(BUILD) $(if $(QUICK),quick,full)
+
+soak: deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/bench/soak.sh $(BUILD)
 
 clean:
 	rm -rf build build-asan

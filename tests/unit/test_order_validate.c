@@ -155,7 +155,7 @@ static void test_metadata(void **state)
 {
 	json_t *md = json_object();
 	for (int i = 0; i < 10; i++) {
-		char k[8];
+		char k[16];
 		snprintf(k, sizeof k, "k%d", i);
 		json_object_set_new(md, k, json_integer(i));
 	}
