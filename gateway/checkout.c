@@ -432,7 +432,7 @@ void checkout_choose(struct http_req *req)
 			     "This bank is not answering right now. Please choose another.");
 		return;
 	}
-	util_uuid(s->attempt_id);
+	util_uuid7(s->attempt_id);
 	checkout_new_ref(s->ref);
 	const char *params[4] = {s->token, s->bank, s->attempt_id, s->ref};
 	pg_query(gw.db, "open_attempt", 4, params, cfg.db_timeout_ms, attempt_opened, req);

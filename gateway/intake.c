@@ -63,7 +63,7 @@ void intake_init(void)
 {
 	/* Long enough to wait out a concurrent request holding the same Idempotency-Key. */
 	batcher = batcher_new(gw.base, gw.db, "intake", cfg.batch_window_us, cfg.batch_max, cfg.batch_inflight,
-			      cfg.idempotency_wait_ms + cfg.db_timeout_ms);
+			      cfg.idempotency_wait_ms + cfg.db_timeout_ms, "intake_batches");
 }
 
 void intake_shutdown(void)

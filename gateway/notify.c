@@ -28,7 +28,7 @@ static struct batcher *batcher;
 void notify_init(void)
 {
 	batcher = batcher_new(gw.base, gw.db, "apply_notifications", cfg.batch_window_us, cfg.batch_max, cfg.batch_inflight,
-			      cfg.db_timeout_ms * 2);
+			      cfg.db_timeout_ms * 2, "notification_batches");
 }
 
 int notify_pending(void)

@@ -144,7 +144,7 @@ void orders_create(struct http_req *req)
 	struct create_state *s = xcalloc(1, sizeof *s);
 	req->state = s;
 	req->state_free = create_state_free;
-	util_uuid(s->order_id);
+	util_uuid7(s->order_id);
 	char *token = util_token("", 32);
 	snprintf(s->token, sizeof s->token, "%s", token);
 	free(token);

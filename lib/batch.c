@@ -6,6 +6,7 @@
 
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/metrics.h"
 
 struct item {
 	json_t *row;
@@ -17,6 +18,7 @@ struct batcher {
 	struct event_base *base;
 	struct pg_pool *pool;
 	char *stmt;
+	const char *counter; /* metrics counter of committed batches, or NULL */
 	int window_us, max_items, timeout_ms;
 	struct item *queue;
 	int nqueue, cap;
@@ -56,6 +58,8 @@ static void sent_done(void *arg, PGresult *res, enum pg_status st)
 	for (int i = 0; i < s->n; i++)
 		row_of[i] = -1;
 	if (st == PG_OK) {
+		if (b->counter)
+			metrics_count(b->counter);
 		for (int r = 0; r < PQntuples(res); r++) {
 			int idx = atoi(PQgetvalue(res, r, 0));
 			if (idx >= 0 && idx < s->n && row_of[idx] < 0)
@@ -134,9 +138,10 @@ int batcher_pending(const struct batcher *b)
 }
 
 struct batcher *batcher_new(struct event_base *base, struct pg_pool *pool, const char *stmt, int window_us,
-			    int max_items, int max_batches, int timeout_ms)
+			    int max_items, int max_batches, int timeout_ms, const char *counter)
 {
 	struct batcher *b = xcalloc(1, sizeof *b);
+	b->counter = counter;
 	b->max_batches = max_batches;
 	b->base = base;
 	b->pool = pool;

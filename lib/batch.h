@@ -17,9 +17,10 @@ struct batcher;
  * returned none for it). Otherwise res may hold the SQL error (PG_SQL_ERROR) or be NULL. */
 typedef void (*batch_done_fn)(void *arg, PGresult *res, int row, enum pg_status status);
 
-/* At most max_batches are in flight at once; rows arriving meanwhile wait for the next one. */
+/* At most max_batches are in flight at once; rows arriving meanwhile wait for the next one.
+ * counter names the metrics counter bumped per committed batch (NULL: none). */
 struct batcher *batcher_new(struct event_base *base, struct pg_pool *pool, const char *stmt, int window_us,
-			    int max_items, int max_batches, int timeout_ms);
+			    int max_items, int max_batches, int timeout_ms, const char *counter);
 /* Queues row (stolen) for the next batch. */
 void batcher_submit(struct batcher *b, json_t *row, batch_done_fn done, void *arg);
 /* Items queued or in flight. */

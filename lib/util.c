@@ -73,6 +73,20 @@ void util_uuid(char out[37])
 	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
+void util_uuid7(char out[37])
+{
+	unsigned char b[16];
+	util_random(b, sizeof b);
+	uint64_t ms = (uint64_t)util_now_ms();
+	for (int i = 0; i < 6; i++)
+		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+	b[6] = (b[6] & 0x0f) | 0x70;
+	b[8] = (b[8] & 0x3f) | 0x80;
+	char hex[33];
+	util_hex(b, 16, hex);
+	snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
+}
+
 bool util_uuid_valid(const char *s)
 {
 	if (strlen(s) != 36)

@@ -14,6 +14,9 @@ void util_random(void *buf, size_t n);
 char *util_token(const char *prefix, size_t nbytes);
 /* Random UUID v4 in canonical lower-case form, into out[37]. */
 void util_uuid(char out[37]);
+/* Time-ordered UUID v7 (48-bit ms timestamp, then random): ids that index at the right edge of
+ * a B-tree instead of at random pages. */
+void util_uuid7(char out[37]);
 bool util_uuid_valid(const char *s) WARN_UNUSED;
 
 void util_hex(const unsigned char *in, size_t n, char *out); /* out needs 2n+1 */

@@ -39,6 +39,13 @@ static void test_uuid(void **state)
 	assert_false(util_uuid_valid("693b1a3e-2cf3-422f-925d-5d158fff6f5"));
 	assert_false(util_uuid_valid("693b1a3e-2cf3-422f-925d-5d158fff6f5g"));
 	assert_true(util_uuid_valid("693B1A3E-2CF3-422F-925D-5D158FFF6F59"));
+	char c[37], d[37];
+	util_uuid7(c);
+	usleep(2000);
+	util_uuid7(d);
+	assert_true(util_uuid_valid(c));
+	assert_int_equal(c[14], '7');
+	assert_true(strcmp(c, d) < 0); /* time-ordered */
 }
 
 static void test_time(void **state)
