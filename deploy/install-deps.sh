@@ -12,7 +12,7 @@ PKGS=(
   # local stack (make run, system tests)
   postgresql postgresql-contrib redis-server
   # tests, benchmarks
-  python3 python3-pytest python3-requests python3-psycopg wrk gnuplot-nox curl
+  python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
 )

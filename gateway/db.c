@@ -53,7 +53,7 @@ const struct pg_statement db_statements[] = {
 	 "(SELECT * FROM webhook_deliveries WHERE client_id = $1::uuid AND ($2::text = '' OR status = $2::text) "
 	 "AND ($3::text = '' OR order_id::text = $3::text) ORDER BY created_at DESC LIMIT 200) d"},
 	{"delivery_redeliver",
-	 "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(), last_error = NULL "
+	 "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(), retry_from = now(), last_error = NULL "
 	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d)"},
 	{"exceptions_list",
 	 "SELECT coalesce(json_agg(feegate_exception_json(e) ORDER BY e.created_at DESC), '[]') FROM "

@@ -31,9 +31,9 @@ export STACK_FREE_PORTS=1
 PYTHON=${PYTHON:-}
 if [[ -z $PYTHON ]]; then
   for cand in /usr/bin/python3 python3; do
-    if "$cand" -c 'import pytest, requests, psycopg' >/dev/null 2>&1; then PYTHON=$cand; break; fi
+    if "$cand" -c 'import pytest, requests, psycopg, yaml' >/dev/null 2>&1; then PYTHON=$cand; break; fi
   done
-  [[ -n $PYTHON ]] || die "no python3 with pytest, requests and psycopg (run deploy/install-deps.sh)"
+  [[ -n $PYTHON ]] || die "no python3 with pytest, requests, psycopg and yaml (run deploy/install-deps.sh)"
 fi
 
 STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/feegate-system.XXXXXX")
