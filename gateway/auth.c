@@ -50,11 +50,36 @@ struct auth_wait {
 	char hash[65];
 };
 
+/* Token bucket per key and worker: each worker allows its share of FEEGATE_RATE_LIMIT_RPS, with
+ * a burst of one second's worth. */
+static bool rate_ok(struct principal *p)
+{
+	if (cfg.rate_limit_rps <= 0)
+		return true;
+	double rate = (double)cfg.rate_limit_rps / cfg.workers;
+	int64_t now = util_monotonic_us();
+	if (p->refilled_us == 0)
+		p->tokens = rate;
+	else
+		p->tokens += rate * (double)(now - p->refilled_us) / 1e6;
+	if (p->tokens > rate)
+		p->tokens = rate;
+	p->refilled_us = now;
+	if (p->tokens < 1.0)
+		return false;
+	p->tokens -= 1.0;
+	return true;
+}
+
 static void finish(struct http_req *req, struct principal *p, enum auth_rule rule, http_handler next)
 {
 	p->refs++;
 	req->principal = p;
 	req->principal_free = principal_release;
+	if (!rate_ok(p)) {
+		http_reply_error(req, ERR_RATE_LIMITED, NULL, NULL);
+		return;
+	}
 	if ((rule == AUTH_CLIENT && p->kind != PRINCIPAL_CLIENT) || (rule == AUTH_STAFF && p->kind != PRINCIPAL_STAFF)) {
 		http_reply_error(req, ERR_FORBIDDEN, NULL,
 				 rule == AUTH_CLIENT ? "this route is for portal clients" : "this route is for staff");

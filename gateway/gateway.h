@@ -38,6 +38,8 @@ struct principal {
 	struct agency_ref *agencies;
 	char key_hash[65];
 	int64_t expires_us; /* cache expiry */
+	double tokens;      /* rate-limit bucket of this worker (FEEGATE_RATE_LIMIT_RPS) */
+	int64_t refilled_us;
 };
 
 /* Authenticates req per rule, then calls next(req) with req->principal set, or answers

@@ -44,6 +44,7 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_HTTP_IDLE_TIMEOUT_S", CFG_INT, F(http_idle_timeout_s), "60", 1, 3600, NULL, false},
 	{"FEEGATE_SHUTDOWN_TIMEOUT_MS", CFG_INT, F(shutdown_timeout_ms), "15000", 100, 600000, NULL, false},
 	{"FEEGATE_AUTH_CACHE_TTL_S", CFG_INT, F(auth_cache_ttl_s), "30", 0, 3600, NULL, false},
+	{"FEEGATE_RATE_LIMIT_RPS", CFG_INT, F(rate_limit_rps), "2000", 0, 10000000, NULL, false},
 	{"FEEGATE_LOG_LEVEL", CFG_ENUM, F(log_level), "info", 0, 0, "debug,info,warn,error", false},
 	{"FEEGATE_MIGRATIONS", CFG_STR, F(migrations_dir), "migrations", 0, 0, NULL, false},
 	{"FEEGATE_VNPAY_TMN_CODE", CFG_STR, F(vnpay_tmn_code), NULL, 0, 0, NULL, false},

@@ -29,6 +29,7 @@ struct config {
 	int http_idle_timeout_s;
 	int shutdown_timeout_ms;
 	int auth_cache_ttl_s;
+	int rate_limit_rps;
 	char *log_level;
 	char *migrations_dir;
 	char *vnpay_tmn_code;
