@@ -1,7 +1,10 @@
 /*
  * Order intake through the group-commit batcher (lib/batch.c): rows from concurrent requests
- * share one call of feegate_intake(), one transaction, one WAL flush.
+ * share one call of feegate_intake(), one transaction, one WAL flush. A row whose
+ * Idempotency-Key is held by a transaction still in flight comes back 'busy' at once (it never
+ * makes its batch wait) and is retried alone with backoff until FEEGATE_IDEMPOTENCY_WAIT_MS.
  */
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,11 +16,33 @@
 #include "lib/metrics.h"
 
 static struct batcher *batcher;
+static int waiting_retries;
 
 struct intake_wait {
 	intake_done_fn done;
 	void *arg;
+	json_t *row;          /* kept for retries */
+	int64_t deadline_us;  /* of waiting for a key in use */
+	int delay_ms;
+	struct event *timer;
 };
+
+static void item_done(void *arg, PGresult *res, int row, enum pg_status st);
+
+static void wait_free(struct intake_wait *w)
+{
+	if (w->timer)
+		event_free(w->timer);
+	json_decref(w->row);
+	free(w);
+}
+
+static void retry_now(evutil_socket_t fd, short what, void *arg)
+{
+	struct intake_wait *w = arg;
+	waiting_retries--;
+	batcher_submit(batcher, json_incref(w->row), item_done, w);
+}
 
 static void item_done(void *arg, PGresult *res, int row, enum pg_status st)
 {
@@ -25,15 +50,30 @@ static void item_done(void *arg, PGresult *res, int row, enum pg_status st)
 	struct intake_result r = {.outcome = INTAKE_UNAVAILABLE, .status = 503};
 	if (st == PG_OK && row >= 0) {
 		const char *outcome = PQgetvalue(res, row, 1);
-		r.status = atoi(PQgetvalue(res, row, 2));
-		r.body = pg_value(res, row, 3);
-		r.order_id = pg_value(res, row, 4);
-		r.outcome = strcmp(outcome, "created") == 0     ? INTAKE_CREATED
-			    : strcmp(outcome, "replay") == 0    ? INTAKE_REPLAY
-			    : strcmp(outcome, "duplicate") == 0 ? INTAKE_DUPLICATE
-								: INTAKE_KEY_REUSED;
-		if (r.outcome == INTAKE_CREATED)
-			metrics_count("intake_orders");
+		if (strcmp(outcome, "busy") == 0) {
+			if (util_monotonic_us() < w->deadline_us && !gw.draining) {
+				/* 10 ms doubling to 200 ms: quick when the other request is quick */
+				w->delay_ms = w->delay_ms ? (w->delay_ms * 2 > 200 ? 200 : w->delay_ms * 2) : 10;
+				if (!w->timer)
+					w->timer = evtimer_new(gw.base, retry_now, w);
+				struct timeval tv = {0, w->delay_ms * 1000};
+				evtimer_add(w->timer, &tv);
+				waiting_retries++;
+				return;
+			}
+			r.outcome = INTAKE_KEY_IN_USE;
+			r.status = 409;
+		} else {
+			r.status = atoi(PQgetvalue(res, row, 2));
+			r.body = pg_value(res, row, 3);
+			r.order_id = pg_value(res, row, 4);
+			r.outcome = strcmp(outcome, "created") == 0     ? INTAKE_CREATED
+				    : strcmp(outcome, "replay") == 0    ? INTAKE_REPLAY
+				    : strcmp(outcome, "duplicate") == 0 ? INTAKE_DUPLICATE
+									: INTAKE_KEY_REUSED;
+			if (r.outcome == INTAKE_CREATED)
+				metrics_count("intake_orders");
+		}
 	} else if (st == PG_SQL_ERROR && strcmp(pg_sqlstate(res), "55P03") == 0) {
 		r.outcome = INTAKE_KEY_IN_USE;
 		r.status = 409;
@@ -43,27 +83,28 @@ static void item_done(void *arg, PGresult *res, int row, enum pg_status st)
 		r.status = 500;
 	}
 	w->done(w->arg, &r);
-	free(w);
+	wait_free(w);
 }
 
 void intake_submit(json_t *row, intake_done_fn done, void *arg)
 {
-	struct intake_wait *w = xmalloc(sizeof *w);
+	struct intake_wait *w = xcalloc(1, sizeof *w);
 	w->done = done;
 	w->arg = arg;
+	w->row = json_incref(row);
+	w->deadline_us = util_monotonic_us() + (int64_t)cfg.idempotency_wait_ms * 1000;
 	batcher_submit(batcher, row, item_done, w);
 }
 
 int intake_pending(void)
 {
-	return batcher ? batcher_pending(batcher) : 0;
+	return (batcher ? batcher_pending(batcher) : 0) + waiting_retries;
 }
 
 void intake_init(void)
 {
-	/* Long enough to wait out a concurrent request holding the same Idempotency-Key. */
 	batcher = batcher_new(gw.base, gw.db, "intake", cfg.batch_window_us, cfg.batch_max, cfg.batch_inflight,
-			      cfg.idempotency_wait_ms + cfg.db_timeout_ms, "intake_batches");
+			      cfg.db_timeout_ms * 2, "intake_batches");
 }
 
 void intake_shutdown(void)

@@ -338,7 +338,13 @@ int server_run(void)
 		for (int i = 0; i < n; i++) {
 			if (pids[i] <= 0)
 				continue;
-			if (waitpid(pids[i], NULL, WNOHANG) == pids[i]) {
+			int status;
+			if (waitpid(pids[i], &status, WNOHANG) == pids[i]) {
+				/* a worker that crashed or was killed while draining makes the shutdown unclean */
+				if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+					log_error(NULL, "worker %d did not stop cleanly (status %d)", i, status);
+					exit_code = 1;
+				}
 				pids[i] = 0;
 				continue;
 			}
