@@ -1,0 +1,1531 @@
+/*
+ * loadgen: an open-loop HTTP/1.1 load generator on libevent, for feegate's benchmarks.
+ *
+ * Request i of a run is due at t0 + i / rate, whether or not earlier answers have come back,
+ * and its latency is counted from that intended time (as wrk2 does), so a stalled server shows
+ * up in the percentiles instead of slowing the generator down (no coordinated omission). Due
+ * requests go out on idle keep-alive connections, round robin; when every connection is busy
+ * they wait in the generator and that wait is part of their latency.
+ *
+ * Modes:
+ *   loadgen --scenario S --rate R --duration D [--warmup W]     one measured run
+ *   loadgen --scenario S --find-saturation ...                  step the rate up until a step
+ *       fails twice (achieved < 99 % of offered, any error, or p99 over 100 ms), refine between
+ *       the last pass and the first failure, then measure at half the highest passing rate
+ *   loadgen --idle N [--hold S]                                 open N keep-alive connections,
+ *       one GET each, print one JSON line when all are up, then hold them open
+ * Prints one JSON object (see README "Performance" and tests/bench/run.sh). Run --help.
+ *
+ * Scenarios are request builders in the table `scenarios` below: adding one is a function and
+ * a line there.
+ */
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hist.h"
+
+#define NS_PER_S INT64_C(1000000000)
+#define NS_PER_MS INT64_C(1000000)
+#define MAX_HEAD_BYTES (64 * 1024)
+#define FIRST_ERROR_BYTES 300
+#define HOUSEKEEPING_MS 20
+#define MAX_CONNECTIONS 60000
+
+struct loadgen;
+
+/*
+ * A request builder appends one complete HTTP/1.1 request to `out`. `seq` is unique within the
+ * process (across runs and steps). Returns false when it has nothing more to send (its input
+ * file is used up): the run then stops scheduling.
+ */
+typedef bool (*build_fn)(struct loadgen *lg, uint64_t seq, struct evbuffer *out);
+typedef bool (*setup_fn)(struct loadgen *lg, char *err, size_t errlen);
+
+struct scenario {
+	const char *name;
+	setup_fn setup; /* NULL when nothing to prepare */
+	build_fn build;
+	const char *help;
+};
+
+struct options {
+	const char *url, *scenario, *path, *file, *bearer, *agency, *tag, *output;
+	const char *expect_body; /* a 2xx answer must contain this in its first bytes */
+	double rate, duration_s, warmup_s, timeout_s, drain_s;
+	int connections;
+	bool find_saturation;
+	double rate_start, rate_factor, rate_max, step_duration_s, step_warmup_s, step_pause_s;
+	int refine, max_steps, retries;
+	double slo_p99_ms, min_ratio;
+	double timeline_s;
+	int idle;
+	double hold_s;
+	bool histogram;
+};
+
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_IDLE, CONN_BUSY, CONN_HELD };
+enum parse_state { PARSE_HEAD, PARSE_BODY, PARSE_BODY_TO_EOF, PARSE_CHUNK_SIZE, PARSE_CHUNK_DATA, PARSE_TRAILER };
+
+struct conn {
+	struct loadgen *lg;
+	struct bufferevent *bev;
+	struct event *retry; /* reconnect after a failure, with a short backoff */
+	enum conn_state state;
+	bool in_ring;        /* listed in the idle ring (the entry is stale unless state is IDLE) */
+	uint64_t served;     /* responses completed on this TCP connection */
+	/* the request in flight */
+	uint64_t run_id;
+	bool measured;       /* inside the run's measured window (not warm-up) */
+	int64_t intended_ns; /* when it was due: latency is counted from here */
+	int64_t sent_ns;     /* when it went out: the request timeout is counted from here */
+	/* the response being parsed */
+	enum parse_state parse;
+	int status;
+	uint64_t body_left;
+	bool close_after;
+	bool capture; /* keep the start of this (error) body for the report */
+	char captured[FIRST_ERROR_BYTES + 1];
+	size_t captured_len;
+};
+
+enum run_phase { RUN_IDLE, RUN_ACTIVE };
+
+struct run {
+	uint64_t id;
+	enum run_phase phase;
+	double rate;
+	double warmup_s, duration_s;
+	int64_t t0;           /* intended time of request 0 */
+	uint64_t total;       /* requests scheduled, warm-up included */
+	uint64_t warm;        /* the first `warm` requests are warm-up */
+	uint64_t next_due;    /* requests [0, next_due) are due */
+	uint64_t next_send;   /* requests [0, next_send) have been sent */
+	int64_t window_start; /* intended time of the first measured request */
+	int64_t deadline;     /* end of the schedule plus the drain time */
+	int64_t last_done;    /* completion time of the last measured response */
+	uint64_t completed;   /* measured requests answered (any status) */
+	uint64_t err_http, err_body, err_socket, err_timeout;
+	uint64_t status[600];
+	bool input_exhausted;
+	bool stopped; /* cut short by SIGINT/SIGTERM */
+	struct hist hist;
+	/* timeline: one entry per --timeline interval, over all completions */
+	int64_t tl_next;
+	int64_t tl_start;
+	uint64_t tl_done, tl_errors;
+	struct hist tl_hist;
+	json_t *timeline;
+	char first_error[FIRST_ERROR_BYTES + 64];
+};
+
+struct loadgen {
+	struct options opt;
+	const struct scenario *sc;
+	struct event_base *base;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char host[300]; /* Host header value */
+	char *prebuilt; /* the whole request, for scenarios that send the same one every time */
+	size_t prebuilt_len;
+	char *auth_line; /* "Authorization: Bearer ...\r\n" or "" */
+	FILE *input;
+	char *line;
+	size_t line_cap;
+	uint64_t seq;
+	struct conn *conns;
+	int nconns;
+	struct conn **ring;
+	size_t ring_head, ring_count, ring_cap;
+	int inflight;
+	struct event *tick;         /* fires when the next request is due */
+	struct event *housekeeping; /* timeouts, the drain deadline, the timeline */
+	struct event *sigint, *sigterm;
+	bool stop;
+	struct run run;
+	uint64_t next_run_id;
+	/* --idle */
+	int idle_next, idle_pending, idle_up, idle_failed, idle_closed;
+	bool idle_reported;
+	bool idle_starting; /* idle_mode_next is running: a nested call leaves the work to it */
+};
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
+}
+
+static struct timeval tv_from_ns(int64_t ns)
+{
+	if (ns < 0)
+		ns = 0;
+	struct timeval tv = {.tv_sec = (time_t)(ns / NS_PER_S), .tv_usec = (suseconds_t)((ns % NS_PER_S + 999) / 1000)};
+	if (tv.tv_usec >= 1000000) {
+		tv.tv_sec++;
+		tv.tv_usec -= 1000000;
+	}
+	return tv;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	fputs("loadgen: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(2);
+}
+
+static void *xcalloc(size_t n, size_t size)
+{
+	void *p = calloc(n, size);
+	if (!p)
+		die("out of memory");
+	return p;
+}
+
+/* ---- scenarios ---- */
+
+static bool build_prebuilt(struct loadgen *lg, uint64_t seq, struct evbuffer *out)
+{
+	return evbuffer_add(out, lg->prebuilt, lg->prebuilt_len) == 0;
+}
+
+static void prebuild_get(struct loadgen *lg, const char *path)
+{
+	char *req = NULL;
+	int n = asprintf(&req, "GET %s HTTP/1.1\r\nHost: %s\r\n%s\r\n", path, lg->host, lg->auth_line);
+	if (n < 0)
+		die("out of memory");
+	lg->prebuilt = req;
+	lg->prebuilt_len = (size_t)n;
+}
+
+static bool setup_get(struct loadgen *lg, char *err, size_t errlen)
+{
+	if (!lg->opt.path || lg->opt.path[0] != '/') {
+		snprintf(err, errlen, "scenario get needs --path /...");
+		return false;
+	}
+	prebuild_get(lg, lg->opt.path);
+	return true;
+}
+
+static bool setup_fixed(struct loadgen *lg, char *err, size_t errlen)
+{
+	prebuild_get(lg, lg->opt.path ? lg->opt.path : "/");
+	return true;
+}
+
+static bool setup_orders(struct loadgen *lg, char *err, size_t errlen)
+{
+	if (!*lg->auth_line) {
+		snprintf(err, errlen, "scenario orders needs an API key (FEEGATE_API_KEY or --bearer)");
+		return false;
+	}
+	if (!lg->opt.agency || !*lg->opt.agency) {
+		snprintf(err, errlen, "scenario orders needs an agency (FEEGATE_AGENCY or --agency)");
+		return false;
+	}
+	return true;
+}
+
+/* A fee order with a reference and an Idempotency-Key never used before. */
+static bool build_orders(struct loadgen *lg, uint64_t seq, struct evbuffer *out)
+{
+	char body[512];
+	int blen = snprintf(body, sizeof body,
+			    "{\"reference\":\"LG-%s-%" PRIu64 "\",\"agency\":\"%s\","
+			    "\"description\":\"Lệ phí cấp hộ chiếu (loadgen)\",\"amount\":200000,"
+			    "\"return_url\":\"https://portal.example/return\"}",
+			    lg->opt.tag, seq, lg->opt.agency);
+	if (blen < 0 || (size_t)blen >= sizeof body)
+		return false;
+	return evbuffer_add_printf(out,
+				   "POST /v1/orders HTTP/1.1\r\nHost: %s\r\n%sContent-Type: application/json\r\n"
+				   "Idempotency-Key: lg-%s-%" PRIu64 "\r\nContent-Length: %d\r\n\r\n%s",
+				   lg->host, lg->auth_line, lg->opt.tag, seq, blen, body) > 0;
+}
+
+static bool setup_file(struct loadgen *lg, char *err, size_t errlen)
+{
+	if (!lg->opt.file) {
+		snprintf(err, errlen, "scenario %s needs --file", lg->sc->name);
+		return false;
+	}
+	lg->input = fopen(lg->opt.file, "r");
+	if (!lg->input) {
+		snprintf(err, errlen, "%s: %s", lg->opt.file, strerror(errno));
+		return false;
+	}
+	return true;
+}
+
+/* The next non-empty line of --file without its line end, or NULL at the end of the file. */
+static const char *next_line(struct loadgen *lg)
+{
+	ssize_t n;
+	while ((n = getline(&lg->line, &lg->line_cap, lg->input)) >= 0) {
+		while (n > 0 && (lg->line[n - 1] == '\n' || lg->line[n - 1] == '\r'))
+			lg->line[--n] = '\0';
+		if (n > 0)
+			return lg->line;
+	}
+	return NULL;
+}
+
+/* --file holds signed VNPAY IPN query strings, one per line; each is sent once. */
+static bool build_vnpay_ipn(struct loadgen *lg, uint64_t seq, struct evbuffer *out)
+{
+	const char *q = next_line(lg);
+	if (!q)
+		return false;
+	return evbuffer_add_printf(out, "GET /ipn/vnpay?%s HTTP/1.1\r\nHost: %s\r\n\r\n", q, lg->host) > 0;
+}
+
+/*
+ * --file holds one request per line as JSON: {"method": "POST", "path": "/ipn/momo",
+ * "headers": {"X-Signature": "..."}, "body": "<string>" or <any JSON, sent compact>}. For
+ * requests that a script prepares beforehand (signed notifications, refunds); each is sent once.
+ * --bearer adds an Authorization header to lines that have none.
+ */
+static bool build_requests(struct loadgen *lg, uint64_t seq, struct evbuffer *out)
+{
+	json_t *j;
+	const char *method, *path;
+	for (;;) {
+		const char *text = next_line(lg);
+		if (!text)
+			return false;
+		json_error_t jerr;
+		j = json_loads(text, 0, &jerr);
+		method = json_string_value(json_object_get(j, "method"));
+		path = json_string_value(json_object_get(j, "path"));
+		if (j && method && path)
+			break;
+		fprintf(stderr, "loadgen: %s: skipping a line that is not {\"method\", \"path\", ...}\n", lg->opt.file);
+		json_decref(j);
+	}
+	json_t *b = json_object_get(j, "body");
+	char *dumped = NULL;
+	const char *body = NULL;
+	if (json_is_string(b))
+		body = json_string_value(b);
+	else if (b && !json_is_null(b))
+		body = dumped = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+	evbuffer_add_printf(out, "%s %s HTTP/1.1\r\nHost: %s\r\n", method, path, lg->host);
+	bool has_auth = false;
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(j, "headers"), k, v)
+	{
+		if (!json_is_string(v))
+			continue;
+		if (strcasecmp(k, "authorization") == 0)
+			has_auth = true;
+		evbuffer_add_printf(out, "%s: %s\r\n", k, json_string_value(v));
+	}
+	if (!has_auth)
+		evbuffer_add_printf(out, "%s", lg->auth_line);
+	if (body) {
+		size_t len = strlen(body);
+		evbuffer_add_printf(out, "Content-Length: %zu\r\n\r\n", len);
+		evbuffer_add(out, body, len);
+	} else if (strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 || strcmp(method, "PATCH") == 0) {
+		evbuffer_add_printf(out, "Content-Length: 0\r\n\r\n");
+	} else {
+		evbuffer_add_printf(out, "\r\n");
+	}
+	free(dumped);
+	json_decref(j);
+	return true;
+}
+
+static const struct scenario scenarios[] = {
+	{"orders", setup_orders, build_orders, "POST /v1/orders, unique reference and Idempotency-Key"},
+	{"get", setup_get, build_prebuilt, "GET --path (with the API key when there is one)"},
+	{"fixed", setup_fixed, build_prebuilt, "GET / (or --path) without credentials: the ceiling server"},
+	{"vnpay_ipn", setup_file, build_vnpay_ipn, "GET /ipn/vnpay?<line of --file>, each line once"},
+	{"requests", setup_file, build_requests, "one JSON request per line of --file, each once"},
+};
+
+/* ---- connections ---- */
+
+static void conn_connect(struct conn *c);
+static void pump(struct loadgen *lg);
+static void idle_mode_next(struct loadgen *lg);
+
+static void ring_push(struct loadgen *lg, struct conn *c)
+{
+	if (c->in_ring)
+		return;
+	lg->ring[(lg->ring_head + lg->ring_count) % lg->ring_cap] = c;
+	lg->ring_count++;
+	c->in_ring = true;
+}
+
+static struct conn *ring_pop(struct loadgen *lg)
+{
+	while (lg->ring_count > 0) {
+		struct conn *c = lg->ring[lg->ring_head];
+		lg->ring_head = (lg->ring_head + 1) % lg->ring_cap;
+		lg->ring_count--;
+		c->in_ring = false;
+		if (c->state == CONN_IDLE)
+			return c;
+	}
+	return NULL;
+}
+
+static bool run_counts_now(const struct run *r)
+{
+	return r->phase == RUN_ACTIVE && now_ns() >= r->window_start;
+}
+
+/* Closes the TCP connection; a request in flight on it is lost (the caller counts it). */
+static void conn_close(struct conn *c)
+{
+	if (c->state == CONN_BUSY)
+		c->lg->inflight--;
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	c->state = CONN_DOWN;
+}
+
+static void conn_retry_later(struct conn *c, int64_t delay_ns)
+{
+	conn_close(c);
+	struct timeval tv = tv_from_ns(delay_ns);
+	evtimer_add(c->retry, &tv);
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg)
+{
+	conn_connect(arg);
+}
+
+static void check_finished(struct loadgen *lg);
+
+/* --idle: a connection is gone (closed by the server, or it never got its answer). */
+static void idle_lost(struct conn *c)
+{
+	struct loadgen *lg = c->lg;
+	if (c->state == CONN_HELD) {
+		lg->idle_closed++;
+	} else if (c->state == CONN_CONNECTING || c->state == CONN_BUSY) {
+		lg->idle_pending--;
+		lg->idle_failed++;
+	}
+	if (c->bev) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	c->state = CONN_DOWN;
+	idle_mode_next(lg);
+}
+
+/* The request in flight on c failed at the socket level: count it, then reconnect. */
+static void conn_fail(struct conn *c, bool timeout)
+{
+	struct loadgen *lg = c->lg;
+	struct run *r = &lg->run;
+	if (lg->opt.idle > 0) {
+		idle_lost(c);
+		return;
+	}
+	if (c->state == CONN_BUSY && c->run_id == r->id && c->measured && r->phase == RUN_ACTIVE) {
+		if (timeout)
+			r->err_timeout++;
+		else
+			r->err_socket++;
+	}
+	conn_retry_later(c, c->served ? 0 : 100 * NS_PER_MS);
+	check_finished(lg);
+}
+
+static void record_first_error(struct run *r, int status, const char *body, size_t len)
+{
+	if (r->first_error[0])
+		return;
+	snprintf(r->first_error, sizeof r->first_error, "HTTP %d: %.*s", status, (int)len, body);
+}
+
+/* A whole response has been read. */
+static void conn_complete(struct conn *c)
+{
+	struct loadgen *lg = c->lg;
+	struct run *r = &lg->run;
+	int64_t now = now_ns();
+	c->served++;
+	bool ok = c->status >= 200 && c->status < 300;
+	if (lg->opt.idle > 0) {
+		lg->idle_pending--;
+		c->state = CONN_HELD;
+		if (ok)
+			lg->idle_up++;
+		else
+			lg->idle_failed++;
+		idle_mode_next(lg);
+		return;
+	}
+	if (c->run_id == r->id && r->phase == RUN_ACTIVE) {
+		uint64_t latency_us = (uint64_t)((now - c->intended_ns) / 1000);
+		const char *want = lg->opt.expect_body;
+		bool body_ok = !ok || !want || memmem(c->captured, c->captured_len, want, strlen(want));
+		if (c->measured) {
+			hist_record(&r->hist, latency_us);
+			r->completed++;
+			r->last_done = now;
+			if (c->status >= 0 && c->status < 600)
+				r->status[c->status]++;
+			if (!ok)
+				r->err_http++;
+			else if (!body_ok)
+				r->err_body++;
+			if (!ok || !body_ok)
+				record_first_error(r, c->status, c->captured, c->captured_len);
+		}
+		if (r->timeline) {
+			hist_record(&r->tl_hist, latency_us);
+			r->tl_done++;
+			if (!ok || !body_ok)
+				r->tl_errors++;
+		}
+	}
+	lg->inflight--;
+	if (c->close_after) {
+		c->state = CONN_IDLE; /* not counted as in flight any more */
+		conn_close(c);
+		conn_connect(c);
+	} else {
+		c->state = CONN_IDLE;
+		ring_push(lg, c);
+	}
+	pump(lg);
+}
+
+static bool header_is(const char *line, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	return len > n && line[n] == ':' && strncasecmp(line, name, n) == 0;
+}
+
+static bool value_has(const char *v, size_t len, const char *word)
+{
+	size_t n = strlen(word);
+	for (size_t i = 0; i + n <= len; i++)
+		if (strncasecmp(v + i, word, n) == 0)
+			return true;
+	return false;
+}
+
+/* Parses the status line and headers (head[0..len) ends with the blank line). */
+static bool parse_head(struct conn *c, const char *head, size_t len)
+{
+	if (len < 12 || strncmp(head, "HTTP/1.", 7) != 0 || head[8] != ' ')
+		return false;
+	if (head[9] < '1' || head[9] > '5' || head[10] < '0' || head[10] > '9' || head[11] < '0' || head[11] > '9')
+		return false;
+	c->status = (head[9] - '0') * 100 + (head[10] - '0') * 10 + (head[11] - '0');
+	bool http10 = head[7] == '0';
+	bool keep_alive = false, chunked = false, have_length = false;
+	uint64_t length = 0;
+	c->close_after = false;
+	const char *p = memchr(head, '\n', len);
+	const char *end = head + len;
+	while (p && p + 1 < end) {
+		const char *line = p + 1;
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		if (!nl)
+			break;
+		size_t llen = (size_t)(nl - line);
+		if (llen > 0 && line[llen - 1] == '\r')
+			llen--;
+		const char *colon = memchr(line, ':', llen);
+		if (colon) {
+			const char *v = colon + 1;
+			size_t vlen = llen - (size_t)(v - line);
+			if (header_is(line, llen, "content-length")) {
+				char num[32];
+				size_t k = 0;
+				for (size_t i = 0; i < vlen && k < sizeof num - 1; i++)
+					if (v[i] != ' ' && v[i] != '\t')
+						num[k++] = v[i];
+				num[k] = '\0';
+				char *stop;
+				length = strtoull(num, &stop, 10);
+				if (k == 0 || *stop)
+					return false;
+				have_length = true;
+			} else if (header_is(line, llen, "transfer-encoding")) {
+				chunked = value_has(v, vlen, "chunked");
+			} else if (header_is(line, llen, "connection")) {
+				if (value_has(v, vlen, "close"))
+					c->close_after = true;
+				if (value_has(v, vlen, "keep-alive"))
+					keep_alive = true;
+			}
+		}
+		p = nl;
+	}
+	if (http10 && !keep_alive)
+		c->close_after = true;
+	c->capture = !(c->status >= 200 && c->status < 300) || c->lg->opt.expect_body;
+	c->captured_len = 0;
+	if (c->status == 204 || c->status == 304) {
+		c->parse = PARSE_BODY;
+		c->body_left = 0;
+	} else if (chunked) {
+		c->parse = PARSE_CHUNK_SIZE;
+	} else if (have_length) {
+		c->parse = PARSE_BODY;
+		c->body_left = length;
+	} else {
+		c->parse = PARSE_BODY_TO_EOF;
+		c->close_after = true;
+	}
+	return true;
+}
+
+static void consume_body(struct conn *c, struct evbuffer *in, size_t n)
+{
+	if (c->capture && c->captured_len < FIRST_ERROR_BYTES) {
+		size_t k = FIRST_ERROR_BYTES - c->captured_len;
+		if (k > n)
+			k = n;
+		evbuffer_copyout(in, c->captured + c->captured_len, k);
+		c->captured_len += k;
+	}
+	evbuffer_drain(in, n);
+}
+
+/* Reads a CRLF-ended line of at most 256 bytes into buf; false when not complete yet. */
+static int take_line(struct evbuffer *in, char *buf, size_t cap)
+{
+	struct evbuffer_ptr p = evbuffer_search(in, "\r\n", 2, NULL);
+	if (p.pos < 0)
+		return evbuffer_get_length(in) > 256 ? -1 : 0;
+	if ((size_t)p.pos >= cap)
+		return -1;
+	evbuffer_remove(in, buf, (size_t)p.pos);
+	buf[p.pos] = '\0';
+	evbuffer_drain(in, 2);
+	return 1;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	while (evbuffer_get_length(in) > 0) {
+		if (c->state != CONN_BUSY) {
+			/* bytes nobody asked for: the connection is out of step */
+			conn_fail(c, false);
+			return;
+		}
+		switch (c->parse) {
+		case PARSE_HEAD: {
+			struct evbuffer_ptr p = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+			if (p.pos < 0) {
+				if (evbuffer_get_length(in) > MAX_HEAD_BYTES)
+					conn_fail(c, false);
+				return;
+			}
+			size_t hlen = (size_t)p.pos + 4;
+			const char *head = (const char *)evbuffer_pullup(in, (ev_ssize_t)hlen);
+			if (!head || !parse_head(c, head, hlen)) {
+				conn_fail(c, false);
+				return;
+			}
+			evbuffer_drain(in, hlen);
+			if (c->status < 200) { /* 1xx: the real answer follows */
+				c->parse = PARSE_HEAD;
+				continue;
+			}
+			if (c->parse == PARSE_BODY && c->body_left == 0) {
+				conn_complete(c);
+				if (c->bev != bev)
+					return;
+			}
+			break;
+		}
+		case PARSE_BODY:
+		case PARSE_CHUNK_DATA: {
+			size_t have = evbuffer_get_length(in);
+			size_t n = have < c->body_left ? have : (size_t)c->body_left;
+			consume_body(c, in, n);
+			c->body_left -= n;
+			if (c->body_left > 0)
+				return;
+			if (c->parse == PARSE_CHUNK_DATA) {
+				c->parse = PARSE_CHUNK_SIZE;
+				break;
+			}
+			conn_complete(c);
+			if (c->bev != bev)
+				return;
+			break;
+		}
+		case PARSE_BODY_TO_EOF:
+			consume_body(c, in, evbuffer_get_length(in));
+			return;
+		case PARSE_CHUNK_SIZE: {
+			char line[257];
+			int got = take_line(in, line, sizeof line);
+			if (got < 0) {
+				conn_fail(c, false);
+				return;
+			}
+			if (got == 0)
+				return;
+			char *stop;
+			unsigned long long size = strtoull(line, &stop, 16);
+			if (stop == line) {
+				conn_fail(c, false);
+				return;
+			}
+			if (size == 0) {
+				c->parse = PARSE_TRAILER;
+				c->body_left = 0;
+			} else {
+				c->parse = PARSE_CHUNK_DATA;
+				c->body_left = size + 2; /* the data and the CRLF after it */
+			}
+			break;
+		}
+		case PARSE_TRAILER: {
+			char line[257];
+			int got = take_line(in, line, sizeof line);
+			if (got < 0) {
+				conn_fail(c, false);
+				return;
+			}
+			if (got == 0)
+				return;
+			if (line[0] == '\0') {
+				conn_complete(c);
+				if (c->bev != bev)
+					return;
+			}
+			break;
+		}
+		}
+	}
+}
+
+static void on_event(struct bufferevent *bev, short events, void *arg)
+{
+	struct conn *c = arg;
+	struct loadgen *lg = c->lg;
+	if (events & BEV_EVENT_CONNECTED) {
+		int one = 1;
+		setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		c->state = CONN_IDLE;
+		if (lg->opt.idle > 0) {
+			c->state = CONN_BUSY;
+			c->parse = PARSE_HEAD;
+			evbuffer_add(bufferevent_get_output(bev), lg->prebuilt, lg->prebuilt_len);
+			return;
+		}
+		ring_push(lg, c);
+		pump(lg);
+		return;
+	}
+	if (!(events & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
+		return;
+	if (lg->opt.idle > 0) {
+		idle_lost(c);
+		return;
+	}
+	switch (c->state) {
+	case CONN_BUSY:
+		if (c->parse == PARSE_BODY_TO_EOF && (events & BEV_EVENT_EOF)) {
+			c->close_after = true;
+			conn_complete(c);
+			return;
+		}
+		conn_fail(c, false);
+		return;
+	case CONN_CONNECTING:
+		if (run_counts_now(&lg->run))
+			lg->run.err_socket++;
+		conn_retry_later(c, 100 * NS_PER_MS);
+		return;
+	default: /* the server closed an idle keep-alive connection: open another */
+		conn_retry_later(c, c->served ? 0 : 100 * NS_PER_MS);
+		return;
+	}
+}
+
+static void conn_connect(struct conn *c)
+{
+	struct loadgen *lg = c->lg;
+	c->bev = bufferevent_socket_new(lg->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	if (!c->bev)
+		die("bufferevent_socket_new failed");
+	c->served = 0;
+	c->state = CONN_CONNECTING;
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&lg->addr, (int)lg->addrlen) != 0) {
+		if (lg->opt.idle > 0) {
+			idle_lost(c);
+			return;
+		}
+		if (run_counts_now(&lg->run))
+			lg->run.err_socket++;
+		conn_retry_later(c, 100 * NS_PER_MS);
+	}
+}
+
+/* ---- the schedule ---- */
+
+static int64_t intended_ns(const struct run *r, uint64_t i)
+{
+	return r->t0 + (int64_t)((double)i * 1e9 / r->rate);
+}
+
+static void finish_run(struct loadgen *lg)
+{
+	struct run *r = &lg->run;
+	if (r->phase != RUN_ACTIVE)
+		return;
+	r->phase = RUN_IDLE;
+	evtimer_del(lg->tick);
+	event_base_loopbreak(lg->base);
+}
+
+static void check_finished(struct loadgen *lg)
+{
+	struct run *r = &lg->run;
+	if (r->phase == RUN_ACTIVE && r->next_send >= r->total && lg->inflight == 0)
+		finish_run(lg);
+}
+
+static bool send_next(struct loadgen *lg, struct conn *c)
+{
+	struct run *r = &lg->run;
+	uint64_t i = r->next_send;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (!lg->sc->build(lg, lg->seq, out)) {
+		evbuffer_drain(out, evbuffer_get_length(out));
+		return false;
+	}
+	lg->seq++;
+	c->run_id = r->id;
+	c->intended_ns = intended_ns(r, i);
+	c->sent_ns = now_ns();
+	c->measured = i >= r->warm;
+	c->state = CONN_BUSY;
+	c->parse = PARSE_HEAD;
+	c->close_after = false;
+	c->capture = false;
+	c->captured_len = 0;
+	lg->inflight++;
+	r->next_send++;
+	return true;
+}
+
+/* Sends what is due on the idle connections, and sets the timer for the next due request. */
+static void pump(struct loadgen *lg)
+{
+	struct run *r = &lg->run;
+	if (r->phase != RUN_ACTIVE)
+		return;
+	int64_t now = now_ns();
+	if (r->next_due < r->total && now >= r->t0) {
+		uint64_t due = (uint64_t)((double)(now - r->t0) * r->rate / 1e9) + 1;
+		if (due > r->total)
+			due = r->total;
+		if (due > r->next_due)
+			r->next_due = due;
+	}
+	while (r->next_send < r->next_due) {
+		struct conn *c = ring_pop(lg);
+		if (!c)
+			break;
+		if (!send_next(lg, c)) {
+			ring_push(lg, c);
+			r->input_exhausted = true;
+			uint64_t unsent = r->total - r->next_send;
+			uint64_t measured_unsent = r->total - (r->next_send > r->warm ? r->next_send : r->warm);
+			if (measured_unsent > unsent)
+				measured_unsent = unsent;
+			r->err_timeout += measured_unsent;
+			r->total = r->next_send;
+			r->next_due = r->total;
+			break;
+		}
+	}
+	if (r->next_due < r->total && lg->ring_count > 0 && !evtimer_pending(lg->tick, NULL)) {
+		struct timeval tv = tv_from_ns(intended_ns(r, r->next_due) - now);
+		evtimer_add(lg->tick, &tv);
+	}
+	check_finished(lg);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	pump(arg);
+}
+
+static void timeline_emit(struct loadgen *lg, int64_t now)
+{
+	struct run *r = &lg->run;
+	double secs = (double)(now - r->tl_start) / 1e9;
+	json_t *e = json_pack("{s:f, s:I, s:f, s:I, s:f, s:f, s:f}", "t_s", round((double)(now - r->t0) / 1e7) / 100,
+			      "completed", (json_int_t)r->tl_done, "rate", secs > 0 ? round((double)r->tl_done / secs) : 0.0,
+			      "errors", (json_int_t)r->tl_errors, "p50_ms", hist_percentile(&r->tl_hist, 50) / 1000.0,
+			      "p99_ms", hist_percentile(&r->tl_hist, 99) / 1000.0, "max_ms", r->tl_hist.max / 1000.0);
+	char *line = json_dumps(e, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	fprintf(stderr, "timeline %s\n", line);
+	free(line);
+	json_array_append_new(r->timeline, e);
+	hist_reset(&r->tl_hist);
+	r->tl_done = r->tl_errors = 0;
+	r->tl_start = now;
+}
+
+static void on_housekeeping(evutil_socket_t fd, short what, void *arg)
+{
+	struct loadgen *lg = arg;
+	struct run *r = &lg->run;
+	if (r->phase != RUN_ACTIVE)
+		return;
+	int64_t now = now_ns();
+	if (r->timeline && now >= r->tl_next) {
+		timeline_emit(lg, now);
+		r->tl_next += (int64_t)(lg->opt.timeline_s * 1e9);
+	}
+	if (lg->stop && !r->stopped) {
+		/* stop scheduling; what is in flight is still waited for (up to the drain time) */
+		r->stopped = true;
+		r->total = r->next_send;
+		r->next_due = r->total;
+		r->deadline = now + (int64_t)(lg->opt.drain_s * 1e9);
+	}
+	int64_t timeout = (int64_t)(lg->opt.timeout_s * 1e9);
+	for (int i = 0; i < lg->nconns; i++) {
+		struct conn *c = &lg->conns[i];
+		if (c->state == CONN_BUSY && now - c->sent_ns > timeout)
+			conn_fail(c, true);
+	}
+	if (now > r->deadline) {
+		/* give up on what is left: it counts as timed out */
+		uint64_t first = r->next_send > r->warm ? r->next_send : r->warm;
+		if (r->total > first)
+			r->err_timeout += r->total - first;
+		r->total = r->next_send;
+		for (int i = 0; i < lg->nconns; i++) {
+			struct conn *c = &lg->conns[i];
+			if (c->state == CONN_BUSY)
+				conn_fail(c, true);
+		}
+		finish_run(lg);
+		return;
+	}
+	check_finished(lg);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct loadgen *lg = arg;
+	lg->stop = true;
+	if (lg->opt.idle > 0 || lg->run.phase != RUN_ACTIVE)
+		event_base_loopbreak(lg->base);
+}
+
+/* One run at a fixed rate: warm-up, then the measured window. Leaves its figures in lg->run. */
+static void run_at(struct loadgen *lg, double rate, double warmup_s, double duration_s)
+{
+	struct run *r = &lg->run;
+	json_decref(r->timeline);
+	memset(r, 0, sizeof *r);
+	hist_reset(&r->hist);
+	hist_reset(&r->tl_hist);
+	r->id = ++lg->next_run_id;
+	r->rate = rate;
+	r->warmup_s = warmup_s;
+	r->duration_s = duration_s;
+	r->warm = (uint64_t)llround(warmup_s * rate);
+	r->total = r->warm + (uint64_t)llround(duration_s * rate);
+	if (r->total == r->warm)
+		r->total++;
+	r->t0 = now_ns() + NS_PER_MS;
+	r->window_start = intended_ns(r, r->warm);
+	r->deadline = intended_ns(r, r->total) + (int64_t)(lg->opt.drain_s * 1e9);
+	r->last_done = r->window_start;
+	if (lg->opt.timeline_s > 0) {
+		r->timeline = json_array();
+		r->tl_start = r->t0;
+		r->tl_next = r->t0 + (int64_t)(lg->opt.timeline_s * 1e9);
+	}
+	if (lg->stop)
+		return;
+	r->phase = RUN_ACTIVE;
+	pump(lg);
+	if (r->phase == RUN_ACTIVE)
+		event_base_dispatch(lg->base);
+	r->phase = RUN_IDLE;
+	if (r->timeline && r->tl_done > 0)
+		timeline_emit(lg, now_ns());
+}
+
+/* Runs the loop for a while without a schedule (reconnects go on). */
+static void pause_for(struct loadgen *lg, double seconds)
+{
+	if (seconds <= 0 || lg->stop)
+		return;
+	struct timeval tv = tv_from_ns((int64_t)(seconds * 1e9));
+	event_base_loopexit(lg->base, &tv);
+	event_base_dispatch(lg->base);
+}
+
+static double ms(uint64_t us)
+{
+	return (double)us / 1000.0;
+}
+
+/*
+ * Measured answers per second, over the window stretched to the last answer: a server falling
+ * behind answers its backlog late, which lowers the rate. The fastest answer's latency (what a
+ * request costs with no backlog) is taken off the stretch, so that a server keeping up is not
+ * marked down for the time its last answer took to travel.
+ */
+static double achieved_rate(const struct run *r)
+{
+	double min_s = r->hist.total ? (double)r->hist.min / 1e6 : 0;
+	double until_last = (double)(r->last_done - r->window_start) / 1e9 - min_s;
+	double window = until_last > r->duration_s ? until_last : r->duration_s;
+	return window > 0 ? (double)r->completed / window : 0;
+}
+
+static bool run_passes(const struct loadgen *lg, const struct run *r)
+{
+	uint64_t errors = r->err_http + r->err_body + r->err_socket + r->err_timeout;
+	return r->completed > 0 && errors == 0 && !r->stopped && achieved_rate(r) >= lg->opt.min_ratio * r->rate &&
+	       ms(hist_percentile(&r->hist, 99)) <= lg->opt.slo_p99_ms;
+}
+
+static json_t *run_json(const struct loadgen *lg, const struct run *r, bool with_histogram)
+{
+	uint64_t errors = r->err_http + r->err_body + r->err_socket + r->err_timeout;
+	json_t *status = json_object();
+	for (int s = 0; s < 600; s++) {
+		if (r->status[s]) {
+			char k[16];
+			snprintf(k, sizeof k, "%d", s);
+			json_object_set_new(status, k, json_integer((json_int_t)r->status[s]));
+		}
+	}
+	const struct hist *h = &r->hist;
+	json_t *lat = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "min", h->total ? ms(h->min) : 0.0, "p50",
+				ms(hist_percentile(h, 50)), "p90", ms(hist_percentile(h, 90)), "p99",
+				ms(hist_percentile(h, 99)), "p99_9", ms(hist_percentile(h, 99.9)), "p99_99",
+				ms(hist_percentile(h, 99.99)), "max", ms(h->max), "mean", round(hist_mean(h)) / 1000.0);
+	json_t *o = json_pack("{s:f, s:f, s:f, s:f, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:b}",
+			      "offered_rate", round(r->rate * 10) / 10, "achieved_rate", round(achieved_rate(r) * 10) / 10,
+			      "duration_s", r->duration_s, "warmup_s", r->warmup_s, "requests",
+			      (json_int_t)(r->total - r->warm), "completed", (json_int_t)r->completed, "errors", "total",
+			      (json_int_t)errors, "http", (json_int_t)r->err_http, "body", (json_int_t)r->err_body,
+			      "socket", (json_int_t)r->err_socket, "timeout", (json_int_t)r->err_timeout, "status", status,
+			      "latency_ms", lat, "pass", run_passes(lg, r));
+	if (r->first_error[0])
+		json_object_set_new(o, "first_error", json_string(r->first_error));
+	if (r->input_exhausted)
+		json_object_set_new(o, "input_exhausted", json_true());
+	if (r->stopped)
+		json_object_set_new(o, "interrupted", json_true());
+	if (r->timeline)
+		json_object_set(o, "timeline", r->timeline);
+	if (with_histogram) {
+		/* non-empty buckets as [highest value in the bucket (us), count] */
+		json_t *b = json_array();
+		for (size_t i = 0; i < HIST_BUCKETS; i++)
+			if (h->counts[i])
+				json_array_append_new(b, json_pack("[I, I]", (json_int_t)hist_bucket_high(i),
+								   (json_int_t)h->counts[i]));
+		json_object_set_new(o, "histogram", json_pack("{s:s, s:o}", "unit", "us", "buckets", b));
+	}
+	return o;
+}
+
+static void log_step(const char *what, const struct loadgen *lg, const struct run *r)
+{
+	fprintf(stderr, "loadgen: %-8s offered %8.0f/s achieved %8.0f/s  p50 %7.2f  p99 %7.2f  max %8.2f ms  errors %" PRIu64 "  %s\n",
+		what, r->rate, achieved_rate(r), ms(hist_percentile(&r->hist, 50)), ms(hist_percentile(&r->hist, 99)),
+		ms(r->hist.max), r->err_http + r->err_body + r->err_socket + r->err_timeout,
+		strcmp(what, "warm-up") == 0 ? "" : run_passes(lg, r) ? "pass" : "FAIL");
+}
+
+/* One saturation step; appends its figures to steps and says whether it passed. */
+static bool step(struct loadgen *lg, double rate, json_t *steps, int *nsteps, bool retry)
+{
+	pause_for(lg, lg->opt.step_pause_s);
+	run_at(lg, rate, lg->opt.step_warmup_s, lg->opt.step_duration_s);
+	(*nsteps)++;
+	log_step(retry ? "again" : "step", lg, &lg->run);
+	json_t *j = run_json(lg, &lg->run, false);
+	if (retry)
+		json_object_set_new(j, "retry", json_true());
+	json_array_append_new(steps, j);
+	return run_passes(lg, &lg->run);
+}
+
+static json_t *find_saturation(struct loadgen *lg)
+{
+	const struct options *o = &lg->opt;
+	json_t *steps = json_array();
+	int nsteps = 0;
+	if (o->warmup_s > 0) {
+		run_at(lg, o->rate_start, 0, o->warmup_s);
+		log_step("warm-up", lg, &lg->run);
+	}
+	double best = 0, failed = 0, rate = o->rate_start;
+	bool capped = false;
+	while (nsteps < o->max_steps && !lg->stop) {
+		if (rate > o->rate_max) {
+			capped = true;
+			break;
+		}
+		bool ok = step(lg, rate, steps, &nsteps, false);
+		/* On a shared machine one step can fail for a hiccup elsewhere; while climbing, that
+		 * would end the search far too low, so a rate fails only when it fails again. */
+		for (int k = 0; !ok && k < o->retries && nsteps < o->max_steps && !lg->stop; k++)
+			ok = step(lg, rate, steps, &nsteps, true);
+		if (!ok) {
+			failed = rate;
+			break;
+		}
+		best = rate;
+		rate = round(rate * o->rate_factor);
+	}
+	/* the first step failed: come down until one passes */
+	for (int down = 0; best == 0 && failed > 0 && down < 4 && nsteps < o->max_steps && !lg->stop; down++) {
+		rate = round(failed / o->rate_factor);
+		if (rate < 1)
+			break;
+		if (step(lg, rate, steps, &nsteps, false))
+			best = rate;
+		else
+			failed = rate;
+	}
+	for (int k = 0; k < o->refine && best > 0 && failed > best * 1.05 && nsteps < o->max_steps && !lg->stop; k++) {
+		double mid = round(sqrt(best * failed));
+		if (step(lg, mid, steps, &nsteps, false))
+			best = mid;
+		else
+			failed = mid;
+	}
+	json_t *out = json_pack("{s:s, s:{s:f, s:f, s:i}, s:o, s:f}", "mode", "saturation", "criteria", "min_achieved_ratio",
+				o->min_ratio, "max_p99_ms", o->slo_p99_ms, "max_errors", 0, "steps", steps,
+				"saturation_rate", best);
+	if (capped)
+		json_object_set_new(out, "capped_at_rate_max", json_true());
+	if (best > 0 && !lg->stop) {
+		pause_for(lg, o->step_pause_s);
+		run_at(lg, best / 2, o->warmup_s, o->duration_s);
+		log_step("at half", lg, &lg->run);
+		json_object_set_new(out, "at_half", run_json(lg, &lg->run, true));
+	} else {
+		json_object_set_new(out, "at_half", json_null());
+	}
+	return out;
+}
+
+/* ---- --idle ---- */
+
+static void idle_mode_next(struct loadgen *lg)
+{
+	if (lg->idle_starting)
+		return;
+	lg->idle_starting = true;
+	/* at most 256 connections being opened at once, so the listen backlog never overflows */
+	while (lg->idle_next < lg->nconns && lg->idle_pending < 256) {
+		struct conn *c = &lg->conns[lg->idle_next++];
+		lg->idle_pending++;
+		conn_connect(c);
+	}
+	lg->idle_starting = false;
+	if (!lg->idle_reported && lg->idle_up + lg->idle_failed >= lg->nconns) {
+		lg->idle_reported = true;
+		printf("{\"mode\": \"idle\", \"requested\": %d, \"open\": %d, \"failed\": %d}\n", lg->nconns, lg->idle_up,
+		       lg->idle_failed);
+		fflush(stdout);
+		struct timeval tv = tv_from_ns((int64_t)(lg->opt.hold_s * 1e9));
+		event_base_loopexit(lg->base, &tv);
+	}
+}
+
+/* ---- set-up ---- */
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+		return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+	}
+	return false;
+}
+
+/* http://HOST:PORT[/...]; HOST must be a loopback address. */
+static void resolve_url(struct loadgen *lg, const char *url)
+{
+	if (strncmp(url, "http://", 7) != 0)
+		die("--url must start with http:// (got %s)", url);
+	const char *hp = url + 7;
+	size_t len = strcspn(hp, "/");
+	if (len == 0 || len >= sizeof lg->host)
+		die("--url: no host in %s", url);
+	memcpy(lg->host, hp, len);
+	lg->host[len] = '\0';
+	char host[300], port[16] = "80";
+	const char *colon = strrchr(lg->host, ':');
+	if (lg->host[0] == '[') {
+		const char *close = strchr(lg->host, ']');
+		if (!close)
+			die("--url: bad IPv6 address");
+		snprintf(host, sizeof host, "%.*s", (int)(close - lg->host - 1), lg->host + 1);
+		if (close[1] == ':')
+			snprintf(port, sizeof port, "%s", close + 2);
+	} else if (colon) {
+		snprintf(host, sizeof host, "%.*s", (int)(colon - lg->host), lg->host);
+		snprintf(port, sizeof port, "%s", colon + 1);
+	} else {
+		snprintf(host, sizeof host, "%s", lg->host);
+	}
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0)
+		die("--url: %s: %s", host, gai_strerror(rc));
+	if (!is_loopback(res->ai_addr))
+		die("--url: %s is not a loopback address; loadgen only loads this machine", host);
+	memcpy(&lg->addr, res->ai_addr, res->ai_addrlen);
+	lg->addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+}
+
+static void raise_fd_limit(int need)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)need + 64 > rl.rlim_cur)
+		die("%d connections need %d file descriptors; the limit is %llu (raise ulimit -n)", need, need + 64,
+		    (unsigned long long)rl.rlim_cur);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: loadgen --scenario NAME [--url URL] --rate R --duration S [--warmup S] [options]\n"
+		   "       loadgen --scenario NAME --find-saturation [--rate-start R] [--rate-factor F] [options]\n"
+		   "       loadgen --idle N [--hold S] [--path /healthz] [--url URL]\n"
+		   "scenarios:\n");
+	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+		fprintf(f, "  %-10s %s\n", scenarios[i].name, scenarios[i].help);
+	fprintf(f, "options:\n"
+		   "  --url URL            server (default $FEEGATE_URL); loopback only\n"
+		   "  --path P             path for get/fixed/--idle\n"
+		   "  --file F             input for vnpay_ipn/requests\n"
+		   "  --bearer TOKEN       Authorization: Bearer (default $FEEGATE_API_KEY for orders and get)\n"
+		   "  --agency CODE        agency for orders (default $FEEGATE_AGENCY)\n"
+		   "  --connections N      keep-alive connections (default 64)\n"
+		   "  --rate R             requests per second (fixed-rate run)\n"
+		   "  --duration S         measured seconds (default 10)\n"
+		   "  --warmup S           seconds sent before measuring (default 2)\n"
+		   "  --timeout S          a request slower than this is a timeout error (default 10)\n"
+		   "  --expect-body TEXT   a 2xx answer without TEXT in its first 300 bytes is an error\n"
+		   "  --drain S            wait after the schedule for answers still due (default 2)\n"
+		   "  --find-saturation    step the rate up (see the top of loadgen.c)\n"
+		   "  --rate-start R --rate-factor F --rate-max R --max-steps N --refine K\n"
+		   "  --step-duration S --step-warmup S --step-pause S\n"
+		   "  --retries N          while climbing, run a failed step again up to N times (default 1)\n"
+		   "  --slo-p99-ms MS      a step passes with p99 at most this (default 100)\n"
+		   "  --min-ratio X        ... and achieved at least X * offered (default 0.99)\n"
+		   "  --timeline S         per-interval figures (also to stderr as they come)\n"
+		   "  --histogram          add the histogram to a fixed-rate run's output\n"
+		   "  --tag T              prefix of references and idempotency keys (default: time and pid)\n"
+		   "  --output FILE        write the JSON there instead of stdout\n");
+}
+
+static double num_arg(const char *name, const char *v, double lo, double hi)
+{
+	char *end;
+	double d = strtod(v, &end);
+	if (end == v || *end || !(d >= lo && d <= hi))
+		die("%s: expected a number in [%g, %g], got '%s'", name, lo, hi, v);
+	return d;
+}
+
+static void parse_args(struct options *o, int argc, char **argv)
+{
+	enum {
+		O_URL = 1000, O_SCENARIO, O_PATH, O_FILE, O_BEARER, O_AGENCY, O_TAG, O_OUTPUT, O_RATE, O_DURATION,
+		O_WARMUP, O_TIMEOUT, O_DRAIN, O_CONNECTIONS, O_FIND, O_RATE_START, O_RATE_FACTOR, O_RATE_MAX,
+		O_STEP_DURATION, O_STEP_WARMUP, O_STEP_PAUSE, O_REFINE, O_MAX_STEPS, O_SLO, O_MIN_RATIO, O_TIMELINE,
+		O_IDLE, O_HOLD, O_HISTOGRAM, O_RETRIES, O_EXPECT_BODY, O_HELP
+	};
+	static const struct option longopts[] = {
+		{"url", required_argument, NULL, O_URL},
+		{"scenario", required_argument, NULL, O_SCENARIO},
+		{"path", required_argument, NULL, O_PATH},
+		{"file", required_argument, NULL, O_FILE},
+		{"bearer", required_argument, NULL, O_BEARER},
+		{"agency", required_argument, NULL, O_AGENCY},
+		{"tag", required_argument, NULL, O_TAG},
+		{"output", required_argument, NULL, O_OUTPUT},
+		{"rate", required_argument, NULL, O_RATE},
+		{"duration", required_argument, NULL, O_DURATION},
+		{"warmup", required_argument, NULL, O_WARMUP},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"drain", required_argument, NULL, O_DRAIN},
+		{"connections", required_argument, NULL, O_CONNECTIONS},
+		{"find-saturation", no_argument, NULL, O_FIND},
+		{"rate-start", required_argument, NULL, O_RATE_START},
+		{"rate-factor", required_argument, NULL, O_RATE_FACTOR},
+		{"rate-max", required_argument, NULL, O_RATE_MAX},
+		{"step-duration", required_argument, NULL, O_STEP_DURATION},
+		{"step-warmup", required_argument, NULL, O_STEP_WARMUP},
+		{"step-pause", required_argument, NULL, O_STEP_PAUSE},
+		{"refine", required_argument, NULL, O_REFINE},
+		{"max-steps", required_argument, NULL, O_MAX_STEPS},
+		{"slo-p99-ms", required_argument, NULL, O_SLO},
+		{"min-ratio", required_argument, NULL, O_MIN_RATIO},
+		{"timeline", required_argument, NULL, O_TIMELINE},
+		{"idle", required_argument, NULL, O_IDLE},
+		{"hold", required_argument, NULL, O_HOLD},
+		{"histogram", no_argument, NULL, O_HISTOGRAM},
+		{"retries", required_argument, NULL, O_RETRIES},
+		{"expect-body", required_argument, NULL, O_EXPECT_BODY},
+		{"help", no_argument, NULL, O_HELP},
+		{NULL, 0, NULL, 0},
+	};
+	*o = (struct options){
+		.url = getenv("FEEGATE_URL"),
+		.agency = getenv("FEEGATE_AGENCY"),
+		.duration_s = 10,
+		.warmup_s = 2,
+		.timeout_s = 10,
+		.drain_s = 2,
+		.connections = 64,
+		.rate_start = 1000,
+		.rate_factor = 1.5,
+		.rate_max = 1e6,
+		.step_duration_s = 3,
+		.step_warmup_s = 1,
+		.step_pause_s = 0.5,
+		.refine = 2,
+		.max_steps = 30,
+		.retries = 1,
+		.slo_p99_ms = 100,
+		.min_ratio = 0.99,
+		.hold_s = 60,
+	};
+	int ch;
+	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		switch (ch) {
+		case O_URL: o->url = optarg; break;
+		case O_SCENARIO: o->scenario = optarg; break;
+		case O_PATH: o->path = optarg; break;
+		case O_FILE: o->file = optarg; break;
+		case O_BEARER: o->bearer = optarg; break;
+		case O_AGENCY: o->agency = optarg; break;
+		case O_TAG: o->tag = optarg; break;
+		case O_OUTPUT: o->output = optarg; break;
+		case O_RATE: o->rate = num_arg("--rate", optarg, 0.01, 1e7); break;
+		case O_DURATION: o->duration_s = num_arg("--duration", optarg, 0.1, 86400); break;
+		case O_WARMUP: o->warmup_s = num_arg("--warmup", optarg, 0, 3600); break;
+		case O_TIMEOUT: o->timeout_s = num_arg("--timeout", optarg, 0.01, 3600); break;
+		case O_DRAIN: o->drain_s = num_arg("--drain", optarg, 0, 3600); break;
+		case O_CONNECTIONS: o->connections = (int)num_arg("--connections", optarg, 1, MAX_CONNECTIONS); break;
+		case O_FIND: o->find_saturation = true; break;
+		case O_RATE_START: o->rate_start = num_arg("--rate-start", optarg, 1, 1e7); break;
+		case O_RATE_FACTOR: o->rate_factor = num_arg("--rate-factor", optarg, 1.01, 100); break;
+		case O_RATE_MAX: o->rate_max = num_arg("--rate-max", optarg, 1, 1e7); break;
+		case O_STEP_DURATION: o->step_duration_s = num_arg("--step-duration", optarg, 0.1, 3600); break;
+		case O_STEP_WARMUP: o->step_warmup_s = num_arg("--step-warmup", optarg, 0, 3600); break;
+		case O_STEP_PAUSE: o->step_pause_s = num_arg("--step-pause", optarg, 0, 3600); break;
+		case O_REFINE: o->refine = (int)num_arg("--refine", optarg, 0, 20); break;
+		case O_MAX_STEPS: o->max_steps = (int)num_arg("--max-steps", optarg, 1, 200); break;
+		case O_SLO: o->slo_p99_ms = num_arg("--slo-p99-ms", optarg, 0.001, 1e6); break;
+		case O_MIN_RATIO: o->min_ratio = num_arg("--min-ratio", optarg, 0, 1); break;
+		case O_TIMELINE: o->timeline_s = num_arg("--timeline", optarg, 0.1, 3600); break;
+		case O_IDLE: o->idle = (int)num_arg("--idle", optarg, 1, MAX_CONNECTIONS); break;
+		case O_HOLD: o->hold_s = num_arg("--hold", optarg, 0, 3600); break;
+		case O_HISTOGRAM: o->histogram = true; break;
+		case O_EXPECT_BODY: o->expect_body = optarg; break;
+		case O_RETRIES: o->retries = (int)num_arg("--retries", optarg, 0, 5); break;
+		case O_HELP: usage(stdout); exit(0);
+		default: usage(stderr); exit(2);
+		}
+	}
+	if (optind < argc)
+		die("unexpected argument %s", argv[optind]);
+	if (!o->url || !*o->url)
+		die("--url (or FEEGATE_URL) is required");
+	if (o->idle == 0 && !o->scenario)
+		die("--scenario is required (or --idle N); see --help");
+	if (o->idle == 0 && !o->find_saturation && o->rate <= 0)
+		die("--rate is required (or --find-saturation)");
+}
+
+int main(int argc, char **argv)
+{
+	struct loadgen *lg = xcalloc(1, sizeof *lg);
+	struct options *o = &lg->opt;
+	parse_args(o, argc, argv);
+	signal(SIGPIPE, SIG_IGN);
+	resolve_url(lg, o->url);
+
+	static char tag[40];
+	if (!o->tag) {
+		snprintf(tag, sizeof tag, "%lx%x", (unsigned long)time(NULL), (unsigned)getpid());
+		o->tag = tag;
+	}
+	const char *bearer = o->bearer;
+	if (!bearer && o->idle == 0 && o->scenario &&
+	    (strcmp(o->scenario, "orders") == 0 || strcmp(o->scenario, "get") == 0))
+		bearer = getenv("FEEGATE_API_KEY");
+	if (bearer && *bearer) {
+		if (asprintf(&lg->auth_line, "Authorization: Bearer %s\r\n", bearer) < 0)
+			die("out of memory");
+	} else {
+		lg->auth_line = strdup("");
+	}
+
+	struct event_config *ec = event_config_new();
+	event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER);
+	lg->base = event_base_new_with_config(ec);
+	event_config_free(ec);
+	if (!lg->base)
+		die("event_base_new failed");
+
+	lg->nconns = o->idle > 0 ? o->idle : o->connections;
+	raise_fd_limit(lg->nconns);
+	lg->conns = xcalloc((size_t)lg->nconns, sizeof *lg->conns);
+	lg->ring_cap = (size_t)lg->nconns + 1;
+	lg->ring = xcalloc(lg->ring_cap, sizeof *lg->ring);
+	for (int i = 0; i < lg->nconns; i++) {
+		lg->conns[i].lg = lg;
+		lg->conns[i].retry = evtimer_new(lg->base, on_retry, &lg->conns[i]);
+	}
+	lg->sigint = evsignal_new(lg->base, SIGINT, on_signal, lg);
+	lg->sigterm = evsignal_new(lg->base, SIGTERM, on_signal, lg);
+	event_add(lg->sigint, NULL);
+	event_add(lg->sigterm, NULL);
+
+	json_t *result;
+	if (o->idle > 0) {
+		prebuild_get(lg, o->path ? o->path : "/healthz");
+		idle_mode_next(lg);
+		event_base_dispatch(lg->base);
+		fprintf(stderr, "loadgen: idle: %d open, %d failed, %d closed by the server while held\n", lg->idle_up,
+			lg->idle_failed, lg->idle_closed);
+		return lg->idle_up == lg->nconns ? 0 : 1;
+	}
+
+	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+		if (strcmp(scenarios[i].name, o->scenario) == 0)
+			lg->sc = &scenarios[i];
+	if (!lg->sc)
+		die("unknown scenario %s; see --help", o->scenario);
+	char err[256];
+	if (lg->sc->setup && !lg->sc->setup(lg, err, sizeof err))
+		die("%s", err);
+
+	lg->tick = evtimer_new(lg->base, on_tick, lg);
+	lg->housekeeping = event_new(lg->base, -1, EV_PERSIST, on_housekeeping, lg);
+	struct timeval hk = {0, HOUSEKEEPING_MS * 1000};
+	event_add(lg->housekeeping, &hk);
+
+	/* connect everything before the clock starts */
+	for (int i = 0; i < lg->nconns; i++)
+		conn_connect(&lg->conns[i]);
+	int64_t connect_deadline = now_ns() + 5 * NS_PER_S;
+	while (lg->ring_count < (size_t)lg->nconns && now_ns() < connect_deadline && !lg->stop)
+		event_base_loop(lg->base, EVLOOP_ONCE);
+	if (lg->ring_count == 0)
+		die("no connection to %s could be opened", o->url);
+	if (lg->ring_count < (size_t)lg->nconns)
+		fprintf(stderr, "loadgen: only %zu of %d connections are up; going on\n", lg->ring_count, lg->nconns);
+
+	if (o->find_saturation) {
+		result = find_saturation(lg);
+	} else {
+		run_at(lg, o->rate, o->warmup_s, o->duration_s);
+		log_step("run", lg, &lg->run);
+		result = json_pack("{s:s}", "mode", "fixed_rate");
+		json_object_update_new(result, run_json(lg, &lg->run, o->histogram));
+	}
+	json_object_set_new(result, "scenario", json_string(o->scenario));
+	json_object_set_new(result, "url", json_string(o->url));
+	json_object_set_new(result, "connections", json_integer(o->connections));
+	if (lg->stop)
+		json_object_set_new(result, "interrupted", json_true());
+
+	FILE *out = stdout;
+	if (o->output && !(out = fopen(o->output, "w")))
+		die("%s: %s", o->output, strerror(errno));
+	json_dumpf(result, out, JSON_INDENT(1) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+	fputc('\n', out);
+	if (out != stdout)
+		fclose(out);
+	else
+		fflush(stdout);
+	json_decref(result);
+
+	for (int i = 0; i < lg->nconns; i++) {
+		if (lg->conns[i].bev)
+			bufferevent_free(lg->conns[i].bev);
+		event_free(lg->conns[i].retry);
+	}
+	json_decref(lg->run.timeline);
+	event_free(lg->tick);
+	event_free(lg->housekeeping);
+	event_free(lg->sigint);
+	event_free(lg->sigterm);
+	event_base_free(lg->base);
+	if (lg->input)
+		fclose(lg->input);
+	free(lg->line);
+	free(lg->prebuilt);
+	free(lg->auth_line);
+	free(lg->conns);
+	free(lg->ring);
+	free(lg);
+	return 0;
+}

@@ -1,0 +1,240 @@
+#!/usr/bin/env bash
+# What `make bench` runs: every benchmark scenario against a private stack, one table, the same
+# figures in bench/results.json and a plot in bench/latency.png.
+#
+# Usage: tests/bench/run.sh BUILD_DIR [full|quick]
+#   full   about 6 minutes on a 2-core machine (at most 10); quick (QUICK=1) under 2 minutes
+# Environment (optional):
+#   BENCH_SCENARIOS="intake status_reads"   run only these (default: all of SCENARIOS below)
+#   BENCH_WORKERS=2       gateway workers, and ceiling server processes (default 2)
+#   BENCH_CONNECTIONS=128 keep-alive connections of the load generator
+#   BENCH_IDLE_CONNS=10000
+#
+# Fair rules (issue 5): fsync and synchronous_commit stay on; pgbench's naive posting runs with
+# -c 16 -j 2; the ceiling server runs as many processes as the gateway has workers; a rate is
+# saturated when a step achieves < 99 % of it, has any error, or p99 > 100 ms; RSS is summed
+# over every gateway process.
+#
+# Adding a scenario: write a function scenario_NAME that first calls `record NAME kind=...
+# label=... [ceiling=... target_...=...]` (fields: tests/bench/report.py) and then leaves its
+# raw figures in $RAW (for an HTTP scenario, `saturate NAME LOADGEN_ARGS...` does it all; set
+# NEEDS_GATEWAY=0 first if it does not use the gateway), and add NAME to SCENARIOS. Requests
+# prepared beforehand (signed notifications, refunds) go through loadgen's vnpay_ipn or
+# requests scenarios (--file); tests/bench/vnpay_ipn.py signs VNPAY IPNs.
+set -euo pipefail
+BENCH_PROG=bench
+# shellcheck source=tests/bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+(($# >= 1 && $# <= 2)) || die "usage: tests/bench/run.sh BUILD_DIR [full|quick]"
+MODE=${2:-full}
+case $MODE in
+  full)
+    SAT_ARGS=(--rate-factor 1.4 --step-duration 4 --step-warmup 1 --step-pause 0.5 --refine 2
+      --duration 15 --warmup 3 --max-steps 20)
+    SAT_TIMEOUT=170 # a bound, never reached when the server answers: 20 steps take about 140 s
+    PGBENCH_SECONDS=20
+    WARMUP_SECONDS=5
+    ;;
+  quick)
+    SAT_ARGS=(--rate-factor 2 --step-duration 1.5 --step-warmup 0.5 --step-pause 0.3 --refine 1
+      --duration 4 --warmup 1 --max-steps 8 --drain 1)
+    SAT_TIMEOUT=45
+    PGBENCH_SECONDS=5
+    WARMUP_SECONDS=2
+    ;;
+  *) die "mode must be full or quick, not $MODE" ;;
+esac
+CONNS=${BENCH_CONNECTIONS:-128}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+
+SCENARIOS=(http_ceiling intake status_reads pg_insert pg_naive_posting idle_memory)
+
+# ---------------------------------------------------------------- helpers
+
+ORDER=0
+# record NAME key=value...: the scenario's description for the report (see report.py).
+record() {
+  local name=$1; shift
+  ORDER=$((ORDER + 1))
+  "$PYTHON" "$BENCH_LIB_DIR/report.py" meta "$RAW/$name.meta.json" "name=$name" "order=$ORDER" "$@"
+}
+
+# saturate NAME LOADGEN_ARGS...: find the saturation rate, then measure at half of it.
+saturate() {
+  local name=$1; shift
+  timeout -k 10 "$SAT_TIMEOUT" "$BENCH_BIN/loadgen" --find-saturation --connections "$CONNS" \
+    "${SAT_ARGS[@]}" "$@" --output "$RAW/$name.json"
+}
+
+# pgbench_run NAME SCRIPT: pgbench -c 16 -j 2 on the stack's PostgreSQL.
+pgbench_run() {
+  local name=$1 script=$2
+  timeout -k 10 $((PGBENCH_SECONDS + 60)) "$PG_BIN/pgbench" -n -c 16 -j 2 -T "$PGBENCH_SECONDS" \
+    -f "$BENCH_LIB_DIR/$script" "$DATABASE_URL" >"$RAW/$name.txt" 2>&1
+  local rc=$?
+  grep -E '^(tps|latency average|number of failed)' "$RAW/$name.txt" | sed 's/^/  /' >&2 || true
+  return "$rc"
+}
+
+PGBENCH_READY=0
+pgbench_setup() {
+  ((PGBENCH_READY)) && return 0
+  bench_psql -f "$BENCH_LIB_DIR/pgbench_setup.sql" >/dev/null 2>&1 || return 1
+  PGBENCH_READY=1
+}
+
+# ---------------------------------------------------------------- scenarios
+
+scenario_http_ceiling() {
+  NEEDS_GATEWAY=0
+  record http_ceiling kind=http raw=http_ceiling.json \
+    "label=HTTP ceiling (evhttp, $WORKERS procs)"
+  rm -f "$TMP/ceiling.port"
+  "$BENCH_BIN/ceiling" --workers "$WORKERS" --port-file "$TMP/ceiling.port" >"$TMP/ceiling.log" 2>&1 &
+  local pid=$! i rc=0
+  bg_track "$pid"
+  for ((i = 0; i < 100; i++)); do
+    [[ -s $TMP/ceiling.port ]] && break
+    sleep 0.1
+  done
+  [[ -s $TMP/ceiling.port ]] || { cat "$TMP/ceiling.log" >&2; stop_pid "$pid"; return 1; }
+  saturate http_ceiling --url "http://127.0.0.1:$(cat "$TMP/ceiling.port")" --scenario fixed \
+    --rate-start 5000 || rc=$?
+  stop_pid "$pid"
+  return "$rc"
+}
+
+scenario_intake() {
+  record intake kind=http raw=intake.json "label=order intake (POST /v1/orders)" \
+    ceiling=http_ceiling target_rate=20000 target_ratio=0.4 target_p99_ms=10
+  saturate intake --url "$FEEGATE_URL" --scenario orders --rate-start 1000
+}
+
+scenario_status_reads() {
+  record status_reads kind=http raw=status_reads.json "label=status reads (GET /v1/orders/{id})" \
+    ceiling=http_ceiling target_p99_ms=10
+  local id
+  id=$(create_order) || return 1
+  saturate status_reads --url "$FEEGATE_URL" --scenario get --path "/v1/orders/$id" --rate-start 2000
+}
+
+scenario_pg_insert() {
+  NEEDS_GATEWAY=0
+  record pg_insert kind=pgbench raw=pg_insert.txt "label=pgbench insert-only (-c 16 -j 2)"
+  pgbench_setup || return 1
+  pgbench_run pg_insert pgbench_insert.sql
+}
+
+scenario_pg_naive_posting() {
+  NEEDS_GATEWAY=0
+  record pg_naive_posting kind=pgbench raw=pg_naive_posting.txt \
+    "label=pgbench naive posting, 1 hot row (-c 16 -j 2)"
+  pgbench_setup || return 1
+  pgbench_run pg_naive_posting pgbench_posting.sql
+}
+
+scenario_idle_memory() {
+  record idle_memory kind=memory raw=idle_memory.json "label=gateway RSS, idle keep-alive" \
+    target_rss_mib=64
+  gateway_sample "$TMP/procs_before.txt"
+  "$BENCH_BIN/loadgen" --url "$FEEGATE_URL" --idle "$IDLE_CONNS" --hold 50 >"$TMP/idle.json" \
+    2>"$TMP/idle.err" &
+  local pid=$! i
+  bg_track "$pid"
+  for ((i = 0; i < 600; i++)); do
+    [[ -s $TMP/idle.json ]] && break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [[ ! -s $TMP/idle.json ]]; then
+    cat "$TMP/idle.err" >&2
+    stop_pid "$pid"
+    return 1
+  fi
+  sleep 2 # let the workers settle with every connection open
+  gateway_sample "$TMP/procs_during.txt"
+  stop_pid "$pid"
+  "$PYTHON" "$BENCH_LIB_DIR/report.py" idle "$RAW/idle_memory.json" "$TMP/idle.json" \
+    "$TMP/procs_before.txt" "$TMP/procs_during.txt"
+  sed 's/^/  /' "$TMP/idle.json" >&2
+}
+
+# run_scenario NAME: runs scenario_NAME and notes what may have spoilt it: the gateway stopping
+# (an error when the scenario uses it; set NEEDS_GATEWAY=0 in scenarios that do not), and CPU
+# used by other programs on this machine just before and after.
+run_scenario() {
+  local name=$1 t0=$SECONDS busy_before busy_after
+  if ! declare -F "scenario_$name" >/dev/null; then
+    log "unknown scenario $name"
+    record "$name" kind=failed "error=unknown scenario"
+    return 0
+  fi
+  gateway_ensure
+  busy_before=$(cpu_busy_pct)
+  log "scenario $name (machine ${busy_before}% busy before it)"
+  local pid_before=$GW_PID
+  NEEDS_GATEWAY=1
+  if ! "scenario_$name"; then
+    log "scenario $name FAILED"
+    [[ -f $RAW/$name.meta.json ]] || record "$name" kind=failed "error=scenario failed"
+  fi
+  busy_after=$(cpu_busy_pct)
+  "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/$name.meta.json" "busy_pct_before=$busy_before" \
+    "busy_pct_after=$busy_after"
+  if [[ $GW_PID != "$pid_before" ]] || ! gateway_alive; then
+    local what=error
+    ((NEEDS_GATEWAY)) || what=note
+    log "the gateway stopped during scenario $name"
+    "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/$name.meta.json" \
+      "$what=the gateway stopped during this scenario (see gateway.log)"
+  fi
+  log "scenario $name took $((SECONDS - t0))s"
+}
+
+# ---------------------------------------------------------------- main
+
+START=$SECONDS
+bench_init "$1"
+RAW=$OUT/raw
+rm -rf -- "$RAW" "$OUT/results.json" "$OUT/latency.png"
+mkdir -p "$RAW"
+bench_build
+stack_start
+check_durability
+banksim_start
+gateway_start
+warm_up "$WARMUP_SECONDS"
+
+"$PYTHON" - "$RAW/env.json" <<EOF
+import json, subprocess, sys
+def sh(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+    except Exception:
+        return None
+json.dump({
+    "command": "make bench" + (" QUICK=1" if "$MODE" == "quick" else ""),
+    "git_commit": sh("git", "-C", "$REPO", "rev-parse", "--short", "HEAD"),
+    "git_dirty": bool(sh("git", "-C", "$REPO", "status", "--porcelain", "--untracked-files=no")),
+    "gateway_workers": $WORKERS,
+    "gateway_rate_limit_rps": $RATE_LIMIT_RPS,
+    "loadgen_connections": $CONNS,
+    "saturation_args": "${SAT_ARGS[*]}",
+    "postgres": {
+        "version": sh("$PG_BIN/postgres", "--version"),
+        "fsync": "on", "synchronous_commit": "on",
+    },
+    "banksim": bool("${BANKSIM_PID}"),
+}, open(sys.argv[1], "w"), indent=1)
+EOF
+
+if [[ -n ${BENCH_SCENARIOS:-} ]]; then
+  read -r -a SCENARIOS <<<"$BENCH_SCENARIOS"
+fi
+for s in "${SCENARIOS[@]}"; do run_scenario "$s"; done
+
+rc=0
+"$PYTHON" "$BENCH_LIB_DIR/report.py" build "$RAW" "$OUT" "$MODE" || rc=$?
+log "done in $((SECONDS - START))s"
+exit "$rc"
