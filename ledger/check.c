@@ -19,6 +19,15 @@ const struct ledger_invariant ledger_invariants[] = {
 	{"every transfer balances",
 	 "SELECT transfer_id || ' (sum ' || sum(amount) || ')' FROM ledger_entries GROUP BY transfer_id "
 	 "HAVING sum(amount) <> 0 ORDER BY 1"},
+	{"every transfer and entry refers to accounts, orders, attempts and transfers that exist",
+	 "SELECT 'transfer ' || t.id FROM ledger_transfers t WHERE "
+	 "NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = t.debit_account) "
+	 "OR NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = t.credit_account) "
+	 "OR (t.order_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.id = t.order_id)) "
+	 "OR (t.attempt_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.id = t.attempt_id)) "
+	 "UNION ALL SELECT 'entry ' || e.id FROM ledger_entries e WHERE "
+	 "NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = e.transfer_id) "
+	 "OR NOT EXISTS (SELECT 1 FROM ledger_accounts a WHERE a.id = e.account_id) ORDER BY 1"},
 	{"debits equal credits overall",
 	 "SELECT 'all entries sum to ' || sum(amount) FROM ledger_entries HAVING sum(amount) <> 0"},
 	{"every succeeded attempt has exactly one payment transfer (or only suspense transfers when its order "
