@@ -96,7 +96,8 @@ static void bank_answered(void *arg, int status, const char *body, size_t len, c
 		complete(s, true, txn.bank_txn_id, NULL);
 		return;
 	}
-	if ((rc == ADAPTER_OK && txn.state == ADAPTER_TXN_FAILED) || rc == ADAPTER_DECLINED) {
+	if ((rc == ADAPTER_OK && (txn.state == ADAPTER_TXN_FAILED || txn.state == ADAPTER_TXN_NOT_FOUND)) ||
+	    rc == ADAPTER_DECLINED) {
 		char reason[96];
 		snprintf(reason, sizeof reason, "the bank refused the refund (code %s)",
 			 txn.failure_code[0] ? txn.failure_code : adapter_rc_name(rc));
@@ -289,7 +290,10 @@ void refunds_create(struct http_req *req)
 	make_refund_ref(s->refund_id, s->refund_ref);
 	char amount_s[24], hash[65];
 	snprintf(amount_s, sizeof amount_s, "%lld", (long long)json_integer_value(amount));
-	util_sha256_hex(req->body, req->body_len, hash);
+	/* the key answers for this order and this body: the same key on another order is a reuse */
+	char *scoped = xasprintf("%s:%.*s", req->params[0], (int)req->body_len, req->body);
+	util_sha256_hex(scoped, strlen(scoped), hash);
+	free(scoped);
 	const char *params[9] = {req->params[0], NULL, amount_s, json_string_value(reason), p->id, s->refund_id, s->refund_ref,
 				 key, key ? hash : NULL};
 	pg_query(gw.db, "refund_create", 9, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);

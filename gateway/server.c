@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <netinet/in.h>
@@ -188,8 +189,17 @@ static int worker_main(int index)
 		log_error(NULL, "evhttp refused the listening socket");
 		return 2;
 	}
+	/* Webhook payloads written by this gateway's transactions carry its own public URL. */
+	struct evbuffer *session = evbuffer_new();
+	evbuffer_add_printf(session, "SET feegate.public_url = '");
+	for (const char *c = cfg.public_url; *c; c++)
+		evbuffer_add_printf(session, *c == '\'' ? "''" : "%c", *c);
+	evbuffer_add_printf(session, "';");
+	evbuffer_add(session, "", 1);
 	gw.db = pg_pool_new(gw.base, cfg.database_url, cfg.db_pool_size, db_statements, db_statement_count,
-			    cfg.db_connect_timeout_ms, cfg.idempotency_wait_ms + cfg.db_timeout_ms * 2);
+			    cfg.db_connect_timeout_ms, cfg.idempotency_wait_ms + cfg.db_timeout_ms * 2,
+			    (const char *)evbuffer_pullup(session, -1));
+	evbuffer_free(session);
 	gw.redis = redis_new(gw.base, cfg.redis_url, cfg.redis_timeout_ms);
 	if (!gw.redis) {
 		log_error(NULL, "REDIS_URL: not a redis:// URL");

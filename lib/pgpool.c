@@ -461,7 +461,7 @@ void pg_query(struct pg_pool *pool, const char *stmt, int nparams, const char *c
 
 struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int size,
 			    const struct pg_statement *stmts, int nstmts, int connect_timeout_ms,
-			    int statement_timeout_ms)
+			    int statement_timeout_ms, const char *session_sql)
 {
 	struct pg_pool *pool = xcalloc(1, sizeof *pool);
 	pool->base = base;
@@ -470,7 +470,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 	pool->size = size;
 	TAILQ_INIT(&pool->queue);
 
-	size_t cap = 256;
+	size_t cap = 256 + (session_sql ? strlen(session_sql) : 0);
 	for (int i = 0; i < nstmts; i++)
 		cap += strlen(stmts[i].name) + strlen(stmts[i].sql) + 32;
 	char *sql = xmalloc(cap);
@@ -479,6 +479,8 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 			   "SET idle_in_transaction_session_timeout = 60000; "
 			   "SET application_name = 'feegate';",
 			   statement_timeout_ms);
+	if (session_sql)
+		off += snprintf(sql + off, cap - (size_t)off, " %s", session_sql);
 	for (int i = 0; i < nstmts; i++)
 		off += snprintf(sql + off, cap - (size_t)off, " PREPARE %s AS %s;", stmts[i].name, stmts[i].sql);
 	pool->init_sql = sql;

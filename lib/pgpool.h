@@ -35,9 +35,10 @@ struct pg_statement {
 	const char *sql; /* parameters as $1..$n, with casts where the type is not obvious */
 };
 
+/* session_sql (may be NULL) runs on every new connection after the pool's own settings. */
 struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int size,
 			    const struct pg_statement *stmts, int nstmts, int connect_timeout_ms,
-			    int statement_timeout_ms);
+			    int statement_timeout_ms, const char *session_sql);
 /* Closes every connection; queued and running queries get PG_UNAVAILABLE. */
 void pg_pool_free(struct pg_pool *pool);
 

@@ -1,0 +1,229 @@
+"""Portal webhooks (issue 3): the client's delivery list, retries with backoff while the portal
+fails, dead-lettering, redelivery, and that a client sees and redelivers only its own."""
+import hashlib
+import hmac
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bankflow import *
+
+
+class Sink:
+    """A portal webhook endpoint on loopback that answers `status` and records what it gets."""
+
+    def __init__(self):
+        self.status = 200
+        self.received = []
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                sink.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
+                                      "status": sink.status, "at": time.time()})
+                self.send_response(sink.status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def portal(stack, gateway, sink):
+    """A portal client of its own whose webhooks go to the sink."""
+    client = stack.create_client(agencies=("XNC",), webhook_url=sink.url + "/feegate/webhook")
+    assert client.webhook_secret, "client create printed no webhook_secret"
+    a = Api(gateway.url, client.key)
+    a.client = client
+    yield a
+    a.close()
+
+
+def deliveries(api, **params):
+    r = api.get("/v1/webhook-deliveries", params=params)
+    assert r.status_code == 200, r.text
+    return r.json()["data"]
+
+
+def delivery_of(api, order_id, type_):
+    got = [d for d in deliveries(api, order_id=order_id) if d["type"] == type_]
+    assert len(got) <= 1, got
+    return got[0] if got else None
+
+
+def wait_delivery(api, order_id, type_, pred, what, timeout=15):
+    return wait_until(lambda: (lambda d: d if d and pred(d) else None)(delivery_of(api, order_id, type_)),
+                      timeout, what=what)
+
+
+def check_signature(req, secret):
+    ts = req["headers"]["Feegate-Timestamp"]
+    sig = req["headers"]["Feegate-Signature"]
+    want = "v1=" + hmac.new(secret.encode(), ts.encode() + b"." + req["body"], hashlib.sha256).hexdigest()
+    assert hmac.compare_digest(sig, want), (sig, want)
+    assert abs(int(ts) - time.time()) < 300
+    assert req["headers"]["Content-Type"].startswith("application/json")
+
+
+def cancelled_order(api):
+    o = new_order(api)
+    r = api.post(f"/v1/orders/{o['id']}/cancel")
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_delivery_list_shows_the_clients_deliveries(portal, sink, api, sim, finance):
+    o = cancelled_order(portal)
+    d = wait_delivery(portal, o["id"], "order.cancelled", lambda d: d["status"] == "delivered", "the delivery")
+    assert d["attempts"] == 1 and d["order_id"] == o["id"] and d["delivered_at"], d
+    assert set(d) >= {"id", "order_id", "type", "status", "attempts", "created_at"}, d
+    got = [r for r in sink.received if json.loads(r["body"])["data"]["id"] == o["id"]]
+    assert len(got) == 1 and got[0]["path"] == "/feegate/webhook", got
+    check_signature(got[0], portal.client.webhook_secret)
+    doc = json.loads(got[0]["body"])
+    assert doc["type"] == "order.cancelled" and doc["data"]["status"] == "cancelled" and doc["id"], doc
+    assert doc["data"]["reference"] == o["reference"]
+
+    listed = deliveries(portal)
+    assert [(x["id"], x["order_id"]) for x in listed] == [(d["id"], o["id"])], listed  # its own only
+    assert [x["id"] for x in deliveries(portal, status="delivered")].count(d["id"]) == 1
+    assert d["id"] not in [x["id"] for x in deliveries(portal, status="pending")]
+    assert d["id"] not in [x["id"] for x in deliveries(api)]  # not the demo client's
+    r = portal.get("/v1/webhook-deliveries", params={"status": "nope"})
+    assert r.status_code == 400 and error_of(r)["code"] == "validation_failed"
+    assert finance.get("/v1/webhook-deliveries").status_code == 403
+
+    # the demo client's deliveries (to banksim's sink) are listed for it
+    paid, _ = pay_order(api, sim, "vnpay")
+    types = wait_until(lambda: (lambda ds: {"order.pending", "order.succeeded"} <= {x["type"] for x in ds} and ds)(
+        deliveries(api, order_id=paid["id"])), 10, what="the demo client's deliveries")
+    assert all(x["order_id"] == paid["id"] for x in types)
+
+
+def test_failing_portal_gets_retries_then_dead_then_redelivery(portal, sink, stack):
+    sink.status = 500
+    o = cancelled_order(portal)
+    d = wait_delivery(portal, o["id"], "order.cancelled", lambda d: d["attempts"] >= 2,
+                      "a second attempt", timeout=10)
+    assert d["status"] == "pending" and d["last_status"] == 500 and d["next_attempt_at"], d
+    reqs = [r for r in sink.received if json.loads(r["body"])["data"]["id"] == o["id"]]
+    assert len(reqs) >= 2
+    assert len({r["body"] for r in reqs}) == 1  # the same event each time
+    gaps = [b["at"] - a["at"] for a, b in zip(reqs, reqs[1:])]
+    assert all(g >= 0.5 for g in gaps), gaps  # backoff (1 s, +-25 %), not a hot loop
+    for r in reqs:
+        check_signature(r, portal.client.webhook_secret)
+
+    # the portal keeps failing for longer than FEEGATE_WEBHOOK_MAX_AGE_S (25 h by default): make
+    # the event that old and due now, and the next failure dead-letters it
+    stack.query("UPDATE webhook_deliveries SET created_at = now() - interval '26 hours', next_attempt_at = now() "
+                "WHERE id = %s", (d["id"],))
+    dead = wait_delivery(portal, o["id"], "order.cancelled", lambda d: d["status"] == "dead", "dead-lettering")
+    assert dead["attempts"] > d["attempts"] and dead["next_attempt_at"] is None, dead
+    assert [x["id"] for x in deliveries(portal, status="dead")] == [dead["id"]]
+    n = len(sink.received)
+    time.sleep(1.5)
+    assert len(sink.received) == n  # no more attempts
+
+    # redelivered while the portal still fails: a new retry period, not dead at once
+    r = portal.post(f"/v1/webhook-deliveries/{dead['id']}/redeliver")
+    assert r.status_code == 202, r.text
+    assert r.json()["id"] == dead["id"] and r.json()["status"] == "pending", r.text
+    again = wait_delivery(portal, o["id"], "order.cancelled", lambda d: d["attempts"] > dead["attempts"],
+                          "the redelivery attempt")
+    time.sleep(0.3)
+    again = delivery_of(portal, o["id"], "order.cancelled")
+    assert again["status"] == "pending", again
+
+    # the portal works again: redelivered, delivered once
+    sink.status = 200
+    r = portal.post(f"/v1/webhook-deliveries/{dead['id']}/redeliver")
+    assert r.status_code == 202, r.text
+    done = wait_delivery(portal, o["id"], "order.cancelled", lambda d: d["status"] == "delivered", "delivery")
+    assert done["delivered_at"] and done["last_status"] == 200, done
+    ok = [r for r in sink.received if json.loads(r["body"])["data"]["id"] == o["id"] and r["status"] == 200]
+    assert len(ok) == 1, ok
+    assert ok[0]["body"] == reqs[0]["body"]
+    check_signature(ok[0], portal.client.webhook_secret)
+    time.sleep(0.6)
+    assert len([r for r in sink.received if json.loads(r["body"])["data"]["id"] == o["id"] and r["status"] == 200]) == 1
+
+
+def test_dead_letter_after_the_configured_max_age(stack, gateway, sink):
+    """On a gateway with FEEGATE_WEBHOOK_MAX_AGE_S=2, a portal that keeps failing has its event
+    retried with growing delays, then dead-lettered; redelivered once it works, it is delivered.
+    The shared gateway is paused meanwhile (SIGSTOP), so this gateway's relay is the only one."""
+    client = stack.create_client(agencies=("XNC",), webhook_url=sink.url + "/hook")
+    sink.status = 503
+    with dedicated_gateway(stack, FEEGATE_WEBHOOK_MAX_AGE_S=2, FEEGATE_WEBHOOK_BACKOFF_MS=300) as gw:
+        papi = Api(gw.url, client.key)
+        os.killpg(gateway.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            o = cancelled_order(papi)
+            dead = wait_delivery(papi, o["id"], "order.cancelled", lambda d: d["status"] == "dead",
+                                 "dead-lettering", timeout=10)
+            elapsed = time.monotonic() - t0
+        finally:
+            os.killpg(gateway.pid, signal.SIGCONT)
+        assert dead["attempts"] >= 2 and dead["last_status"] == 503, dead
+        assert elapsed < 6, elapsed
+        reqs = [r for r in sink.received if json.loads(r["body"])["data"]["id"] == o["id"]]
+        assert len(reqs) == dead["attempts"], (len(reqs), dead)
+        gaps = [b["at"] - a["at"] for a, b in zip(reqs, reqs[1:])]
+        assert all(g >= 0.2 for g in gaps) and gaps == sorted(gaps), gaps  # backoff grows
+        time.sleep(0.8)
+        assert len([r for r in sink.received if json.loads(r["body"])["data"]["id"] == o["id"]]) == len(reqs)
+
+        sink.status = 204
+        r = papi.post(f"/v1/webhook-deliveries/{dead['id']}/redeliver")
+        assert r.status_code == 202 and r.json()["status"] == "pending", r.text
+        done = wait_delivery(papi, o["id"], "order.cancelled", lambda d: d["status"] == "delivered", "delivery")
+        assert done["last_status"] == 204, done
+        check_signature(sink.received[-1], client.webhook_secret)
+        papi.close()
+
+
+def test_redeliver_only_own_deliveries(portal, api, sink):
+    o = cancelled_order(portal)
+    d = wait_delivery(portal, o["id"], "order.cancelled", lambda d: d["status"] == "delivered", "the delivery")
+    r = api.post(f"/v1/webhook-deliveries/{d['id']}/redeliver")  # the demo client: not its delivery
+    assert r.status_code == 404 and error_of(r)["code"] == "not_found", r.text
+    for bad in (str(uuid.uuid4()), "not-a-uuid", "1"):
+        r = portal.post(f"/v1/webhook-deliveries/{bad}/redeliver")
+        assert r.status_code == 404 and error_of(r)["code"] == "not_found", (bad, r.text)
+    assert delivery_of(portal, o["id"], "order.cancelled")["status"] == "delivered"
+    assert portal.post(f"/v1/webhook-deliveries/{d['id']}/redeliver", key=None).status_code == 401
+    # its own delivered event can be sent again: the same event, signed afresh
+    r = portal.post(f"/v1/webhook-deliveries/{d['id']}/redeliver")
+    assert r.status_code == 202, r.text
+    got = wait_until(lambda: (lambda g: len(g) == 2 and g)(
+        [x for x in sink.received if json.loads(x["body"])["data"]["id"] == o["id"]]), 10, what="the redelivered event")
+    assert got[0]["body"] == got[1]["body"]
+    check_signature(got[1], portal.client.webhook_secret)
+    wait_delivery(portal, o["id"], "order.cancelled", lambda d: d["status"] == "delivered", "delivered again")
