@@ -55,15 +55,16 @@ BEGIN
          WHERE kind = 'payment' AND success AND coalesce(txn_id, '') <> ''),
     firsts AS (SELECT DISTINCT ON (bank, ref) * FROM inp ORDER BY bank, ref, i),
     firsts_txn AS (SELECT DISTINCT ON (bank, txn_id) * FROM firsts ORDER BY bank, txn_id, i),
+    -- one success per order (another attempt of the same order paid in this batch is a double
+    -- payment: the per-item path posts it to suspense); rows are already locked above
     cand AS (
-        SELECT f.i, f.bank, f.ref, f.amount, f.txn_id, f.source, f.raw, t.id AS attempt_id, o.id AS order_id,
-               o.agency_id
+        SELECT DISTINCT ON (o.id) f.i, f.bank, f.ref, f.amount, f.txn_id, f.source, f.raw, t.id AS attempt_id,
+               o.id AS order_id, o.agency_id
           FROM firsts_txn f JOIN attempts t ON t.bank = f.bank AND t.bank_order_ref = f.ref
           JOIN orders o ON o.id = t.order_id
          WHERE t.amount = f.amount AND t.status <> 'succeeded'
            AND EXISTS (SELECT 1 FROM order_transitions tr WHERE tr.from_status = o.status AND tr.to_status = 'succeeded')
-         ORDER BY o.id
-           FOR UPDATE OF t, o),
+         ORDER BY o.id, f.i),
     seen AS (
         INSERT INTO bank_notifications (bank, dedupe_key, bank_order_ref, attempt_id, amount, success, outcome, source, raw)
         SELECT bank, txn_id, ref, attempt_id, amount, true, 'applied', coalesce(source, 'notification'), raw FROM cand
