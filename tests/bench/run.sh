@@ -35,6 +35,7 @@ case $MODE in
     SAT_TIMEOUT=170 # a bound, never reached when the server answers: 20 steps take about 140 s
     PGBENCH_SECONDS=20
     WARMUP_SECONDS=5
+    NOTIFY_ATTEMPTS=320000 # enough signed IPNs for every step of the search (each is sent once)
     ;;
   quick)
     SAT_ARGS=(--rate-factor 2 --step-duration 1.5 --step-warmup 0.5 --step-pause 0.3 --refine 1
@@ -42,13 +43,14 @@ case $MODE in
     SAT_TIMEOUT=45
     PGBENCH_SECONDS=5
     WARMUP_SECONDS=2
+    NOTIFY_ATTEMPTS=60000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
 esac
 CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
-SCENARIOS=(http_ceiling intake status_reads pg_insert pg_naive_posting idle_memory)
+SCENARIOS=(http_ceiling intake notify_posted status_reads pg_insert pg_naive_posting idle_memory)
 
 # ---------------------------------------------------------------- helpers
 
@@ -109,6 +111,38 @@ scenario_intake() {
   record intake kind=http raw=intake.json "label=order intake (POST /v1/orders)" \
     ceiling=http_ceiling target_rate=20000 target_ratio=0.4 target_p99_ms=10
   saturate intake --url "$FEEGATE_URL" --scenario orders --rate-start 1000
+}
+
+# Every payment to one agency (the hot account): pending VNPAY attempts prepared in the database,
+# their signed success IPNs sent once each; a 2xx without RspCode 00 counts as an error, so a
+# rate is only counted when each notification was applied (state change, ledger transfer and
+# webhook row committed) before its answer.
+scenario_notify_posted() {
+  record notify_posted kind=http raw=notify_posted.json \
+    "label=notification -> posted, one agency (VNPAY IPN)" \
+    ceiling=pg_naive_posting target_ratio=10 target_p99_ms=10
+  local tag
+  tag=$(tr -dc 'A-Z' </dev/urandom | head -c 2)
+  bench_psql -v n="$NOTIFY_ATTEMPTS" -v tag="$tag" -v client="$FEEGATE_CLIENT_ID" -v agency="$FEEGATE_AGENCY" <<'SQL' || return 1
+WITH o AS (
+  INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
+                      checkout_token, created_at, updated_at, expires_at)
+  SELECT gen_random_uuid(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
+         'BENCH-' || :'tag' || g, 'Le phi ho chieu', 200000, 'pending', 'https://portal.example/return',
+         md5(:'tag' || g || random()::text), now(), now(), now() + interval '1 day'
+    FROM generate_series(1, :n) g
+  RETURNING id, reference)
+INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount)
+SELECT gen_random_uuid(), o.id, 'vnpay', 'BN' || :'tag' || lpad(substr(o.reference, 9), 8, '0'), 200000 FROM o;
+-- statistics as a database that grew over days would have them (autovacuum's ANALYZE)
+ANALYZE orders;
+ANALYZE attempts;
+SQL
+  bench_psql -F ' ' -c "SELECT bank_order_ref, amount FROM attempts WHERE bank_order_ref LIKE 'BN${tag}%' ORDER BY bank_order_ref" \
+    | "$PYTHON" "$BENCH_LIB_DIR/vnpay_ipn.py" >"$TMP/ipn.txt" || return 1
+  log "prepared $(wc -l <"$TMP/ipn.txt") signed notifications"
+  saturate notify_posted --url "$FEEGATE_URL" --scenario vnpay_ipn --file "$TMP/ipn.txt" \
+    --expect-body '"RspCode":"00"' --rate-start 1000
 }
 
 scenario_status_reads() {
