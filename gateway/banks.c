@@ -67,3 +67,11 @@ const struct bank *bank_at(size_t i)
 {
 	return i < nbanks ? &banks[i] : NULL;
 }
+
+void bank_send(const adapter_request *r, httpc_done_fn done, void *arg)
+{
+	struct httpc_header h[ADAPTER_MAX_HEADERS];
+	for (size_t i = 0; i < r->n_headers; i++)
+		h[i] = (struct httpc_header){r->headers[i].name, r->headers[i].value};
+	httpc_send(r->method, r->url, h, r->n_headers, r->body, r->body_len, cfg.bank_timeout_ms, done, arg);
+}

@@ -6,6 +6,7 @@
  * disabled with a warning at start-up. Nothing here names a bank.
  */
 #include "adapters/adapter.h"
+#include "lib/httpc.h"
 
 struct bank {
 	const adapter *adapter;
@@ -18,5 +19,7 @@ void banks_init(void);
 const struct bank *bank_find(const char *name);
 size_t bank_count(void);
 const struct bank *bank_at(size_t i);
+/* Sends a request an adapter built, with the bank call deadline (FEEGATE_BANK_TIMEOUT_MS). */
+void bank_send(const adapter_request *r, httpc_done_fn done, void *arg);
 
 #endif

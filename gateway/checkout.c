@@ -379,15 +379,9 @@ static void attempt_opened(void *arg, PGresult *res, enum pg_status st)
 		log_info(req->id, "attempt %s at %s shows a QR code", s->ref, s->bank);
 		qr_page(req);
 		return;
-	case ADAPTER_START_CALL: {
-		adapter_request *c = &s->start.call;
-		struct httpc_header h[ADAPTER_MAX_HEADERS];
-		for (size_t i = 0; i < c->n_headers; i++)
-			h[i] = (struct httpc_header){c->headers[i].name, c->headers[i].value};
-		httpc_send(c->method, c->url, h, c->n_headers, c->body, c->body_len, cfg.bank_timeout_ms, call_answered,
-			   req);
+	case ADAPTER_START_CALL:
+		bank_send(&s->start.call, call_answered, req);
 		return;
-	}
 	}
 }
 

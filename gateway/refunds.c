@@ -144,10 +144,7 @@ void refund_send(const struct refund_to_send *in, refund_sent_fn done, void *arg
 		send_finish(s, NULL);
 		return;
 	}
-	struct httpc_header h[ADAPTER_MAX_HEADERS];
-	for (size_t i = 0; i < out.n_headers; i++)
-		h[i] = (struct httpc_header){out.headers[i].name, out.headers[i].value};
-	httpc_send(out.method, out.url, h, out.n_headers, out.body, out.body_len, cfg.bank_timeout_ms, bank_answered, s);
+	bank_send(&out, bank_answered, s);
 	adapter_request_free(&out);
 }
 

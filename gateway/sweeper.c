@@ -127,10 +127,7 @@ static void ask_bank(struct query_job *j)
 		job_free(j);
 		return;
 	}
-	struct httpc_header h[ADAPTER_MAX_HEADERS];
-	for (size_t i = 0; i < req.n_headers; i++)
-		h[i] = (struct httpc_header){req.headers[i].name, req.headers[i].value};
-	httpc_send(req.method, req.url, h, req.n_headers, req.body, req.body_len, cfg.bank_timeout_ms, answered, j);
+	bank_send(&req, answered, j);
 	adapter_request_free(&req);
 }
 
