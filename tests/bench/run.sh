@@ -36,6 +36,7 @@ case $MODE in
     PGBENCH_SECONDS=20
     WARMUP_SECONDS=5
     NOTIFY_ATTEMPTS=320000 # enough signed IPNs for every step of the search (each is sent once)
+    REFUND_ORDERS=20000    # paid orders; each takes 10 partial refunds, so 200,000 requests
     ;;
   quick)
     SAT_ARGS=(--rate-factor 2 --step-duration 1.5 --step-warmup 0.5 --step-pause 0.3 --refine 1
@@ -44,13 +45,14 @@ case $MODE in
     PGBENCH_SECONDS=5
     WARMUP_SECONDS=2
     NOTIFY_ATTEMPTS=60000
+    REFUND_ORDERS=5000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
 esac
 CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
-SCENARIOS=(http_ceiling intake notify_posted status_reads pg_insert pg_naive_posting idle_memory)
+SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads pg_insert pg_naive_posting idle_memory)
 
 # ---------------------------------------------------------------- helpers
 
@@ -143,6 +145,45 @@ SQL
   log "prepared $(wc -l <"$TMP/ipn.txt") signed notifications"
   saturate notify_posted --url "$FEEGATE_URL" --scenario vnpay_ipn --file "$TMP/ipn.txt" \
     --expect-body '"RspCode":"00"' --rate-start 1000
+}
+
+# Finance refunding many paid orders at once: POST /v1/orders/{id}/refunds with the finance
+# token, 1,000 VND at a time, ten per order, orders interleaved. The orders are paid by VietQR,
+# whose refunds wait as payout instructions, so this measures feegate (the order lock, the
+# refundable sum, the refund row and its idempotency record), not a bank's refund API.
+scenario_refund_burst() {
+  record refund_burst kind=http raw=refund_burst.json \
+    "label=refund burst (POST /v1/orders/{id}/refunds, finance)" target_p99_ms=10
+  local tag
+  tag=$(tr -dc 'A-Z' </dev/urandom | head -c 2)
+  bench_psql -v n="$REFUND_ORDERS" -v tag="$tag" -v client="$FEEGATE_CLIENT_ID" -v agency="$FEEGATE_AGENCY" <<'SQL' || return 1
+WITH o AS (
+  INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
+                      checkout_token, created_at, updated_at, expires_at)
+  SELECT gen_random_uuid(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
+         'REFUND-' || :'tag' || g, 'Le phi ho chieu', 200000, 'pending', 'https://portal.example/return',
+         md5(:'tag' || g || random()::text), now(), now(), now() + interval '1 day'
+    FROM generate_series(1, :n) g
+  RETURNING id, reference)
+INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount)
+SELECT gen_random_uuid(), o.id, 'vietqr', 'RB' || :'tag' || lpad(substr(o.reference, 10), 8, '0'), 200000 FROM o;
+ANALYZE orders;
+ANALYZE attempts;
+-- paid through the same function the notifications use, so the ledger stays consistent
+SELECT count(*) FROM (
+  SELECT feegate_apply_notifications(json_agg(json_build_object('i', 0, 'bank', 'vietqr', 'kind', 'payment',
+           'ref', bank_order_ref, 'amount', amount, 'success', true, 'txn_id', 'T' || bank_order_ref)))
+    FROM (SELECT bank_order_ref, amount, (row_number() OVER (ORDER BY bank_order_ref) - 1) / 500 AS chunk
+            FROM attempts WHERE bank_order_ref LIKE 'RB' || :'tag' || '%') a
+   GROUP BY chunk) x;
+SQL
+  bench_psql -c "SELECT json_build_object('method', 'POST', 'path', '/v1/orders/' || o.id || '/refunds',
+                   'body', json_build_object('amount', 1000, 'reason', 'Hoàn tiền nộp thừa'))
+                   FROM generate_series(1, 10) k, orders o WHERE o.reference LIKE 'REFUND-${tag}%'
+                  ORDER BY k, o.id" >"$TMP/refunds.txt" || return 1
+  log "prepared $(wc -l <"$TMP/refunds.txt") refund requests"
+  saturate refund_burst --url "$FEEGATE_URL" --scenario requests --file "$TMP/refunds.txt" \
+    --bearer "$FEEGATE_FINANCE_TOKEN" --expect-body '"status":"pending"' --rate-start 500
 }
 
 scenario_status_reads() {
