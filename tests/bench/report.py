@@ -105,6 +105,13 @@ def evaluate(meta, raw_dir):
                 "p99_9_ms": lat.get("p99_9"),
                 "max_ms": lat.get("max"),
             }
+            # A run that ran out of prepared requests, or completed none, measured nothing.
+            if half.get("input_exhausted") or not half.get("completed"):
+                row["error"] = ("the measurement at half load ran out of prepared requests"
+                                if half.get("input_exhausted") else "the measurement at half load completed no request")
+            for step in raw.get("steps", []):
+                if step.get("input_exhausted"):
+                    row["error"] = "a step ran out of prepared requests: prepare more (run.sh)"
             row["steps"] = [
                 {
                     "offered_rate": s["offered_rate"],

@@ -39,13 +39,13 @@ case $MODE in
     REFUND_ORDERS=20000    # paid orders; each takes 10 partial refunds, so 200,000 requests
     ;;
   quick)
-    SAT_ARGS=(--rate-factor 2 --step-duration 1.5 --step-warmup 0.5 --step-pause 0.3 --refine 1
-      --duration 4 --warmup 1 --max-steps 8 --drain 1)
+    SAT_ARGS=(--rate-factor 2 --step-duration 1 --step-warmup 0.5 --step-pause 0.3 --refine 1
+      --duration 3 --warmup 1 --max-steps 6 --drain 1)
     SAT_TIMEOUT=45
     PGBENCH_SECONDS=5
     WARMUP_SECONDS=2
-    NOTIFY_ATTEMPTS=60000
-    REFUND_ORDERS=5000
+    NOTIFY_ATTEMPTS=80000
+    REFUND_ORDERS=3000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
 esac
