@@ -42,12 +42,13 @@ const struct pg_statement db_statements[] = {
 	 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
 	 "WHERE created_at < now() - interval '48 hours' LIMIT 1000)"},
 	{"claim_deliveries", "SELECT * FROM feegate_claim_deliveries($1::int, $2::int)"},
-	{"delivery_result",
-	 "UPDATE webhook_deliveries SET status = CASE WHEN $2::bool THEN 'delivered' WHEN $5::bool THEN 'dead' "
-	 "ELSE 'pending' END, last_status = $3::int, last_error = $4::text, "
-	 "delivered_at = CASE WHEN $2::bool THEN now() END, "
-	 "next_attempt_at = now() + make_interval(secs => $6::double precision / 1000) "
-	 "WHERE id = $1::uuid AND status = 'pending'"},
+	{"delivery_results",
+	 "UPDATE webhook_deliveries d SET status = CASE WHEN r.ok THEN 'delivered' WHEN r.dead THEN 'dead' "
+	 "ELSE 'pending' END, last_status = r.status, last_error = r.error, "
+	 "delivered_at = CASE WHEN r.ok THEN now() END, "
+	 "next_attempt_at = now() + make_interval(secs => r.delay_ms / 1000.0) "
+	 "FROM json_to_recordset($1::json) AS r(id uuid, ok boolean, status int, error text, dead boolean, delay_ms bigint) "
+	 "WHERE d.id = r.id AND d.status = 'pending'"},
 	{"deliveries_list",
 	 "SELECT coalesce(json_agg(feegate_delivery_json(d) ORDER BY d.created_at DESC), '[]') FROM "
 	 "(SELECT * FROM webhook_deliveries WHERE client_id = $1::uuid AND ($2::text = '' OR status = $2::text) "

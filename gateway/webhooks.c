@@ -6,6 +6,8 @@
  * FEEGATE_WEBHOOK_MAX_AGE_S, when they are dead-lettered.
  */
 #include <event2/event.h>
+#include <jansson.h>
+#include <stdint.h>
 #include <openssl/hmac.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +22,15 @@
 #include "lib/mem.h"
 #include "lib/metrics.h"
 
-static struct event *timer;
-static int busy;
+static struct event *timer;   /* the relay's pulse */
+static bool claiming;         /* a claim query is in flight */
+static bool more_due;         /* the last claim came back full: more rows may be waiting */
+static int calls;             /* deliveries waiting for the portal's answer */
+static json_t *results;       /* answers not yet saved, one object per delivery */
+static bool saving;           /* a delivery_results query is in flight */
+
+#define CLAIM_MAX 100   /* rows per claim */
+#define SAVE_MAX 200    /* results per save */
 
 struct delivery {
 	char id[37];
@@ -29,14 +38,47 @@ struct delivery {
 	int64_t age_s;
 };
 
-static void result_saved(void *arg, PGresult *res, enum pg_status st)
+static void pump(void);
+
+static void results_saved(void *arg, PGresult *res, enum pg_status st)
 {
-	busy--;
+	json_t *batch = arg;
+	saving = false;
+	if (st != PG_OK) {
+		/* The rows stay pending with their lease: the relay tries them again when it runs out,
+		 * and a portal hears of an event at least once. */
+		log_warn(NULL, "could not save %zu webhook results (status %d); they will be sent again",
+			 json_array_size(batch), (int)st);
+	}
+	json_decref(batch);
+	pump();
+}
+
+/* Saves the answers gathered so far in one statement. */
+static void save_results(void)
+{
+	if (saving || json_array_size(results) == 0)
+		return;
+	json_t *batch = results;
+	results = json_array();
+	if (json_array_size(batch) > SAVE_MAX) {
+		/* keep the rest for the next save */
+		for (size_t i = SAVE_MAX; i < json_array_size(batch); i++)
+			json_array_append(results, json_array_get(batch, i));
+		while (json_array_size(batch) > SAVE_MAX)
+			json_array_remove(batch, json_array_size(batch) - 1);
+	}
+	char *text = json_dumps(batch, JSON_COMPACT);
+	const char *params[1] = {text};
+	saving = true;
+	pg_query(gw.db, "delivery_results", 1, params, cfg.db_timeout_ms, results_saved, batch);
+	free(text);
 }
 
 static void delivered(void *arg, int status, const char *body, size_t len, const char *err)
 {
 	struct delivery *d = arg;
+	calls--;
 	bool ok = status >= 200 && status < 300;
 	/* backoff: base * 2^(attempts-1), at most an hour, with +-25 % jitter */
 	double delay = (double)cfg.webhook_backoff_ms;
@@ -52,68 +94,98 @@ static void delivered(void *arg, int status, const char *body, size_t len, const
 	if (!ok)
 		log_warn(NULL, "webhook %s attempt %d failed: %s%s", d->id, d->attempts, status ? "HTTP status" : err,
 			 dead ? "; dead-lettered" : "");
-	char st[16], ms[32], msg[128];
-	snprintf(st, sizeof st, "%d", status);
-	snprintf(ms, sizeof ms, "%.0f", delay);
+	char msg[128];
 	if (status)
 		snprintf(msg, sizeof msg, "HTTP %d", status);
 	else
 		snprintf(msg, sizeof msg, "%s", err ? err : "no answer");
-	const char *params[6] = {d->id, ok ? "true" : "false", status ? st : NULL, ok ? NULL : msg,
-				 dead ? "true" : "false", ms};
-	pg_query(gw.db, "delivery_result", 6, params, cfg.db_timeout_ms, result_saved, NULL);
+	json_array_append_new(results, json_pack("{s:s, s:b, s:o, s:o, s:b, s:I}", "id", d->id, "ok", ok, "status",
+						 status ? json_integer(status) : json_null(), "error",
+						 ok ? json_null() : json_string(msg), "dead", dead, "delay_ms",
+						 (json_int_t)delay));
 	free(d);
+	pump();
+}
+
+static void send_one(PGresult *res, int r)
+{
+	struct delivery *d = xcalloc(1, sizeof *d);
+	snprintf(d->id, sizeof d->id, "%s", PQgetvalue(res, r, 0));
+	const char *url = PQgetvalue(res, r, 1);
+	const char *secret = PQgetvalue(res, r, 2);
+	const char *payload = PQgetvalue(res, r, 3);
+	d->attempts = atoi(PQgetvalue(res, r, 4));
+	d->age_s = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+	char ts[24];
+	snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
+	char *signed_text = xasprintf("%s.%s", ts, payload);
+	unsigned char mac[32];
+	unsigned int maclen = 0;
+	HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signed_text, strlen(signed_text), mac,
+	     &maclen);
+	char hex[65], sig[70];
+	util_hex(mac, maclen, hex);
+	snprintf(sig, sizeof sig, "v1=%s", hex);
+	free(signed_text);
+	struct httpc_header h[4] = {{"Content-Type", "application/json"},
+				    {"Feegate-Timestamp", ts},
+				    {"Feegate-Signature", sig},
+				    {"Feegate-Delivery", d->id}};
+	calls++;
+	httpc_send("POST", url, h, 4, payload, strlen(payload), cfg.webhook_timeout_ms, delivered, d);
 }
 
 static void claimed(void *arg, PGresult *res, enum pg_status st)
 {
-	busy--;
-	if (st != PG_OK)
+	int asked = (int)(intptr_t)arg;
+	claiming = false;
+	if (st != PG_OK) {
+		more_due = false;
 		return;
-	for (int r = 0; r < PQntuples(res); r++) {
-		struct delivery *d = xcalloc(1, sizeof *d);
-		snprintf(d->id, sizeof d->id, "%s", PQgetvalue(res, r, 0));
-		const char *url = PQgetvalue(res, r, 1);
-		const char *secret = PQgetvalue(res, r, 2);
-		const char *payload = PQgetvalue(res, r, 3);
-		d->attempts = atoi(PQgetvalue(res, r, 4));
-		d->age_s = strtoll(PQgetvalue(res, r, 5), NULL, 10);
-		char ts[24];
-		snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
-		char *signed_text = xasprintf("%s.%s", ts, payload);
-		unsigned char mac[32];
-		unsigned int maclen = 0;
-		HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)signed_text, strlen(signed_text), mac,
-		     &maclen);
-		char hex[65], sig[70];
-		util_hex(mac, maclen, hex);
-		snprintf(sig, sizeof sig, "v1=%s", hex);
-		free(signed_text);
-		struct httpc_header h[4] = {{"Content-Type", "application/json"},
-					    {"Feegate-Timestamp", ts},
-					    {"Feegate-Signature", sig},
-					    {"Feegate-Delivery", d->id}};
-		busy += 2; /* the call, then saving its result */
-		httpc_send("POST", url, h, 4, payload, strlen(payload), cfg.webhook_timeout_ms, delivered, d);
-		busy--;
 	}
+	int n = PQntuples(res);
+	for (int r = 0; r < n; r++)
+		send_one(res, r);
+	more_due = n == asked;
+	pump();
+}
+
+/* Claims due rows while there is room for more calls to the portals. */
+static void claim(void)
+{
+	int room = cfg.webhook_concurrency - calls;
+	if (gw.draining || claiming || room <= 0 || !pg_pool_connected(gw.db))
+		return;
+	int n = room < CLAIM_MAX ? room : CLAIM_MAX;
+	char limit[16], lease[16];
+	snprintf(limit, sizeof limit, "%d", n);
+	snprintf(lease, sizeof lease, "%d", cfg.webhook_timeout_ms / 1000 + 30);
+	const char *params[2] = {limit, lease};
+	claiming = true;
+	pg_query(gw.db, "claim_deliveries", 2, params, cfg.db_timeout_ms, claimed, (void *)(intptr_t)n);
+}
+
+/* Called whenever something finished: saves answers (one save at a time, so answers arriving
+ * meanwhile make the next save larger) and keeps the calls going while there is a backlog. */
+static void pump(void)
+{
+	save_results();
+	/* a full claim means a backlog: claim again once half the room is free */
+	if (more_due && calls <= cfg.webhook_concurrency / 2)
+		claim();
 }
 
 static void relay(evutil_socket_t fd, short what, void *arg)
 {
-	if (!gw.draining && busy == 0 && pg_pool_connected(gw.db)) {
-		char lease[16];
-		snprintf(lease, sizeof lease, "%d", cfg.webhook_timeout_ms / 1000 + 30);
-		const char *params[2] = {"50", lease};
-		busy++;
-		pg_query(gw.db, "claim_deliveries", 2, params, cfg.db_timeout_ms, claimed, NULL);
-	}
+	save_results();
+	claim();
 	struct timeval tv = {0, 250000};
 	evtimer_add(timer, &tv);
 }
 
 void webhooks_start(void)
 {
+	results = json_array();
 	timer = evtimer_new(gw.base, relay, NULL);
 	struct timeval tv = {0, 300000};
 	evtimer_add(timer, &tv);
@@ -129,7 +201,7 @@ void webhooks_stop(void)
 
 int webhooks_busy(void)
 {
-	return busy;
+	return calls + (claiming ? 1 : 0) + (saving ? 1 : 0) + (results ? (int)json_array_size(results) : 0);
 }
 
 /* ---- the client's API ---- */

@@ -50,6 +50,7 @@ struct config {
 	int webhook_backoff_ms;
 	int webhook_max_age_s;
 	int webhook_timeout_ms;
+	int webhook_concurrency;
 };
 
 extern struct config cfg;

@@ -126,16 +126,17 @@ scenario_notify_posted() {
   local tag
   tag=$(tr -dc 'A-Z' </dev/urandom | head -c 2)
   bench_psql -v n="$NOTIFY_ATTEMPTS" -v tag="$tag" -v client="$FEEGATE_CLIENT_ID" -v agency="$FEEGATE_AGENCY" <<'SQL' || return 1
+-- time-ordered ids (version 7), as the gateway makes them
 WITH o AS (
   INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
                       checkout_token, created_at, updated_at, expires_at)
-  SELECT gen_random_uuid(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
+  SELECT feegate_uuid7(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
          'BENCH-' || :'tag' || g, 'Le phi ho chieu', 200000, 'pending', 'https://portal.example/return',
          md5(:'tag' || g || random()::text), now(), now(), now() + interval '1 day'
     FROM generate_series(1, :n) g
   RETURNING id, reference)
 INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount)
-SELECT gen_random_uuid(), o.id, 'vnpay', 'BN' || :'tag' || lpad(substr(o.reference, 9), 8, '0'), 200000 FROM o;
+SELECT feegate_uuid7(), o.id, 'vnpay', 'BN' || :'tag' || lpad(substr(o.reference, 9), 8, '0'), 200000 FROM o;
 -- statistics as a database that grew over days would have them (autovacuum's ANALYZE)
 ANALYZE orders;
 ANALYZE attempts;
@@ -160,13 +161,13 @@ scenario_refund_burst() {
 WITH o AS (
   INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
                       checkout_token, created_at, updated_at, expires_at)
-  SELECT gen_random_uuid(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
+  SELECT feegate_uuid7(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
          'REFUND-' || :'tag' || g, 'Le phi ho chieu', 200000, 'pending', 'https://portal.example/return',
          md5(:'tag' || g || random()::text), now(), now(), now() + interval '1 day'
     FROM generate_series(1, :n) g
   RETURNING id, reference)
 INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount)
-SELECT gen_random_uuid(), o.id, 'vietqr', 'RB' || :'tag' || lpad(substr(o.reference, 10), 8, '0'), 200000 FROM o;
+SELECT feegate_uuid7(), o.id, 'vietqr', 'RB' || :'tag' || lpad(substr(o.reference, 10), 8, '0'), 200000 FROM o;
 ANALYZE orders;
 ANALYZE attempts;
 -- paid through the same function the notifications use, so the ledger stays consistent

@@ -35,7 +35,10 @@ class Sink:
             def log_message(self, *a):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the relay opens up to FEEGATE_WEBHOOK_CONCURRENCY at once
+
+        self.server = Server(("127.0.0.1", free_port()), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
@@ -227,3 +230,30 @@ def test_redeliver_only_own_deliveries(portal, api, sink):
     assert got[0]["body"] == got[1]["body"]
     check_signature(got[1], portal.client.webhook_secret)
     wait_delivery(portal, o["id"], "order.cancelled", lambda d: d["status"] == "delivered", "delivered again")
+
+
+def test_a_backlog_larger_than_one_claim_is_delivered_once_each(portal, sink, stack):
+    # 250 events: more than one claim (100 rows) and more than the relay's default concurrency
+    # (100), so the relay has to claim again as calls finish and save answers in batches.
+    n = 250
+    orders = [new_order(portal) for _ in range(n)]
+    for o in orders:
+        r = portal.post(f"/v1/orders/{o['id']}/cancel")
+        assert r.status_code == 200, r.text
+    ids = {o["id"] for o in orders}
+
+    def all_saved():
+        rows = stack.query("SELECT status, attempts, count(*) FROM webhook_deliveries WHERE client_id = %s "
+                           "GROUP BY 1, 2 ORDER BY 1, 2", (portal.client.id,))
+        return [tuple(r) for r in rows] == [("delivered", 1, n)] or None
+
+    wait_until(all_saved, 30, what="every delivery saved as delivered after one attempt")
+    got = [r for r in sink.received if json.loads(r["body"])["data"]["id"] in ids]
+    assert len(got) == n, len(got)
+    assert len({r["headers"]["Feegate-Delivery"] for r in got}) == n  # each event once
+    assert {json.loads(r["body"])["data"]["id"] for r in got} == ids
+    for r in got:
+        doc = json.loads(r["body"])
+        assert doc["id"] == r["headers"]["Feegate-Delivery"] and doc["type"] == "order.cancelled", doc
+        assert doc["data"]["status"] == "cancelled", doc
+        check_signature(r, portal.client.webhook_secret)
