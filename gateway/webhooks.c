@@ -132,7 +132,7 @@ static void send_one(PGresult *res, int r)
 				    {"Feegate-Signature", sig},
 				    {"Feegate-Delivery", d->id}};
 	calls++;
-	httpc_send("POST", url, h, 4, payload, strlen(payload), cfg.webhook_timeout_ms, delivered, d);
+	httpc_send_reusing("POST", url, h, 4, payload, strlen(payload), cfg.webhook_timeout_ms, delivered, d);
 }
 
 static void claimed(void *arg, PGresult *res, enum pg_status st)

@@ -24,10 +24,12 @@ class Sink:
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as a portal's web server would
+
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 sink.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
-                                      "status": sink.status, "at": time.time()})
+                                      "status": sink.status, "at": time.time(), "peer": self.client_address})
                 self.send_response(sink.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -252,6 +254,9 @@ def test_a_backlog_larger_than_one_claim_is_delivered_once_each(portal, sink, st
     assert len(got) == n, len(got)
     assert len({r["headers"]["Feegate-Delivery"] for r in got}) == n  # each event once
     assert {json.loads(r["body"])["data"]["id"] for r in got} == ids
+    # kept-alive connections are reused: far fewer connections than deliveries
+    peers = {r["peer"] for r in got}
+    assert len(peers) <= n // 2, f"{len(peers)} connections for {n} deliveries"
     for r in got:
         doc = json.loads(r["body"])
         assert doc["id"] == r["headers"]["Feegate-Delivery"] and doc["type"] == "order.cancelled", doc
