@@ -62,20 +62,16 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int cli_migrate(int argc, char **argv)
+/* The names in dir matching pattern, sorted; returns how many (-1: dir cannot be read). */
+static int list_files(const char *dir, const char *pattern, char ***out)
 {
-	const char *dir = getenv("FEEGATE_MIGRATIONS");
-	if (!dir || !*dir)
-		dir = "migrations";
 	DIR *d = opendir(dir);
-	if (!d) {
-		fprintf(stderr, "FEEGATE_MIGRATIONS: cannot open %s\n", dir);
-		return 1;
-	}
+	if (!d)
+		return -1;
 	char **names = NULL;
 	int n = 0;
 	regex_t re;
-	regcomp(&re, "^[0-9]{4}_[a-z0-9_]+\\.sql$", REG_EXTENDED | REG_NOSUB);
+	regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (regexec(&re, e->d_name, 0, NULL, 0) == 0) {
@@ -85,73 +81,133 @@ int cli_migrate(int argc, char **argv)
 	}
 	closedir(d);
 	regfree(&re);
-	qsort(names, (size_t)n, sizeof(char *), name_cmp);
+	if (n > 0)
+		qsort(names, (size_t)n, sizeof(char *), name_cmp);
+	*out = names;
+	return n;
+}
+
+static void free_names(char **names, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+enum file_state { FILE_NEW, FILE_SAME, FILE_CHANGED, FILE_ERROR };
+
+/* Whether the file recorded under version was applied, and with this content. */
+static enum file_state file_state(PGconn *c, const char *version, const char *hash)
+{
+	const char *p1[1] = {version};
+	PGresult *r = PQexecParams(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, NULL, p1, NULL, NULL, 0);
+	enum file_state st = PQresultStatus(r) != PGRES_TUPLES_OK ? FILE_ERROR
+			     : PQntuples(r) == 0		     ? FILE_NEW
+			     : strcmp(PQgetvalue(r, 0, 0), hash) == 0 ? FILE_SAME
+								    : FILE_CHANGED;
+	if (st == FILE_ERROR)
+		fprintf(stderr, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	return st;
+}
+
+/* Runs sql in one transaction with the row that records it (replacing an older record). */
+static bool apply_file(PGconn *c, const char *version, const char *label, const char *sql, const char *hash)
+{
+	if (!exec_ok(c, "BEGIN"))
+		return false;
+	if (!exec_ok(c, sql)) {
+		fprintf(stderr, "%s failed; nothing of it was applied\n", label);
+		exec_ok(c, "ROLLBACK");
+		return false;
+	}
+	const char *p3[3] = {version, label, hash};
+	PGresult *r = PQexecParams(c,
+				   "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3) "
+				   "ON CONFLICT (version) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()",
+				   3, NULL, p3, NULL, NULL, 0);
+	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		fprintf(stderr, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	if (ok && exec_ok(c, "COMMIT")) {
+		printf("applied %s\n", label);
+		return true;
+	}
+	exec_ok(c, "ROLLBACK");
+	return false;
+}
+
+/*
+ * Numbered migrations (NNNN_name.sql) are applied once each, in order, and never change once
+ * released (a changed one only gets a warning). Stored functions that keep changing live in
+ * functions/NAME.sql instead, one current definition each (CREATE OR REPLACE): after the numbered
+ * migrations, a function file is applied again whenever its content differs from what was
+ * applied, so a change to a function is an edit of one file, not a copy in a new migration.
+ */
+int cli_migrate(int argc, char **argv)
+{
+	const char *dir = getenv("FEEGATE_MIGRATIONS");
+	if (!dir || !*dir)
+		dir = "migrations";
+	char **names = NULL, **fnames = NULL;
+	int n = list_files(dir, "^[0-9]{4}_[a-z0-9_]+\\.sql$", &names);
+	if (n < 0) {
+		fprintf(stderr, "FEEGATE_MIGRATIONS: cannot open %s\n", dir);
+		return 1;
+	}
+	char *fdir = xasprintf("%s/functions", dir);
+	int nf = list_files(fdir, "^[a-z0-9_]+\\.sql$", &fnames);
+	if (nf < 0)
+		nf = 0; /* no function files */
 
 	PGconn *c = connect_db();
-	if (!c)
-		return 1;
-	int rc = 0, applied = 0;
+	int rc = c ? 0 : 1, applied = 0, refreshed = 0;
 	/* One migrator at a time, whichever host runs it. */
-	if (!exec_ok(c, "SELECT pg_advisory_lock(7420190)") ||
-	    !exec_ok(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, name text NOT NULL, "
-			"sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")) {
+	if (rc == 0 && (!exec_ok(c, "SELECT pg_advisory_lock(7420190)") ||
+			!exec_ok(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, name text "
+				    "NOT NULL, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")))
 		rc = 1;
-		goto out;
-	}
-	for (int i = 0; i < n && rc == 0; i++) {
-		char version[5];
-		memcpy(version, names[i], 4);
-		version[4] = '\0';
-		char *path = xasprintf("%s/%s", dir, names[i]);
+	for (int i = 0; i < n + nf && rc == 0; i++) {
+		bool numbered = i < n;
+		const char *name = numbered ? names[i] : fnames[i - n];
+		char *path = xasprintf("%s/%s", numbered ? dir : fdir, name);
 		char *sql = read_file(path);
 		free(path);
 		if (!sql) {
-			fprintf(stderr, "cannot read %s/%s\n", dir, names[i]);
+			fprintf(stderr, "cannot read %s/%s\n", numbered ? dir : fdir, name);
 			rc = 1;
 			break;
 		}
-		char hash[65];
+		char hash[65], version[300];
 		util_sha256_hex(sql, strlen(sql), hash);
-		const char *p1[1] = {version};
-		PGresult *r = PQexecParams(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, NULL, p1,
-					   NULL, NULL, 0);
-		bool done = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
-		if (done && strcmp(PQgetvalue(r, 0, 0), hash) != 0)
-			fprintf(stderr, "warning: migration %s changed since it was applied\n", names[i]);
-		PQclear(r);
-		if (done) {
-			free(sql);
-			continue;
-		}
-		if (!exec_ok(c, "BEGIN")) {
+		if (numbered)
+			snprintf(version, sizeof version, "%.4s", name);
+		else
+			snprintf(version, sizeof version, "functions/%s", name);
+		const char *label = numbered ? name : version;
+		enum file_state st = file_state(c, version, hash);
+		if (st == FILE_ERROR) {
 			rc = 1;
-		} else if (!exec_ok(c, sql)) {
-			fprintf(stderr, "migration %s failed; nothing of it was applied\n", names[i]);
-			exec_ok(c, "ROLLBACK");
-			rc = 1;
-		} else {
-			const char *p3[3] = {version, names[i], hash};
-			r = PQexecParams(c, "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3)", 3,
-					 NULL, p3, NULL, NULL, 0);
-			bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-			PQclear(r);
-			if (ok && exec_ok(c, "COMMIT")) {
-				printf("applied %s\n", names[i]);
-				applied++;
-			} else {
-				exec_ok(c, "ROLLBACK");
+		} else if (st == FILE_CHANGED && numbered) {
+			fprintf(stderr, "warning: migration %s changed since it was applied\n", name);
+		} else if (st != FILE_SAME) {
+			if (!apply_file(c, version, label, sql, hash))
 				rc = 1;
-			}
+			else if (numbered)
+				applied++;
+			else
+				refreshed++;
 		}
 		free(sql);
 	}
 	if (rc == 0)
-		printf("%d migration(s) applied; schema up to date\n", applied);
-out:
-	PQfinish(c);
-	for (int i = 0; i < n; i++)
-		free(names[i]);
-	free(names);
+		printf("%d migration(s) and %d function file(s) applied; schema up to date\n", applied, refreshed);
+	if (c)
+		PQfinish(c);
+	free(fdir);
+	free_names(names, n);
+	free_names(fnames, nf);
 	return rc;
 }
 

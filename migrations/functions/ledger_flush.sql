@@ -1,0 +1,63 @@
+-- Writing staged and given transfers to the ledger: one hash-chain extension per transaction.
+-- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
+
+-- Writes the given transfers, then what this transaction staged, to the ledger: one chain
+-- extension under the chain-head lock (take it last: nothing else may be locked after it).
+CREATE OR REPLACE FUNCTION feegate_ledger_flush_with(p_ids text[], p_debit bigint[], p_credit bigint[],
+                                                     p_amount bigint[], p_code text[], p_order uuid[],
+                                                     p_attempt uuid[], p_refund uuid[])
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    head record;
+    st record;
+    h text;
+    n int := coalesce(array_length(p_ids, 1), 0);
+    k int;
+BEGIN
+    FOR st IN SELECT * FROM ledger_staging WHERE txid = txid_current() ORDER BY ord LOOP
+        n := n + 1;
+        p_ids[n] := st.id;
+        p_debit[n] := st.debit;
+        p_credit[n] := st.credit;
+        p_amount[n] := st.amount;
+        p_code[n] := st.code;
+        p_order[n] := st.order_id;
+        p_attempt[n] := st.attempt_id;
+        p_refund[n] := st.refund_id;
+    END LOOP;
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    DELETE FROM ledger_staging WHERE txid = txid_current();
+    SELECT l.seq, l.hash INTO head FROM ledger_chain l WHERE l.id = 1 FOR UPDATE;
+    DECLARE
+        prevs text[] := array_fill(NULL::text, ARRAY[n]);
+        hashes text[] := array_fill(NULL::text, ARRAY[n]);
+    BEGIN
+        h := head.hash;
+        FOR k IN 1 .. n LOOP
+            prevs[k] := h;
+            h := feegate_transfer_hash(h, p_ids[k], head.seq + k, p_debit[k], p_credit[k], p_amount[k], p_code[k],
+                                       p_order[k], p_attempt[k], p_refund[k]);
+            hashes[k] := h;
+        END LOOP;
+        INSERT INTO ledger_transfers (id, seq, debit_account, credit_account, amount, code, order_id, attempt_id,
+                                      refund_id, prev_hash, hash)
+        SELECT t.id, head.seq + t.k, t.debit, t.credit, t.amount, t.code, t.ord, t.att, t.ref, t.prev, t.hash
+          FROM unnest(p_ids, p_debit, p_credit, p_amount, p_code, p_order, p_attempt, p_refund, prevs, hashes)
+               WITH ORDINALITY AS t(id, debit, credit, amount, code, ord, att, ref, prev, hash, k);
+        INSERT INTO ledger_entries (transfer_id, account_id, amount)
+        SELECT t.id, t.debit, t.amount FROM unnest(p_ids, p_debit, p_amount) AS t(id, debit, amount)
+        UNION ALL
+        SELECT t.id, t.credit, -t.amount FROM unnest(p_ids, p_credit, p_amount) AS t(id, credit, amount);
+    END;
+    UPDATE ledger_chain SET seq = head.seq + n, hash = h WHERE id = 1;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION feegate_ledger_flush() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN feegate_ledger_flush_with('{}', '{}', '{}', '{}', '{}', '{}', '{}', '{}');
+END
+$$;
