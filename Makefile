@@ -74,4 +74,5 @@ soak: deps
 clean:
 	rm -rf build build-asan
 
--include $(CORE_OBJ:.o=.d) $(BANKSIM_OBJ:.o=.d) $(BUILD)/gateway/main.d
+-include $(CORE_OBJ:.o=.d) $(BANKSIM_OBJ:.o=.d) $(BUILD)/gateway/main.d \
+         $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)

@@ -18,6 +18,15 @@
  *
  * Scenarios are request builders in the table `scenarios` below: adding one is a function and
  * a line there.
+ *
+ * Flow scenarios (`flow`): what is scheduled at the rate is a flow of several requests, each
+ * needing the previous answer. The first request is built like any other; after each answer
+ * the scenario's follow function sees its status, Location header and body (up to
+ * FLOW_BODY_BYTES) and either puts the flow's next request on the same connection or ends the
+ * flow. A flow's latency runs from its intended start to its last answer, so a slow step delays
+ * the flow and nothing else is hidden; each step's own latency is reported too (the first from
+ * the flow's intended start, the others from the previous answer, so that they add up to the
+ * flow's). An unexpected answer at any step ends the flow as an error.
  */
 #include <errno.h>
 #include <event2/buffer.h>
@@ -43,6 +52,7 @@
 #include <unistd.h>
 
 #include "hist.h"
+#include "vnpay_ipn.h"
 
 #define NS_PER_S INT64_C(1000000000)
 #define NS_PER_MS INT64_C(1000000)
@@ -50,6 +60,9 @@
 #define FIRST_ERROR_BYTES 300
 #define HOUSEKEEPING_MS 20
 #define MAX_CONNECTIONS 60000
+#define FLOW_BODY_BYTES 4096     /* answers a flow reads are smaller; a longer one is an error */
+#define FLOW_LOCATION_BYTES 2048 /* likewise for the Location header */
+#define MAX_FLOW_STEPS 8
 
 struct loadgen;
 
@@ -61,16 +74,59 @@ struct loadgen;
 typedef bool (*build_fn)(struct loadgen *lg, uint64_t seq, struct evbuffer *out);
 typedef bool (*setup_fn)(struct loadgen *lg, char *err, size_t errlen);
 
+/* An answer as a flow scenario sees it. */
+struct answer {
+	int status;
+	const char *location; /* the Location header, NULL when there is none */
+	const char *body;     /* NUL-terminated */
+	size_t body_len;
+};
+
+/* A flow in progress on a connection. */
+struct flow {
+	uint64_t seq;          /* the seq its first request was built with */
+	size_t step;           /* the step whose answer is awaited */
+	int64_t step_start_ns; /* step 0: the flow's intended start; later steps: when they were sent */
+	char location[FLOW_LOCATION_BYTES];
+	bool has_location;
+	bool location_cut; /* the header was longer than the buffer */
+	void *vars;        /* what the scenario keeps between steps (vars_size bytes, zeroed per flow) */
+};
+
+enum flow_verdict {
+	FLOW_NEXT,  /* the next request has been appended */
+	FLOW_DONE,  /* the last step got what it expected */
+	FLOW_WRONG, /* the answer had the expected status but not the expected content */
+};
+
+/*
+ * Called with each answer of a flow whose status is the step's expected one: checks it, and
+ * appends the next request to `out` or ends the flow. On FLOW_WRONG it says why in `why`.
+ */
+typedef enum flow_verdict (*follow_fn)(struct loadgen *lg, struct flow *f, const struct answer *a,
+				       struct evbuffer *out, char *why, size_t whylen);
+
+struct flow_step {
+	const char *name;
+	int status; /* the expected answer's; any other ends the flow as an HTTP error */
+};
+
 struct scenario {
 	const char *name;
 	setup_fn setup; /* NULL when nothing to prepare */
-	build_fn build;
+	build_fn build; /* a flow scenario: the flow's first request */
 	const char *help;
+	/* flow scenarios only */
+	follow_fn follow;
+	const struct flow_step *steps;
+	size_t nsteps;
+	size_t vars_size;
 };
 
 struct options {
 	const char *url, *scenario, *path, *file, *bearer, *agency, *tag, *output;
 	const char *expect_body; /* a 2xx answer must contain this in its first bytes */
+	const char *vnpay_tmn_code, *vnpay_secret; /* the flow scenario signs VNPAY IPNs */
 	double rate, duration_s, warmup_s, timeout_s, drain_s;
 	int connections;
 	bool find_saturation;
@@ -103,9 +159,11 @@ struct conn {
 	int status;
 	uint64_t body_left;
 	bool close_after;
-	bool capture; /* keep the start of this (error) body for the report */
-	char captured[FIRST_ERROR_BYTES + 1];
+	bool capture;        /* keep the start of this body (an error's for the report, or a flow's) */
+	char *captured;      /* lg->capture_cap + 1 bytes */
 	size_t captured_len;
+	bool captured_cut;   /* the body was longer than lg->capture_cap */
+	struct flow *flow;   /* flow scenarios: the flow in progress on this connection */
 };
 
 enum run_phase { RUN_IDLE, RUN_ACTIVE };
@@ -123,9 +181,12 @@ struct run {
 	int64_t window_start; /* intended time of the first measured request */
 	int64_t deadline;     /* end of the schedule plus the drain time */
 	int64_t last_done;    /* completion time of the last measured response */
-	uint64_t completed;   /* measured requests answered (any status) */
+	uint64_t completed;   /* measured requests (flow scenarios: flows) answered, any status */
 	uint64_t err_http, err_body, err_socket, err_timeout;
 	uint64_t status[600];
+	/* flow scenarios: each step's answers in measured flows */
+	struct hist step_hist[MAX_FLOW_STEPS];
+	uint64_t step_status[MAX_FLOW_STEPS][600];
 	bool input_exhausted;
 	bool stopped; /* cut short by SIGINT/SIGTERM */
 	struct hist hist;
@@ -148,6 +209,8 @@ struct loadgen {
 	char *prebuilt; /* the whole request, for scenarios that send the same one every time */
 	size_t prebuilt_len;
 	char *auth_line; /* "Authorization: Bearer ...\r\n" or "" */
+	size_t capture_cap; /* bytes of a body kept: FIRST_ERROR_BYTES, or FLOW_BODY_BYTES for flows */
+	char txn_stamp[24]; /* digits unique to this process: the bank transaction ids of the flow scenario */
 	FILE *input;
 	char *line;
 	size_t line_cap;
@@ -365,12 +428,159 @@ static bool build_requests(struct loadgen *lg, uint64_t seq, struct evbuffer *ou
 	return true;
 }
 
+/*
+ * The full flow of one payment, as a portal and a citizen's browser and VNPAY make it: the
+ * portal orders (build_orders), the citizen chooses VNPAY at checkout, VNPAY notifies the
+ * payment, the portal reads the order's status.
+ */
+enum { PAY_ORDER, PAY_CHECKOUT, PAY_IPN, PAY_STATUS };
+
+static const struct flow_step payment_steps[] = {
+	[PAY_ORDER] = {"order", 201},
+	[PAY_CHECKOUT] = {"checkout", 303},
+	[PAY_IPN] = {"ipn", 200},
+	[PAY_STATUS] = {"status", 200},
+};
+
+struct payment_vars {
+	char order_id[40];
+};
+
+static bool setup_flow(struct loadgen *lg, char *err, size_t errlen)
+{
+	if (!setup_orders(lg, err, errlen))
+		return false;
+	if (!lg->opt.vnpay_tmn_code || !*lg->opt.vnpay_tmn_code || !lg->opt.vnpay_secret || !*lg->opt.vnpay_secret) {
+		snprintf(err, errlen, "scenario flow signs VNPAY notifications: it needs --vnpay-tmn-code and "
+				      "--vnpay-secret (or FEEGATE_VNPAY_TMN_CODE and FEEGATE_VNPAY_HASH_SECRET)");
+		return false;
+	}
+	return true;
+}
+
+/* The string member `key` of a JSON object, copied into out; false when it is not there or too long. */
+static bool copy_member(const json_t *doc, const char *key, char *out, size_t cap)
+{
+	const char *v = json_string_value(json_object_get(doc, key));
+	if (!v || strlen(v) >= cap)
+		return false;
+	strcpy(out, v);
+	return true;
+}
+
+static bool body_string(const struct answer *a, const char *key, char *out, size_t cap)
+{
+	json_t *doc = json_loadb(a->body, a->body_len, 0, NULL);
+	bool ok = copy_member(doc, key, out, cap);
+	json_decref(doc);
+	return ok;
+}
+
+static bool url_safe(const char *s)
+{
+	return *s && strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == strlen(s);
+}
+
+/* Order created: choose VNPAY at its checkout, as the citizen's browser posts the form. */
+static enum flow_verdict pay_checkout(struct loadgen *lg, struct payment_vars *v, const struct answer *a,
+				      struct evbuffer *out, char *why, size_t whylen)
+{
+	char url[512];
+	json_t *order = json_loadb(a->body, a->body_len, 0, NULL);
+	bool ok = copy_member(order, "id", v->order_id, sizeof v->order_id) && url_safe(v->order_id) &&
+		  copy_member(order, "checkout_url", url, sizeof url);
+	json_decref(order);
+	if (!ok) {
+		snprintf(why, whylen, "no id and checkout_url in %.*s", FIRST_ERROR_BYTES, a->body);
+		return FLOW_WRONG;
+	}
+	const char *token = strrchr(url, '/');
+	if (!token || !url_safe(token + 1)) {
+		snprintf(why, whylen, "no token at the end of checkout_url %s", url);
+		return FLOW_WRONG;
+	}
+	static const char form[] = "bank=vnpay";
+	evbuffer_add_printf(out,
+			    "POST /checkout/%s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+			    "Content-Length: %zu\r\n\r\n%s",
+			    token + 1, lg->host, sizeof form - 1, form);
+	return FLOW_NEXT;
+}
+
+/* Redirected to VNPAY's pay page: the citizen pays, and VNPAY notifies the gateway (IPN). */
+static enum flow_verdict pay_notify(struct loadgen *lg, struct flow *f, const struct answer *a,
+				    struct evbuffer *out, char *why, size_t whylen)
+{
+	char ref[40], amount[24];
+	if (!a->location || !ipn_url_param(a->location, "vnp_TxnRef", ref, sizeof ref) ||
+	    !ipn_url_param(a->location, "vnp_Amount", amount, sizeof amount)) {
+		snprintf(why, whylen, "no vnp_TxnRef and vnp_Amount in Location %.*s", FIRST_ERROR_BYTES,
+			 a->location ? a->location : "(none)");
+		return FLOW_WRONG;
+	}
+	char txn_no[48], bank_tran_no[52], query[2048];
+	snprintf(txn_no, sizeof txn_no, "%s%08" PRIu64, lg->txn_stamp, f->seq);
+	snprintf(bank_tran_no, sizeof bank_tran_no, "VNP%s", txn_no);
+	struct ipn_payment pay = {
+		.tmn_code = lg->opt.vnpay_tmn_code,
+		.txn_ref = ref,
+		.amount = amount,
+		.transaction_no = txn_no,
+		.bank_tran_no = bank_tran_no,
+		.paid_at = time(NULL),
+	};
+	if (!ipn_success_query(lg->opt.vnpay_secret, &pay, query, sizeof query)) {
+		snprintf(why, whylen, "cannot sign the IPN for %s (too long)", ref);
+		return FLOW_WRONG;
+	}
+	evbuffer_add_printf(out, "GET /ipn/vnpay?%s HTTP/1.1\r\nHost: %s\r\n\r\n", query, lg->host);
+	return FLOW_NEXT;
+}
+
+static enum flow_verdict follow_payment(struct loadgen *lg, struct flow *f, const struct answer *a,
+					struct evbuffer *out, char *why, size_t whylen)
+{
+	struct payment_vars *v = f->vars;
+	char value[32];
+	switch (f->step) {
+	case PAY_ORDER:
+		return pay_checkout(lg, v, a, out, why, whylen);
+	case PAY_CHECKOUT:
+		return pay_notify(lg, f, a, out, why, whylen);
+	case PAY_IPN:
+		if (!body_string(a, "RspCode", value, sizeof value) || strcmp(value, "00") != 0) {
+			snprintf(why, whylen, "the IPN was not confirmed: %.*s", FIRST_ERROR_BYTES, a->body);
+			return FLOW_WRONG;
+		}
+		evbuffer_add_printf(out, "GET /v1/orders/%s HTTP/1.1\r\nHost: %s\r\n%s\r\n", v->order_id, lg->host,
+				    lg->auth_line);
+		return FLOW_NEXT;
+	case PAY_STATUS:
+		if (!body_string(a, "status", value, sizeof value) || strcmp(value, "succeeded") != 0) {
+			snprintf(why, whylen, "the order is not succeeded after its IPN: %.*s", FIRST_ERROR_BYTES, a->body);
+			return FLOW_WRONG;
+		}
+		return FLOW_DONE;
+	}
+	snprintf(why, whylen, "no step %zu", f->step);
+	return FLOW_WRONG;
+}
+
 static const struct scenario scenarios[] = {
-	{"orders", setup_orders, build_orders, "POST /v1/orders, unique reference and Idempotency-Key"},
-	{"get", setup_get, build_prebuilt, "GET --path (with the API key when there is one)"},
-	{"fixed", setup_fixed, build_prebuilt, "GET / (or --path) without credentials: the ceiling server"},
-	{"vnpay_ipn", setup_file, build_vnpay_ipn, "GET /ipn/vnpay?<line of --file>, each line once"},
-	{"requests", setup_file, build_requests, "one JSON request per line of --file, each once"},
+	{.name = "orders", .setup = setup_orders, .build = build_orders,
+	 .help = "POST /v1/orders, unique reference and Idempotency-Key"},
+	{.name = "get", .setup = setup_get, .build = build_prebuilt,
+	 .help = "GET --path (with the API key when there is one)"},
+	{.name = "fixed", .setup = setup_fixed, .build = build_prebuilt,
+	 .help = "GET / (or --path) without credentials: the ceiling server"},
+	{.name = "vnpay_ipn", .setup = setup_file, .build = build_vnpay_ipn,
+	 .help = "GET /ipn/vnpay?<line of --file>, each line once"},
+	{.name = "requests", .setup = setup_file, .build = build_requests,
+	 .help = "one JSON request per line of --file, each once"},
+	{.name = "flow", .setup = setup_flow, .build = build_orders,
+	 .help = "flows of POST /v1/orders, POST /checkout/{token} bank=vnpay, signed VNPAY IPN, GET /v1/orders/{id}",
+	 .follow = follow_payment, .steps = payment_steps, .nsteps = sizeof payment_steps / sizeof payment_steps[0],
+	 .vars_size = sizeof(struct payment_vars)},
 };
 
 /* ---- connections ---- */
@@ -476,6 +686,109 @@ static void record_first_error(struct run *r, int status, const char *body, size
 	snprintf(r->first_error, sizeof r->first_error, "HTTP %d: %.*s", status, (int)len, body);
 }
 
+/* The figures of one request, or of one flow, that got its answers; `error` says whether it is
+ * counted as one. */
+static void record_done(struct conn *c, int64_t now, bool error)
+{
+	struct run *r = &c->lg->run;
+	uint64_t latency_us = (uint64_t)((now - c->intended_ns) / 1000);
+	if (c->measured) {
+		hist_record(&r->hist, latency_us);
+		r->completed++;
+		r->last_done = now;
+	}
+	if (r->timeline) {
+		hist_record(&r->tl_hist, latency_us);
+		r->tl_done++;
+		if (error)
+			r->tl_errors++;
+	}
+}
+
+static void count_status(struct run *r, int status)
+{
+	if (status >= 0 && status < 600)
+		r->status[status]++;
+}
+
+/* The answer to a single-request scenario's request. */
+static void request_answered(struct conn *c, int64_t now)
+{
+	struct loadgen *lg = c->lg;
+	struct run *r = &lg->run;
+	bool ok = c->status >= 200 && c->status < 300;
+	const char *want = lg->opt.expect_body;
+	bool body_ok = !ok || !want || memmem(c->captured, c->captured_len, want, strlen(want));
+	if (c->measured) {
+		count_status(r, c->status);
+		if (!ok)
+			r->err_http++;
+		else if (!body_ok)
+			r->err_body++;
+		if (!ok || !body_ok)
+			record_first_error(r, c->status, c->captured, c->captured_len);
+	}
+	record_done(c, now, !ok || !body_ok);
+}
+
+/*
+ * An answer within a flow. Returns true when the flow's next request is on its way on the same
+ * connection; false when the flow has ended (done, or failed).
+ */
+static bool flow_answered(struct conn *c, int64_t now)
+{
+	struct loadgen *lg = c->lg;
+	struct run *r = &lg->run;
+	struct flow *f = c->flow;
+	const struct flow_step *step = &lg->sc->steps[f->step];
+	if (c->measured) {
+		hist_record(&r->step_hist[f->step], (uint64_t)((now - f->step_start_ns) / 1000));
+		count_status(r, c->status);
+		if (c->status >= 0 && c->status < 600)
+			r->step_status[f->step][c->status]++;
+	}
+	char why[FIRST_ERROR_BYTES] = "";
+	enum flow_verdict verdict = FLOW_WRONG;
+	bool http_error = c->status != step->status;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (http_error) {
+		snprintf(why, sizeof why, "HTTP %d: %.*s", c->status, (int)c->captured_len, c->captured);
+	} else if (c->captured_cut || f->location_cut) {
+		snprintf(why, sizeof why, "the answer's %s is longer than loadgen reads in a flow",
+			 c->captured_cut ? "body" : "Location");
+	} else {
+		struct answer a = {.status = c->status,
+				   .location = f->has_location ? f->location : NULL,
+				   .body = c->captured,
+				   .body_len = c->captured_len};
+		verdict = lg->sc->follow(lg, f, &a, out, why, sizeof why);
+		if (verdict == FLOW_NEXT && (c->close_after || f->step + 1 >= lg->sc->nsteps)) {
+			evbuffer_drain(out, evbuffer_get_length(out));
+			verdict = FLOW_WRONG;
+			snprintf(why, sizeof why, "%s", c->close_after ? "the server closed the connection within the flow"
+								       : "the flow has more requests than steps");
+		}
+	}
+	if (verdict == FLOW_NEXT) {
+		f->step++;
+		f->step_start_ns = now;
+		c->sent_ns = now;
+		c->parse = PARSE_HEAD;
+		return true;
+	}
+	bool error = verdict != FLOW_DONE;
+	if (c->measured && error) {
+		if (http_error)
+			r->err_http++;
+		else
+			r->err_body++;
+		if (!r->first_error[0])
+			snprintf(r->first_error, sizeof r->first_error, "%s: %s", step->name, why);
+	}
+	record_done(c, now, error);
+	return false;
+}
+
 /* A whole response has been read. */
 static void conn_complete(struct conn *c)
 {
@@ -483,11 +796,10 @@ static void conn_complete(struct conn *c)
 	struct run *r = &lg->run;
 	int64_t now = now_ns();
 	c->served++;
-	bool ok = c->status >= 200 && c->status < 300;
 	if (lg->opt.idle > 0) {
 		lg->idle_pending--;
 		c->state = CONN_HELD;
-		if (ok)
+		if (c->status >= 200 && c->status < 300)
 			lg->idle_up++;
 		else
 			lg->idle_failed++;
@@ -495,28 +807,10 @@ static void conn_complete(struct conn *c)
 		return;
 	}
 	if (c->run_id == r->id && r->phase == RUN_ACTIVE) {
-		uint64_t latency_us = (uint64_t)((now - c->intended_ns) / 1000);
-		const char *want = lg->opt.expect_body;
-		bool body_ok = !ok || !want || memmem(c->captured, c->captured_len, want, strlen(want));
-		if (c->measured) {
-			hist_record(&r->hist, latency_us);
-			r->completed++;
-			r->last_done = now;
-			if (c->status >= 0 && c->status < 600)
-				r->status[c->status]++;
-			if (!ok)
-				r->err_http++;
-			else if (!body_ok)
-				r->err_body++;
-			if (!ok || !body_ok)
-				record_first_error(r, c->status, c->captured, c->captured_len);
-		}
-		if (r->timeline) {
-			hist_record(&r->tl_hist, latency_us);
-			r->tl_done++;
-			if (!ok || !body_ok)
-				r->tl_errors++;
-		}
+		if (!c->flow)
+			request_answered(c, now);
+		else if (flow_answered(c, now))
+			return;
 	}
 	lg->inflight--;
 	if (c->close_after) {
@@ -545,6 +839,23 @@ static bool value_has(const char *v, size_t len, const char *word)
 	return false;
 }
 
+/* Keeps a Location header's value, without the spaces around it, for the flow's next step. */
+static void keep_location(struct flow *f, const char *v, size_t len)
+{
+	while (len > 0 && (*v == ' ' || *v == '\t')) {
+		v++;
+		len--;
+	}
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	f->has_location = true;
+	f->location_cut = len >= sizeof f->location;
+	if (f->location_cut)
+		len = 0;
+	memcpy(f->location, v, len);
+	f->location[len] = '\0';
+}
+
 /* Parses the status line and headers (head[0..len) ends with the blank line). */
 static bool parse_head(struct conn *c, const char *head, size_t len)
 {
@@ -557,6 +868,10 @@ static bool parse_head(struct conn *c, const char *head, size_t len)
 	bool keep_alive = false, chunked = false, have_length = false;
 	uint64_t length = 0;
 	c->close_after = false;
+	if (c->flow) {
+		c->flow->has_location = false;
+		c->flow->location_cut = false;
+	}
 	const char *p = memchr(head, '\n', len);
 	const char *end = head + len;
 	while (p && p + 1 < end) {
@@ -590,14 +905,18 @@ static bool parse_head(struct conn *c, const char *head, size_t len)
 					c->close_after = true;
 				if (value_has(v, vlen, "keep-alive"))
 					keep_alive = true;
+			} else if (c->flow && header_is(line, llen, "location")) {
+				keep_location(c->flow, v, vlen);
 			}
 		}
 		p = nl;
 	}
 	if (http10 && !keep_alive)
 		c->close_after = true;
-	c->capture = !(c->status >= 200 && c->status < 300) || c->lg->opt.expect_body;
+	c->capture = !(c->status >= 200 && c->status < 300) || c->lg->opt.expect_body || c->flow;
 	c->captured_len = 0;
+	c->captured_cut = false;
+	c->captured[0] = '\0';
 	if (c->status == 204 || c->status == 304) {
 		c->parse = PARSE_BODY;
 		c->body_left = 0;
@@ -615,12 +934,16 @@ static bool parse_head(struct conn *c, const char *head, size_t len)
 
 static void consume_body(struct conn *c, struct evbuffer *in, size_t n)
 {
-	if (c->capture && c->captured_len < FIRST_ERROR_BYTES) {
-		size_t k = FIRST_ERROR_BYTES - c->captured_len;
+	if (c->capture) {
+		size_t cap = c->lg->capture_cap;
+		size_t k = cap - c->captured_len;
 		if (k > n)
 			k = n;
 		evbuffer_copyout(in, c->captured + c->captured_len, k);
 		c->captured_len += k;
+		c->captured[c->captured_len] = '\0';
+		if (k < n)
+			c->captured_cut = true;
 	}
 	evbuffer_drain(in, n);
 }
@@ -837,7 +1160,6 @@ static bool send_next(struct loadgen *lg, struct conn *c)
 		evbuffer_drain(out, evbuffer_get_length(out));
 		return false;
 	}
-	lg->seq++;
 	c->run_id = r->id;
 	c->intended_ns = intended_ns(r, i);
 	c->sent_ns = now_ns();
@@ -847,6 +1169,13 @@ static bool send_next(struct loadgen *lg, struct conn *c)
 	c->close_after = false;
 	c->capture = false;
 	c->captured_len = 0;
+	if (c->flow) {
+		c->flow->seq = lg->seq;
+		c->flow->step = 0;
+		c->flow->step_start_ns = c->intended_ns;
+		memset(c->flow->vars, 0, lg->sc->vars_size);
+	}
+	lg->seq++;
 	lg->inflight++;
 	r->next_send++;
 	return true;
@@ -969,6 +1298,8 @@ static void run_at(struct loadgen *lg, double rate, double warmup_s, double dura
 	memset(r, 0, sizeof *r);
 	hist_reset(&r->hist);
 	hist_reset(&r->tl_hist);
+	for (size_t k = 0; k < MAX_FLOW_STEPS; k++)
+		hist_reset(&r->step_hist[k]);
 	r->id = ++lg->next_run_id;
 	r->rate = rate;
 	r->warmup_s = warmup_s;
@@ -1033,22 +1364,62 @@ static bool run_passes(const struct loadgen *lg, const struct run *r)
 	       ms(hist_percentile(&r->hist, 99)) <= lg->opt.slo_p99_ms;
 }
 
+/* A JSON string of text that may have been cut inside a UTF-8 sequence (an answer's start). */
+static json_t *json_text(const char *text)
+{
+	json_t *j = json_string(text);
+	if (j)
+		return j;
+	char *ascii = strdup(text);
+	if (!ascii)
+		die("out of memory");
+	for (char *p = ascii; *p; p++)
+		if ((unsigned char)*p >= 0x80)
+			*p = '?';
+	j = json_string(ascii);
+	free(ascii);
+	return j;
+}
+
+static json_t *status_json(const uint64_t counts[600])
+{
+	json_t *status = json_object();
+	for (int s = 0; s < 600; s++) {
+		if (counts[s]) {
+			char k[16];
+			snprintf(k, sizeof k, "%d", s);
+			json_object_set_new(status, k, json_integer((json_int_t)counts[s]));
+		}
+	}
+	return status;
+}
+
+static json_t *latency_json(const struct hist *h)
+{
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "min", h->total ? ms(h->min) : 0.0, "p50",
+			 ms(hist_percentile(h, 50)), "p90", ms(hist_percentile(h, 90)), "p99", ms(hist_percentile(h, 99)),
+			 "p99_9", ms(hist_percentile(h, 99.9)), "p99_99", ms(hist_percentile(h, 99.99)), "max", ms(h->max),
+			 "mean", round(hist_mean(h)) / 1000.0);
+}
+
+/* Flow scenarios: each step's answers in the measured flows (see the top of this file). */
+static json_t *flow_steps_json(const struct loadgen *lg, const struct run *r)
+{
+	json_t *steps = json_array();
+	for (size_t k = 0; k < lg->sc->nsteps; k++)
+		json_array_append_new(steps, json_pack("{s:s, s:I, s:o, s:o}", "step", lg->sc->steps[k].name, "answers",
+						       (json_int_t)r->step_hist[k].total, "status",
+						       status_json(r->step_status[k]), "latency_ms",
+						       latency_json(&r->step_hist[k])));
+	return steps;
+}
+
 static json_t *run_json(const struct loadgen *lg, const struct run *r, bool with_histogram)
 {
 	uint64_t errors = r->err_http + r->err_body + r->err_socket + r->err_timeout;
-	json_t *status = json_object();
-	for (int s = 0; s < 600; s++) {
-		if (r->status[s]) {
-			char k[16];
-			snprintf(k, sizeof k, "%d", s);
-			json_object_set_new(status, k, json_integer((json_int_t)r->status[s]));
-		}
-	}
+	json_t *status = status_json(r->status);
 	const struct hist *h = &r->hist;
-	json_t *lat = json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "min", h->total ? ms(h->min) : 0.0, "p50",
-				ms(hist_percentile(h, 50)), "p90", ms(hist_percentile(h, 90)), "p99",
-				ms(hist_percentile(h, 99)), "p99_9", ms(hist_percentile(h, 99.9)), "p99_99",
-				ms(hist_percentile(h, 99.99)), "max", ms(h->max), "mean", round(hist_mean(h)) / 1000.0);
+	json_t *lat = latency_json(h);
 	json_t *o = json_pack("{s:f, s:f, s:f, s:f, s:I, s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:b}",
 			      "offered_rate", round(r->rate * 10) / 10, "achieved_rate", round(achieved_rate(r) * 10) / 10,
 			      "duration_s", r->duration_s, "warmup_s", r->warmup_s, "requests",
@@ -1056,8 +1427,10 @@ static json_t *run_json(const struct loadgen *lg, const struct run *r, bool with
 			      (json_int_t)errors, "http", (json_int_t)r->err_http, "body", (json_int_t)r->err_body,
 			      "socket", (json_int_t)r->err_socket, "timeout", (json_int_t)r->err_timeout, "status", status,
 			      "latency_ms", lat, "pass", run_passes(lg, r));
+	if (lg->sc->nsteps > 0)
+		json_object_set_new(o, "flow_steps", flow_steps_json(lg, r));
 	if (r->first_error[0])
-		json_object_set_new(o, "first_error", json_string(r->first_error));
+		json_object_set_new(o, "first_error", json_text(r->first_error));
 	if (r->input_exhausted)
 		json_object_set_new(o, "input_exhausted", json_true());
 	if (r->stopped)
@@ -1082,6 +1455,13 @@ static void log_step(const char *what, const struct loadgen *lg, const struct ru
 		what, r->rate, achieved_rate(r), ms(hist_percentile(&r->hist, 50)), ms(hist_percentile(&r->hist, 99)),
 		ms(r->hist.max), r->err_http + r->err_body + r->err_socket + r->err_timeout,
 		strcmp(what, "warm-up") == 0 ? "" : run_passes(lg, r) ? "pass" : "FAIL");
+	if (lg->sc->nsteps == 0)
+		return;
+	fprintf(stderr, "loadgen: %8s p50/p99 ms by step:", "");
+	for (size_t k = 0; k < lg->sc->nsteps; k++)
+		fprintf(stderr, "  %s %.2f/%.2f", lg->sc->steps[k].name, ms(hist_percentile(&r->step_hist[k], 50)),
+			ms(hist_percentile(&r->step_hist[k], 99)));
+	fputc('\n', stderr);
 }
 
 /* One saturation step; appends its figures to steps and says whether it passed. */
@@ -1261,10 +1641,12 @@ static void usage(FILE *f)
 		   "  --url URL            server (default $FEEGATE_URL); loopback only\n"
 		   "  --path P             path for get/fixed/--idle\n"
 		   "  --file F             input for vnpay_ipn/requests\n"
-		   "  --bearer TOKEN       Authorization: Bearer (default $FEEGATE_API_KEY for orders and get)\n"
-		   "  --agency CODE        agency for orders (default $FEEGATE_AGENCY)\n"
+		   "  --bearer TOKEN       Authorization: Bearer (default $FEEGATE_API_KEY for orders, get, flow)\n"
+		   "  --agency CODE        agency for orders and flow (default $FEEGATE_AGENCY)\n"
+		   "  --vnpay-tmn-code C   flow: VNPAY terminal (default $FEEGATE_VNPAY_TMN_CODE)\n"
+		   "  --vnpay-secret S     flow: VNPAY hash secret (default $FEEGATE_VNPAY_HASH_SECRET)\n"
 		   "  --connections N      keep-alive connections (default 64)\n"
-		   "  --rate R             requests per second (fixed-rate run)\n"
+		   "  --rate R             requests (flow: flows) per second (fixed-rate run)\n"
 		   "  --duration S         measured seconds (default 10)\n"
 		   "  --warmup S           seconds sent before measuring (default 2)\n"
 		   "  --timeout S          a request slower than this is a timeout error (default 10)\n"
@@ -1297,7 +1679,7 @@ static void parse_args(struct options *o, int argc, char **argv)
 		O_URL = 1000, O_SCENARIO, O_PATH, O_FILE, O_BEARER, O_AGENCY, O_TAG, O_OUTPUT, O_RATE, O_DURATION,
 		O_WARMUP, O_TIMEOUT, O_DRAIN, O_CONNECTIONS, O_FIND, O_RATE_START, O_RATE_FACTOR, O_RATE_MAX,
 		O_STEP_DURATION, O_STEP_WARMUP, O_STEP_PAUSE, O_REFINE, O_MAX_STEPS, O_SLO, O_MIN_RATIO, O_TIMELINE,
-		O_IDLE, O_HOLD, O_HISTOGRAM, O_RETRIES, O_EXPECT_BODY, O_HELP
+		O_IDLE, O_HOLD, O_HISTOGRAM, O_RETRIES, O_EXPECT_BODY, O_VNPAY_TMN_CODE, O_VNPAY_SECRET, O_HELP
 	};
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, O_URL},
@@ -1331,12 +1713,16 @@ static void parse_args(struct options *o, int argc, char **argv)
 		{"histogram", no_argument, NULL, O_HISTOGRAM},
 		{"retries", required_argument, NULL, O_RETRIES},
 		{"expect-body", required_argument, NULL, O_EXPECT_BODY},
+		{"vnpay-tmn-code", required_argument, NULL, O_VNPAY_TMN_CODE},
+		{"vnpay-secret", required_argument, NULL, O_VNPAY_SECRET},
 		{"help", no_argument, NULL, O_HELP},
 		{NULL, 0, NULL, 0},
 	};
 	*o = (struct options){
 		.url = getenv("FEEGATE_URL"),
 		.agency = getenv("FEEGATE_AGENCY"),
+		.vnpay_tmn_code = getenv("FEEGATE_VNPAY_TMN_CODE"),
+		.vnpay_secret = getenv("FEEGATE_VNPAY_HASH_SECRET"),
 		.duration_s = 10,
 		.warmup_s = 2,
 		.timeout_s = 10,
@@ -1388,6 +1774,8 @@ static void parse_args(struct options *o, int argc, char **argv)
 		case O_HOLD: o->hold_s = num_arg("--hold", optarg, 0, 3600); break;
 		case O_HISTOGRAM: o->histogram = true; break;
 		case O_EXPECT_BODY: o->expect_body = optarg; break;
+		case O_VNPAY_TMN_CODE: o->vnpay_tmn_code = optarg; break;
+		case O_VNPAY_SECRET: o->vnpay_secret = optarg; break;
 		case O_RETRIES: o->retries = (int)num_arg("--retries", optarg, 0, 5); break;
 		case O_HELP: usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -1418,7 +1806,7 @@ int main(int argc, char **argv)
 	}
 	const char *bearer = o->bearer;
 	if (!bearer && o->idle == 0 && o->scenario &&
-	    (strcmp(o->scenario, "orders") == 0 || strcmp(o->scenario, "get") == 0))
+	    (strcmp(o->scenario, "orders") == 0 || strcmp(o->scenario, "get") == 0 || strcmp(o->scenario, "flow") == 0))
 		bearer = getenv("FEEGATE_API_KEY");
 	if (bearer && *bearer) {
 		if (asprintf(&lg->auth_line, "Authorization: Bearer %s\r\n", bearer) < 0)
@@ -1434,14 +1822,32 @@ int main(int argc, char **argv)
 	if (!lg->base)
 		die("event_base_new failed");
 
+	if (o->idle == 0) {
+		for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+			if (strcmp(scenarios[i].name, o->scenario) == 0)
+				lg->sc = &scenarios[i];
+		if (!lg->sc)
+			die("unknown scenario %s; see --help", o->scenario);
+	}
+	bool flows = lg->sc && lg->sc->follow;
+	lg->capture_cap = flows ? FLOW_BODY_BYTES : FIRST_ERROR_BYTES;
+	snprintf(lg->txn_stamp, sizeof lg->txn_stamp, "%09lu%06u", (unsigned long)time(NULL) % 1000000000UL,
+		 (unsigned)getpid() % 1000000U);
+
 	lg->nconns = o->idle > 0 ? o->idle : o->connections;
 	raise_fd_limit(lg->nconns);
 	lg->conns = xcalloc((size_t)lg->nconns, sizeof *lg->conns);
 	lg->ring_cap = (size_t)lg->nconns + 1;
 	lg->ring = xcalloc(lg->ring_cap, sizeof *lg->ring);
 	for (int i = 0; i < lg->nconns; i++) {
-		lg->conns[i].lg = lg;
-		lg->conns[i].retry = evtimer_new(lg->base, on_retry, &lg->conns[i]);
+		struct conn *c = &lg->conns[i];
+		c->lg = lg;
+		c->retry = evtimer_new(lg->base, on_retry, c);
+		c->captured = xcalloc(1, lg->capture_cap + 1);
+		if (flows) {
+			c->flow = xcalloc(1, sizeof *c->flow);
+			c->flow->vars = xcalloc(1, lg->sc->vars_size ? lg->sc->vars_size : 1);
+		}
 	}
 	lg->sigint = evsignal_new(lg->base, SIGINT, on_signal, lg);
 	lg->sigterm = evsignal_new(lg->base, SIGTERM, on_signal, lg);
@@ -1458,11 +1864,6 @@ int main(int argc, char **argv)
 		return lg->idle_up == lg->nconns ? 0 : 1;
 	}
 
-	for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
-		if (strcmp(scenarios[i].name, o->scenario) == 0)
-			lg->sc = &scenarios[i];
-	if (!lg->sc)
-		die("unknown scenario %s; see --help", o->scenario);
 	char err[256];
 	if (lg->sc->setup && !lg->sc->setup(lg, err, sizeof err))
 		die("%s", err);
@@ -1509,9 +1910,14 @@ int main(int argc, char **argv)
 	json_decref(result);
 
 	for (int i = 0; i < lg->nconns; i++) {
-		if (lg->conns[i].bev)
-			bufferevent_free(lg->conns[i].bev);
-		event_free(lg->conns[i].retry);
+		struct conn *c = &lg->conns[i];
+		if (c->bev)
+			bufferevent_free(c->bev);
+		event_free(c->retry);
+		free(c->captured);
+		if (c->flow)
+			free(c->flow->vars);
+		free(c->flow);
 	}
 	json_decref(lg->run.timeline);
 	event_free(lg->tick);

@@ -10,7 +10,8 @@
 
 A scenario's meta (all optional but name and kind):
   name, label        key and the text shown in the table
-  kind               http (raw: loadgen --find-saturation JSON) | pgbench (raw: pgbench's
+  kind               http (raw: loadgen --find-saturation JSON; a flow scenario's rates are
+                     flows/s and its figures per step are kept too) | pgbench (raw: pgbench's
                      output) | memory (raw: JSON from run.sh) | failed
   raw                file name in RAW
   ceiling            name of the scenario whose rate is this one's ceiling (ratio column)
@@ -84,6 +85,24 @@ def parse_pgbench(text):
     return out
 
 
+def flow_steps(run):
+    """A flow scenario's figures per step (loadgen's flow_steps) of one run."""
+    return [
+        {
+            "step": st["step"],
+            "answers": st["answers"],
+            "status": st["status"],
+            "p50_ms": st["latency_ms"]["p50"],
+            "p90_ms": st["latency_ms"]["p90"],
+            "p99_ms": st["latency_ms"]["p99"],
+            "p99_9_ms": st["latency_ms"]["p99_9"],
+            "max_ms": st["latency_ms"]["max"],
+            "mean_ms": st["latency_ms"]["mean"],
+        }
+        for st in run["flow_steps"]
+    ]
+
+
 def evaluate(meta, raw_dir):
     """One scenario's row: its figures, from its meta and raw output."""
     row = {k: meta[k] for k in meta}
@@ -105,6 +124,8 @@ def evaluate(meta, raw_dir):
                 "p99_9_ms": lat.get("p99_9"),
                 "max_ms": lat.get("max"),
             }
+            if half.get("flow_steps"):
+                row["at_half"]["flow_steps"] = flow_steps(half)
             # A run that ran out of prepared requests, or completed none, measured nothing.
             if half.get("input_exhausted") or not half.get("completed"):
                 row["error"] = ("the measurement at half load ran out of prepared requests"
@@ -122,6 +143,7 @@ def evaluate(meta, raw_dir):
                     "max_ms": s["latency_ms"]["max"],
                     "errors": s["errors"]["total"],
                     "pass": s["pass"],
+                    **({"flow_steps": flow_steps(s)} if s.get("flow_steps") else {}),
                 }
                 for s in raw.get("steps", [])
             ]
@@ -249,6 +271,10 @@ def print_table(rows, mode):
     for line in lines:
         print(fmt(line))
     for r in rows:
+        steps = (r.get("at_half") or {}).get("flow_steps")
+        if steps:
+            print(f"  {r['name']}: rates are flows/s ({len(steps)} requests each); p50/p99 ms per step at half load: "
+                  + ", ".join(f"{st['step']} {fmt_ms(st['p50_ms'])}/{fmt_ms(st['p99_ms'])}" for st in steps))
         for key in ("error", "finding", "note"):
             if r.get(key):
                 print(f"  {r['name']}: {'ERROR: ' if key == 'error' else ''}{r[key]}")

@@ -20,7 +20,8 @@
 # raw figures in $RAW (for an HTTP scenario, `saturate NAME LOADGEN_ARGS...` does it all; set
 # NEEDS_GATEWAY=0 first if it does not use the gateway), and add NAME to SCENARIOS. Requests
 # prepared beforehand (signed notifications, refunds) go through loadgen's vnpay_ipn or
-# requests scenarios (--file); tests/bench/vnpay_ipn.py signs VNPAY IPNs.
+# requests scenarios (--file); tests/bench/vnpay_ipn.py signs VNPAY IPNs. Requests that need an
+# earlier answer are a flow scenario in loadgen.c (see its top comment and scenario_flow).
 set -euo pipefail
 BENCH_PROG=bench
 # shellcheck source=tests/bench/lib.sh
@@ -39,8 +40,8 @@ case $MODE in
     REFUND_ORDERS=20000    # paid orders; each takes 10 partial refunds, so 200,000 requests
     ;;
   quick)
-    SAT_ARGS=(--rate-factor 2 --step-duration 1 --step-warmup 0.5 --step-pause 0.3 --refine 1
-      --duration 3 --warmup 1 --max-steps 6 --drain 1)
+    SAT_ARGS=(--rate-factor 2 --step-duration 1 --step-warmup 0.3 --step-pause 0.2 --refine 1
+      --duration 2 --warmup 0.5 --max-steps 6 --drain 1)
     SAT_TIMEOUT=45
     PGBENCH_SECONDS=5
     WARMUP_SECONDS=2
@@ -52,7 +53,8 @@ esac
 CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
-SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads pg_insert pg_naive_posting idle_memory)
+SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
+  idle_memory)
 
 # ---------------------------------------------------------------- helpers
 
@@ -193,6 +195,16 @@ scenario_status_reads() {
   local id
   id=$(create_order) || return 1
   saturate status_reads --url "$FEEGATE_URL" --scenario get --path "/v1/orders/$id" --rate-start 2000
+}
+
+# The full flow of one payment, each step sent when the previous answer is in (loadgen's flow
+# scenario): the portal's order (201), the citizen choosing VNPAY at checkout (303 to the pay
+# page), VNPAY's signed success IPN for the attempt in that redirect (RspCode 00: applied and
+# posted), the portal's status read (succeeded). Rates are flows per second, four requests
+# each; loadgen also reports every step's latency, kept in results.json.
+scenario_flow() {
+  record flow kind=http raw=flow.json "label=full flow (order, checkout, IPN, status)"
+  saturate flow --url "$FEEGATE_URL" --scenario flow --rate-start 100
 }
 
 scenario_pg_insert() {

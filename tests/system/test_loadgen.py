@@ -3,8 +3,12 @@
 Against tests/bench/ceiling.c in its fixed-delay mode, a server whose latency is known: the
 percentiles land on the delay, the achieved rate matches the offered one, and a server that
 stalls shows the stall in p99 and max for every request that was due during it, not only for
-the ones already on the wire (no coordinated omission). Needs no PostgreSQL; the tools are
+the ones already on the wire (no coordinated omission). Those need no PostgreSQL; the tools are
 built here with cc when BUILD_DIR/bench/ lacks them or they are older than their sources.
+
+test_flow_pays_every_order runs the flow scenario (order, checkout, signed VNPAY IPN, status
+read) against the real stack (the shared gateway, PostgreSQL, Redis, banksim) and checks in the
+database that every flow paid its order once.
 
 test_bench_quick_runs runs `tests/bench/run.sh BUILD_DIR quick` (`make bench QUICK=1`, about
 a minute and a half; it starts its own stack).
@@ -15,10 +19,13 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from bankflow import assert_ledger_ok, banksim, wait_until  # noqa: F401 (banksim is a fixture)
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_SRC = REPO / "tests" / "bench"
@@ -36,7 +43,7 @@ def build_dir():
 def tools(tmp_path_factory):
     """Paths of loadgen and ceiling, fresh."""
     sources = {
-        "loadgen": [BENCH_SRC / "loadgen.c", BENCH_SRC / "hist.c"],
+        "loadgen": [BENCH_SRC / "loadgen.c", BENCH_SRC / "hist.c", BENCH_SRC / "vnpay_ipn.c"],
         "ceiling": [BENCH_SRC / "ceiling.c"],
     }
     newest = max(p.stat().st_mtime for p in BENCH_SRC.glob("*.[ch]"))
@@ -189,6 +196,61 @@ def test_only_loopback(tools):
     res = subprocess.run([str(tools["loadgen"]), "--url", "http://192.0.2.1:80", "--scenario", "fixed",
                           "--rate", "1", "--duration", "1"], capture_output=True, text=True, timeout=30)
     assert res.returncode == 2 and "loopback" in res.stderr
+
+
+def test_flow_pays_every_order(tools, stack, gateway, banksim):
+    """20 flows/s for 1 s of warm-up and 3 s measured: 80 orders, each created, sent to VNPAY at
+    checkout, paid by a signed IPN and read back as succeeded, with nothing failing."""
+    env = stack.env
+    tag = f"systest{uuid.uuid4().hex[:10]}"
+    res = subprocess.run(
+        [str(tools["loadgen"]), "--url", gateway.url, "--scenario", "flow", "--rate", "20", "--duration", "3",
+         "--warmup", "1", "--connections", "8", "--tag", tag, "--bearer", env["FEEGATE_API_KEY"],
+         "--agency", env["FEEGATE_AGENCY"], "--vnpay-tmn-code", env["FEEGATE_VNPAY_TMN_CODE"],
+         "--vnpay-secret", env["FEEGATE_VNPAY_HASH_SECRET"]],
+        capture_output=True, text=True, timeout=60, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+    assert res.returncode == 0, res.stderr
+    r = json.loads(res.stdout)
+    assert r["errors"]["total"] == 0, r.get("first_error", r["errors"])
+    assert r["requests"] == 60 and r["completed"] == 60, r
+    assert r["status"] == {"201": 60, "303": 60, "200": 120}, r["status"]
+    steps = r["flow_steps"]
+    assert [s["step"] for s in steps] == ["order", "checkout", "ipn", "status"], steps
+    assert [s["status"] for s in steps] == [{"201": 60}, {"303": 60}, {"200": 60}, {"200": 60}], steps
+    # the steps add up to the flow (each starts where the previous one ended)
+    assert sum(s["latency_ms"]["mean"] for s in steps) == pytest.approx(r["latency_ms"]["mean"], rel=0.05, abs=0.5)
+
+    # warm-up flows run in full too: 80 orders, each succeeded with one paid VNPAY attempt and one
+    # payment transfer of its amount from VNPAY's clearing account to the agency's payable account
+    rows = stack.query(
+        "SELECT o.id::text, o.status, o.amount, "
+        "       (SELECT count(*) FROM attempts a WHERE a.order_id = o.id AND a.bank = 'vnpay' "
+        "           AND a.status = 'succeeded' AND a.bank_txn_id IS NOT NULL), "
+        "       (SELECT count(*) FROM attempts a WHERE a.order_id = o.id), "
+        "       (SELECT array_agg(t.amount || ' ' || d.name || ' ' || c.name) FROM ledger_transfers t "
+        "          JOIN ledger_accounts d ON d.id = t.debit_account JOIN ledger_accounts c ON c.id = t.credit_account "
+        "         WHERE t.order_id = o.id AND t.code = 'payment') "
+        "  FROM orders o WHERE o.reference LIKE %s", (f"LG-{tag}-%",))
+    assert len(rows) == 80, len(rows)
+    want_transfer = [f"200000 bank:vnpay:clearing agency:{env['FEEGATE_AGENCY']}:payable"]
+    for order_id, status, amount, paid_attempts, attempts, pays in rows:
+        assert (status, amount, paid_attempts, attempts, pays) == ("succeeded", 200000, 1, 1, want_transfer), order_id
+    notified = stack.scalar(
+        "SELECT count(*) FROM bank_notifications n JOIN attempts a ON a.id = n.attempt_id "
+        "JOIN orders o ON o.id = a.order_id WHERE o.reference LIKE %s AND n.bank = 'vnpay' AND n.success "
+        "AND n.outcome = 'applied'", (f"LG-{tag}-%",))
+    assert notified == 80
+    assert_ledger_ok(stack)
+
+    # and the portal heard of each payment: the demo client's webhooks land in banksim
+    ids = {row[0] for row in rows}
+
+    def all_delivered():
+        docs = [w.get("json") or {} for w in banksim.webhooks()]
+        got = {(d.get("data") or {}).get("id") for d in docs if d.get("type") == "order.succeeded"}
+        return ids <= got
+
+    wait_until(all_delivered, timeout=30, what="order.succeeded webhooks for the 80 orders")
 
 
 def test_bench_quick_runs():

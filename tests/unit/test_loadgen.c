@@ -1,4 +1,8 @@
-/* tests/bench/hist.c: the load generator's latency histogram and its percentiles. */
+/*
+ * tests/bench/hist.c: the load generator's latency histogram and its percentiles.
+ * tests/bench/vnpay_ipn.c: the flow scenario's signed VNPAY IPNs, byte for byte what
+ * tests/bench/vnpay_ipn.py prints, and accepted by the gateway's own verifier.
+ */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/params.h"
+#include "adapters/vnpay.h"
 #include "tests/bench/hist.c"
+#include "tests/bench/vnpay_ipn.c"
 
 static struct hist *new_hist(void)
 {
@@ -162,6 +169,83 @@ static void test_huge_values_clamp(void **state)
 	free(h);
 }
 
+static void test_php_urlencode(void **state)
+{
+	char out[64];
+	assert_true(ipn_php_urlencode("a b~*\xc3\xa9-_.Z9", out, sizeof out));
+	assert_string_equal(out, "a+b%7E%2A%C3%A9-_.Z9"); /* php_urlencode() of vnpay_ipn.py */
+	assert_true(ipn_php_urlencode("", out, sizeof out));
+	assert_string_equal(out, "");
+	char small[5];
+	assert_false(ipn_php_urlencode("abc~", small, sizeof small)); /* "abc%7E" does not fit */
+}
+
+static void test_url_param(void **state)
+{
+	const char *url = "http://127.0.0.1:1/paymentv2/vpcpay.html?vnp_Amount=20000000&vnp_OrderInfo=Le+phi%2C+x"
+			  "&vnp_TxnRef=FGI8OXW69NPQ&vnp_Bad=%4&vnp_Empty=";
+	char v[32];
+	assert_true(ipn_url_param(url, "vnp_Amount", v, sizeof v));
+	assert_string_equal(v, "20000000");
+	assert_true(ipn_url_param(url, "vnp_TxnRef", v, sizeof v));
+	assert_string_equal(v, "FGI8OXW69NPQ");
+	assert_true(ipn_url_param(url, "vnp_OrderInfo", v, sizeof v));
+	assert_string_equal(v, "Le phi, x");
+	assert_false(ipn_url_param(url, "vnp_Bad", v, sizeof v));
+	assert_false(ipn_url_param(url, "vnp_Empty", v, sizeof v)); /* absent and empty alike */
+	assert_false(ipn_url_param(url, "vnp_Txn", v, sizeof v));
+	assert_false(ipn_url_param(url, "vnp_TxnRef", v, 5)); /* does not fit */
+	assert_false(ipn_url_param("http://x/no-query", "a", v, sizeof v));
+}
+
+static const struct ipn_payment known_payment = {
+	.tmn_code = "CZMH3L9Q",
+	.txn_ref = "FGI8OXW69NPQ",
+	.amount = "20000000",
+	.transaction_no = "00000000100000007",
+	.bank_tran_no = "VNP00000000100000007",
+	.paid_at = 1795822665, /* 2026-11-27 23:37:45 UTC, 06:37:45 on the 28th in Hanoi */
+};
+static const char known_secret[] = "JFHMLK08GVZNGJY4FW2YOFEJR1QXFD16";
+
+static void test_success_query_matches_python(void **state)
+{
+	/* signed_query() of vnpay_ipn.py over the same fields */
+	const char *want = "vnp_Amount=20000000&vnp_BankCode=NCB&vnp_BankTranNo=VNP00000000100000007&vnp_CardType=ATM"
+			   "&vnp_OrderInfo=Thanh+toan+FGI8OXW69NPQ&vnp_PayDate=20261128063745&vnp_ResponseCode=00"
+			   "&vnp_TmnCode=CZMH3L9Q&vnp_TransactionNo=00000000100000007&vnp_TransactionStatus=00"
+			   "&vnp_TxnRef=FGI8OXW69NPQ&vnp_SecureHash=1940394f75df2e0d76296535c395d9b828df03ec66c24d9546f775d2"
+			   "3958ad057ab79ebd184aae1f87e95b706e4069b4af0c998c0021a45cf8620c4e2df02c74";
+	char q[2048];
+	assert_true(ipn_success_query(known_secret, &known_payment, q, sizeof q));
+	assert_string_equal(q, want);
+	assert_false(ipn_success_query(known_secret, &known_payment, q, strlen(want))); /* one byte short */
+}
+
+static void test_success_query_passes_the_gateway(void **state)
+{
+	char q[2048];
+	assert_true(ipn_success_query(known_secret, &known_payment, q, sizeof q));
+	params p;
+	params_init(&p);
+	assert_true(params_parse_query(&p, q));
+	assert_int_equal(vnpay_verify_params(known_secret, &p), ADAPTER_OK);
+	assert_int_equal(vnpay_verify_params("another secret", &p), ADAPTER_BAD_SIGNATURE);
+	params_free(&p);
+}
+
+static void test_signed_query_drops_and_sorts(void **state)
+{
+	const struct ipn_param fields[] = {
+		{"vnp_b", "2"}, {"vnp_SecureHashType", "SHA512"}, {"other", "x"}, {"vnp_a", "1 ~"},
+		{"vnp_empty", ""}, {"vnp_SecureHash", "old"},
+	};
+	char q[512];
+	assert_true(ipn_signed_query("k", fields, sizeof fields / sizeof fields[0], q, sizeof q));
+	assert_memory_equal(q, "vnp_a=1+%7E&vnp_b=2&vnp_SecureHash=", strlen("vnp_a=1+%7E&vnp_b=2&vnp_SecureHash="));
+	assert_int_equal(strlen(q), strlen("vnp_a=1+%7E&vnp_b=2&vnp_SecureHash=") + 128);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -173,6 +257,11 @@ int main(void)
 		cmocka_unit_test(test_against_exact),
 		cmocka_unit_test(test_merge_and_record_n),
 		cmocka_unit_test(test_huge_values_clamp),
+		cmocka_unit_test(test_php_urlencode),
+		cmocka_unit_test(test_url_param),
+		cmocka_unit_test(test_success_query_matches_python),
+		cmocka_unit_test(test_success_query_passes_the_gateway),
+		cmocka_unit_test(test_signed_query_drops_and_sorts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
