@@ -1,6 +1,16 @@
 -- Writing staged and given transfers to the ledger: one hash-chain extension per transaction.
 -- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
 
+-- A transfer's link in the hash chain. STABLE, not IMMUTABLE: concat_ws and convert_to are
+-- stable, and an IMMUTABLE SQL function whose body is not is never inlined -- each call ran as
+-- a separate SQL function execution (30 us a transfer in the profile).
+CREATE OR REPLACE FUNCTION feegate_transfer_hash(p_prev text, p_id text, p_seq bigint, p_debit bigint, p_credit bigint,
+                                                 p_amount bigint, p_code text, p_order uuid, p_attempt uuid, p_refund uuid)
+RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT encode(sha256(convert_to(concat_ws('|', p_prev, p_id, p_seq, p_debit, p_credit, p_amount, p_code,
+        coalesce(p_order::text, ''), coalesce(p_attempt::text, ''), coalesce(p_refund::text, '')), 'UTF8')), 'hex')
+$$;
+
 -- Writes the given transfers, then what this transaction staged, to the ledger: one chain
 -- extension under the chain-head lock (take it last: nothing else may be locked after it).
 CREATE OR REPLACE FUNCTION feegate_ledger_flush_with(p_ids text[], p_debit bigint[], p_credit bigint[],
