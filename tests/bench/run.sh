@@ -31,10 +31,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 MODE=${2:-full}
 case $MODE in
   full)
-    SAT_ARGS=(--rate-factor 1.4 --step-duration 4 --step-warmup 1 --step-pause 0.5 --refine 2
-      --duration 15 --warmup 3 --max-steps 20)
-    SAT_TIMEOUT=170 # a bound, never reached when the server answers: 20 steps take about 140 s
-    PGBENCH_SECONDS=20
+    SAT_ARGS=(--rate-factor 1.4 --step-duration 3 --step-warmup 1 --step-pause 0.5 --refine 2
+      --duration 10 --warmup 2 --max-steps 18)
+    SAT_TIMEOUT=150 # a bound, never reached when the server answers: 18 steps take about 100 s
+    PGBENCH_SECONDS=15
     WARMUP_SECONDS=5
     NOTIFY_ATTEMPTS=320000 # enough signed IPNs for every step of the search (each is sent once)
     REFUND_ORDERS=20000    # paid orders; each takes 10 partial refunds, so 200,000 requests
