@@ -13,8 +13,9 @@ const struct pg_statement db_statements[] = {
 	 "SELECT 'staff', s.id::text, s.name, s.role, s.agency_id, a.code, '' FROM staff s "
 	 "LEFT JOIN agencies a ON a.id = s.agency_id WHERE s.token_hash = $1::text AND s.disabled_at IS NULL"},
 	{"intake", "SELECT r_idx, r_outcome, r_status, r_body, r_order_id FROM feegate_intake($1::json)"},
-	{"order_get", "SELECT feegate_order_json(o.id, $3::text) FROM orders o WHERE o.id = $1::uuid AND o.client_id = $2::uuid"},
-	{"order_by_ref", "SELECT feegate_order_json(o.id, $3::text) FROM orders o "
+	/* the set-based renderer, inlined into the query: no function call per read */
+	{"order_get", "SELECT r.doc FROM feegate_orders_json(ARRAY[$1::uuid], $3::text) r WHERE r.client_id = $2::uuid"},
+	{"order_by_ref", "SELECT r.doc FROM orders o, feegate_orders_json(ARRAY[o.id], $3::text) r "
 			 "WHERE o.client_id = $1::uuid AND o.reference = $2::text"},
 	{"order_transition", "SELECT feegate_order_transition($1::uuid, $2::uuid, $3::text)"},
 	{"checkout_get",
