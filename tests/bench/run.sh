@@ -45,7 +45,7 @@ case $MODE in
     SAT_TIMEOUT=45
     PGBENCH_SECONDS=5
     WARMUP_SECONDS=2
-    NOTIFY_ATTEMPTS=80000
+    NOTIFY_ATTEMPTS=60000
     REFUND_ORDERS=3000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
