@@ -147,7 +147,20 @@ SQL
     | "$PYTHON" "$BENCH_LIB_DIR/vnpay_ipn.py" >"$TMP/ipn.txt" || return 1
   log "prepared $(wc -l <"$TMP/ipn.txt") signed notifications"
   saturate notify_posted --url "$FEEGATE_URL" --scenario vnpay_ipn --file "$TMP/ipn.txt" \
-    --expect-body '"RspCode":"00"' --rate-start 1000
+    --expect-body '"RspCode":"00"' --rate-start 1000 || return 1
+  # Every payment is also a portal webhook: how far behind the relay was when the run ended.
+  local sql="SELECT count(*) FILTER (WHERE status = 'pending'), count(*) FILTER (WHERE status = 'delivered') FROM webhook_deliveries"
+  local queued delivered left waited=0
+  read -r queued delivered < <(bench_psql -F ' ' -c "$sql")
+  left=$queued
+  while ((left > 0 && waited < 30)); do
+    sleep 1
+    waited=$((waited + 1))
+    read -r left delivered < <(bench_psql -F ' ' -c "$sql")
+  done
+  log "portal webhooks: $delivered delivered; $queued queued when the run ended, $left ${waited} s later"
+  "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/notify_posted.meta.json" \
+    "note=portal webhooks: $delivered delivered; $queued queued when the run ended, $left ${waited} s later"
 }
 
 # Finance refunding many paid orders at once: POST /v1/orders/{id}/refunds with the finance
