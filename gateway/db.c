@@ -42,7 +42,7 @@ const struct pg_statement db_statements[] = {
 	{"idempotency_cleanup",
 	 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
 	 "WHERE created_at < now() - interval '48 hours' LIMIT 1000)"},
-	{"claim_deliveries", "SELECT * FROM feegate_claim_deliveries($1::int, $2::int)"},
+	{"claim_deliveries", "SELECT * FROM feegate_claim_deliveries($1::int, $2::int, $3::uuid[])"},
 	{"delivery_results",
 	 "UPDATE webhook_deliveries d SET status = CASE WHEN r.ok THEN 'delivered' WHEN r.dead THEN 'dead' "
 	 "ELSE 'pending' END, last_status = r.status, last_error = r.error, "

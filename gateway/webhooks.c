@@ -32,11 +32,31 @@ static bool saving;           /* a delivery_results query is in flight */
 #define CLAIM_MAX 100   /* rows per claim */
 #define SAVE_MAX 200    /* results per save */
 
+/* Calls in flight per portal (client), so that one slow portal cannot hold every slot. */
+struct portal {
+	char client[37];
+	int calls;
+};
+static struct portal *portals;
+static int nportals;
+
 struct delivery {
 	char id[37];
+	int portal; /* index in portals */
 	int attempts;
 	int64_t age_s;
 };
+
+static int portal_index(const char *client)
+{
+	for (int i = 0; i < nportals; i++)
+		if (strcmp(portals[i].client, client) == 0)
+			return i;
+	portals = xrealloc(portals, sizeof *portals * (size_t)(nportals + 1));
+	snprintf(portals[nportals].client, sizeof portals[nportals].client, "%s", client);
+	portals[nportals].calls = 0;
+	return nportals++;
+}
 
 static void pump(void);
 
@@ -79,6 +99,7 @@ static void delivered(void *arg, int status, const char *body, size_t len, const
 {
 	struct delivery *d = arg;
 	calls--;
+	portals[d->portal].calls--;
 	bool ok = status >= 200 && status < 300;
 	/* backoff: base * 2^(attempts-1), at most an hour, with +-25 % jitter */
 	double delay = (double)cfg.webhook_backoff_ms;
@@ -111,6 +132,8 @@ static void send_one(PGresult *res, int r)
 {
 	struct delivery *d = xcalloc(1, sizeof *d);
 	snprintf(d->id, sizeof d->id, "%s", PQgetvalue(res, r, 0));
+	d->portal = portal_index(PQgetvalue(res, r, 6));
+	portals[d->portal].calls++;
 	const char *url = PQgetvalue(res, r, 1);
 	const char *secret = PQgetvalue(res, r, 2);
 	const char *payload = PQgetvalue(res, r, 3);
@@ -156,13 +179,31 @@ static void claim(void)
 	int room = cfg.webhook_concurrency - calls;
 	if (gw.draining || claiming || room <= 0 || !pg_pool_connected(gw.db))
 		return;
+	/* at most one portal's share per claim, and none for portals already at their share: a
+	 * portal has at most about twice its share in flight */
 	int n = room < CLAIM_MAX ? room : CLAIM_MAX;
+	if (n > cfg.webhook_per_portal)
+		n = cfg.webhook_per_portal;
+	char *skip = xmalloc((size_t)nportals * 37 + 3);
+	size_t len = 0;
+	skip[len++] = '{';
+	for (int i = 0; i < nportals; i++) {
+		if (portals[i].calls >= cfg.webhook_per_portal) {
+			if (len > 1)
+				skip[len++] = ',';
+			memcpy(skip + len, portals[i].client, strlen(portals[i].client));
+			len += strlen(portals[i].client);
+		}
+	}
+	skip[len++] = '}';
+	skip[len] = '\0';
 	char limit[16], lease[16];
 	snprintf(limit, sizeof limit, "%d", n);
 	snprintf(lease, sizeof lease, "%d", cfg.webhook_timeout_ms / 1000 + 30);
-	const char *params[2] = {limit, lease};
+	const char *params[3] = {limit, lease, skip};
 	claiming = true;
-	pg_query(gw.db, "claim_deliveries", 2, params, cfg.db_timeout_ms, claimed, (void *)(intptr_t)n);
+	pg_query(gw.db, "claim_deliveries", 3, params, cfg.db_timeout_ms, claimed, (void *)(intptr_t)n);
+	free(skip);
 }
 
 /* Called whenever something finished: saves answers (one save at a time, so answers arriving

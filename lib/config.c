@@ -66,6 +66,7 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_WEBHOOK_MAX_AGE_S", CFG_INT, F(webhook_max_age_s), "90000", 1, 2592000, NULL, false},
 	{"FEEGATE_WEBHOOK_TIMEOUT_MS", CFG_INT, F(webhook_timeout_ms), "5000", 100, 120000, NULL, false},
 	{"FEEGATE_WEBHOOK_CONCURRENCY", CFG_INT, F(webhook_concurrency), "100", 1, 10000, NULL, false},
+	{"FEEGATE_WEBHOOK_PER_PORTAL", CFG_INT, F(webhook_per_portal), "32", 1, 10000, NULL, false},
 };
 #undef F
 

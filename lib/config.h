@@ -51,6 +51,7 @@ struct config {
 	int webhook_max_age_s;
 	int webhook_timeout_ms;
 	int webhook_concurrency;
+	int webhook_per_portal;
 };
 
 extern struct config cfg;

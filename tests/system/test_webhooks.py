@@ -21,6 +21,11 @@ class Sink:
     def __init__(self):
         self.status = 200
         self.received = []
+        self.release = threading.Event()  # cleared: every request waits until it is set
+        self.release.set()
+        self.lock = threading.Lock()
+        self.in_progress = 0
+        self.most_in_progress = 0
         sink = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -28,6 +33,12 @@ class Sink:
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with sink.lock:
+                    sink.in_progress += 1
+                    sink.most_in_progress = max(sink.most_in_progress, sink.in_progress)
+                sink.release.wait(30)
+                with sink.lock:
+                    sink.in_progress -= 1
                 sink.received.append({"path": self.path, "headers": dict(self.headers), "body": body,
                                       "status": sink.status, "at": time.time(), "peer": self.client_address})
                 self.send_response(sink.status)
@@ -262,3 +273,38 @@ def test_a_backlog_larger_than_one_claim_is_delivered_once_each(portal, sink, st
         assert doc["id"] == r["headers"]["Feegate-Delivery"] and doc["type"] == "order.cancelled", doc
         assert doc["data"]["status"] == "cancelled", doc
         check_signature(r, portal.client.webhook_secret)
+
+
+def test_a_slow_portal_gets_its_share_of_calls_not_all_of_them(stack, gateway):
+    """On a gateway allowing 10 webhook calls at once and 4 per portal, a portal that does not
+    answer holds at most 8 (4, plus one claim of 4 while it was below its share), and another
+    portal's webhooks go out meanwhile. The shared gateway is paused, so this relay is alone."""
+    slow, fast = Sink(), Sink()
+    slow.release.clear()
+    try:
+        slow_client = stack.create_client(agencies=("XNC",), webhook_url=slow.url + "/hook")
+        fast_client = stack.create_client(agencies=("XNC",), webhook_url=fast.url + "/hook")
+        with dedicated_gateway(stack, FEEGATE_WEBHOOK_CONCURRENCY=10, FEEGATE_WEBHOOK_PER_PORTAL=4,
+                               FEEGATE_WEBHOOK_TIMEOUT_MS=30000) as gw:
+            slow_api, fast_api = Api(gw.url, slow_client.key), Api(gw.url, fast_client.key)
+            os.killpg(gateway.pid, signal.SIGSTOP)
+            try:
+                slow_ids = {cancelled_order(slow_api)["id"] for _ in range(30)}
+                wait_until(lambda: slow.in_progress >= 4, 10, what="the slow portal holding calls")
+                fast_ids = {cancelled_order(fast_api)["id"] for _ in range(12)}
+                wait_until(lambda: {json.loads(r["body"])["data"]["id"] for r in fast.received} >= fast_ids, 15,
+                           what="the other portal's webhooks while the slow one holds its calls")
+                assert slow.most_in_progress <= 8, slow.most_in_progress
+                assert not slow.received, "the slow portal answered before it was released"
+                slow.release.set()
+                wait_until(lambda: {json.loads(r["body"])["data"]["id"] for r in slow.received} >= slow_ids, 30,
+                           what="the slow portal's webhooks once it answers")
+            finally:
+                os.killpg(gateway.pid, signal.SIGCONT)
+            assert slow.most_in_progress <= 8, slow.most_in_progress
+            slow_api.close()
+            fast_api.close()
+    finally:
+        slow.release.set()
+        slow.close()
+        fast.close()
