@@ -36,6 +36,7 @@ static bool saving;           /* a delivery_results query is in flight */
 struct portal {
 	char client[37];
 	int calls;
+	bool skipped; /* left out of the last claim, being at its share: claim again when it is not */
 };
 static struct portal *portals;
 static int nportals;
@@ -55,6 +56,7 @@ static int portal_index(const char *client)
 	portals = xrealloc(portals, sizeof *portals * (size_t)(nportals + 1));
 	snprintf(portals[nportals].client, sizeof portals[nportals].client, "%s", client);
 	portals[nportals].calls = 0;
+	portals[nportals].skipped = false;
 	return nportals++;
 }
 
@@ -188,7 +190,8 @@ static void claim(void)
 	size_t len = 0;
 	skip[len++] = '{';
 	for (int i = 0; i < nportals; i++) {
-		if (portals[i].calls >= cfg.webhook_per_portal) {
+		portals[i].skipped = portals[i].calls >= cfg.webhook_per_portal;
+		if (portals[i].skipped) {
 			if (len > 1)
 				skip[len++] = ',';
 			memcpy(skip + len, portals[i].client, strlen(portals[i].client));
@@ -211,8 +214,15 @@ static void claim(void)
 static void pump(void)
 {
 	save_results();
-	/* a full claim means a backlog: claim again once half the room is free */
-	if (more_due && calls <= cfg.webhook_concurrency / 2)
+	/* A full claim means a backlog: claim again once half the room is free. So may a portal
+	 * left out of the last claim, once it is below its share again (not before: the claim
+	 * would leave it out again and come back empty). */
+	if (calls > cfg.webhook_concurrency / 2)
+		return;
+	bool want = more_due;
+	for (int i = 0; i < nportals && !want; i++)
+		want = portals[i].skipped && portals[i].calls < cfg.webhook_per_portal;
+	if (want)
 		claim();
 }
 
