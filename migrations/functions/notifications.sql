@@ -22,8 +22,6 @@ DECLARE
     v_payable bigint;
     v_suspense bigint;
     v_kind text;
-    base text := coalesce(nullif(current_setting('feegate.public_url', true), ''),
-                          (SELECT value FROM settings WHERE name = 'public_url'), '');
     -- the batch, parsed once
     b_i int[];
     b_bank text[];
@@ -104,11 +102,7 @@ BEGIN
         UPDATE attempts t SET status = 'expired', updated_at = now()
          WHERE t.order_id = ANY (f_ord) AND t.status = 'pending';
         UPDATE orders o SET status = 'succeeded', updated_at = now() WHERE o.id = ANY (f_ord);
-        INSERT INTO webhook_deliveries (id, client_id, order_id, type, payload)
-        SELECT w.ev, w.client_id, w.order_id, 'order.succeeded', feegate_event_payload(w.ev, 'order.succeeded', w.doc)
-          FROM (SELECT feegate_uuid7() AS ev, r.order_id, r.client_id, r.doc
-                  FROM feegate_orders_json(f_ord, base) r
-                 WHERE EXISTS (SELECT 1 FROM clients c WHERE c.id = r.client_id AND c.webhook_url IS NOT NULL)) w;
+        PERFORM feegate_emit_orders(f_ord);
         RETURN QUERY SELECT f.i, 'applied'::text, f.ord, 'succeeded'::text FROM unnest(f_i, f_ord) AS f(i, ord);
     END IF;
 

@@ -43,7 +43,9 @@ LANGUAGE sql STABLE AS $$
            || to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') || '","data":' || p_data || '}'
 $$;
 
-CREATE OR REPLACE FUNCTION feegate_emit(p_order uuid) RETURNS void LANGUAGE plpgsql AS $$
+-- The portal webhook rows for these orders as they are now (one query for all of them), for
+-- the clients that take webhooks.
+CREATE OR REPLACE FUNCTION feegate_emit_orders(p_orders uuid[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
     base text := coalesce(nullif(current_setting('feegate.public_url', true), ''),
                           (SELECT value FROM settings WHERE name = 'public_url'), '');
@@ -51,8 +53,14 @@ BEGIN
     INSERT INTO webhook_deliveries (id, client_id, order_id, type, payload)
     SELECT w.ev, w.client_id, w.order_id, 'order.' || w.status, feegate_event_payload(w.ev, 'order.' || w.status, w.doc)
       FROM (SELECT feegate_uuid7() AS ev, r.order_id, r.client_id, r.doc, r.status
-              FROM feegate_orders_json(ARRAY[p_order], base) r
+              FROM feegate_orders_json(p_orders, base) r
               JOIN clients c ON c.id = r.client_id
              WHERE c.webhook_url IS NOT NULL) w;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION feegate_emit(p_order uuid) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM feegate_emit_orders(ARRAY[p_order]);
 END
 $$;
