@@ -117,6 +117,29 @@ scenario_intake() {
   saturate intake --url "$FEEGATE_URL" --scenario orders --rate-start 1000
 }
 
+# prepare_attempts N TAG REFERENCE_PREFIX BANK REF_PREFIX: N pending orders of the demo client
+# at the demo agency, each with one open attempt at BANK whose bank_order_ref is REF_PREFIX, TAG
+# and the order's number in 8 digits. Ids are time-ordered (version 7), as the gateway makes them.
+prepare_attempts() {
+  bench_psql -v n="$1" -v tag="$2" -v prefix="$3" -v bank="$4" -v refprefix="$5" -v client="$FEEGATE_CLIENT_ID" \
+    -v agency="$FEEGATE_AGENCY" <<'SQL'
+WITH o AS (
+  INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
+                      checkout_token, created_at, updated_at, expires_at)
+  SELECT feegate_uuid7(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
+         :'prefix' || :'tag' || g, 'Le phi ho chieu', 200000, 'pending', 'https://portal.example/return',
+         md5(:'tag' || g || random()::text), now(), now(), now() + interval '1 day'
+    FROM generate_series(1, :n) g
+  RETURNING id, reference)
+INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount)
+SELECT feegate_uuid7(), o.id, :'bank', :'refprefix' || :'tag'
+       || lpad(substr(o.reference, length(:'prefix') + length(:'tag') + 1), 8, '0'), 200000 FROM o;
+-- statistics as a database that grew over days would have them (autovacuum's ANALYZE)
+ANALYZE orders;
+ANALYZE attempts;
+SQL
+}
+
 # Every payment to one agency (the hot account): pending VNPAY attempts prepared in the database,
 # their signed success IPNs sent once each; a 2xx without RspCode 00 counts as an error, so a
 # rate is only counted when each notification was applied (state change, ledger transfer and
@@ -127,22 +150,7 @@ scenario_notify_posted() {
     ceiling=pg_naive_posting target_ratio=10 target_p99_ms=10
   local tag
   tag=$(tr -dc 'A-Z' </dev/urandom | head -c 2)
-  bench_psql -v n="$NOTIFY_ATTEMPTS" -v tag="$tag" -v client="$FEEGATE_CLIENT_ID" -v agency="$FEEGATE_AGENCY" <<'SQL' || return 1
--- time-ordered ids (version 7), as the gateway makes them
-WITH o AS (
-  INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
-                      checkout_token, created_at, updated_at, expires_at)
-  SELECT feegate_uuid7(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
-         'BENCH-' || :'tag' || g, 'Le phi ho chieu', 200000, 'pending', 'https://portal.example/return',
-         md5(:'tag' || g || random()::text), now(), now(), now() + interval '1 day'
-    FROM generate_series(1, :n) g
-  RETURNING id, reference)
-INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount)
-SELECT feegate_uuid7(), o.id, 'vnpay', 'BN' || :'tag' || lpad(substr(o.reference, 9), 8, '0'), 200000 FROM o;
--- statistics as a database that grew over days would have them (autovacuum's ANALYZE)
-ANALYZE orders;
-ANALYZE attempts;
-SQL
+  prepare_attempts "$NOTIFY_ATTEMPTS" "$tag" BENCH- vnpay BN || return 1
   bench_psql -F ' ' -c "SELECT bank_order_ref, amount FROM attempts WHERE bank_order_ref LIKE 'BN${tag}%' ORDER BY bank_order_ref" \
     | "$PYTHON" "$BENCH_LIB_DIR/vnpay_ipn.py" >"$TMP/ipn.txt" || return 1
   log "prepared $(wc -l <"$TMP/ipn.txt") signed notifications"
@@ -172,19 +180,8 @@ scenario_refund_burst() {
     "label=refund burst (POST /v1/orders/{id}/refunds, finance)" target_p99_ms=10
   local tag
   tag=$(tr -dc 'A-Z' </dev/urandom | head -c 2)
-  bench_psql -v n="$REFUND_ORDERS" -v tag="$tag" -v client="$FEEGATE_CLIENT_ID" -v agency="$FEEGATE_AGENCY" <<'SQL' || return 1
-WITH o AS (
-  INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
-                      checkout_token, created_at, updated_at, expires_at)
-  SELECT feegate_uuid7(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
-         'REFUND-' || :'tag' || g, 'Le phi ho chieu', 200000, 'pending', 'https://portal.example/return',
-         md5(:'tag' || g || random()::text), now(), now(), now() + interval '1 day'
-    FROM generate_series(1, :n) g
-  RETURNING id, reference)
-INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount)
-SELECT feegate_uuid7(), o.id, 'vietqr', 'RB' || :'tag' || lpad(substr(o.reference, 10), 8, '0'), 200000 FROM o;
-ANALYZE orders;
-ANALYZE attempts;
+  prepare_attempts "$REFUND_ORDERS" "$tag" REFUND- vietqr RB || return 1
+  bench_psql -v tag="$tag" <<'SQL' || return 1
 -- paid through the same function the notifications use, so the ledger stays consistent
 SELECT count(*) FROM (
   SELECT feegate_apply_notifications(json_agg(json_build_object('i', 0, 'bank', 'vietqr', 'kind', 'payment',
