@@ -11,18 +11,59 @@ RETURNS text LANGUAGE sql STABLE AS $$
         coalesce(p_order::text, ''), coalesce(p_attempt::text, ''), coalesce(p_refund::text, '')), 'UTF8')), 'hex')
 $$;
 
--- Writes the given transfers, then what this transaction staged, to the ledger: one chain
--- extension under the chain-head lock (take it last: nothing else may be locked after it).
+-- Writes the given transfers to the ledger: one chain extension under the chain-head lock (take
+-- it last: nothing else may be locked after it), then the transfers, their entries and the new
+-- head in one statement. (A batch's fixed cost is mostly its number of statements: this was
+-- seven, a tenth of a small batch's PostgreSQL time.)
+CREATE OR REPLACE FUNCTION feegate_ledger_write(p_ids text[], p_debit bigint[], p_credit bigint[],
+                                                p_amount bigint[], p_code text[], p_order uuid[],
+                                                p_attempt uuid[], p_refund uuid[])
+RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    head record;
+    h text;
+    n int := coalesce(cardinality(p_ids), 0);
+    prevs text[];
+    hashes text[];
+BEGIN
+    IF n = 0 THEN
+        RETURN 0;
+    END IF;
+    SELECT l.seq, l.hash INTO head FROM ledger_chain l WHERE l.id = 1 FOR UPDATE;
+    prevs := array_fill(NULL::text, ARRAY[n]);
+    hashes := array_fill(NULL::text, ARRAY[n]);
+    h := head.hash;
+    FOR k IN 1 .. n LOOP
+        prevs[k] := h;
+        h := feegate_transfer_hash(h, p_ids[k], head.seq + k, p_debit[k], p_credit[k], p_amount[k], p_code[k],
+                                   p_order[k], p_attempt[k], p_refund[k]);
+        hashes[k] := h;
+    END LOOP;
+    WITH t AS (
+        INSERT INTO ledger_transfers (id, seq, debit_account, credit_account, amount, code, order_id, attempt_id,
+                                      refund_id, prev_hash, hash)
+        SELECT x.id, head.seq + x.k, x.debit, x.credit, x.amount, x.code, x.ord, x.att, x.ref, x.prev, x.hash
+          FROM unnest(p_ids, p_debit, p_credit, p_amount, p_code, p_order, p_attempt, p_refund, prevs, hashes)
+               WITH ORDINALITY AS x(id, debit, credit, amount, code, ord, att, ref, prev, hash, k)
+        RETURNING id, debit_account, credit_account, amount),
+    e AS (
+        INSERT INTO ledger_entries (transfer_id, account_id, amount)
+        SELECT t.id, side.account, side.amount
+          FROM t CROSS JOIN LATERAL (VALUES (t.debit_account, t.amount), (t.credit_account, -t.amount))
+               AS side(account, amount))
+    UPDATE ledger_chain SET seq = head.seq + n, hash = h WHERE id = 1;
+    RETURN n;
+END
+$$;
+
+-- Writes the given transfers, then what this transaction staged (feegate_post), to the ledger.
 CREATE OR REPLACE FUNCTION feegate_ledger_flush_with(p_ids text[], p_debit bigint[], p_credit bigint[],
                                                      p_amount bigint[], p_code text[], p_order uuid[],
                                                      p_attempt uuid[], p_refund uuid[])
 RETURNS int LANGUAGE plpgsql AS $$
 DECLARE
-    head record;
     st record;
-    h text;
-    n int := coalesce(array_length(p_ids, 1), 0);
-    k int;
+    n int := coalesce(cardinality(p_ids), 0);
 BEGIN
     FOR st IN SELECT * FROM ledger_staging WHERE txid = txid_current() ORDER BY ord LOOP
         n := n + 1;
@@ -35,34 +76,8 @@ BEGIN
         p_attempt[n] := st.attempt_id;
         p_refund[n] := st.refund_id;
     END LOOP;
-    IF n = 0 THEN
-        RETURN 0;
-    END IF;
     DELETE FROM ledger_staging WHERE txid = txid_current();
-    SELECT l.seq, l.hash INTO head FROM ledger_chain l WHERE l.id = 1 FOR UPDATE;
-    DECLARE
-        prevs text[] := array_fill(NULL::text, ARRAY[n]);
-        hashes text[] := array_fill(NULL::text, ARRAY[n]);
-    BEGIN
-        h := head.hash;
-        FOR k IN 1 .. n LOOP
-            prevs[k] := h;
-            h := feegate_transfer_hash(h, p_ids[k], head.seq + k, p_debit[k], p_credit[k], p_amount[k], p_code[k],
-                                       p_order[k], p_attempt[k], p_refund[k]);
-            hashes[k] := h;
-        END LOOP;
-        INSERT INTO ledger_transfers (id, seq, debit_account, credit_account, amount, code, order_id, attempt_id,
-                                      refund_id, prev_hash, hash)
-        SELECT t.id, head.seq + t.k, t.debit, t.credit, t.amount, t.code, t.ord, t.att, t.ref, t.prev, t.hash
-          FROM unnest(p_ids, p_debit, p_credit, p_amount, p_code, p_order, p_attempt, p_refund, prevs, hashes)
-               WITH ORDINALITY AS t(id, debit, credit, amount, code, ord, att, ref, prev, hash, k);
-        INSERT INTO ledger_entries (transfer_id, account_id, amount)
-        SELECT t.id, t.debit, t.amount FROM unnest(p_ids, p_debit, p_amount) AS t(id, debit, amount)
-        UNION ALL
-        SELECT t.id, t.credit, -t.amount FROM unnest(p_ids, p_credit, p_amount) AS t(id, credit, amount);
-    END;
-    UPDATE ledger_chain SET seq = head.seq + n, hash = h WHERE id = 1;
-    RETURN n;
+    RETURN feegate_ledger_write(p_ids, p_debit, p_credit, p_amount, p_code, p_order, p_attempt, p_refund);
 END
 $$;
 

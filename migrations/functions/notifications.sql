@@ -97,10 +97,13 @@ BEGIN
       FROM cand c JOIN seen s ON s.bank = c.bank AND s.dedupe_key = c.txn_id;
 
     IF f_i IS NOT NULL THEN
-        UPDATE attempts t SET status = 'succeeded', bank_txn_id = f.txn, failure_code = NULL, updated_at = now()
-          FROM unnest(f_att, f_txn) AS f(att, txn) WHERE t.id = f.att;
-        UPDATE attempts t SET status = 'expired', updated_at = now()
-         WHERE t.order_id = ANY (f_ord) AND t.status = 'pending';
+        -- the paid attempts, and the other attempts still open for these orders (not needed now)
+        UPDATE attempts t
+           SET status = CASE WHEN t.id = ANY (f_att) THEN 'succeeded' ELSE 'expired' END,
+               bank_txn_id = CASE WHEN t.id = ANY (f_att) THEN f_txn[array_position(f_att, t.id)] ELSE t.bank_txn_id END,
+               failure_code = CASE WHEN t.id = ANY (f_att) THEN NULL ELSE t.failure_code END,
+               updated_at = now()
+         WHERE t.order_id = ANY (f_ord) AND (t.id = ANY (f_att) OR t.status = 'pending');
         UPDATE orders o SET status = 'succeeded', updated_at = now() WHERE o.id = ANY (f_ord);
         PERFORM feegate_emit_orders(f_ord);
         RETURN QUERY SELECT f.i, 'applied'::text, f.ord, 'succeeded'::text FROM unnest(f_i, f_ord) AS f(i, ord);
@@ -218,9 +221,15 @@ BEGIN
         END LOOP;
     END IF;
 
-    -- The fast path's payments and whatever the per-item path staged: one chain extension.
+    -- The fast path's payments and whatever the per-item path staged: one chain extension
+    -- (nothing was staged when the fast path took every item).
     IF f_i IS NULL THEN
         PERFORM feegate_ledger_flush();
+    ELSIF cardinality(f_i) = cardinality(b_i) THEN
+        PERFORM feegate_ledger_write(
+            ARRAY(SELECT 'pay:' || a.att FROM unnest(f_att) WITH ORDINALITY AS a(att, k) ORDER BY a.k), f_debit, f_credit, f_amount,
+            array_fill('payment'::text, ARRAY[cardinality(f_i)]), f_ord, f_att,
+            array_fill(NULL::uuid, ARRAY[cardinality(f_i)]));
     ELSE
         PERFORM feegate_ledger_flush_with(
             ARRAY(SELECT 'pay:' || a.att FROM unnest(f_att) WITH ORDINALITY AS a(att, k) ORDER BY a.k), f_debit, f_credit, f_amount,
