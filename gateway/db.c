@@ -32,7 +32,8 @@ const struct pg_statement db_statements[] = {
 	 "SELECT o.id, o.status, o.return_url FROM attempts t JOIN orders o ON o.id = t.order_id "
 	 "WHERE t.bank = $1::text AND t.bank_order_ref = $2::text"},
 	{"apply_notifications",
-	 "SELECT r_idx, r_outcome, r_order, r_status FROM feegate_apply_notifications($1::json)"},
+	 "SELECT r_idx, r_outcome, r_order, r_status, r_delivery, r_client, r_url, r_secret, r_payload "
+	 "FROM feegate_apply_notifications($1::json, current_setting('feegate.webhook_lease_s')::int)"},
 	{"set_public_url",
 	 "INSERT INTO settings (name, value) VALUES ('public_url', $1::text) "
 	 "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"},
@@ -43,13 +44,12 @@ const struct pg_statement db_statements[] = {
 	 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
 	 "WHERE created_at < now() - interval '48 hours' LIMIT 1000)"},
 	{"claim_deliveries", "SELECT * FROM feegate_claim_deliveries($1::int, $2::int, $3::uuid[])"},
-	{"delivery_results",
-	 "UPDATE webhook_deliveries d SET status = CASE WHEN r.ok THEN 'delivered' WHEN r.dead THEN 'dead' "
-	 "ELSE 'pending' END, last_status = r.status, last_error = r.error, "
-	 "delivered_at = CASE WHEN r.ok THEN now() END, "
-	 "next_attempt_at = now() + make_interval(secs => r.delay_ms / 1000.0) "
-	 "FROM json_to_recordset($1::json) AS r(id uuid, ok boolean, status int, error text, dead boolean, delay_ms bigint) "
-	 "WHERE d.id = r.id AND d.status = 'pending'"},
+	/* The relay's bookkeeping commits without waiting for its WAL flush (synchronous_commit off
+	 * for these transactions only): a crash can lose only the record of an answer, and the
+	 * webhook is then sent again (portals get each event at least once). The money path, and
+	 * everything acknowledged to a bank or a portal, commits durably. */
+	{"delivery_results", "SELECT feegate_delivery_results($1::json), set_config('synchronous_commit', 'off', true)"},
+	{"delivery_release", "SELECT feegate_delivery_release($1::uuid[]), set_config('synchronous_commit', 'off', true)"},
 	{"deliveries_list",
 	 "SELECT coalesce(json_agg(feegate_delivery_json(d) ORDER BY d.created_at DESC), '[]') FROM "
 	 "(SELECT * FROM webhook_deliveries WHERE client_id = $1::uuid AND ($2::text = '' OR status = $2::text) "

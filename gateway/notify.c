@@ -15,6 +15,7 @@
 #include "gateway/banks.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
+#include "gateway/sweeper.h"
 #include "lib/batch.h"
 #include "lib/config.h"
 #include "lib/log.h"
@@ -101,6 +102,10 @@ static void applied(void *arg, PGresult *res, int row, enum pg_status st)
 	}
 	w->done(w->arg, o, order_id, status);
 	free(w);
+	/* the portal webhook this batch wrote leased to this worker: sent from here */
+	if (st == PG_OK && row >= 0 && PQnfields(res) >= 9 && !PQgetisnull(res, row, 4))
+		webhooks_hand(PQgetvalue(res, row, 4), PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
+			      PQgetvalue(res, row, 7), PQgetvalue(res, row, 8));
 }
 
 void notify_apply(json_t *item, notify_done_fn done, void *arg)

@@ -146,6 +146,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	intake_shutdown();
 	notify_flush();
 	sweeper_stop();
+	webhooks_drain();
 	webhooks_stop();
 	drain_deadline_us = util_monotonic_us() + (int64_t)cfg.shutdown_timeout_ms * 1000;
 	drain_timer = evtimer_new(gw.base, drain_tick, NULL);
@@ -195,6 +196,9 @@ static int worker_main(int index)
 	for (const char *c = cfg.public_url; *c; c++)
 		evbuffer_add_printf(session, *c == '\'' ? "''" : "%c", *c);
 	evbuffer_add_printf(session, "';");
+	/* The lease on the webhook rows a notification batch hands to this worker (see webhooks.c):
+	 * as long as the relay's claim would take (the call's timeout, and time to save the answer). */
+	evbuffer_add_printf(session, "SET feegate.webhook_lease_s = '%d';", cfg.webhook_timeout_ms / 1000 + 30);
 	evbuffer_add(session, "", 1);
 	gw.db = pg_pool_new(gw.base, cfg.database_url, cfg.db_pool_size, db_statements, db_statement_count,
 			    cfg.db_connect_timeout_ms, cfg.idempotency_wait_ms + cfg.db_timeout_ms * 2,
@@ -211,6 +215,7 @@ static int worker_main(int index)
 		log_error(NULL, "cannot set up TLS for outbound calls");
 		return 2;
 	}
+	webhooks_init();
 	if (index == 0) {
 		const char *url[1] = {cfg.public_url};
 		pg_query(gw.db, "set_public_url", 1, url, cfg.db_timeout_ms * 3, public_url_saved, NULL);

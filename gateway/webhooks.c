@@ -1,9 +1,11 @@
 /*
- * Portal webhooks: the outbox relay (worker 0) and the client's delivery API. Rows are written
- * by the transaction that changes the order (feegate_emit), so no status change is lost; the
- * relay leases due rows, POSTs them signed (Feegate-Signature: v1=HMAC-SHA256(secret,
- * timestamp + "." + body)), and reschedules failures with exponential backoff and jitter until
- * FEEGATE_WEBHOOK_MAX_AGE_S, when they are dead-lettered.
+ * Portal webhooks: the outbox relay and the client's delivery API. Rows are written by the
+ * transaction that changes the order (feegate_emit), so no status change is lost. Worker 0's
+ * relay leases due rows (the claim); every worker also sends the rows its own notification
+ * batches wrote already leased to it (webhooks_hand: no claim needed). Either way a row is
+ * POSTed signed (Feegate-Signature: v1=HMAC-SHA256(secret, timestamp + "." + body)), and
+ * failures are rescheduled with exponential backoff and jitter until FEEGATE_WEBHOOK_MAX_AGE_S,
+ * when they are dead-lettered.
  */
 #include <event2/event.h>
 #include <jansson.h>
@@ -12,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
 
 #include "gateway/gateway.h"
@@ -28,9 +31,27 @@ static bool more_due;         /* the last claim came back full: more rows may be
 static int calls;             /* deliveries waiting for the portal's answer */
 static json_t *results;       /* answers not yet saved, one object per delivery */
 static bool saving;           /* a delivery_results query is in flight */
+static bool relaying;         /* this worker claims (worker 0) */
 
 #define CLAIM_MAX 100   /* rows per claim */
 #define SAVE_MAX 200    /* results per save */
+#define RELEASE_MAX 500 /* rows per release */
+
+/* Rows handed over by this worker's notification batches, waiting for room (their portal at its
+ * share, or every slot taken). Held at most a third of their lease, and at most HELD_MAX of them:
+ * beyond either they are released to the outbox, due at once, for the relay's claim. */
+struct held {
+	TAILQ_ENTRY(held) link;
+	char id[37];
+	int portal;
+	char *url, *secret, *payload;
+	int64_t since_us;
+};
+static TAILQ_HEAD(, held) held_rows = TAILQ_HEAD_INITIALIZER(held_rows);
+static int nheld;
+static json_t *to_release;    /* ids of held rows given back to the outbox, not yet saved */
+static bool releasing;        /* a delivery_release query is in flight */
+#define HELD_MAX (cfg.webhook_concurrency * 4)
 
 /* Calls in flight per portal (client), so that one slow portal cannot hold every slot. */
 struct portal {
@@ -76,20 +97,24 @@ static void results_saved(void *arg, PGresult *res, enum pg_status st)
 	pump();
 }
 
+/* The first max elements of *pending, which keeps the rest for next time. */
+static json_t *take_first(json_t **pending, size_t max)
+{
+	json_t *batch = *pending;
+	*pending = json_array();
+	for (size_t i = max; i < json_array_size(batch); i++)
+		json_array_append(*pending, json_array_get(batch, i));
+	while (json_array_size(batch) > max)
+		json_array_remove(batch, json_array_size(batch) - 1);
+	return batch;
+}
+
 /* Saves the answers gathered so far in one statement. */
 static void save_results(void)
 {
 	if (saving || json_array_size(results) == 0)
 		return;
-	json_t *batch = results;
-	results = json_array();
-	if (json_array_size(batch) > SAVE_MAX) {
-		/* keep the rest for the next save */
-		for (size_t i = SAVE_MAX; i < json_array_size(batch); i++)
-			json_array_append(results, json_array_get(batch, i));
-		while (json_array_size(batch) > SAVE_MAX)
-			json_array_remove(batch, json_array_size(batch) - 1);
-	}
+	json_t *batch = take_first(&results, SAVE_MAX);
 	char *text = json_dumps(batch, JSON_COMPACT);
 	const char *params[1] = {text};
 	saving = true;
@@ -130,17 +155,16 @@ static void delivered(void *arg, int status, const char *body, size_t len, const
 	pump();
 }
 
-static void send_one(PGresult *res, int r)
+/* POSTs one leased row to its portal; the answer is saved by save_results(). */
+static void send_delivery(const char *id, int portal, const char *url, const char *secret, const char *payload,
+			  int attempts, int64_t age_s)
 {
 	struct delivery *d = xcalloc(1, sizeof *d);
-	snprintf(d->id, sizeof d->id, "%s", PQgetvalue(res, r, 0));
-	d->portal = portal_index(PQgetvalue(res, r, 6));
+	snprintf(d->id, sizeof d->id, "%s", id);
+	d->portal = portal;
 	portals[d->portal].calls++;
-	const char *url = PQgetvalue(res, r, 1);
-	const char *secret = PQgetvalue(res, r, 2);
-	const char *payload = PQgetvalue(res, r, 3);
-	d->attempts = atoi(PQgetvalue(res, r, 4));
-	d->age_s = strtoll(PQgetvalue(res, r, 5), NULL, 10);
+	d->attempts = attempts;
+	d->age_s = age_s;
 	char ts[24];
 	snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
 	char *signed_text = xasprintf("%s.%s", ts, payload);
@@ -158,6 +182,109 @@ static void send_one(PGresult *res, int r)
 				    {"Feegate-Delivery", d->id}};
 	calls++;
 	httpc_send_reusing("POST", url, h, 4, payload, strlen(payload), cfg.webhook_timeout_ms, delivered, d);
+}
+
+static void send_one(PGresult *res, int r)
+{
+	send_delivery(PQgetvalue(res, r, 0), portal_index(PQgetvalue(res, r, 6)), PQgetvalue(res, r, 1),
+		      PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), atoi(PQgetvalue(res, r, 4)),
+		      strtoll(PQgetvalue(res, r, 5), NULL, 10));
+}
+
+static bool room_for(int portal)
+{
+	return calls < cfg.webhook_concurrency && portals[portal].calls < cfg.webhook_per_portal;
+}
+
+static void held_free(struct held *h)
+{
+	TAILQ_REMOVE(&held_rows, h, link);
+	nheld--;
+	free(h->url);
+	free(h->secret);
+	free(h->payload);
+	free(h);
+}
+
+static void released(void *arg, PGresult *res, enum pg_status st)
+{
+	json_t *ids = arg;
+	releasing = false;
+	if (st != PG_OK)
+		log_warn(NULL, "could not give %zu held webhooks back to the outbox (status %d); the relay sends "
+			       "them when their lease ends", json_array_size(ids), (int)st);
+	json_decref(ids);
+	pump();
+}
+
+/* Gives the rows in to_release back to the outbox (due at once, attempt uncounted). */
+static void release_rows(void)
+{
+	if (releasing || json_array_size(to_release) == 0)
+		return;
+	json_t *ids = take_first(&to_release, RELEASE_MAX);
+	/* a uuid[] literal: {id,id,...} */
+	char *text = xmalloc(json_array_size(ids) * 37 + 3);
+	size_t len = 0;
+	text[len++] = '{';
+	for (size_t i = 0; i < json_array_size(ids); i++) {
+		if (i)
+			text[len++] = ',';
+		memcpy(text + len, json_string_value(json_array_get(ids, i)), 36);
+		len += 36;
+	}
+	text[len++] = '}';
+	text[len] = '\0';
+	const char *params[1] = {text};
+	releasing = true;
+	pg_query(gw.db, "delivery_release", 1, params, cfg.db_timeout_ms, released, ids);
+	free(text);
+}
+
+static void release_held(struct held *h)
+{
+	json_array_append_new(to_release, json_string(h->id));
+	held_free(h);
+}
+
+/* Sends held rows whose portal has room, oldest first; releases those held too long. */
+static void send_held(void)
+{
+	int64_t now = util_monotonic_us();
+	int64_t max_hold_us = (int64_t)(cfg.webhook_timeout_ms / 1000 + 30) * 1000000 / 3;
+	struct held *h, *next;
+	for (h = TAILQ_FIRST(&held_rows); h; h = next) {
+		next = TAILQ_NEXT(h, link);
+		if (gw.draining || now - h->since_us > max_hold_us) {
+			release_held(h);
+		} else if (room_for(h->portal)) {
+			send_delivery(h->id, h->portal, h->url, h->secret, h->payload, 1, 0);
+			held_free(h);
+		}
+	}
+	release_rows();
+}
+
+void webhooks_hand(const char *id, const char *client, const char *url, const char *secret, const char *payload)
+{
+	metrics_count("webhooks_handed");
+	int portal = portal_index(client);
+	if (!gw.draining && TAILQ_EMPTY(&held_rows) && room_for(portal)) {
+		send_delivery(id, portal, url, secret, payload, 1, 0);
+		return;
+	}
+	struct held *h = xcalloc(1, sizeof *h);
+	snprintf(h->id, sizeof h->id, "%s", id);
+	h->portal = portal;
+	h->url = xstrdup(url);
+	h->secret = xstrdup(secret);
+	h->payload = xstrdup(payload);
+	h->since_us = util_monotonic_us();
+	TAILQ_INSERT_TAIL(&held_rows, h, link);
+	nheld++;
+	if (nheld > HELD_MAX)
+		release_held(TAILQ_FIRST(&held_rows));
+	send_held();
 }
 
 static void claimed(void *arg, PGresult *res, enum pg_status st)
@@ -179,7 +306,7 @@ static void claimed(void *arg, PGresult *res, enum pg_status st)
 static void claim(void)
 {
 	int room = cfg.webhook_concurrency - calls;
-	if (gw.draining || claiming || room <= 0 || !pg_pool_connected(gw.db))
+	if (!relaying || gw.draining || claiming || room <= 0 || nheld > 0 || !pg_pool_connected(gw.db))
 		return;
 	/* at most one portal's share per claim, and none for portals already at their share: a
 	 * portal has at most about twice its share in flight */
@@ -214,6 +341,7 @@ static void claim(void)
 static void pump(void)
 {
 	save_results();
+	send_held();
 	/* A full claim means a backlog: claim again once half the room is free. So may a portal
 	 * left out of the last claim, once it is below its share again (not before: the claim
 	 * would leave it out again and come back empty). */
@@ -226,24 +354,42 @@ static void pump(void)
 		claim();
 }
 
+/* The pulse: saves answers, retries releases, sends held rows, and (worker 0) claims. */
 static void relay(evutil_socket_t fd, short what, void *arg)
 {
 	save_results();
+	send_held();
 	claim();
 	struct timeval tv = {0, 250000};
 	evtimer_add(timer, &tv);
 }
 
-void webhooks_start(void)
+void webhooks_init(void)
 {
 	results = json_array();
+	to_release = json_array();
 	timer = evtimer_new(gw.base, relay, NULL);
 	struct timeval tv = {0, 300000};
 	evtimer_add(timer, &tv);
 }
 
+void webhooks_start(void)
+{
+	relaying = true;
+}
+
+/* Shutting down: no more claims; held rows go back to the outbox now rather than at the end of
+ * their lease. Calls in flight finish and their answers are saved while the worker drains. */
+void webhooks_drain(void)
+{
+	relaying = false;
+	if (results)
+		send_held();
+}
+
 void webhooks_stop(void)
 {
+	relaying = false;
 	if (timer) {
 		event_free(timer);
 		timer = NULL;
@@ -252,7 +398,8 @@ void webhooks_stop(void)
 
 int webhooks_busy(void)
 {
-	return calls + (claiming ? 1 : 0) + (saving ? 1 : 0) + (results ? (int)json_array_size(results) : 0);
+	return calls + nheld + (claiming ? 1 : 0) + (saving ? 1 : 0) + (releasing ? 1 : 0) +
+	       (results ? (int)json_array_size(results) : 0) + (to_release ? (int)json_array_size(to_release) : 0);
 }
 
 /* ---- the client's API ---- */

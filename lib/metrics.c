@@ -14,7 +14,7 @@ static const double buckets_ms[] = {0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 100
 static const char *const counter_names[] = {
 	"intake_batches", "intake_orders", "db_timeouts", "db_connect_failures",
 	"redis_errors",   "auth_cache_hits", "bad_signatures", "notifications_applied",
-	"webhooks_delivered", "webhooks_failed", "notification_batches",
+	"webhooks_delivered", "webhooks_failed", "notification_batches", "webhooks_handed",
 };
 #define N_COUNTERS ARRAY_LEN(counter_names)
 

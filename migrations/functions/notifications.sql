@@ -1,9 +1,17 @@
 -- Bank notifications applied in one batch: the set-based fast path for first successes, the
 -- per-item path for everything else, one ledger flush at the end.
 -- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
-
-CREATE OR REPLACE FUNCTION feegate_apply_notifications(batch json)
-RETURNS TABLE (r_idx int, r_outcome text, r_order uuid, r_status text)
+--
+-- p_lease_s > 0: the fast path's portal webhook rows are written leased for that long to the
+-- gateway worker that runs the batch, and returned with the items (r_delivery .. r_payload), so
+-- the worker sends them itself once the batch has committed instead of claiming them back from
+-- the outbox (a claim rewrites each row: a third of the webhook's database cost). A worker that
+-- dies before sending leaves them to the relay's claim when the lease ends. Rows of the per-item
+-- path, rows of an order with an earlier event still in the outbox (feegate_emit_orders), and
+-- every row when p_lease_s is 0 wait in the outbox for the claim as before.
+CREATE OR REPLACE FUNCTION feegate_apply_notifications(batch json, p_lease_s int)
+RETURNS TABLE (r_idx int, r_outcome text, r_order uuid, r_status text, r_delivery uuid, r_client uuid,
+               r_url text, r_secret text, r_payload text)
 LANGUAGE plpgsql
 -- Generic plans: batches are small at everyday rates (3-4 notifications at 1,000/s), where
 -- planning each statement anew cost more than running it (PostgreSQL CPU per notification at
@@ -105,8 +113,10 @@ BEGIN
                updated_at = now()
          WHERE t.order_id = ANY (f_ord) AND (t.id = ANY (f_att) OR t.status = 'pending');
         UPDATE orders o SET status = 'succeeded', updated_at = now() WHERE o.id = ANY (f_ord);
-        PERFORM feegate_emit_orders(f_ord);
-        RETURN QUERY SELECT f.i, 'applied'::text, f.ord, 'succeeded'::text FROM unnest(f_i, f_ord) AS f(i, ord);
+        RETURN QUERY
+            WITH w AS (SELECT * FROM feegate_emit_orders(f_ord, p_lease_s) e)
+            SELECT f.i, 'applied'::text, f.ord, 'succeeded'::text, w.r_id, w.r_client, w.r_url, w.r_secret, w.r_payload
+              FROM unnest(f_i, f_ord) AS f(i, ord) LEFT JOIN w ON w.r_order = f.ord;
     END IF;
 
     -- Everything else, one by one: failures, transfers, wrong amounts, replays, late and double
@@ -237,4 +247,11 @@ BEGIN
             array_fill(NULL::uuid, ARRAY[cardinality(f_i)]));
     END IF;
 END
+$$;
+
+-- The previous release's call: every webhook row waits for the relay's claim.
+CREATE OR REPLACE FUNCTION feegate_apply_notifications(batch json)
+RETURNS TABLE (r_idx int, r_outcome text, r_order uuid, r_status text)
+LANGUAGE sql AS $$
+    SELECT a.r_idx, a.r_outcome, a.r_order, a.r_status FROM feegate_apply_notifications(batch, 0) a
 $$;

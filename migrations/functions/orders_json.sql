@@ -44,18 +44,49 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 -- The portal webhook rows for these orders as they are now (one query for all of them), for
--- the clients that take webhooks.
-CREATE OR REPLACE FUNCTION feegate_emit_orders(p_orders uuid[]) RETURNS void LANGUAGE plpgsql AS $$
+-- the clients that take webhooks. p_lease_s > 0: rows are leased for that long to the caller,
+-- who sends them (their first attempt is counted), and returned with what it takes to send
+-- them; except those of an order with an earlier event still in the outbox, which stay due for
+-- the relay's claim behind it, so that a portal hears of an order's changes in order (0012).
+-- p_lease_s = 0: every row is due now, for the claim, and none is returned.
+-- Every row here is found by its key. enable_seqscan = off: the plan is made once per session
+-- (generic, see feegate_apply_notifications), and one made while the outbox was small (a fresh
+-- database) read the whole outbox for each order once it had grown.
+CREATE OR REPLACE FUNCTION feegate_emit_orders(p_orders uuid[], p_lease_s int)
+RETURNS TABLE (r_order uuid, r_id uuid, r_client uuid, r_url text, r_secret text, r_payload text)
+LANGUAGE plpgsql SET enable_seqscan = off AS $$
 DECLARE
     base text := coalesce(nullif(current_setting('feegate.public_url', true), ''),
                           (SELECT value FROM settings WHERE name = 'public_url'), '');
 BEGIN
-    INSERT INTO webhook_deliveries (id, client_id, order_id, type, payload)
-    SELECT w.ev, w.client_id, w.order_id, 'order.' || w.status, feegate_event_payload(w.ev, 'order.' || w.status, w.doc)
-      FROM (SELECT feegate_uuid7() AS ev, r.order_id, r.client_id, r.doc, r.status
-              FROM feegate_orders_json(p_orders, base) r
-              JOIN clients c ON c.id = r.client_id
-             WHERE c.webhook_url IS NOT NULL) w;
+    RETURN QUERY
+    WITH w AS (
+        SELECT feegate_uuid7() AS ev, r.order_id, r.client_id, r.doc, r.status, c.webhook_url, c.webhook_secret,
+               -- by the order's index (0012); coalesce(): not by a partial index of the pending rows,
+               -- which the planner prefers while the outbox looks small, and which then reads
+               -- every pending entry, dead ones included, for each order (see 0012)
+               p_lease_s > 0 AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                                              WHERE d.order_id = r.order_id AND coalesce(d.status, '') = 'pending')
+                   AS handed
+          FROM feegate_orders_json(p_orders, base) r
+          JOIN clients c ON c.id = r.client_id
+         WHERE c.webhook_url IS NOT NULL),
+    ins AS (
+        INSERT INTO webhook_deliveries (id, client_id, order_id, type, payload, next_attempt_at, attempts)
+        SELECT w.ev, w.client_id, w.order_id, 'order.' || w.status, feegate_event_payload(w.ev, 'order.' || w.status, w.doc),
+               CASE WHEN w.handed THEN now() + make_interval(secs => p_lease_s) ELSE now() END,
+               CASE WHEN w.handed THEN 1 ELSE 0 END
+          FROM w
+        RETURNING id, payload)
+    SELECT w.order_id, ins.id, w.client_id, w.webhook_url, w.webhook_secret, ins.payload
+      FROM ins JOIN w ON w.ev = ins.id
+     WHERE w.handed;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION feegate_emit_orders(p_orders uuid[]) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM feegate_emit_orders(p_orders, 0);
 END
 $$;
 

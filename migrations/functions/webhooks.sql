@@ -18,3 +18,40 @@ LANGUAGE sql AS $$
     RETURNING d.id, c.webhook_url, c.webhook_secret, d.payload, d.attempts,
               extract(epoch FROM now() - coalesce(d.retry_from, d.created_at))::bigint, d.client_id
 $$;
+
+-- The relay's answers, one statement per batch: delivered, dead-lettered, or due again after a
+-- backoff. Planned at each call (force_custom_plan), against the table's size now: a plan kept
+-- from when the outbox was small scans all of it for every save once it has grown (a fresh
+-- database grows by thousands of rows a second under load, long before autovacuum's ANALYZE).
+-- coalesce(status, ''): no partial index on the pending rows may match either, or the planner,
+-- seeing few pending rows, reads every entry of one, those of rows delivered since the last
+-- vacuum included (3.3 ms a save of 22 answers under load). Rows are found by their keys.
+CREATE OR REPLACE FUNCTION feegate_delivery_results(p_results json) RETURNS int
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    n int;
+BEGIN
+    UPDATE webhook_deliveries d
+       SET status = CASE WHEN r.ok THEN 'delivered' WHEN r.dead THEN 'dead' ELSE 'pending' END,
+           last_status = r.status, last_error = r.error, delivered_at = CASE WHEN r.ok THEN now() END,
+           next_attempt_at = now() + make_interval(secs => r.delay_ms / 1000.0)
+      FROM json_to_recordset(p_results) AS r(id uuid, ok boolean, status int, error text, dead boolean, delay_ms bigint)
+     WHERE d.id = r.id AND coalesce(d.status, '') = 'pending';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+-- Rows a worker was handed (feegate_emit_orders) but has no room to send: back to the outbox,
+-- due now, their first attempt not counted. Planned as feegate_delivery_results is.
+CREATE OR REPLACE FUNCTION feegate_delivery_release(p_ids uuid[]) RETURNS int
+LANGUAGE plpgsql SET plan_cache_mode = force_custom_plan AS $$
+DECLARE
+    n int;
+BEGIN
+    UPDATE webhook_deliveries d SET next_attempt_at = now(), attempts = greatest(d.attempts - 1, 0)
+     WHERE d.id = ANY (p_ids) AND coalesce(d.status, '') = 'pending';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;

@@ -7,10 +7,12 @@ import os
 import signal
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+import requests
 
 from bankflow import *
 
@@ -308,3 +310,136 @@ def test_a_slow_portal_gets_its_share_of_calls_not_all_of_them(stack, gateway):
         slow.release.set()
         slow.close()
         fast.close()
+
+
+# ------------------------------------------------------------------ webhooks handed to the worker
+
+def new_txn():
+    return str(uuid.uuid4().int % 10 ** 14)
+
+
+def counter(gw_url, name):
+    for line in requests.get(gw_url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(f"feegate_{name}_total "):
+            return int(line.split()[1])
+    raise AssertionError(f"no feegate_{name}_total in /metrics")
+
+
+def pending_vnpay_orders(stack, client, n, amount=231000):
+    """n orders of `client` at XNC, each with one pending VNPAY attempt, written straight to the
+    database (no checkout, so no order.pending webhook ahead of the payment's)."""
+    tag = uuid.uuid4().hex[:8].upper()
+    rows = stack.query(
+        """WITH o AS (
+             INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
+                                 checkout_token, created_at, updated_at, expires_at)
+             SELECT feegate_uuid7(), %(c)s::uuid, (SELECT id FROM agencies WHERE code = 'XNC'), 'HAND-' || %(t)s || g,
+                    'Le phi ho chieu', %(a)s, 'pending', 'https://portal.example/return', md5(random()::text),
+                    now(), now(), now() + interval '1 hour'
+               FROM generate_series(1, %(n)s) g RETURNING id, reference)
+           INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount)
+           SELECT feegate_uuid7(), o.id, 'vnpay', 'HD' || %(t)s || lpad(substr(o.reference, 14), 4, '0'), %(a)s FROM o
+           RETURNING order_id::text, bank_order_ref""", {"c": client.id, "t": tag, "a": amount, "n": n})
+    return [(r[0], r[1]) for r in rows]
+
+
+def received_for(sink, order_ids, type_):
+    return [r for r in sink.received
+            if json.loads(r["body"])["data"]["id"] in order_ids and json.loads(r["body"])["type"] == type_]
+
+
+def test_a_payment_webhook_is_sent_by_the_worker_that_applied_it(portal, sink, stack, gateway):
+    """The notification's batch writes the order.succeeded row leased to its worker, which sends it
+    after COMMIT: counted as handed, one attempt, delivered once, signed, without a claim."""
+    env = stack.env
+    (order_id, ref), = pending_vnpay_orders(stack, portal.client, 1)
+    handed = counter(gateway.url, "webhooks_handed")
+    assert vnpay_send_ipn(gateway.url, vnpay_ipn_query(env, ref, 231000, new_txn()))[0] == "00"
+    wait_delivery(portal, order_id, "order.succeeded", lambda d: d["status"] == "delivered", "delivered")
+    assert counter(gateway.url, "webhooks_handed") == handed + 1
+    rows = stack.query("SELECT type, status, attempts FROM webhook_deliveries WHERE order_id = %s", (order_id,))
+    assert [tuple(r) for r in rows] == [("order.succeeded", "delivered", 1)], rows
+    got = received_for(sink, {order_id}, "order.succeeded")
+    assert len(got) == 1, got
+    check_signature(got[0], portal.client.webhook_secret)
+    doc = json.loads(got[0]["body"])
+    assert doc["id"] == got[0]["headers"]["Feegate-Delivery"] and doc["data"]["status"] == "succeeded", doc
+    assert_ledger_ok(stack)
+
+
+def test_a_payment_does_not_overtake_an_earlier_event_of_its_order(api, sim, stack, gateway):
+    """Paid while its order.pending webhook is still in the outbox (the portal does not answer),
+    the order.succeeded row is not handed to the worker: it waits in the outbox behind the
+    earlier one, and the portal gets both once it answers."""
+    slow = Sink()
+    slow.release.clear()
+    try:
+        client = stack.create_client(agencies=("XNC",), webhook_url=slow.url + "/hook")
+        portal_api = Api(gateway.url, client.key)
+        order = new_order(portal_api, amount=232000)
+        r = requests.post(f"{gateway.url}/checkout/{order['checkout_url'].rsplit('/', 1)[1]}",
+                          data={"bank": "vnpay"}, allow_redirects=False, timeout=30)
+        assert r.status_code == 303, r.text[:300]
+        ref = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(r.headers["Location"]).query))["vnp_TxnRef"]
+        wait_until(lambda: slow.in_progress >= 1, 10, what="the order.pending call held by the portal")
+        handed = counter(gateway.url, "webhooks_handed")
+        assert vnpay_send_ipn(gateway.url, vnpay_ipn_query(stack.env, ref, 232000, new_txn()))[0] == "00"
+        assert counter(gateway.url, "webhooks_handed") == handed
+        slow.release.set()
+        wait_until(lambda: len(received_for(slow, {order["id"]}, "order.succeeded")) == 1, 15,
+                   what="the order.succeeded webhook once the portal answers")
+        assert len(received_for(slow, {order["id"]}, "order.pending")) == 1
+        portal_api.close()
+    finally:
+        slow.release.set()
+        slow.close()
+    assert_ledger_ok(stack)
+
+
+def test_handed_webhooks_without_room_go_back_to_the_outbox_and_are_delivered_once(stack, gateway):
+    """A one-worker gateway allowing one webhook call at a time holds at most 4 handed rows while
+    its portal does not answer; the rest go back to the outbox, due at once with no attempt
+    counted. Once the portal answers, every payment's webhook is delivered exactly once."""
+    slow = Sink()
+    slow.release.clear()
+    n = 10
+    try:
+        client = stack.create_client(agencies=("XNC",), webhook_url=slow.url + "/hook")
+        orders = pending_vnpay_orders(stack, client, n, amount=233000)
+        ids = {o for o, _ in orders}
+        with dedicated_gateway(stack, FEEGATE_WORKERS=1, FEEGATE_WEBHOOK_CONCURRENCY=1, FEEGATE_WEBHOOK_PER_PORTAL=1,
+                               FEEGATE_WEBHOOK_TIMEOUT_MS=30000) as gw:
+            os.killpg(gateway.pid, signal.SIGSTOP)  # this gateway's relay alone
+            try:
+                for _, ref in orders:
+                    assert vnpay_send_ipn(gw.url, vnpay_ipn_query(stack.env, ref, 233000, new_txn()))[0] == "00"
+                assert counter(gw.url, "webhooks_handed") == n
+
+                def released():
+                    rows = stack.query("SELECT count(*) FILTER (WHERE attempts = 0 AND next_attempt_at <= now()), "
+                                       "count(*) FROM webhook_deliveries WHERE client_id = %s AND status = 'pending'",
+                                       (client.id,))
+                    return rows[0][0] >= n - 1 - 4 and rows[0][1] == n or None
+
+                wait_until(released, 10, what="the rows beyond the 4 held given back to the outbox")
+                assert slow.most_in_progress == 1, slow.most_in_progress
+                slow.release.set()
+
+                def all_delivered():
+                    rows = stack.query("SELECT status, count(*) FROM webhook_deliveries WHERE client_id = %s "
+                                       "GROUP BY 1", (client.id,))
+                    return [tuple(r) for r in rows] == [("delivered", n)] or None
+
+                wait_until(all_delivered, 30, what="every webhook delivered")
+            finally:
+                os.killpg(gateway.pid, signal.SIGCONT)
+        got = received_for(slow, ids, "order.succeeded")
+        assert len(got) == n, len(got)
+        assert len({r["headers"]["Feegate-Delivery"] for r in got}) == n
+        assert {json.loads(r["body"])["data"]["id"] for r in got} == ids
+        for r in got:
+            check_signature(r, client.webhook_secret)
+    finally:
+        slow.release.set()
+        slow.close()
+    assert_ledger_ok(stack)

@@ -1,0 +1,13 @@
+-- A portal webhook's order, indexed: to tell whether an order has an event still in the outbox.
+--
+-- A notification batch hands the webhook rows it writes to the gateway worker that runs it,
+-- which sends them at once instead of leaving them for the relay's claim (see
+-- migrations/functions/orders_json.sql, feegate_emit_orders). It must not overtake an earlier
+-- event of the same order still in the outbox (the order.pending of a checkout a moment before,
+-- say): a portal would see order.succeeded, then order.pending. Such rows go through the outbox
+-- behind the earlier one.
+--
+-- Not a partial index on the pending rows: the planner, seeing few pending rows, then chose it
+-- to find the rows of a batch of delivery results (a bitmap scan over every entry since the last
+-- vacuum, dead ones included: 3.3 ms a save at 3,000 notifications/s) instead of their keys.
+CREATE INDEX webhook_deliveries_order ON webhook_deliveries (order_id);
