@@ -24,3 +24,6 @@ CREATE TABLE bench.entries (
     created_at timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO bench.balances VALUES (1, 0);
+
+-- feegate's own posting (pgbench_apply.sql): the next block of 100 prepared attempts
+CREATE SEQUENCE bench.apply_block;

@@ -15,6 +15,7 @@ A scenario's meta (all optional but name and kind):
                      output) | memory (raw: JSON from run.sh) | failed
   raw                file name in RAW
   ceiling            name of the scenario whose rate is this one's ceiling (ratio column)
+  per_transaction    pgbench: items per transaction; the rate is tps times this
   target_rate        rate at least this (per second)
   target_ratio       rate at least this times the ceiling's
   target_p99_ms      p99 at half saturation at most this
@@ -165,6 +166,8 @@ def evaluate(meta, raw_dir):
                 parsed = parse_pgbench(f.read())
             row["pgbench"] = parsed
             row["rate"] = parsed.get("tps")
+            if row["rate"] is not None and meta.get("per_transaction"):
+                row["rate"] *= meta["per_transaction"]
             if row["rate"] is None:
                 row["error"] = "pgbench printed no tps (see " + meta["raw"] + ")"
             elif parsed.get("failed"):

@@ -38,6 +38,7 @@ case $MODE in
     WARMUP_SECONDS=5
     NOTIFY_ATTEMPTS=320000 # enough signed IPNs for every step of the search (each is sent once)
     REFUND_ORDERS=20000    # paid orders; each takes 10 partial refunds, so 200,000 requests
+    APPLY_ORDERS=40000     # attempts posted by pgbench_apply.sql (a multiple of 400)
     ;;
   quick)
     SAT_ARGS=(--rate-factor 2 --step-duration 1 --step-warmup 0.3 --step-pause 0.2 --refine 1
@@ -47,6 +48,7 @@ case $MODE in
     WARMUP_SECONDS=2
     NOTIFY_ATTEMPTS=60000
     REFUND_ORDERS=3000
+    APPLY_ORDERS=20000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
 esac
@@ -54,7 +56,7 @@ CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
 SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
-  idle_memory)
+  pg_apply idle_memory)
 
 # ---------------------------------------------------------------- helpers
 
@@ -230,6 +232,36 @@ scenario_pg_naive_posting() {
     "label=pgbench naive posting, 1 hot row (-c 16 -j 2)"
   pgbench_setup || return 1
   pgbench_run pg_naive_posting pgbench_posting.sql
+}
+
+# The database alone: what feegate_apply_notifications posts per second in batches of 100, from
+# 4 pgbench clients (the gateway's default of 2 workers with 2 batches in flight each), with no
+# HTTP in front. Every payment to one agency. The webhook rows wait in the outbox (the relay
+# sends them during and after the run). It bounds what the HTTP path can reach on this machine
+# (see the README).
+scenario_pg_apply() {
+  NEEDS_GATEWAY=0
+  record pg_apply kind=pgbench raw=pg_apply.txt per_transaction=100 ceiling=pg_naive_posting \
+    "label=database alone: notifications posted in batches of 100 (pgbench -c 4)"
+  pgbench_setup || return 1
+  local per_client=$((APPLY_ORDERS / 400))
+  prepare_attempts "$APPLY_ORDERS" QQ BENCHQ- vnpay BQ || return 1
+  bench_psql -c "SELECT setval('bench.apply_block', 1, false)" >/dev/null || return 1
+  timeout -k 10 120 "$PG_BIN/pgbench" -n -c 4 -j 2 -t "$per_client" -f "$BENCH_LIB_DIR/pgbench_apply.sql" \
+    "$DATABASE_URL" >"$RAW/pg_apply.txt" 2>&1 || { tail -n 5 "$RAW/pg_apply.txt" >&2; return 1; }
+  grep -E '^(tps|latency average|number of failed)' "$RAW/pg_apply.txt" | sed 's/^/  /' >&2 || true
+  local posted
+  posted=$(bench_psql -c "SELECT count(*) FROM attempts WHERE bank_order_ref LIKE 'BQQQ%' AND status = 'succeeded'")
+  log "$posted of $APPLY_ORDERS prepared attempts paid"
+  ((posted == APPLY_ORDERS)) || { log "expected every prepared attempt to be paid"; return 1; }
+  # the relay's deliveries of these webhooks are not part of the figure, but must not spill into
+  # the next scenario
+  local left waited=0
+  while left=$(bench_psql -c "SELECT count(*) FROM webhook_deliveries WHERE status = 'pending'") && ((left > 0 && waited < 60)); do
+    sleep 1
+    waited=$((waited + 1))
+  done
+  log "portal webhooks of these payments delivered ${waited} s after the run ($left still queued)"
 }
 
 scenario_idle_memory() {
