@@ -443,3 +443,40 @@ def test_handed_webhooks_without_room_go_back_to_the_outbox_and_are_delivered_on
         slow.release.set()
         slow.close()
     assert_ledger_ok(stack)
+
+
+def test_a_draining_worker_gives_its_held_webhooks_back(stack, gateway):
+    """SIGTERM while a worker holds handed webhook rows it had no room to send: it gives them back
+    to the outbox (due at once, no attempt counted) rather than sitting on them until their
+    lease ends, and the shared gateway's relay then delivers them."""
+    slow = Sink()
+    slow.release.clear()
+    n = 4
+    try:
+        client = stack.create_client(agencies=("XNC",), webhook_url=slow.url + "/hook")
+        orders = pending_vnpay_orders(stack, client, n, amount=234000)
+        ids = {o for o, _ in orders}
+        os.killpg(gateway.pid, signal.SIGSTOP)  # the dedicated gateway's relay alone for now
+        try:
+            with dedicated_gateway(stack, FEEGATE_WORKERS=1, FEEGATE_WEBHOOK_CONCURRENCY=1,
+                                   FEEGATE_WEBHOOK_TIMEOUT_MS=30000, FEEGATE_SHUTDOWN_TIMEOUT_MS=1500) as gw:
+                for _, ref in orders:
+                    assert vnpay_send_ipn(gw.url, vnpay_ipn_query(stack.env, ref, 234000, new_txn()))[0] == "00"
+                wait_until(lambda: slow.in_progress == 1, 10, what="one call held by the portal")
+                rows = stack.query("SELECT count(*) FROM webhook_deliveries WHERE client_id = %s AND attempts = 1 "
+                                   "AND next_attempt_at > now() + interval '20 seconds'", (client.id,))
+                assert rows[0][0] == n, rows  # all handed, leased to this gateway
+                assert gw.stop() is not None  # drains: the held rows go back, the call in flight is given up
+            rows = stack.query("SELECT count(*) FILTER (WHERE attempts = 0 AND next_attempt_at <= now()), "
+                               "count(*) FILTER (WHERE attempts = 1) FROM webhook_deliveries "
+                               "WHERE client_id = %s AND status = 'pending'", (client.id,))
+            assert tuple(rows[0]) == (n - 1, 1), rows
+        finally:
+            os.killpg(gateway.pid, signal.SIGCONT)
+        slow.release.set()
+        wait_until(lambda: {json.loads(r["body"])["data"]["id"] for r in received_for(slow, ids, "order.succeeded")}
+                   >= ids - {orders[0][0]}, 20, what="the given-back webhooks, from the shared gateway's relay")
+    finally:
+        slow.release.set()
+        slow.close()
+    assert_ledger_ok(stack)
