@@ -1,5 +1,6 @@
 """Portal webhooks (issue 3): the client's delivery list, retries with backoff while the portal
 fails, dead-lettering, redelivery, and that a client sees and redelivers only its own."""
+import contextlib
 import hashlib
 import hmac
 import json
@@ -343,6 +344,21 @@ def pending_vnpay_orders(stack, client, n, amount=231000):
     return [(r[0], r[1]) for r in rows]
 
 
+@contextlib.contextmanager
+def portal_not_answering(stack, n, amount):
+    """A portal client whose webhook endpoint holds every call until .release is set, and n of
+    its orders with a pending VNPAY attempt each: (sink, client, [(order_id, ref)], {order_ids})."""
+    slow = Sink()
+    slow.release.clear()
+    try:
+        client = stack.create_client(agencies=("XNC",), webhook_url=slow.url + "/hook")
+        orders = pending_vnpay_orders(stack, client, n, amount=amount)
+        yield slow, client, orders, {o for o, _ in orders}
+    finally:
+        slow.release.set()
+        slow.close()
+
+
 def received_for(sink, order_ids, type_):
     return [r for r in sink.received
             if json.loads(r["body"])["data"]["id"] in order_ids and json.loads(r["body"])["type"] == type_]
@@ -400,13 +416,8 @@ def test_handed_webhooks_without_room_go_back_to_the_outbox_and_are_delivered_on
     """A one-worker gateway allowing one webhook call at a time holds at most 4 handed rows while
     its portal does not answer; the rest go back to the outbox, due at once with no attempt
     counted. Once the portal answers, every payment's webhook is delivered exactly once."""
-    slow = Sink()
-    slow.release.clear()
     n = 10
-    try:
-        client = stack.create_client(agencies=("XNC",), webhook_url=slow.url + "/hook")
-        orders = pending_vnpay_orders(stack, client, n, amount=233000)
-        ids = {o for o, _ in orders}
+    with portal_not_answering(stack, n, 233000) as (slow, client, orders, ids):
         with dedicated_gateway(stack, FEEGATE_WORKERS=1, FEEGATE_WEBHOOK_CONCURRENCY=1, FEEGATE_WEBHOOK_PER_PORTAL=1,
                                FEEGATE_WEBHOOK_TIMEOUT_MS=30000) as gw:
             os.killpg(gateway.pid, signal.SIGSTOP)  # this gateway's relay alone
@@ -439,9 +450,6 @@ def test_handed_webhooks_without_room_go_back_to_the_outbox_and_are_delivered_on
         assert {json.loads(r["body"])["data"]["id"] for r in got} == ids
         for r in got:
             check_signature(r, client.webhook_secret)
-    finally:
-        slow.release.set()
-        slow.close()
     assert_ledger_ok(stack)
 
 
@@ -449,13 +457,8 @@ def test_a_draining_worker_gives_its_held_webhooks_back(stack, gateway):
     """SIGTERM while a worker holds handed webhook rows it had no room to send: it gives them back
     to the outbox (due at once, no attempt counted) rather than sitting on them until their
     lease ends, and the shared gateway's relay then delivers them."""
-    slow = Sink()
-    slow.release.clear()
     n = 4
-    try:
-        client = stack.create_client(agencies=("XNC",), webhook_url=slow.url + "/hook")
-        orders = pending_vnpay_orders(stack, client, n, amount=234000)
-        ids = {o for o, _ in orders}
+    with portal_not_answering(stack, n, 234000) as (slow, client, orders, ids):
         os.killpg(gateway.pid, signal.SIGSTOP)  # the dedicated gateway's relay alone for now
         try:
             with dedicated_gateway(stack, FEEGATE_WORKERS=1, FEEGATE_WEBHOOK_CONCURRENCY=1,
@@ -476,7 +479,4 @@ def test_a_draining_worker_gives_its_held_webhooks_back(stack, gateway):
         slow.release.set()
         wait_until(lambda: {json.loads(r["body"])["data"]["id"] for r in received_for(slow, ids, "order.succeeded")}
                    >= ids - {orders[0][0]}, 20, what="the given-back webhooks, from the shared gateway's relay")
-    finally:
-        slow.release.set()
-        slow.close()
     assert_ledger_ok(stack)
