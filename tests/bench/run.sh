@@ -56,7 +56,7 @@ CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
 SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
-  pg_apply idle_memory)
+  pg_ledger pg_apply idle_memory)
 
 # ---------------------------------------------------------------- helpers
 
@@ -232,6 +232,17 @@ scenario_pg_naive_posting() {
     "label=pgbench naive posting, 1 hot row (-c 16 -j 2)"
   pgbench_setup || return 1
   pgbench_run pg_naive_posting pgbench_posting.sql
+}
+
+# The ledger alone: 100 payment postings per transaction to one agency's account through
+# feegate_ledger_write, as DESIGN.md measured "100 postings per transaction" (-c 16 -j 2, like
+# the naive posting next to it). The hot account and the hash chain, without the rest of a
+# notification.
+scenario_pg_ledger() {
+  NEEDS_GATEWAY=0
+  record pg_ledger kind=pgbench raw=pg_ledger.txt per_transaction=100 ceiling=pg_naive_posting \
+    "label=ledger alone: 100 postings per transaction, one agency (pgbench -c 16)"
+  pgbench_run pg_ledger pgbench_ledger.sql
 }
 
 # The database alone: what feegate_apply_notifications posts per second in batches of 100, from
