@@ -49,7 +49,7 @@ const struct pg_statement db_statements[] = {
 	 * webhook is then sent again (portals get each event at least once). The money path, and
 	 * everything acknowledged to a bank or a portal, commits durably. */
 	{"delivery_results", "SELECT feegate_delivery_results($1::json), set_config('synchronous_commit', 'off', true)"},
-	{"delivery_release", "SELECT feegate_delivery_release($1::uuid[]), set_config('synchronous_commit', 'off', true)"},
+	{"delivery_release", "SELECT feegate_delivery_release($1::json), set_config('synchronous_commit', 'off', true)"},
 	{"deliveries_list",
 	 "SELECT coalesce(json_agg(feegate_delivery_json(d) ORDER BY d.created_at DESC), '[]') FROM "
 	 "(SELECT * FROM webhook_deliveries WHERE client_id = $1::uuid AND ($2::text = '' OR status = $2::text) "

@@ -29,13 +29,25 @@ static struct event *timer;   /* the relay's pulse */
 static bool claiming;         /* a claim query is in flight */
 static bool more_due;         /* the last claim came back full: more rows may be waiting */
 static int calls;             /* deliveries waiting for the portal's answer */
-static json_t *results;       /* answers not yet saved, one object per delivery */
-static bool saving;           /* a delivery_results query is in flight */
+
+/* The relay's records in the outbox, each saved by one statement per batch, one batch at a time:
+ * what arrives meanwhile makes the next batch bigger. */
+struct saver {
+	const char *stmt;  /* takes one JSON array */
+	size_t max;        /* elements per statement */
+	const char *what;  /* for the log */
+	const char *then;  /* what happens when a save fails */
+	json_t *pending;   /* not yet sent */
+	json_t *inflight;  /* sent, not yet answered; NULL when idle */
+};
+/* answers, one object per delivery */
+static struct saver results = {"delivery_results", 200, "webhook results", "they will be sent again", NULL, NULL};
+/* ids of held rows given back to the outbox, due at once, their attempt not counted */
+static struct saver releases = {"delivery_release", 500, "held webhooks given back to the outbox",
+				"the relay sends them when their lease ends", NULL, NULL};
 static bool relaying;         /* this worker claims (worker 0) */
 
 #define CLAIM_MAX 100   /* rows per claim */
-#define SAVE_MAX 200    /* results per save */
-#define RELEASE_MAX 500 /* rows per release */
 
 /* Rows handed over by this worker's notification batches, waiting for room (their portal at its
  * share, or every slot taken). Held at most a third of their lease, and at most HELD_MAX of them:
@@ -49,8 +61,6 @@ struct held {
 };
 static TAILQ_HEAD(, held) held_rows = TAILQ_HEAD_INITIALIZER(held_rows);
 static int nheld;
-static json_t *to_release;    /* ids of held rows given back to the outbox, not yet saved */
-static bool releasing;        /* a delivery_release query is in flight */
 #define HELD_MAX (cfg.webhook_concurrency * 4)
 
 /* Calls in flight per portal (client), so that one slow portal cannot hold every slot. */
@@ -83,43 +93,40 @@ static int portal_index(const char *client)
 
 static void pump(void);
 
-static void results_saved(void *arg, PGresult *res, enum pg_status st)
+static void saved(void *arg, PGresult *res, enum pg_status st)
 {
-	json_t *batch = arg;
-	saving = false;
-	if (st != PG_OK) {
-		/* The rows stay pending with their lease: the relay tries them again when it runs out,
-		 * and a portal hears of an event at least once. */
-		log_warn(NULL, "could not save %zu webhook results (status %d); they will be sent again",
-			 json_array_size(batch), (int)st);
-	}
-	json_decref(batch);
+	struct saver *sv = arg;
+	/* A failed save leaves the rows as they were (pending, with their lease): a portal hears of
+	 * an event at least once. */
+	if (st != PG_OK)
+		log_warn(NULL, "could not save %zu %s (status %d); %s", json_array_size(sv->inflight), sv->what, (int)st,
+			 sv->then);
+	json_decref(sv->inflight);
+	sv->inflight = NULL;
 	pump();
 }
 
-/* The first max elements of *pending, which keeps the rest for next time. */
-static json_t *take_first(json_t **pending, size_t max)
+/* Sends what sv gathered so far (at most sv->max of it) in one statement. */
+static void save(struct saver *sv)
 {
-	json_t *batch = *pending;
-	*pending = json_array();
-	for (size_t i = max; i < json_array_size(batch); i++)
-		json_array_append(*pending, json_array_get(batch, i));
-	while (json_array_size(batch) > max)
-		json_array_remove(batch, json_array_size(batch) - 1);
-	return batch;
-}
-
-/* Saves the answers gathered so far in one statement. */
-static void save_results(void)
-{
-	if (saving || json_array_size(results) == 0)
+	if (sv->inflight || json_array_size(sv->pending) == 0)
 		return;
-	json_t *batch = take_first(&results, SAVE_MAX);
+	json_t *batch = sv->pending;
+	sv->pending = json_array();
+	for (size_t i = sv->max; i < json_array_size(batch); i++) /* the rest: next time */
+		json_array_append(sv->pending, json_array_get(batch, i));
+	while (json_array_size(batch) > sv->max)
+		json_array_remove(batch, json_array_size(batch) - 1);
 	char *text = json_dumps(batch, JSON_COMPACT);
 	const char *params[1] = {text};
-	saving = true;
-	pg_query(gw.db, "delivery_results", 1, params, cfg.db_timeout_ms, results_saved, batch);
+	sv->inflight = batch;
+	pg_query(gw.db, sv->stmt, 1, params, cfg.db_timeout_ms, saved, sv);
 	free(text);
+}
+
+static int save_backlog(const struct saver *sv)
+{
+	return (sv->pending ? (int)json_array_size(sv->pending) : 0) + (sv->inflight ? 1 : 0);
 }
 
 static void delivered(void *arg, int status, const char *body, size_t len, const char *err)
@@ -147,7 +154,7 @@ static void delivered(void *arg, int status, const char *body, size_t len, const
 		snprintf(msg, sizeof msg, "HTTP %d", status);
 	else
 		snprintf(msg, sizeof msg, "%s", err ? err : "no answer");
-	json_array_append_new(results, json_pack("{s:s, s:b, s:o, s:o, s:b, s:I}", "id", d->id, "ok", ok, "status",
+	json_array_append_new(results.pending, json_pack("{s:s, s:b, s:o, s:o, s:b, s:I}", "id", d->id, "ok", ok, "status",
 						 status ? json_integer(status) : json_null(), "error",
 						 ok ? json_null() : json_string(msg), "dead", dead, "delay_ms",
 						 (json_int_t)delay));
@@ -155,7 +162,7 @@ static void delivered(void *arg, int status, const char *body, size_t len, const
 	pump();
 }
 
-/* POSTs one leased row to its portal; the answer is saved by save_results(). */
+/* POSTs one leased row to its portal; the answer is saved with the others (results). */
 static void send_delivery(const char *id, int portal, const char *url, const char *secret, const char *payload,
 			  int attempts, int64_t age_s)
 {
@@ -206,44 +213,9 @@ static void held_free(struct held *h)
 	free(h);
 }
 
-static void released(void *arg, PGresult *res, enum pg_status st)
-{
-	json_t *ids = arg;
-	releasing = false;
-	if (st != PG_OK)
-		log_warn(NULL, "could not give %zu held webhooks back to the outbox (status %d); the relay sends "
-			       "them when their lease ends", json_array_size(ids), (int)st);
-	json_decref(ids);
-	pump();
-}
-
-/* Gives the rows in to_release back to the outbox (due at once, attempt uncounted). */
-static void release_rows(void)
-{
-	if (releasing || json_array_size(to_release) == 0)
-		return;
-	json_t *ids = take_first(&to_release, RELEASE_MAX);
-	/* a uuid[] literal: {id,id,...} */
-	char *text = xmalloc(json_array_size(ids) * 37 + 3);
-	size_t len = 0;
-	text[len++] = '{';
-	for (size_t i = 0; i < json_array_size(ids); i++) {
-		if (i)
-			text[len++] = ',';
-		memcpy(text + len, json_string_value(json_array_get(ids, i)), 36);
-		len += 36;
-	}
-	text[len++] = '}';
-	text[len] = '\0';
-	const char *params[1] = {text};
-	releasing = true;
-	pg_query(gw.db, "delivery_release", 1, params, cfg.db_timeout_ms, released, ids);
-	free(text);
-}
-
 static void release_held(struct held *h)
 {
-	json_array_append_new(to_release, json_string(h->id));
+	json_array_append_new(releases.pending, json_string(h->id));
 	held_free(h);
 }
 
@@ -262,7 +234,7 @@ static void send_held(void)
 			held_free(h);
 		}
 	}
-	release_rows();
+	save(&releases);
 }
 
 void webhooks_hand(const char *id, const char *client, const char *url, const char *secret, const char *payload)
@@ -340,7 +312,7 @@ static void claim(void)
  * meanwhile make the next save larger) and keeps the calls going while there is a backlog. */
 static void pump(void)
 {
-	save_results();
+	save(&results);
 	send_held();
 	/* A full claim means a backlog: claim again once half the room is free. So may a portal
 	 * left out of the last claim, once it is below its share again (not before: the claim
@@ -357,7 +329,7 @@ static void pump(void)
 /* The pulse: saves answers, retries releases, sends held rows, and (worker 0) claims. */
 static void relay(evutil_socket_t fd, short what, void *arg)
 {
-	save_results();
+	save(&results);
 	send_held();
 	claim();
 	struct timeval tv = {0, 250000};
@@ -366,8 +338,8 @@ static void relay(evutil_socket_t fd, short what, void *arg)
 
 void webhooks_init(void)
 {
-	results = json_array();
-	to_release = json_array();
+	results.pending = json_array();
+	releases.pending = json_array();
 	timer = evtimer_new(gw.base, relay, NULL);
 	struct timeval tv = {0, 300000};
 	evtimer_add(timer, &tv);
@@ -383,7 +355,7 @@ void webhooks_start(void)
 void webhooks_drain(void)
 {
 	relaying = false;
-	if (results)
+	if (results.pending)
 		send_held();
 }
 
@@ -398,8 +370,7 @@ void webhooks_stop(void)
 
 int webhooks_busy(void)
 {
-	return calls + nheld + (claiming ? 1 : 0) + (saving ? 1 : 0) + (releasing ? 1 : 0) +
-	       (results ? (int)json_array_size(results) : 0) + (to_release ? (int)json_array_size(to_release) : 0);
+	return calls + nheld + (claiming ? 1 : 0) + save_backlog(&results) + save_backlog(&releases);
 }
 
 /* ---- the client's API ---- */

@@ -49,6 +49,8 @@ DECLARE
     f_debit bigint[];
     f_credit bigint[];
     v_refs text[];
+    v_pay_ids text[];
+    v_n int;
 BEGIN
     SELECT array_agg(x.i), array_agg(x.bank), array_agg(x.kind), array_agg(x.ref), array_agg(x.amount),
            array_agg(x.success), array_agg(x.txn_id), array_agg(x.source), array_agg(x.raw)
@@ -232,19 +234,15 @@ BEGIN
     END IF;
 
     -- The fast path's payments and whatever the per-item path staged: one chain extension
-    -- (nothing was staged when the fast path took every item).
-    IF f_i IS NULL THEN
-        PERFORM feegate_ledger_flush();
-    ELSIF cardinality(f_i) = cardinality(b_i) THEN
-        PERFORM feegate_ledger_write(
-            ARRAY(SELECT 'pay:' || a.att FROM unnest(f_att) WITH ORDINALITY AS a(att, k) ORDER BY a.k), f_debit, f_credit, f_amount,
-            array_fill('payment'::text, ARRAY[cardinality(f_i)]), f_ord, f_att,
-            array_fill(NULL::uuid, ARRAY[cardinality(f_i)]));
+    -- (nothing was staged when the fast path took every item: the staging table is not read).
+    v_pay_ids := ARRAY(SELECT 'pay:' || a.att FROM unnest(f_att) WITH ORDINALITY AS a(att, k) ORDER BY a.k);
+    v_n := cardinality(v_pay_ids);
+    IF f_i IS NOT NULL AND v_n = cardinality(b_i) THEN
+        PERFORM feegate_ledger_write(v_pay_ids, f_debit, f_credit, f_amount, array_fill('payment'::text, ARRAY[v_n]),
+                                     f_ord, f_att, array_fill(NULL::uuid, ARRAY[v_n]));
     ELSE
-        PERFORM feegate_ledger_flush_with(
-            ARRAY(SELECT 'pay:' || a.att FROM unnest(f_att) WITH ORDINALITY AS a(att, k) ORDER BY a.k), f_debit, f_credit, f_amount,
-            array_fill('payment'::text, ARRAY[cardinality(f_i)]), f_ord, f_att,
-            array_fill(NULL::uuid, ARRAY[cardinality(f_i)]));
+        PERFORM feegate_ledger_flush_with(v_pay_ids, f_debit, f_credit, f_amount, array_fill('payment'::text, ARRAY[v_n]),
+                                          f_ord, f_att, array_fill(NULL::uuid, ARRAY[v_n]));
     END IF;
 END
 $$;

@@ -92,6 +92,6 @@ $$;
 
 CREATE OR REPLACE FUNCTION feegate_emit(p_order uuid) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM feegate_emit_orders(ARRAY[p_order]);
+    PERFORM feegate_emit_orders(ARRAY[p_order], 0);
 END
 $$;
