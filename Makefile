@@ -12,7 +12,7 @@ LDFLAGS += $(SAN)
 CORE_SRC    := $(wildcard lib/*.c adapters/*.c ledger/*.c) \
                $(filter-out gateway/main.c,$(wildcard gateway/*.c))
 CORE_OBJ    := $(CORE_SRC:%.c=$(BUILD)/%.o)
-BANKSIM_SRC := $(wildcard adapters/banksim/*.c)
+BANKSIM_SRC := $(wildcard tools/banksim/*.c)
 BANKSIM_OBJ := $(BANKSIM_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(wildcard tests/bench/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)

@@ -1,6 +1,6 @@
 /* MoMo's side: the create/query/refund APIs, the pay page behind payUrl, and
  * the IPN and redirect it sends. */
-#include "adapters/banksim/banksim.h"
+#include "tools/banksim/banksim.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,5 +1,5 @@
 /* The test-facing API: fault knobs, reset, and what banksim has seen and sent. */
-#include "adapters/banksim/banksim.h"
+#include "tools/banksim/banksim.h"
 
 #include <string.h>
 

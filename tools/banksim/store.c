@@ -1,4 +1,4 @@
-#include "adapters/banksim/banksim.h"
+#include "tools/banksim/banksim.h"
 
 #include <inttypes.h>
 #include <stdio.h>

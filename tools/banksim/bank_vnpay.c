@@ -1,6 +1,6 @@
 /* VNPAY's side: the payment page behind the signed redirect, the IPN and
  * return it sends, and the merchant API (querydr, refund). */
-#include "adapters/banksim/banksim.h"
+#include "tools/banksim/banksim.h"
 
 #include <inttypes.h>
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /* Daily settlement files, one per bank and business day (GMT+7), in the
  * formats the adapters' parse_settlement reads. */
-#include "adapters/banksim/banksim.h"
+#include "tools/banksim/banksim.h"
 
 #include <inttypes.h>
 #include <stdio.h>

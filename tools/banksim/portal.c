@@ -1,6 +1,6 @@
 /* A stand-in for the portal's webhook endpoint: it keeps what it receives so
  * tests can look at it. */
-#include "adapters/banksim/banksim.h"
+#include "tools/banksim/banksim.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* `banksim sign ...`: prints what the adapters' C computes for given inputs,
  * so tests/system/test_signatures.py can hold it against digests computed in
  * Python from CONTRACT.md alone. */
-#include "adapters/banksim/banksim.h"
+#include "tools/banksim/banksim.h"
 
 #include <stdio.h>
 #include <stdlib.h>

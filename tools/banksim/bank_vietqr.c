@@ -1,6 +1,6 @@
 /* The collection bank's side of VietQR: a citizen's transfer arrives, and the
  * bank sends the signed credit notification. */
-#include "adapters/banksim/banksim.h"
+#include "tools/banksim/banksim.h"
 
 #include <inttypes.h>
 #include <stdio.h>
