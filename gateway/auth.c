@@ -39,6 +39,34 @@ void auth_cache_clear(void)
 	}
 }
 
+static const struct {
+	const char *role;
+	unsigned perms;
+} role_perms[] = {
+	{"agency", 1u << PERM_VIEW | 1u << PERM_EXPORT},
+	{"finance", 1u << PERM_VIEW | 1u << PERM_EXPORT | 1u << PERM_REFUND | 1u << PERM_IMPORT | 1u << PERM_CASES},
+	{"admin", 1u << PERM_STAFF | 1u << PERM_AUDIT},
+	{"auditor", 1u << PERM_VIEW | 1u << PERM_EXPORT | 1u << PERM_AUDIT},
+};
+
+bool auth_can(const struct principal *p, enum perm perm)
+{
+	if (!p || p->kind != PRINCIPAL_STAFF)
+		return false;
+	for (size_t i = 0; i < ARRAY_LEN(role_perms); i++)
+		if (strcmp(p->role, role_perms[i].role) == 0)
+			return (role_perms[i].perms >> perm) & 1u;
+	return false;
+}
+
+const char *auth_agency_scope(const struct principal *p, char *buf, size_t cap)
+{
+	if (strcmp(p->role, "agency") != 0)
+		return NULL;
+	snprintf(buf, cap, "{%lld}", (long long)p->agency_id);
+	return buf;
+}
+
 const struct principal *req_principal(const struct http_req *req)
 {
 	return req->principal;

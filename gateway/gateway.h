@@ -42,6 +42,22 @@ struct principal {
 	int64_t refilled_us;
 };
 
+/* What a staff member may do. Roles are sets of these (the one table is in auth.c); every
+ * route asks auth_can, and scopes its rows with auth_agency_scope. */
+enum perm {
+	PERM_VIEW,   /* collections, cases, statements, reports, ledger: within the agency scope */
+	PERM_EXPORT, /* download reports and exports: within the agency scope */
+	PERM_REFUND, /* create and confirm refunds */
+	PERM_IMPORT, /* import bank files and treasury statements */
+	PERM_CASES,  /* acknowledge, resolve and approve cases */
+	PERM_STAFF,  /* staff and tokens */
+	PERM_AUDIT,  /* read the audit log */
+};
+bool auth_can(const struct principal *p, enum perm perm) WARN_UNUSED;
+/* NULL when p sees every agency; else a PostgreSQL bigint[] literal of the agencies it is bound
+ * to ("{3}"), written into buf. SQL reads it as ($n::bigint[] IS NULL OR agency_id = ANY($n)). */
+const char *auth_agency_scope(const struct principal *p, char *buf, size_t cap);
+
 /* Authenticates req per rule, then calls next(req) with req->principal set, or answers
  * 401/403/503 itself. */
 void auth_run(struct http_req *req, enum auth_rule rule, http_handler next);

@@ -20,6 +20,7 @@
 #include "lib/httpc.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/query.h"
 
 static bool is_finance(const struct principal *p)
 {
@@ -431,36 +432,29 @@ static void account_got(void *arg, PGresult *res, enum pg_status st)
 	http_reply_json(req, 200, acct);
 }
 
+static const struct query_field account_query[] = {QUERY_LIST};
+
 void ledger_account(struct http_req *req)
 {
-	char *end;
-	long long id = strtoll(req->params[0], &end, 10);
-	char *cursor = http_query_param(req, "cursor");
-	char *limit_s = http_query_param(req, "limit");
+	struct query q;
+	if (!query_parse(req, account_query, (int)ARRAY_LEN(account_query), &q))
+		return;
+	char *id_end, *end;
+	long long id = strtoll(req->params[0], &id_end, 10);
+	bool id_ok = *req->params[0] != '\0' && *id_end == '\0' && id > 0;
 	long long c = 0;
-	long limit = 50;
-	bool ok = *end == '\0' && id > 0;
-	if (ok && cursor) {
+	long limit = (long)query_num(&q, "limit");
+	const char *cursor = query_get(&q, "cursor");
+	if (cursor) {
 		c = strtoll(cursor, &end, 10);
 		if (*end || c <= 0) {
-			free(cursor);
-			free(limit_s);
+			query_free(&q);
 			http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
 			return;
 		}
 	}
-	if (ok && limit_s) {
-		limit = strtol(limit_s, &end, 10);
-		if (*end || limit < 1 || limit > 500) {
-			free(cursor);
-			free(limit_s);
-			http_reply_error(req, ERR_VALIDATION, "limit", "limit must be 1 to 500");
-			return;
-		}
-	}
-	free(cursor);
-	free(limit_s);
-	if (!ok) {
+	query_free(&q);
+	if (!id_ok) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such account");
 		return;
 	}

@@ -62,6 +62,24 @@ void http_reply_error_extra(struct http_req *req, enum err e, const char *field,
 			    json_t *extra);
 void http_reply_redirect(struct http_req *req, const char *location);
 
+/*
+ * Streaming replies (chunked transfer coding), for exports and large lists whose size is not
+ * known in advance and must never sit in memory whole. Start once, write chunks, end once;
+ * end (or abort) frees the request like any reply. Flow control: a producer writes while
+ * http_stream_queued() is below its watermark, and otherwise asks http_stream_on_drain() to
+ * be called back once the output has gone down to the socket; the callback also runs when the
+ * client has gone (then http_stream_gone() is true and the producer must stop and abort).
+ */
+typedef void (*http_stream_cb)(struct http_req *req, void *arg);
+/* filename: when not NULL, Content-Disposition: attachment; filename="..." */
+void http_stream_start(struct http_req *req, int status, const char *content_type, const char *filename);
+void http_stream_write(struct http_req *req, const void *data, size_t len);
+size_t http_stream_queued(const struct http_req *req);
+void http_stream_on_drain(struct http_req *req, http_stream_cb cb, void *arg);
+bool http_stream_gone(const struct http_req *req);
+void http_stream_end(struct http_req *req);
+void http_stream_abort(struct http_req *req); /* closes the connection without the last chunk */
+
 /* Shutdown support: while draining, replies carry "Connection: close". */
 void http_set_draining(bool draining);
 int http_inflight(void);
