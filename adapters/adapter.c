@@ -10,6 +10,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "lib/util.h"
+
 extern const adapter vnpay_adapter;
 extern const adapter momo_adapter;
 extern const adapter vietqr_adapter;
@@ -278,23 +280,7 @@ void adapter_set(char *dst, size_t cap, const char *src)
 
 bool adapter_parse_int64(const char *s, int64_t *out)
 {
-	if (!s || !*s)
-		return false;
-	const char *p = s;
-	if (*p == '-')
-		p++;
-	if (!*p)
-		return false;
-	for (const char *q = p; *q; q++)
-		if (*q < '0' || *q > '9')
-			return false;
-	errno = 0;
-	char *end = NULL;
-	long long v = strtoll(s, &end, 10);
-	if (errno || !end || *end)
-		return false;
-	*out = (int64_t)v;
-	return true;
+	return util_parse_int64(s, out);
 }
 
 #define VN_OFFSET (7 * 3600)

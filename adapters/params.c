@@ -1,5 +1,7 @@
 #include "adapters/params.h"
 
+#include "lib/util.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -106,17 +108,6 @@ void params_sort(params *p)
 	}
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 void params_urlencode(abuf *out, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -140,8 +131,8 @@ bool params_urldecode(abuf *out, const char *s, size_t len)
 		char c = s[i];
 		if (c == '+') {
 			abuf_putc(out, ' ');
-		} else if (c == '%' && i + 2 < len && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-			int v = hexval(s[i + 1]) * 16 + hexval(s[i + 2]);
+		} else if (c == '%' && i + 2 < len && util_hex_digit(s[i + 1]) >= 0 && util_hex_digit(s[i + 2]) >= 0) {
+			int v = util_hex_digit(s[i + 1]) * 16 + util_hex_digit(s[i + 2]);
 			if (v == 0)
 				return false;
 			abuf_putc(out, (char)v);

@@ -6,17 +6,6 @@
 
 #include "lib/mem.h"
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes one form-encoded component; NULL when an escape is malformed or the result holds a
  * NUL or a control character (they never mean anything in a query value). */
 static char *decode(const char *s, size_t n)
@@ -28,8 +17,8 @@ static char *decode(const char *s, size_t n)
 		if (c == '+') {
 			c = ' ';
 		} else if (c == '%') {
-			int hi = i + 2 < n ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+			int hi = i + 2 < n ? util_hex_digit(s[i + 1]) : -1;
+			int lo = i + 2 < n ? util_hex_digit(s[i + 2]) : -1;
 			if (hi < 0 || lo < 0) {
 				free(out);
 				return NULL;
@@ -45,24 +34,6 @@ static char *decode(const char *s, size_t n)
 	}
 	out[o] = '\0';
 	return out;
-}
-
-static bool parse_int(const char *s, int64_t *v)
-{
-	if (!*s || strlen(s) > 19)
-		return false;
-	const char *p = s;
-	if (*p == '-')
-		p++;
-	if (!*p)
-		return false;
-	for (const char *q = p; *q; q++)
-		if (*q < '0' || *q > '9')
-			return false;
-	char *end;
-	long long x = strtoll(s, &end, 10);
-	*v = x;
-	return *end == '\0';
 }
 
 static bool valid_date(const char *s)
@@ -111,14 +82,14 @@ static const char *check_value(const struct query_field *f, const char *v, int64
 		return NULL;
 	}
 	case Q_INT:
-		if (!parse_int(v, num) || *num < f->min || *num > f->max) {
+		if (!util_parse_int64(v, num) || *num < f->min || *num > f->max) {
 			snprintf(msg, sizeof msg, "must be an integer from %lld to %lld", (long long)f->min,
 				 (long long)f->max);
 			return msg;
 		}
 		return NULL;
 	case Q_LIMIT:
-		if (!parse_int(v, num) || *num < 1 || *num > QUERY_MAX_LIMIT)
+		if (!util_parse_int64(v, num) || *num < 1 || *num > QUERY_MAX_LIMIT)
 			return "limit must be an integer from 1 to 500";
 		return NULL;
 	case Q_DATE:

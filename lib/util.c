@@ -1,5 +1,6 @@
 #include "lib/util.h"
 
+#include <errno.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
@@ -190,5 +191,37 @@ bool util_is_http_url(const char *s)
 		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
 			return false;
 	}
+	return true;
+}
+
+int util_hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool util_parse_int64(const char *s, int64_t *out)
+{
+	if (!s || !*s)
+		return false;
+	const char *p = s;
+	if (*p == '-')
+		p++;
+	if (!*p)
+		return false;
+	for (const char *q = p; *q; q++)
+		if (*q < '0' || *q > '9')
+			return false;
+	errno = 0;
+	char *end = NULL;
+	long long v = strtoll(s, &end, 10);
+	if (errno || !end || *end)
+		return false;
+	*out = (int64_t)v;
 	return true;
 }

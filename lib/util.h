@@ -23,6 +23,11 @@ void util_hex(const unsigned char *in, size_t n, char *out); /* out needs 2n+1 *
 void util_sha256_hex(const void *data, size_t n, char out[65]);
 void util_base64url(const unsigned char *in, size_t n, char *out); /* out needs 4n/3+3 */
 
+/* The value of one hex digit, or -1. */
+int util_hex_digit(char c);
+/* A whole decimal integer (optional '-', digits only, in int64 range) into *out. */
+bool util_parse_int64(const char *s, int64_t *out) WARN_UNUSED;
+
 /* Number of code points if s[0..n) is valid UTF-8 (no overlongs, no surrogates), else -1. */
 long util_utf8_length(const char *s, size_t n) WARN_UNUSED;
 
