@@ -17,9 +17,14 @@ BANKSIM_OBJ := $(BANKSIM_SRC:%.c=$(BUILD)/%.o)
 BENCH_SRC   := $(wildcard tests/bench/*.c)
 UNIT_SRC    := $(wildcard tests/unit/test_*.c)
 UNIT_BIN    := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+FUZZ_SRC    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_NAMES  := $(FUZZ_SRC:tests/fuzz/%.c=%)
+REPLAY_BIN  := $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit system asan bench soak clean
-all: $(BUILD)/feegate $(BUILD)/banksim $(UNIT_BIN)
+.PHONY: all deps run test unit system asan bench soak fuzz clean
+.SECONDARY:
+all: $(BUILD)/feegate $(BUILD)/banksim $(UNIT_BIN) $(REPLAY_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -39,6 +44,11 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libfeegate.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# The fuzz targets' committed corpus, replayed by every `make unit` with the normal compiler.
+$(BUILD)/tests/replay_%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/tests/fuzz/common.o $(BUILD)/libfeegate.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 deps:
 	@bash deploy/install-deps.sh
 
@@ -48,6 +58,7 @@ run: deps
 
 unit: all
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@set -e; for f in $(FUZZ_NAMES); do echo "== replay $$f"; $(BUILD)/tests/replay_$$f tests/fuzz/corpus/$$f; done
 
 system: all
 	@bash tests/system/run.sh $(BUILD)
@@ -71,8 +82,25 @@ soak: deps
 	@$(MAKE) --no-print-directory all
 	@bash tests/bench/soak.sh $(BUILD)
 
+# libFuzzer (clang) with ASan and UBSan: each target for FUZZ_SECONDS; new inputs go to
+# build-fuzz/corpus/NAME (merge the useful ones into tests/fuzz/corpus/NAME), crashes to
+# build-fuzz/crashes/.
+fuzz: deps
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
+	  build-fuzz/libfeegate.a build-fuzz/tests/fuzz/common.o $(FUZZ_NAMES:%=build-fuzz/tests/fuzz/%.o)
+	@set -e; mkdir -p build-fuzz/crashes; for f in $(FUZZ_NAMES); do \
+	  clang -fsanitize=fuzzer,address,undefined -o build-fuzz/$$f build-fuzz/tests/fuzz/$$f.o build-fuzz/tests/fuzz/common.o \
+	    build-fuzz/libfeegate.a $(LDLIBS); \
+	  mkdir -p build-fuzz/corpus/$$f; echo "== fuzz $$f for $(FUZZ_SECONDS) s"; \
+	  build-fuzz/$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 \
+	    -artifact_prefix=build-fuzz/crashes/$$f- -print_final_stats=1 \
+	    build-fuzz/corpus/$$f tests/fuzz/corpus/$$f 2>&1 | grep -E '^(stat::|==|INFO: Running|Done|#[0-9]+ +DONE)' || true; \
+	  if ls build-fuzz/crashes/$$f-* >/dev/null 2>&1; then echo "fuzz: $$f found a crash:"; ls build-fuzz/crashes/$$f-*; exit 1; fi; \
+	done
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(CORE_OBJ:.o=.d) $(BANKSIM_OBJ:.o=.d) $(BUILD)/gateway/main.d \
-         $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d)
+         $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d) $(FUZZ_SRC:%.c=$(BUILD)/%.d) $(BUILD)/tests/fuzz/common.d $(BUILD)/tests/fuzz/replay.d
