@@ -22,7 +22,7 @@ FUZZ_NAMES  := $(FUZZ_SRC:tests/fuzz/%.c=%)
 REPLAY_BIN  := $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit system asan bench soak fuzz clean
+.PHONY: all deps run test unit system asan valgrind bench soak fuzz clean
 .SECONDARY:
 all: $(BUILD)/feegate $(BUILD)/banksim $(UNIT_BIN) $(REPLAY_BIN)
 
@@ -70,9 +70,18 @@ test: deps
 
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" all
 	@ASAN_OPTIONS=detect_leaks=0 $(MAKE) --no-print-directory BUILD=build-asan OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" unit system
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" unit system
+
+# Memcheck over the unit tests and the fuzz corpus replays: no error, nothing definitely lost.
+valgrind: deps
+	@$(MAKE) --no-print-directory all
+	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
+	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite $$t >/dev/null; done
+	@set -e; for f in $(FUZZ_NAMES); do echo "== valgrind replay $$f"; \
+	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+	    $(BUILD)/tests/replay_$$f tests/fuzz/corpus/$$f >/dev/null; done
 
 bench: deps
 	@$(MAKE) --no-print-directory all
@@ -85,7 +94,8 @@ soak: deps
 # libFuzzer (clang) with ASan and UBSan: each target for FUZZ_SECONDS; new inputs go to
 # build-fuzz/corpus/NAME (merge the useful ones into tests/fuzz/corpus/NAME), crashes to
 # build-fuzz/crashes/.
-fuzz: deps
+fuzz:
+	@bash deploy/install-deps.sh fuzz
 	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT=-O1 \
 	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
 	  build-fuzz/libfeegate.a build-fuzz/tests/fuzz/common.o $(FUZZ_NAMES:%=build-fuzz/tests/fuzz/%.o)

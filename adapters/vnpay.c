@@ -195,7 +195,7 @@ static bool amount_ok(int64_t amount)
 static bool parse_vnp_amount(const char *s, int64_t *vnd)
 {
 	int64_t v;
-	if (!adapter_parse_int64(s, &v) || v <= 0 || v % 100 != 0)
+	if (!adapter_parse_int64(s, &v) || v <= 0 || v % 100 != 0 || !amount_ok(v / 100))
 		return false;
 	*vnd = v / 100;
 	return true;
@@ -287,6 +287,8 @@ static adapter_rc vnpay_verify_query(const adapter_config *cfg, const adapter_in
 		goto done;
 	out->success = strcmp(response, "00") == 0 && status && strcmp(status, "00") == 0;
 	out->state = out->success ? ADAPTER_TXN_SUCCEEDED : ADAPTER_TXN_FAILED;
+	if (out->success && !out->bank_txn_id[0])
+		goto done; /* a payment without the bank's transaction id cannot be told from another */
 	if (!out->success &&
 	    !adapter_copy(out->failure_code, sizeof(out->failure_code),
 			  strcmp(response, "00") != 0 ? response : status ? status : "??"))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages feegate needs to build, run and test.
-# Usage: deploy/install-deps.sh
+# Usage: deploy/install-deps.sh [fuzz]
 # Idempotent and fast: one dpkg-query; apt-get runs only when a package is missing.
 set -euo pipefail
 
@@ -15,7 +15,13 @@ PKGS=(
   python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
+  # memcheck over the unit tests (make valgrind)
+  valgrind
 )
+# `deploy/install-deps.sh fuzz`: also libFuzzer's compiler and runtime (make fuzz only)
+if [[ ${1:-} == fuzz ]]; then
+  PKGS+=(clang libclang-rt-14-dev)
+fi
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 

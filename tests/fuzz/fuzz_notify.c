@@ -25,7 +25,10 @@ static void verify(const char *bank, const adapter_inbound *in)
 {
 	adapter_txn txn;
 	adapter_rc rc = adapter_verify_notification(adapter_find(bank), &cfg, in, &txn);
+	/* an accepted notification names a possible amount, and a success its bank transaction */
 	if (rc == ADAPTER_OK && (txn.amount < 0 || txn.amount > ADAPTER_AMOUNT_MAX))
+		abort();
+	if (rc == ADAPTER_OK && txn.success && !txn.bank_txn_id[0])
 		abort();
 }
 
