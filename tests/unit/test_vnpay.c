@@ -288,6 +288,25 @@ static void test_ipn_rejections(void **state)
 	q = signed_ipn(SECRET, TMN, "10000050", "00", "00");
 	assert_int_equal(verify_ipn(q, &txn), ADAPTER_MALFORMED);
 	free(q);
+	/* Signed, but above the largest possible order (100 billion VND, x100). */
+	q = signed_ipn(SECRET, TMN, "10000000000100", "00", "00");
+	assert_int_equal(verify_ipn(q, &txn), ADAPTER_MALFORMED);
+	free(q);
+	q = signed_ipn(SECRET, TMN, "10000000000000", "00", "00");
+	assert_int_equal(verify_ipn(q, &txn), ADAPTER_OK);
+	free(q);
+	/* A success without the bank's transaction id cannot be told from another payment. */
+	params p;
+	params_init(&p);
+	assert_true(params_add(&p, "vnp_Amount", "10000000"));
+	assert_true(params_add(&p, "vnp_ResponseCode", "00"));
+	assert_true(params_add(&p, "vnp_TmnCode", TMN));
+	assert_true(params_add(&p, "vnp_TransactionStatus", "00"));
+	assert_true(params_add(&p, "vnp_TxnRef", "ABC12345678"));
+	q = vnpay_signed_query(SECRET, &p);
+	params_free(&p);
+	assert_int_equal(verify_ipn(q, &txn), ADAPTER_MALFORMED);
+	free(q);
 	assert_int_equal(verify_ipn("", &txn), ADAPTER_BAD_SIGNATURE);
 }
 
