@@ -254,7 +254,7 @@ static adapter_rc momo_txn_from(const json_t *obj, adapter_txn *out)
 {
 	int64_t code, amount, millis;
 	if (!jsonfield_int64(obj, "resultCode", &code) || !jsonfield_int64(obj, "amount", &amount) ||
-	    amount < 0 ||
+	    amount < 0 || amount > ADAPTER_AMOUNT_MAX ||
 	    !jsonfield_copy(obj, "orderId", out->bank_order_ref, sizeof(out->bank_order_ref)) ||
 	    !out->bank_order_ref[0])
 		return ADAPTER_MALFORMED;

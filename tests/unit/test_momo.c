@@ -201,6 +201,15 @@ static void test_ipn(void **state)
 	free(body);
 	json_decref(obj);
 
+	/* Signed, but above the largest possible order: malformed, success or not. */
+	for (int code = 0; code <= 1006; code += 1006) {
+		obj = ipn(code, 100000000001LL);
+		body = dump_signed(obj, MOMO_MSG_IPN, SECRET);
+		assert_int_equal(verify_ipn_body(body, &txn), ADAPTER_MALFORMED);
+		free(body);
+		json_decref(obj);
+	}
+
 	assert_int_equal(verify_ipn_body("{\"a\":1,\"a\":2}", &txn), ADAPTER_MALFORMED);
 	assert_int_equal(verify_ipn_body("[]", &txn), ADAPTER_MALFORMED);
 	assert_int_equal(verify_ipn_body("{}", &txn), ADAPTER_BAD_SIGNATURE);
