@@ -150,7 +150,7 @@ void bank_notification(struct http_req *req)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such bank");
 		return;
 	}
-	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req->ev);
+	const struct evkeyvalq *hdrs = &req->in_headers;
 	adapter_kv kv[64];
 	size_t nkv = 0;
 	struct evkeyval *h;

@@ -76,14 +76,14 @@ static void create_done(void *arg, const struct intake_result *r)
 		/* The checkout session cache; PostgreSQL keeps the token too, so losing this is harmless. */
 		redis_command(gw.redis, NULL, NULL, "SET checkout:%s %s EX %d", s->token, s->order_id, s->expires_in);
 		char *loc = xasprintf("/v1/orders/%s", s->order_id);
-		evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Location", loc);
+		http_add_header(req, "Location", loc);
 		free(loc);
 		log_info(req->id, "order %s created", s->order_id);
 		http_reply_raw(req, 201, "application/json; charset=utf-8", s->response, strlen(s->response));
 		return;
 	}
 	case INTAKE_REPLAY:
-		evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Idempotent-Replayed", "true");
+		http_add_header(req, "Idempotent-Replayed", "true");
 		http_reply_raw(req, r->status, "application/json; charset=utf-8", r->body, strlen(r->body));
 		return;
 	case INTAKE_DUPLICATE: {
