@@ -92,7 +92,9 @@ static void applied(void *arg, PGresult *res, int row, enum pg_status st)
 		    : strcmp(r, "replayed") == 0     ? ADAPTER_REPLAYED
 		    : strcmp(r, "unknown_order") == 0 ? ADAPTER_UNKNOWN_ORDER
 		    : strcmp(r, "wrong_amount") == 0  ? ADAPTER_WRONG_AMOUNT
-						      : ADAPTER_FAILED;
+						      : ADAPTER_FAILED; /* txn_id_conflict too: the bank's error answer */
+		if (strcmp(r, "txn_id_conflict") == 0)
+			log_warn(NULL, "a bank transaction id already recorded for another payment: kept as a txn_id_conflict case");
 		order_id = pg_value(res, row, 2);
 		status = pg_value(res, row, 3);
 		if (o == ADAPTER_APPLIED)

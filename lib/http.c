@@ -199,6 +199,15 @@ bool http_origin_allowed(const struct http_req *req, const char *origin)
 static void conn_feed(struct http_conn *c);
 static void conn_settle(struct http_conn *c);
 
+/* http-parser aborts when a parser in an error state is paused or resumed: such a parser is
+ * never fed again anyway. */
+static void parser_pause(http_parser *p, int paused)
+{
+	enum http_errno e = HTTP_PARSER_ERRNO(p);
+	if (e == HPE_OK || e == HPE_PAUSED)
+		http_parser_pause(p, paused);
+}
+
 static int64_t body_cap(const struct http_conn *c)
 {
 	const struct http_server_config *cfg = &c->srv->cfg;
@@ -256,7 +265,7 @@ static void conn_close(struct http_conn *c)
 	if (c->state == CONN_DEAD)
 		return;
 	conn_set_state(c, CONN_DEAD);
-	http_parser_pause(&c->parser, 1);
+	parser_pause(&c->parser, 1);
 	if (c->bev)
 		bufferevent_disable(c->bev, EV_READ | EV_WRITE);
 	conn_settle(c);
@@ -411,7 +420,7 @@ void http_conn_request_done(struct http_req *req, int status, bool force_close)
 		conn_set_state(c, CONN_CLOSING);
 	} else {
 		reset_message(c);
-		http_parser_pause(&c->parser, 0);
+		parser_pause(&c->parser, 0);
 		conn_set_state(c, CONN_IDLE);
 	}
 	c->busy--;
@@ -557,7 +566,7 @@ static int stop(struct http_conn *c, int status, const char *message)
 {
 	c->error_status = status;
 	c->error_message = message;
-	http_parser_pause(&c->parser, 1);
+	parser_pause(&c->parser, 1);
 	return 0;
 }
 
@@ -663,7 +672,7 @@ static int on_headers_complete(http_parser *p)
 		/* The handler runs now and asks for the body when it has authenticated. */
 		conn_set_state(c, CONN_STREAM);
 		c->want_dispatch = true;
-		http_parser_pause(p, 1);
+		parser_pause(p, 1);
 		return 0;
 	}
 	if (c->expect_continue)
@@ -681,7 +690,7 @@ static int on_body(http_parser *p, const char *at, size_t len)
 		if (c->state == CONN_STREAM) {
 			c->want_end = HTTP_BODY_TOO_LARGE;
 			c->has_end = true;
-			http_parser_pause(p, 1);
+			parser_pause(p, 1);
 			return 0;
 		}
 		return stop(c, 413, "the request body is larger than this route accepts");
@@ -706,7 +715,7 @@ static int on_message_complete(http_parser *p)
 		c->want_dispatch = true;
 	}
 	/* One request at a time: pipelined ones wait in the input buffer. */
-	http_parser_pause(p, 1);
+	parser_pause(p, 1);
 	return 0;
 }
 
@@ -777,7 +786,7 @@ static void conn_feed(struct http_conn *c)
 		size_t n = len < FEED_CHUNK ? len : FEED_CHUNK;
 		const char *data = (const char *)evbuffer_pullup(in, (ev_ssize_t)n);
 		if (HTTP_PARSER_ERRNO(&c->parser) == HPE_PAUSED)
-			http_parser_pause(&c->parser, 0);
+			parser_pause(&c->parser, 0);
 		size_t used = http_parser_execute(&c->parser, &c->srv->settings, data, n);
 		enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
 		if (c->bev)
@@ -786,6 +795,11 @@ static void conn_feed(struct http_conn *c)
 			break;
 		if (c->error_status) {
 			conn_fail(c, err_for_status(c->error_status), c->error_message);
+			break;
+		}
+		if (e == HPE_HEADER_OVERFLOW) {
+			c->error_status = 431;
+			conn_fail(c, ERR_HEAD_TOO_LARGE, "the request head is too large");
 			break;
 		}
 		if (e != HPE_OK && e != HPE_PAUSED) {
@@ -951,7 +965,7 @@ void http_body_pause(struct http_req *req)
 {
 	struct http_conn *c = req->conn;
 	c->stream_paused = true;
-	http_parser_pause(&c->parser, 1);
+	parser_pause(&c->parser, 1);
 }
 
 void http_body_resume(struct http_req *req)
