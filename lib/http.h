@@ -17,7 +17,7 @@
  */
 #include <event2/event.h>
 #include <sys/queue.h> /* before keyvalq_struct.h: its TAILQ */
-#include <event2/http.h> /* EVHTTP_REQ_* method bits; evkeyvalq helpers */
+#include <event2/http.h> /* EVHTTP_REQ_* method bits; evkeyvalq functions */
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 #include <stdbool.h>

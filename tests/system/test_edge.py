@@ -17,7 +17,7 @@ import requests
 from conftest import error_of, free_port, order_body, to_json_bytes
 
 
-# ------------------------------------------------------------------------------ helpers
+# ------------------------------------------------------------------------------ socket utilities
 
 def connect(port, timeout=10):
     s = socket.create_connection(("127.0.0.1", int(port)), timeout=timeout)
