@@ -9,6 +9,8 @@ PKGS=(
   build-essential pkg-config
   libevent-dev libpq-dev libssl-dev libjansson-dev libhiredis-dev libqrencode-dev
   libcmocka-dev
+  # the HTTP/1.1 request parser of the server side (strict framing)
+  libhttp-parser-dev
   # local stack (make run, system tests)
   postgresql postgresql-contrib redis-server
   # tests, benchmarks

@@ -50,10 +50,19 @@ const struct pg_statement db_statements[] = {
 	 * everything acknowledged to a bank or a portal, commits durably. */
 	{"delivery_results", "SELECT feegate_delivery_results($1::json), set_config('synchronous_commit', 'off', true)"},
 	{"delivery_release", "SELECT feegate_delivery_release($1::json), set_config('synchronous_commit', 'off', true)"},
+	/* Newest first, keyset on (created_at in microseconds, id); $4 the cursor or '', $5 the limit. */
 	{"deliveries_list",
-	 "SELECT coalesce(json_agg(feegate_delivery_json(d) ORDER BY d.created_at DESC), '[]') FROM "
-	 "(SELECT * FROM webhook_deliveries WHERE client_id = $1::uuid AND ($2::text = '' OR status = $2::text) "
-	 "AND ($3::text = '' OR order_id::text = $3::text) ORDER BY created_at DESC LIMIT 200) d"},
+	 "WITH page AS (SELECT d.*, (extract(epoch FROM d.created_at) * 1000000)::bigint AS at_us "
+	 "FROM webhook_deliveries d WHERE d.client_id = $1::uuid AND ($2::text = '' OR d.status = $2::text) "
+	 "AND ($3::text = '' OR d.order_id::text = $3::text) "
+	 "AND ($4::text = '' OR ((extract(epoch FROM d.created_at) * 1000000)::bigint, d.id) < "
+	 "(split_part($4::text, '.', 1)::bigint, split_part($4::text, '.', 2)::uuid)) "
+	 "ORDER BY d.created_at DESC, d.id DESC LIMIT $5::int + 1), "
+	 "shown AS (SELECT * FROM page ORDER BY created_at DESC, id DESC LIMIT $5::int) "
+	 "SELECT json_build_object('data', coalesce((SELECT json_agg(feegate_delivery_json(w) ORDER BY s.created_at DESC, "
+	 "s.id DESC) FROM shown s JOIN webhook_deliveries w ON w.id = s.id), '[]'), 'next_cursor', "
+	 "CASE WHEN (SELECT count(*) FROM page) > $5::int THEN (SELECT at_us || '.' || id FROM shown "
+	 "ORDER BY created_at ASC, id ASC LIMIT 1) END)"},
 	{"delivery_redeliver",
 	 "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(), retry_from = now(), last_error = NULL "
 	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d)"},

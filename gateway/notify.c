@@ -92,7 +92,9 @@ static void applied(void *arg, PGresult *res, int row, enum pg_status st)
 		    : strcmp(r, "replayed") == 0     ? ADAPTER_REPLAYED
 		    : strcmp(r, "unknown_order") == 0 ? ADAPTER_UNKNOWN_ORDER
 		    : strcmp(r, "wrong_amount") == 0  ? ADAPTER_WRONG_AMOUNT
-						      : ADAPTER_FAILED;
+						      : ADAPTER_FAILED; /* txn_id_conflict too: the bank's error answer */
+		if (strcmp(r, "txn_id_conflict") == 0)
+			log_warn(NULL, "a bank transaction id already recorded for another payment: kept as a txn_id_conflict case");
 		order_id = pg_value(res, row, 2);
 		status = pg_value(res, row, 3);
 		if (o == ADAPTER_APPLIED)
@@ -150,7 +152,7 @@ void bank_notification(struct http_req *req)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such bank");
 		return;
 	}
-	struct evkeyvalq *hdrs = evhttp_request_get_input_headers(req->ev);
+	const struct evkeyvalq *hdrs = &req->in_headers;
 	adapter_kv kv[64];
 	size_t nkv = 0;
 	struct evkeyval *h;

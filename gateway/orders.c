@@ -8,6 +8,7 @@
 #include "gateway/order_validate.h"
 #include "lib/config.h"
 #include "lib/log.h"
+#include "lib/query.h"
 #include "lib/mem.h"
 
 struct order_fields {
@@ -76,14 +77,14 @@ static void create_done(void *arg, const struct intake_result *r)
 		/* The checkout session cache; PostgreSQL keeps the token too, so losing this is harmless. */
 		redis_command(gw.redis, NULL, NULL, "SET checkout:%s %s EX %d", s->token, s->order_id, s->expires_in);
 		char *loc = xasprintf("/v1/orders/%s", s->order_id);
-		evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Location", loc);
+		http_add_header(req, "Location", loc);
 		free(loc);
 		log_info(req->id, "order %s created", s->order_id);
 		http_reply_raw(req, 201, "application/json; charset=utf-8", s->response, strlen(s->response));
 		return;
 	}
 	case INTAKE_REPLAY:
-		evhttp_add_header(evhttp_request_get_output_headers(req->ev), "Idempotent-Replayed", "true");
+		http_add_header(req, "Idempotent-Replayed", "true");
 		http_reply_raw(req, r->status, "application/json; charset=utf-8", r->body, strlen(r->body));
 		return;
 	case INTAKE_DUPLICATE: {
@@ -243,17 +244,29 @@ static void got_list(void *arg, PGresult *res, enum pg_status st)
 	http_reply_json(req, 200, body);
 }
 
+static const struct query_field orders_query[] = {
+	{"reference", Q_TEXT, NULL, 0, 64},
+	QUERY_LIST,
+};
+
+/* A reference is unique per client, so the list has at most one order: always one page (the
+ * answer is CONTRACT's {"data": [...]}); limit and cursor are checked like any list's. */
 void orders_list(struct http_req *req)
 {
-	char *ref = http_query_param(req, "reference");
-	if (!ref || !*ref || util_utf8_length(ref, strlen(ref)) < 0 || util_utf8_length(ref, strlen(ref)) > 64) {
-		free(ref);
+	struct query q;
+	if (!query_parse(req, orders_query, (int)ARRAY_LEN(orders_query), &q)) {
+		query_free(&q);
+		return;
+	}
+	const char *ref = query_get(&q, "reference");
+	if (!ref) {
+		query_free(&q);
 		http_reply_error(req, ERR_VALIDATION, "reference", "give ?reference= (1 to 64 characters)");
 		return;
 	}
 	const char *params[3] = {req_principal(req)->id, ref, cfg.public_url};
 	pg_query(gw.db, "order_by_ref", 3, params, cfg.db_timeout_ms, got_list, req);
-	free(ref);
+	query_free(&q);
 }
 
 static void cancelled(void *arg, PGresult *res, enum pg_status st)

@@ -300,6 +300,39 @@ void refunds_create(struct http_req *req)
 
 /* ---- GET /v1/orders/{id}/refunds, POST /v1/refunds/{id}/confirm ---- */
 
+static const struct query_field short_list_query[] = {QUERY_LIST};
+
+/* Replies one page of the array in res's first column (the list is read whole: it is short). */
+static void reply_page(struct http_req *req, const char *array_text)
+{
+	struct query *q = req->state;
+	json_t *page = query_page_array(json_loads(array_text, 0, NULL), q);
+	if (!page) {
+		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		return;
+	}
+	http_reply_json(req, 200, page);
+}
+
+static void query_state_free(void *p)
+{
+	query_free(p);
+	free(p);
+}
+
+/* Checks the list rule's parameters; keeps them in req->state for the reply. */
+static bool short_list_query_ok(struct http_req *req)
+{
+	struct query *q = xcalloc(1, sizeof *q);
+	if (!query_parse(req, short_list_query, (int)ARRAY_LEN(short_list_query), q)) {
+		query_state_free(q);
+		return false;
+	}
+	req->state = q;
+	req->state_free = query_state_free;
+	return true;
+}
+
 static void listed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -311,9 +344,7 @@ static void listed(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	json_t *body = json_object();
-	json_object_set_new(body, "data", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
-	http_reply_json(req, 200, body);
+	reply_page(req, PQgetvalue(res, 0, 0));
 }
 
 void refunds_list(struct http_req *req)
@@ -322,6 +353,8 @@ void refunds_list(struct http_req *req)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
+	if (!short_list_query_ok(req))
+		return;
 	char buf[24];
 	const char *params[2] = {req->params[0], agency_filter(req_principal(req), buf)};
 	pg_query(gw.db, "refunds_list", 2, params, cfg.db_timeout_ms, listed, req);
@@ -389,13 +422,13 @@ static void accounts_listed(void *arg, PGresult *res, enum pg_status st)
 		reply_db_failure(req, res, st);
 		return;
 	}
-	json_t *body = json_object();
-	json_object_set_new(body, "data", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
-	http_reply_json(req, 200, body);
+	reply_page(req, PQgetvalue(res, 0, 0));
 }
 
 void ledger_accounts(struct http_req *req)
 {
+	if (!short_list_query_ok(req))
+		return;
 	char buf[24];
 	const char *params[1] = {agency_filter(req_principal(req), buf)};
 	pg_query(gw.db, "accounts_list", 1, params, cfg.db_timeout_ms, accounts_listed, req);

@@ -22,6 +22,7 @@
 
 #include "gateway/banks.h"
 #include "gateway/db.h"
+#include "gateway/edge.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
 #include "gateway/server.h"
@@ -35,16 +36,13 @@
 
 struct gateway gw;
 
-#define ANY_METHOD (EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | \
-		    EVHTTP_REQ_OPTIONS | EVHTTP_REQ_PATCH)
-
 static const struct http_route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/orders", orders_create, "orders_create", AUTH_CLIENT},
 	{EVHTTP_REQ_GET, "/v1/orders", orders_list, "orders_list", AUTH_CLIENT},
 	{EVHTTP_REQ_GET, "/v1/orders/{}", orders_get, "orders_get", AUTH_CLIENT},
 	{EVHTTP_REQ_POST, "/v1/orders/{}/cancel", orders_cancel, "orders_cancel", AUTH_CLIENT},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/checkout/{}", checkout_page, "checkout_page", AUTH_NONE},
-	{EVHTTP_REQ_POST, "/checkout/{}", checkout_choose, "checkout_choose", AUTH_NONE},
+	{EVHTTP_REQ_POST, "/checkout/{}", checkout_choose, "checkout_choose", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
 	{EVHTTP_REQ_GET, "/return/{}", bank_return, "bank_return", AUTH_NONE},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_POST, "/ipn/{}", bank_notification, "bank_notification", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/v1/webhook-deliveries", webhooks_list, "webhooks_list", AUTH_CLIENT},
@@ -58,39 +56,40 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/healthz", ops_healthz, "healthz", AUTH_NONE},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/readyz", ops_readyz, "readyz", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/metrics", ops_metrics, "metrics", AUTH_NONE},
+	/* HTTP edge: the streamed-body sink that proves the statement path (FEEGATE_TEST_SINK) */
+	{EVHTTP_REQ_POST, "/v1/_test/sink", edge_test_sink, "test_sink", AUTH_NONE | HTTP_ROUTE_STREAM_BODY},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))
 static const char *route_names[NROUTES + 1];
 #define ROUTE_UNMATCHED NROUTES
 
-static void dispatch(struct evhttp_request *ev, void *arg)
+static void dispatch(struct http_req *req)
 {
-	struct http_req *req = http_req_new(ev);
-	bool wrong_method;
-	int r = http_route_match(routes, NROUTES, req, &wrong_method);
-	if (r < 0) {
+	int r = req->route;
+	if (r < 0 || r >= NROUTES) {
 		req->route = ROUTE_UNMATCHED;
-		if (wrong_method)
+		if (req->wrong_method)
 			http_reply_error(req, ERR_METHOD_NOT_ALLOWED, NULL, NULL);
 		else
 			http_reply_error(req, ERR_NOT_FOUND, NULL, NULL);
 		return;
 	}
-	if (routes[r].flags == AUTH_NONE)
+	enum auth_rule rule = (enum auth_rule)(routes[r].flags & HTTP_ROUTE_OWN_MASK);
+	if (rule == AUTH_NONE)
 		routes[r].handler(req);
 	else
-		auth_run(req, (enum auth_rule)routes[r].flags, routes[r].handler);
+		auth_run(req, rule, routes[r].handler);
 }
 
 /* ---- worker ---- */
 
-static struct evhttp *http;
-static struct evhttp_bound_socket *bound;
+static struct http_server *http;
+static bool listening;
 static struct event *drain_timer;
 static int64_t drain_deadline_us;
 static int drain_quiet_ticks;
 
-static int open_listener(void)
+static int open_listener(int port)
 {
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
@@ -101,7 +100,7 @@ static int open_listener(void)
 		close(fd);
 		return -1;
 	}
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg.port)};
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	if (inet_pton(AF_INET, cfg.listen_addr, &sa.sin_addr) != 1) {
 		close(fd);
 		errno = EINVAL;
@@ -139,9 +138,9 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	gw.draining = true;
 	log_info(NULL, "shutting down: %d requests in flight", http_inflight());
 	http_set_draining(true);
-	if (bound) {
-		evhttp_del_accept_socket(http, bound);
-		bound = NULL;
+	if (listening) {
+		http_server_stop_listening(http);
+		listening = false;
 	}
 	intake_shutdown();
 	notify_flush();
@@ -169,27 +168,45 @@ static int worker_main(int index)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_IGN); /* the master decides; Ctrl-C reaches the whole group */
+	signal(SIGHUP, SIG_IGN); /* until the TLS reload handler is in place */
 
 	gw.worker = index;
 	gw.base = event_base_new();
 	if (!gw.base)
 		return 1;
-	int fd = open_listener();
+	int fd = open_listener(cfg.port);
 	if (fd < 0) {
 		log_error(NULL, "cannot listen on %s:%d: %s", cfg.listen_addr, cfg.port, strerror(errno));
 		return 2;
 	}
-	http = evhttp_new(gw.base);
-	evhttp_set_max_body_size(http, (ev_ssize_t)cfg.max_body_bytes);
-	evhttp_set_max_headers_size(http, 64 * 1024);
-	evhttp_set_timeout(http, cfg.http_idle_timeout_s);
-	evhttp_set_allowed_methods(http, ANY_METHOD);
-	evhttp_set_gencb(http, dispatch, NULL);
-	bound = evhttp_accept_socket_with_handle(http, fd);
-	if (!bound) {
-		log_error(NULL, "evhttp refused the listening socket");
+	edge_raise_fd_limit();
+	struct http_server_config hc = {
+		.routes = routes,
+		.nroutes = NROUTES,
+		.unmatched_route = ROUTE_UNMATCHED,
+		.dispatch = dispatch,
+		.public_origin = edge_public_origin(),
+		.head_timeout_ms = cfg.http_head_timeout_ms,
+		.body_min_rate = cfg.http_body_min_rate,
+		.idle_timeout_ms = cfg.http_idle_timeout_s * 1000,
+		.max_conns = cfg.max_connections,
+		.max_head_bytes = 64 * 1024,
+		.max_body_bytes = (size_t)cfg.max_body_bytes,
+		.max_stream_bytes = (size_t)cfg.max_statement_bytes,
+	};
+	http = http_server_new(gw.base, &hc);
+	if (!http_server_listen(http, fd, NULL)) {
+		log_error(NULL, "cannot serve the listening socket");
 		return 2;
 	}
+	listening = true;
+	int tls_fd = cfg.tls_port ? open_listener(cfg.tls_port) : -1;
+	if (cfg.tls_port && tls_fd < 0) {
+		log_error(NULL, "FEEGATE_TLS_PORT: cannot listen on %s:%d: %s", cfg.listen_addr, cfg.tls_port, strerror(errno));
+		return 2;
+	}
+	if (!edge_tls_start(gw.base, http, tls_fd)) /* logs its reason */
+		return 2;
 	/* Webhook payloads written by this gateway's transactions carry its own public URL. */
 	struct evbuffer *session = evbuffer_new();
 	evbuffer_add_printf(session, "SET feegate.public_url = '");
@@ -228,7 +245,8 @@ static int worker_main(int index)
 
 	event_base_dispatch(gw.base);
 
-	evhttp_free(http);
+	http_server_free(http);
+	edge_tls_stop();
 	sweeper_stop();
 	webhooks_stop();
 	pg_pool_free(gw.db);
@@ -245,12 +263,14 @@ static int worker_main(int index)
 
 /* ---- master ---- */
 
-static volatile sig_atomic_t got_term, got_child;
+static volatile sig_atomic_t got_term, got_child, got_hup;
 
 static void master_signal(int sig)
 {
 	if (sig == SIGCHLD)
 		got_child = 1;
+	else if (sig == SIGHUP)
+		got_hup = 1; /* workers reload their TLS certificate */
 	else
 		got_term = 1;
 }
@@ -287,7 +307,7 @@ int server_run(void)
 		return 1;
 	}
 	/* Fail fast when the port is taken, before any worker starts. */
-	int probe = open_listener();
+	int probe = open_listener(cfg.port);
 	if (probe < 0) {
 		log_error(NULL, "FEEGATE_PORT: cannot listen on %s:%d: %s", cfg.listen_addr, cfg.port, strerror(errno));
 		return 1;
@@ -299,12 +319,14 @@ int server_run(void)
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
 	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &old);
 	struct sigaction sa = {.sa_handler = master_signal};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 
 	int n = cfg.workers;
 	pid_t *pids = xcalloc((size_t)n, sizeof(pid_t));
@@ -316,6 +338,13 @@ int server_run(void)
 	int exit_code = 0;
 	while (!got_term) {
 		sigsuspend(&old);
+		if (got_hup) {
+			got_hup = 0;
+			for (int i = 0; i < n; i++) {
+				if (pids[i] > 0)
+					kill(pids[i], SIGHUP);
+			}
+		}
 		if (!got_child)
 			continue;
 		got_child = 0;

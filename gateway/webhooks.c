@@ -22,6 +22,7 @@
 #include "lib/config.h"
 #include "lib/httpc.h"
 #include "lib/log.h"
+#include "lib/query.h"
 #include "lib/mem.h"
 #include "lib/metrics.h"
 
@@ -397,20 +398,50 @@ static void json_text_reply(void *arg, PGresult *res, enum pg_status st)
 	http_reply_json(req, 202, data);
 }
 
-void webhooks_list(struct http_req *req)
+static const struct query_field deliveries_query[] = {
+	{"status", Q_CHOICE, "pending|delivered|dead", 0, 0},
+	{"order_id", Q_UUID, NULL, 0, 0},
+	QUERY_LIST,
+};
+
+/* The list's cursor: "<created_at in microseconds>.<id>" of the last row shown. */
+static bool delivery_cursor_ok(const char *c)
 {
-	char *status = http_query_param(req, "status");
-	char *order = http_query_param(req, "order_id");
-	if (status && strcmp(status, "pending") && strcmp(status, "delivered") && strcmp(status, "dead")) {
-		free(status);
-		free(order);
-		http_reply_error(req, ERR_VALIDATION, "status", "status must be pending, delivered or dead");
+	size_t digits = strspn(c, "0123456789");
+	return digits >= 1 && digits <= 19 && c[digits] == '.' && util_uuid_valid(c + digits + 1);
+}
+
+static void deliveries_page(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
 		return;
 	}
-	const char *params[3] = {req_principal(req)->id, status ? status : "", order ? order : ""};
-	pg_query(gw.db, "deliveries_list", 3, params, cfg.db_timeout_ms, json_text_reply, req);
-	free(status);
-	free(order);
+	http_reply_json(req, 200, json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+}
+
+void webhooks_list(struct http_req *req)
+{
+	struct query q;
+	if (!query_parse(req, deliveries_query, (int)ARRAY_LEN(deliveries_query), &q)) {
+		query_free(&q);
+		return;
+	}
+	const char *status = query_get(&q, "status");
+	const char *order = query_get(&q, "order_id");
+	const char *cursor = query_get(&q, "cursor");
+	if (cursor && !delivery_cursor_ok(cursor)) {
+		query_free(&q);
+		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		return;
+	}
+	char limit[16];
+	snprintf(limit, sizeof limit, "%lld", (long long)query_num(&q, "limit"));
+	const char *params[5] = {req_principal(req)->id, status ? status : "", order ? order : "", cursor ? cursor : "",
+				 limit};
+	pg_query(gw.db, "deliveries_list", 5, params, cfg.db_timeout_ms, deliveries_page, req);
+	query_free(&q);
 }
 
 void webhooks_redeliver(struct http_req *req)

@@ -67,6 +67,15 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_WEBHOOK_TIMEOUT_MS", CFG_INT, F(webhook_timeout_ms), "5000", 100, 120000, NULL, false},
 	{"FEEGATE_WEBHOOK_CONCURRENCY", CFG_INT, F(webhook_concurrency), "100", 1, 10000, NULL, false},
 	{"FEEGATE_WEBHOOK_PER_PORTAL", CFG_INT, F(webhook_per_portal), "32", 1, 10000, NULL, false},
+	/* HTTP edge */
+	{"FEEGATE_HTTP_HEAD_TIMEOUT_MS", CFG_INT, F(http_head_timeout_ms), "5000", 100, 120000, NULL, false},
+	{"FEEGATE_HTTP_BODY_MIN_RATE", CFG_INT, F(http_body_min_rate), "1024", 1, 1073741824, NULL, false},
+	{"FEEGATE_MAX_CONNECTIONS", CFG_INT, F(max_connections), "16384", 1, 1000000, NULL, false},
+	{"FEEGATE_MAX_STATEMENT_BYTES", CFG_INT, F(max_statement_bytes), "268435456", 1024, 2147483647, NULL, false},
+	{"FEEGATE_TLS_PORT", CFG_INT, F(tls_port), "0", 0, 65535, NULL, false},
+	{"FEEGATE_TLS_CERT", CFG_STR, F(tls_cert), NULL, 0, 0, NULL, false},
+	{"FEEGATE_TLS_KEY", CFG_STR, F(tls_key), NULL, 0, 0, NULL, false},
+	{"FEEGATE_TEST_SINK", CFG_INT, F(test_sink), "0", 0, 1, NULL, false},
 };
 #undef F
 

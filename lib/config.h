@@ -52,6 +52,15 @@ struct config {
 	int webhook_timeout_ms;
 	int webhook_concurrency;
 	int webhook_per_portal;
+	/* HTTP edge */
+	int http_head_timeout_ms;
+	int http_body_min_rate;
+	int max_connections;
+	int max_statement_bytes;
+	int tls_port; /* 0: no TLS listener */
+	char *tls_cert;
+	char *tls_key;
+	int test_sink; /* 1: POST /v1/_test/sink streams and counts a body (tests only) */
 };
 
 extern struct config cfg;

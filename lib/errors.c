@@ -17,6 +17,8 @@ static const struct err_info catalogue[ERR__COUNT] = {
 	[ERR_RATE_LIMITED] = {429, "rate_limited", "too many requests; retry later"},
 	[ERR_INTERNAL] = {500, "internal_error", "internal error"},
 	[ERR_UNAVAILABLE] = {503, "unavailable", "the service is temporarily unavailable; retry later"},
+	[ERR_REQUEST_TIMEOUT] = {408, "request_timeout", "the request did not arrive in time"},
+	[ERR_HEAD_TOO_LARGE] = {431, "request_header_fields_too_large", "the request head is too large"},
 };
 
 const struct err_info *err_lookup(enum err e)

@@ -6,8 +6,8 @@
 
 #include "lib/util.h"
 
-static const int status_codes[] = {200, 201, 204, 303, 400, 401, 403, 404, 405, 409,
-				   413, 422, 429, 500, 502, 503, 0};
+static const int status_codes[] = {200, 201, 204, 303, 400, 401, 403, 404, 405, 408, 409,
+				   413, 422, 429, 431, 500, 502, 503, 0};
 #define N_STATUS ARRAY_LEN(status_codes)
 static const double buckets_ms[] = {0.5, 1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000};
 #define N_BUCKETS ARRAY_LEN(buckets_ms)
@@ -15,6 +15,7 @@ static const char *const counter_names[] = {
 	"intake_batches", "intake_orders", "db_timeouts", "db_connect_failures",
 	"redis_errors",   "auth_cache_hits", "bad_signatures", "notifications_applied",
 	"webhooks_delivered", "webhooks_failed", "notification_batches", "webhooks_handed",
+	"http_slow_clients", "http_connections_refused",
 };
 #define N_COUNTERS ARRAY_LEN(counter_names)
 

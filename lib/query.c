@@ -235,3 +235,38 @@ void query_free(struct query *q)
 {
 	reset(q);
 }
+
+json_t *query_page_array(json_t *all, const struct query *q)
+{
+	size_t from = 0;
+	const char *cursor = query_get(q, "cursor");
+	if (cursor) {
+		char *end;
+		if (strncmp(cursor, "o:", 2) != 0 || !cursor[2] || cursor[2] == '-') {
+			json_decref(all);
+			return NULL;
+		}
+		unsigned long long v = strtoull(cursor + 2, &end, 10);
+		if (*end) {
+			json_decref(all);
+			return NULL;
+		}
+		from = (size_t)v;
+	}
+	size_t limit = (size_t)query_num(q, "limit");
+	size_t n = json_array_size(all);
+	json_t *data = json_array();
+	for (size_t i = from; i < n && i < from + limit; i++)
+		json_array_append(data, json_array_get(all, i));
+	json_t *page = json_object();
+	json_object_set_new(page, "data", data);
+	if (from + limit < n) {
+		char next[32];
+		snprintf(next, sizeof next, "o:%zu", from + limit);
+		json_object_set_new(page, "next_cursor", json_string(next));
+	} else {
+		json_object_set_new(page, "next_cursor", json_null());
+	}
+	json_decref(all);
+	return page;
+}

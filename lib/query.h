@@ -9,6 +9,7 @@
  */
 #include <stdbool.h>
 #include <stdint.h>
+#include <jansson.h>
 
 #include "lib/http.h"
 #include "lib/util.h"
@@ -51,6 +52,11 @@ bool query_parse(struct http_req *req, const struct query_field *fields, int n, 
 const char *query_get(const struct query *q, const char *name);
 int64_t query_num(const struct query *q, const char *name);
 void query_free(struct query *q);
+
+/* For a list small enough to read whole (an order's refunds, the ledger accounts): the page of
+ * all (an array, stolen) that q's limit and cursor ask for, as {"data", "next_cursor"}; the
+ * cursor is the offset of the next page ("o:N"). NULL when the cursor is not one of ours. */
+json_t *query_page_array(json_t *all, const struct query *q);
 
 /* The checker without a request, for tests and the CLI: NULL when raw is acceptable, else a
  * message, with *field set to the parameter at fault. */

@@ -170,6 +170,23 @@ BEGIN
             ON CONFLICT DO NOTHING;
             IF NOT FOUND THEN
                 r_order := att.order_id;
+                -- The transaction id is known, but for another payment: not a replay. A case for
+                -- finance, an error answer to the bank, and the payment it names left as it is.
+                IF (it->>'success')::boolean AND v_txn IS NOT NULL AND EXISTS (
+                       SELECT 1 FROM bank_notifications n WHERE n.bank = v_bank AND n.dedupe_key = v_key
+                          AND n.bank_order_ref IS DISTINCT FROM coalesce(att.bank_order_ref, it->>'ref')) THEN
+                    -- the bank retries an error answer: one case per transaction id and payment
+                    INSERT INTO payment_exceptions (kind, bank, bank_txn_id, order_id, attempt_id, amount, details)
+                    SELECT 'txn_id_conflict', v_bank, v_txn, att.order_id, att.id, v_amount,
+                           json_build_object('bank_order_ref', coalesce(att.bank_order_ref, it->>'ref'),
+                                             'recorded_for', n.bank_order_ref, 'recorded_amount', n.amount)
+                      FROM bank_notifications n
+                     WHERE n.bank = v_bank AND n.dedupe_key = v_key
+                       AND NOT EXISTS (SELECT 1 FROM payment_exceptions e
+                                        WHERE e.kind = 'txn_id_conflict' AND e.bank = v_bank AND e.bank_txn_id = v_txn
+                                          AND e.attempt_id IS NOT DISTINCT FROM att.id);
+                    r_outcome := 'txn_id_conflict'; RETURN NEXT; CONTINUE;
+                END IF;
                 r_outcome := 'replayed'; RETURN NEXT; CONTINUE;
             END IF;
 

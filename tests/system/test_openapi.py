@@ -99,7 +99,7 @@ def route_table():
     block = re.search(r"struct\s+http_route\s+routes\s*\[\s*\]\s*=\s*\{(.*?)\n\};", src, re.S)
     assert block, "routes[] not found in gateway/server.c"
     entry = re.compile(r'\{\s*((?:EVHTTP_REQ_[A-Z]+\s*\|?\s*)+),\s*"([^"]+)"\s*,\s*(\w+)\s*,\s*"(\w+)"\s*,'
-                       r"\s*(AUTH_\w+)\s*\}")
+                       r"\s*(AUTH_\w+)(?:\s*\|\s*HTTP_ROUTE_\w+)*\s*\}")
     routes = []
     for m in entry.finditer(block.group(1)):
         methods = sorted(x.lower() for x in re.findall(r"EVHTTP_REQ_([A-Z]+)", m.group(1)))

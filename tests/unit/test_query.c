@@ -83,11 +83,46 @@ static void test_refuses(void **state)
 	refused("state=open&limit=abc", "limit");
 }
 
+static json_t *page_of(const char *raw, int n)
+{
+	struct query q;
+	const char *field;
+	assert_null(check(raw, &q, &field));
+	json_t *all = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(all, json_integer(i));
+	json_t *page = query_page_array(all, &q);
+	query_free(&q);
+	return page;
+}
+
+static void test_page_array(void **state)
+{
+	/* 7 items, 3 a page: pages 0-2, 3-5, 6, then no cursor */
+	json_t *p = page_of("limit=3", 7);
+	assert_int_equal(json_array_size(json_object_get(p, "data")), 3);
+	assert_string_equal(json_string_value(json_object_get(p, "next_cursor")), "o:3");
+	json_decref(p);
+	p = page_of("limit=3&cursor=o:6", 7);
+	assert_int_equal(json_array_size(json_object_get(p, "data")), 1);
+	assert_int_equal(json_integer_value(json_array_get(json_object_get(p, "data"), 0)), 6);
+	assert_true(json_is_null(json_object_get(p, "next_cursor")));
+	json_decref(p);
+	p = page_of("", 7); /* default limit 50: one page */
+	assert_int_equal(json_array_size(json_object_get(p, "data")), 7);
+	assert_true(json_is_null(json_object_get(p, "next_cursor")));
+	json_decref(p);
+	assert_null(page_of("cursor=x:1", 7));
+	assert_null(page_of("cursor=o:1x", 7));
+	assert_null(page_of("cursor=o:", 7));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accepts),
 		cmocka_unit_test(test_refuses),
+		cmocka_unit_test(test_page_array),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
