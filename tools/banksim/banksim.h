@@ -117,6 +117,11 @@ typedef struct sim_payment {
 	sim_refund **refunds;
 	size_t n_refunds;
 	sim_notice last_notice;
+	/* settlement-file knobs (POST /admin/settlement), for reconciliation tests */
+	bool settle_drop;     /* left out of its settlement file */
+	bool settle_repeat;   /* listed twice */
+	bool settle_next_day; /* listed in the next day's file (cut-off skew) */
+	int64_t settle_amount; /* listed with this amount instead (VND), when > 0 */
 } sim_payment;
 
 typedef struct sim_map_entry {
@@ -273,6 +278,7 @@ void admin_reset(sim *s, struct evhttp_request *req);
 void admin_notifications(sim *s, struct evhttp_request *req);
 void admin_payments(sim *s, struct evhttp_request *req);
 void admin_resend(sim *s, struct evhttp_request *req);
+void admin_settlement(sim *s, struct evhttp_request *req);
 void admin_config(sim *s, struct evhttp_request *req);
 /* Marks pending payments whose time is up as expired. */
 void sim_expire_if_due(sim_payment *p, time_t now);

@@ -46,6 +46,7 @@ static const char usage[] =
 	"  GET  /admin/notifications[?bank=&ref=]  notifications sent and their answers\n"
 	"  GET  /admin/payments[?bank=&ref=&status=]\n"
 	"  POST /admin/resend                   {\"bank\", \"ref\"}: send the last notification again\n"
+	"  POST /admin/settlement               {\"bank\", \"ref\", \"action\"}: drop, repeat, next_day, amount\n"
 	"  GET|POST /admin/config               {\"feegate_url\": ...}: where notifications go\n"
 	"  GET  /healthz\n"
 	"\n"
@@ -110,6 +111,7 @@ static const struct route {
 	{ M_GET, "/admin/payments", false, admin_payments },
 	{ M_POST, "/admin/resend", false, admin_resend },
 	{ M_GET | M_POST, "/admin/config", false, admin_config },
+	{ M_POST, "/admin/settlement", false, admin_settlement },
 };
 
 static int method_bit(enum evhttp_cmd_type cmd)
