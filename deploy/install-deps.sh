@@ -9,6 +9,8 @@ PKGS=(
   build-essential pkg-config
   libevent-dev libpq-dev libssl-dev libjansson-dev libhiredis-dev libqrencode-dev
   libcmocka-dev
+  # camt.053 treasury statements (streaming XML reader)
+  libxml2-dev
   # local stack (make run, system tests)
   postgresql postgresql-contrib redis-server
   # tests, benchmarks

@@ -37,6 +37,7 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_IDEMPOTENCY_WAIT_MS", CFG_INT, F(idempotency_wait_ms), "10000", 100, 60000, NULL, false},
 	{"FEEGATE_REDIS_TIMEOUT_MS", CFG_INT, F(redis_timeout_ms), "200", 10, 10000, NULL, false},
 	{"FEEGATE_MAX_BODY_BYTES", CFG_INT, F(max_body_bytes), "1048576", 1024, 67108864, NULL, false},
+	{"FEEGATE_MAX_STATEMENT_BYTES", CFG_INT, F(max_statement_bytes), "268435456", 1024, 2147483647, NULL, false},
 	{"FEEGATE_MAX_JSON_DEPTH", CFG_INT, F(max_json_depth), "32", 2, 256, NULL, false},
 	{"FEEGATE_BATCH_WINDOW_US", CFG_INT, F(batch_window_us), "1000", 0, 100000, NULL, false},
 	{"FEEGATE_BATCH_MAX", CFG_INT, F(batch_max), "256", 1, 5000, NULL, false},

@@ -22,6 +22,7 @@ struct config {
 	int idempotency_wait_ms;
 	int redis_timeout_ms;
 	int max_body_bytes;
+	int max_statement_bytes; /* imported bank files and statements */
 	int max_json_depth;
 	int batch_window_us;
 	int batch_max;
