@@ -70,13 +70,23 @@ const struct pg_statement db_statements[] = {
 	{"accounts_list",
 	 "SELECT coalesce(json_agg(feegate_account_json(a) ORDER BY a.id), '[]') FROM ledger_accounts a "
 	 "WHERE $1::bigint IS NULL OR a.agency_id = $1::bigint"},
+	/* entries with their order reference, bank transaction id and the running balance after
+	 * each (in the account's own sign, as feegate_account_json shows it); from/to are business
+	 * days (Asia/Ho_Chi_Minh) */
 	{"account_get",
 	 "SELECT feegate_account_json(a), coalesce((SELECT json_agg(json_build_object('id', e.id, "
 	 "'transfer_id', e.transfer_id, 'amount', e.amount, 'code', e.code, 'order_id', e.order_id, "
+	 "'reference', e.reference, 'bank_txn_id', e.bank_txn_id, 'balance', e.balance, "
 	 "'created_at', to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) ORDER BY e.id DESC) "
-	 "FROM (SELECT le.id, le.transfer_id, le.amount, le.created_at, lt.code, lt.order_id FROM ledger_entries le "
-	 "JOIN ledger_transfers lt ON lt.id = le.transfer_id WHERE le.account_id = a.id "
-	 "AND ($3::bigint IS NULL OR le.id < $3::bigint) ORDER BY le.id DESC LIMIT $4::int) e), '[]') "
+	 "FROM (SELECT r.*, o.reference, t.bank_txn_id FROM (SELECT le.id, le.transfer_id, le.amount, le.created_at, "
+	 "lt.code, lt.order_id, lt.attempt_id, sum(le.amount) OVER (ORDER BY le.id) "
+	 "* CASE WHEN a.type = 'bank_clearing' THEN 1 ELSE -1 END AS balance FROM ledger_entries le "
+	 "JOIN ledger_transfers lt ON lt.id = le.transfer_id WHERE le.account_id = a.id) r "
+	 "LEFT JOIN orders o ON o.id = r.order_id LEFT JOIN attempts t ON t.id = r.attempt_id "
+	 "WHERE ($3::bigint IS NULL OR r.id < $3::bigint) "
+	 "AND ($5::date IS NULL OR feegate_business_date(r.created_at) >= $5::date) "
+	 "AND ($6::date IS NULL OR feegate_business_date(r.created_at) <= $6::date) "
+	 "ORDER BY r.id DESC LIMIT $4::int) e), '[]') "
 	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint IS NULL OR a.agency_id = $2::bigint)"},
 	/* reconciliation: statements and cases (gateway/reconcile.c) */
 	{"cases_list",

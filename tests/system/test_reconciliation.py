@@ -131,6 +131,21 @@ def test_a_day_at_three_banks_reconciled_and_worked(api, sim, finance, agency_st
     # the bank's fee was posted on the matched line
     fee = [t for t in transfers(stack, order_id=a["id"]) if t["code"] == "fee"]
     assert len(fee) == 1 and fee[0]["debit"] == "agency:XNC:payable" and fee[0]["credit"] == "bank:vnpay:clearing"
+    # account entries carry their order reference, bank transaction id and running balance
+    acct = account_id(stack, "agency:XNC:payable")
+    page = finance.get(f"/v1/ledger/accounts/{acct}", params={"from": str(today), "to": str(today), "limit": 500})
+    assert page.status_code == 200, page.text
+    entries = page.json()["entries"]
+    mine = [x for x in entries if x["order_id"] == a["id"] and x["code"] == "payment"]
+    assert len(mine) == 1 and mine[0]["reference"] == a["reference"]
+    assert mine[0]["bank_txn_id"] == attempt_of(get_order(api, a["id"]), sa["ref"])["bank_txn_id"]
+    for newer, older in zip(entries, entries[1:]):
+        assert newer["balance"] == older["balance"] - newer["amount"]  # payable: credits raise it
+    assert entries[0]["balance"] == page.json()["balance"]
+    later = finance.get(f"/v1/ledger/accounts/{acct}", params={"from": str(tomorrow)}).json()
+    assert later["entries"] == []
+    refunds = finance.get(f"/v1/orders/{g['id']}/refunds").json()["data"]
+    assert refunds[0]["created_by"] and "confirmed_by" in refunds[0]
     # the line outcomes are listed with the statement
     got = finance.get(f"/v1/statements/{vnpay_day['id']}", params={"limit": 500}).json()
     outcomes = {(l["bank_order_ref"], l["outcome"]) for l in got["data"]}
