@@ -70,6 +70,18 @@ def camt053(account, day, entries, opening=0, closing=None, ns="urn:iso:std:iso:
             ).encode()
 
 
+def pay_out(sim, account, bank, day, agency, amount, paid_on):
+    r = sim.post("/admin/payouts", json={"account": account, "bank": bank, "day": compact(day), "agency": agency,
+                                         "amount": amount, "paid_on": compact(paid_on)})
+    assert r.status_code == 200, r.text
+
+
+def treasury(sim, account, day):
+    r = sim.get(f"/treasury/{account}/{compact(day)}")
+    assert r.status_code == 200, r.text
+    return r.content
+
+
 def expected_payout(stack, agency, bank, day):
     return stack.scalar("SELECT e.payout FROM reconciliation_expected_payouts e JOIN agencies a ON a.id = e.agency_id "
                         "WHERE a.code = %s AND e.bank = %s AND e.business_date = %s", (agency, bank, day))
@@ -161,28 +173,35 @@ def test_a_day_at_three_banks_reconciled_and_worked(api, sim, finance, agency_st
     assert cb["state"] == "resolved" and cb["resolution"] == "auto" and corrected["id"] in cb["note"]
     assert open_kinds(finance, c["id"]) == ["duplicate"] and open_kinds(finance, e["id"]) == ["missing_in_ledger"]
 
-    # the treasury statements: XNC gets its vnpay payout right and its momo payout wrong, and
-    # the citizen's VietQR transfer; DKKD's payout never arrives
+    # the treasury statements: XNC gets its vnpay payout right and its momo payout wrong;
+    # DKKD's payout never arrives
     due = today + datetime.timedelta(days=7)
     vnpay_xnc = expected_payout(stack, "XNC", "vnpay", today)
     momo_xnc = expected_payout(stack, "XNC", "momo", today)
     assert vnpay_xnc and momo_xnc
     account = stack.env["FEEGATE_AGENCY_ACCOUNT"]
-    xnc = camt053(account, due, [
-        (vnpay_xnc, "CRDT", "FT-V1", f"FGPAYOUT VNPAY {compact(today)} XNC"),
-        (momo_xnc - 5000, "CRDT", "FT-M1", f"FGPAYOUT MOMO {compact(today)} XNC"),
-        (180000, "CRDT", "FT-Q1", f"Nop le phi {sh['ref']}"),
-    ], opening=5000000)
-    st_xnc = import_file(finance, "camt053", xnc)
-    assert st_xnc["account"] == account
+    dkkd_account = stack.scalar("SELECT account_number FROM agencies WHERE code = 'DKKD'")
+    # banksim's treasury: the banks' payouts as they arrive, one altered, one dropped
+    pay_out(sim, account, "vnpay", today, "XNC", vnpay_xnc, due)
+    pay_out(sim, account, "momo", today, "XNC", momo_xnc, due)
+    pay_out(sim, account, "momo", today, "XNC", momo_xnc - 5000, due)  # altered
+    pay_out(sim, dkkd_account, "vnpay", today, "DKKD", 1000, due)
+    r = sim.post("/admin/payouts", json={"account": dkkd_account, "bank": "vnpay", "day": compact(today),
+                                         "action": "drop"})
+    assert r.status_code == 200 and not [p for p in r.json()["data"] if p["account"] == dkkd_account]
+    # the day's statement carries the citizen's VietQR transfer, the due day's the payouts
+    st_today = import_file(finance, "camt053", treasury(sim, account, today))
+    q_line = [l for l in finance.get(f"/v1/statements/{st_today['id']}", params={"limit": 500}).json()["data"]
+              if l["attempt_id"] == attempt_of(get_order(api, h["id"]), sh["ref"])["id"]]
+    assert len(q_line) == 1 and q_line[0]["outcome"] == "matched" and q_line[0]["amount"] == 180000
+    st_xnc = import_file(finance, "camt053", treasury(sim, account, due))
     payout = [t for t in transfers(stack) if t["id"] == f"payout:XNC:vnpay:{compact(today)}"]
     assert len(payout) == 1 and payout[0]["amount"] == vnpay_xnc
     assert payout[0]["debit"] == "agency:XNC:payable" and payout[0]["credit"] == "bank:vnpay:clearing"
     mismatch = [x for x in finance.get("/v1/exceptions", params={"kind": "payout_amount_mismatch", "state": "open"}).json()["data"]
                 if x["statement_id"] == st_xnc["id"]]
     assert len(mismatch) == 1 and mismatch[0]["amount"] == momo_xnc - 5000
-    dkkd_account = stack.scalar("SELECT account_number FROM agencies WHERE code = 'DKKD'")
-    st_dkkd = import_file(finance, "camt053", camt053(dkkd_account, due, [], opening=100))
+    st_dkkd = import_file(finance, "camt053", treasury(sim, dkkd_account, due))
     missing = [x for x in finance.get("/v1/exceptions", params={"kind": "payout_missing"}).json()["data"]
                if x["statement_id"] == st_dkkd["id"] and x["bank"] == "vnpay"]
     assert len(missing) == 1 and missing[0]["agency"] == "DKKD"

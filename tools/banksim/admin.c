@@ -65,6 +65,7 @@ void admin_reset(sim *s, struct evhttp_request *req)
 		sim_store_clear(&s->store);
 		json_array_clear(s->webhooks);
 		json_array_clear(s->notifications);
+		json_array_clear(s->payouts);
 		if (!sim_strset(&s->feegate_url, s->feegate_url_initial))
 			sim_log("error", "reset", "out of memory");
 	}

@@ -189,6 +189,7 @@ typedef struct sim {
 	json_t *webhooks;       /* portal sink: received webhooks */
 	int64_t next_webhook_id;
 	json_t *notifications;  /* log of notification attempts */
+	json_t *payouts;        /* the banks' payouts to agency accounts (POST /admin/payouts) */
 	int64_t next_notification_id;
 	struct sim_job *jobs;   /* notifications not finished */
 	struct sim_job *held[SIM_SERVICE_COUNT];
@@ -273,6 +274,8 @@ void portal_sink_receive(sim *s, struct evhttp_request *req);
 void portal_sink_list(sim *s, struct evhttp_request *req);
 void portal_sink_clear(sim *s, struct evhttp_request *req);
 void settlement_file(sim *s, struct evhttp_request *req, const char *bank, const char *day);
+void treasury_statement(sim *s, struct evhttp_request *req, const char *account, const char *day);
+void admin_payouts(sim *s, struct evhttp_request *req);
 void admin_faults(sim *s, struct evhttp_request *req);
 void admin_reset(sim *s, struct evhttp_request *req);
 void admin_notifications(sim *s, struct evhttp_request *req);
