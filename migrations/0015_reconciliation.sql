@@ -131,3 +131,9 @@ CREATE TABLE bank_payout_terms (
     due_days        int NOT NULL CHECK (due_days BETWEEN 0 AND 30)
 );
 INSERT INTO bank_payout_terms (bank, due_days) VALUES ('vnpay', 1), ('momo', 1);
+
+-- Matching looks attempts up by the bank's transaction id and refunds by the bank's refund id;
+-- opening a case looks up the last case of its kind and object (resolved ones too).
+CREATE INDEX attempts_bank_txn ON attempts (bank, bank_txn_id) WHERE bank_txn_id IS NOT NULL;
+CREATE INDEX refunds_bank_refund_id ON refunds (bank_refund_id) WHERE bank_refund_id IS NOT NULL;
+CREATE INDEX payment_exceptions_object ON payment_exceptions (kind, object, created_at) WHERE object IS NOT NULL;

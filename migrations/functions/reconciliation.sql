@@ -30,6 +30,14 @@ LANGUAGE sql IMMUTABLE AS $$
            generate_series(1, greatest(length(n) - 11, 0)) AS i
 $$;
 
+-- What a settlement line's case is about ("one open case per kind and object").
+CREATE OR REPLACE FUNCTION feegate_line_object(l statement_lines) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE l.outcome WHEN 'amount_mismatch' THEN 'attempt:' || l.attempt_id
+                          WHEN 'refund_mismatch' THEN 'refund:' || l.bank || ':' || coalesce(nullif(l.refund_txn_id, ''), l.refund_ref)
+                          ELSE 'line:' || l.bank || ':' || coalesce(nullif(l.bank_txn_id, ''), l.bank_order_ref) END
+$$;
+
 -- Opens a case unless one is open for the same kind and object; a case for an object whose last
 -- case was resolved is a new one linked to it. Returns 1 when a case was opened.
 CREATE OR REPLACE FUNCTION feegate_case_open(p_kind text, p_object text, p_bank text, p_txn text, p_attempt uuid,
@@ -105,16 +113,23 @@ BEGIN
     v_clearing := feegate_account_id('bank:' || st.source || ':clearing');
     r_cases := 0;
 
-    -- Payments and credits: which attempt is each line about?
-    UPDATE statement_lines l SET attempt_id = coalesce(
-        (SELECT t.id FROM attempts t WHERE t.bank = l.bank AND l.bank_txn_id <> '' AND t.bank_txn_id = l.bank_txn_id
-          ORDER BY (t.status = 'succeeded') DESC LIMIT 1),
-        (SELECT t.id FROM attempts t WHERE t.bank = l.bank AND l.bank_order_ref <> '' AND t.bank_order_ref = l.bank_order_ref),
+    -- Payments and credits: which attempt is each line about? By the bank's transaction id,
+    -- else by bank_order_ref, else (VietQR credits) by content, amount and account. Set-based
+    -- joins: a file can hold a million lines.
+    UPDATE statement_lines l SET attempt_id = t.id
+      FROM attempts t
+     WHERE l.statement_id = p_statement AND l.kind IN ('payment', 'credit') AND l.bank_txn_id <> ''
+       AND t.bank = l.bank AND t.bank_txn_id = l.bank_txn_id;
+    UPDATE statement_lines l SET attempt_id = t.id
+      FROM attempts t
+     WHERE l.statement_id = p_statement AND l.kind IN ('payment', 'credit') AND l.attempt_id IS NULL
+       AND l.bank_order_ref <> '' AND t.bank_order_ref = l.bank_order_ref AND t.bank = l.bank;
+    UPDATE statement_lines l SET attempt_id =
         (SELECT t.id FROM attempts t JOIN orders o ON o.id = t.order_id JOIN agencies a ON a.id = o.agency_id
-          WHERE l.kind = 'credit' AND t.bank = l.bank AND t.bank_order_ref IN (SELECT feegate_content_refs(l.content))
+          WHERE t.bank = l.bank AND t.bank_order_ref IN (SELECT feegate_content_refs(l.content))
             AND t.amount = l.amount AND a.account_number = l.account_no
-          ORDER BY (t.status = 'succeeded') DESC LIMIT 1))
-     WHERE l.statement_id = p_statement AND l.kind IN ('payment', 'credit');
+          ORDER BY (t.status = 'succeeded') DESC LIMIT 1)
+     WHERE l.statement_id = p_statement AND l.kind = 'credit' AND l.attempt_id IS NULL;
     UPDATE statement_lines l SET refund_id = (SELECT r.id FROM refunds r
                                                 WHERE (l.refund_txn_id <> '' AND r.bank_refund_id = l.refund_txn_id)
                                                    OR (l.refund_ref <> '' AND r.refund_ref = l.refund_ref)
@@ -122,26 +137,32 @@ BEGIN
      WHERE l.statement_id = p_statement AND l.kind = 'refund';
     UPDATE statement_lines l SET agency_id = o.agency_id
       FROM attempts t JOIN orders o ON o.id = t.order_id
-     WHERE l.statement_id = p_statement AND t.id = coalesce(l.attempt_id, (SELECT r.attempt_id FROM refunds r WHERE r.id = l.refund_id));
+     WHERE l.statement_id = p_statement AND t.id = l.attempt_id;
+    UPDATE statement_lines l SET agency_id = o.agency_id
+      FROM refunds r JOIN orders o ON o.id = r.order_id
+     WHERE l.statement_id = p_statement AND r.id = l.refund_id;
 
     -- Outcomes. A payment listed again (in this file or in another current file of the bank) is a
     -- duplicate; the first listing is the one matched.
-    UPDATE statement_lines l SET outcome = CASE
-            WHEN l.kind = 'refund' THEN
-                CASE WHEN r.id IS NOT NULL AND r.status = 'succeeded' AND r.amount = l.amount THEN 'matched'
-                     ELSE 'refund_mismatch' END
-            WHEN EXISTS (SELECT 1 FROM statement_lines p JOIN statements ps ON ps.id = p.statement_id
-                          WHERE ps.status = 'imported' AND ps.source = st.source AND p.kind = l.kind
-                            AND p.bank = l.bank AND p.bank_txn_id = l.bank_txn_id AND l.bank_txn_id <> ''
-                            AND (ps.imported_at, p.line) < (st.imported_at, l.line)
-                            AND (ps.id <> p_statement OR p.line < l.line)) THEN 'duplicate'
-            WHEN t.id IS NULL OR t.status <> 'succeeded' THEN 'missing_in_ledger'
-            WHEN t.amount <> l.amount THEN 'amount_mismatch'
-            ELSE 'matched' END
-      FROM statement_lines x
-      LEFT JOIN attempts t ON t.id = x.attempt_id
-      LEFT JOIN refunds r ON r.id = x.refund_id
-     WHERE l.statement_id = p_statement AND x.statement_id = l.statement_id AND x.line = l.line;
+    UPDATE statement_lines l SET outcome = 'duplicate'
+      FROM (SELECT p.statement_id, p.line,
+                   row_number() OVER (PARTITION BY p.bank, p.bank_txn_id ORDER BY ps.imported_at, p.line) AS rn
+              FROM statement_lines p JOIN statements ps ON ps.id = p.statement_id
+             WHERE ps.status = 'imported' AND ps.source = st.source AND p.kind IN ('payment', 'credit')
+               AND p.bank_txn_id <> ''
+               AND p.bank_txn_id IN (SELECT y.bank_txn_id FROM statement_lines y WHERE y.statement_id = p_statement)) d
+     WHERE d.rn > 1 AND d.statement_id = p_statement AND l.statement_id = p_statement AND l.line = d.line;
+    UPDATE statement_lines l SET outcome = CASE WHEN t.status <> 'succeeded' THEN 'missing_in_ledger'
+                                                WHEN t.amount <> l.amount THEN 'amount_mismatch'
+                                                ELSE 'matched' END
+      FROM attempts t
+     WHERE l.statement_id = p_statement AND l.outcome IS NULL AND l.kind IN ('payment', 'credit') AND t.id = l.attempt_id;
+    UPDATE statement_lines l SET outcome = CASE WHEN r.status = 'succeeded' AND r.amount = l.amount THEN 'matched'
+                                                ELSE 'refund_mismatch' END
+      FROM refunds r
+     WHERE l.statement_id = p_statement AND l.outcome IS NULL AND l.kind = 'refund' AND r.id = l.refund_id;
+    UPDATE statement_lines l SET outcome = CASE WHEN l.kind = 'refund' THEN 'refund_mismatch' ELSE 'missing_in_ledger' END
+     WHERE l.statement_id = p_statement AND l.outcome IS NULL;
 
     -- The bank's fee on each newly matched payment: borne by the agency (from its payable) unless
     -- the agency's setting makes the platform bear it. One fee transfer per attempt.
@@ -169,27 +190,38 @@ BEGIN
               WHERE e.resolved_at IS NULL AND s.status = 'superseded' AND s.source = st.source
                 AND s.business_date = st.business_date
                 AND NOT EXISTS (SELECT 1 FROM statement_lines l WHERE l.statement_id = p_statement
-                                   AND l.outcome = e.kind AND e.object = CASE l.outcome
-                                       WHEN 'amount_mismatch' THEN 'attempt:' || l.attempt_id
-                                       WHEN 'refund_mismatch' THEN 'refund:' || l.bank || ':' || l.refund_txn_id
-                                       ELSE 'line:' || l.bank || ':' || coalesce(nullif(l.bank_txn_id, ''), l.bank_order_ref) END)
+                                   AND l.outcome = e.kind AND e.object = feegate_line_object(l))
     LOOP
         PERFORM feegate_case_auto(c.id, p_statement);
     END LOOP;
 
-    -- A case for each line that does not match.
-    SELECT coalesce(sum(feegate_case_open(l.outcome,
-               CASE l.outcome WHEN 'amount_mismatch' THEN 'attempt:' || l.attempt_id
-                              WHEN 'refund_mismatch' THEN 'refund:' || l.bank || ':' || l.refund_txn_id
-                              ELSE 'line:' || l.bank || ':' || coalesce(nullif(l.bank_txn_id, ''), l.bank_order_ref) END,
-               l.bank, l.bank_txn_id, l.attempt_id, l.agency_id, l.amount,
-               json_build_object('line', l.line, 'bank_order_ref', l.bank_order_ref, 'bank_txn_id', l.bank_txn_id,
-                                 'refund_ref', nullif(l.refund_ref, ''), 'amount', l.amount, 'fee', l.fee,
-                                 'at', l.at, 'expected', (SELECT t.amount FROM attempts t WHERE t.id = l.attempt_id)),
-               p_statement, l.line)), 0)
-      INTO r_cases
+    -- A case for each line that does not match (one per kind and object), set-based: a case
+    -- still open for the same object now points at this file's line instead.
+    UPDATE payment_exceptions e SET statement_id = p_statement, line = l.line
       FROM statement_lines l
-     WHERE l.statement_id = p_statement AND l.outcome IN ('missing_in_ledger', 'amount_mismatch', 'duplicate', 'refund_mismatch');
+     WHERE l.statement_id = p_statement
+       AND l.outcome IN ('missing_in_ledger', 'amount_mismatch', 'duplicate', 'refund_mismatch')
+       AND e.resolved_at IS NULL AND e.kind = l.outcome AND e.object = feegate_line_object(l);
+    WITH want AS (
+        SELECT DISTINCT ON (l.outcome, feegate_line_object(l)) l.*, feegate_line_object(l) AS object
+          FROM statement_lines l
+         WHERE l.statement_id = p_statement
+           AND l.outcome IN ('missing_in_ledger', 'amount_mismatch', 'duplicate', 'refund_mismatch')
+         ORDER BY l.outcome, feegate_line_object(l), l.line),
+    ins AS (
+        INSERT INTO payment_exceptions (kind, bank, bank_txn_id, order_id, attempt_id, agency_id, amount, details,
+                                        statement_id, line, object, reopens)
+        SELECT w.outcome, w.bank, nullif(w.bank_txn_id, ''), t.order_id, w.attempt_id, w.agency_id, w.amount,
+               json_build_object('line', w.line, 'bank_order_ref', w.bank_order_ref, 'bank_txn_id', w.bank_txn_id,
+                                 'refund_ref', nullif(w.refund_ref, ''), 'amount', w.amount, 'fee', w.fee,
+                                 'at', w.at, 'expected', t.amount),
+               p_statement, w.line, w.object,
+               (SELECT e.id FROM payment_exceptions e WHERE e.kind = w.outcome AND e.object = w.object
+                 ORDER BY e.created_at DESC LIMIT 1)
+          FROM want w LEFT JOIN attempts t ON t.id = w.attempt_id
+        ON CONFLICT DO NOTHING RETURNING id),
+    acts AS (INSERT INTO case_actions (case_id, actor, action) SELECT id, 'system', 'open' FROM ins RETURNING 1)
+    SELECT count(*) INTO r_cases FROM acts;
 
     -- A payment the bank has not listed is missing at the bank only once the files for its
     -- business day and the next are both in (cut-off skew is normal); one listed since is settled.
@@ -379,6 +411,10 @@ BEGIN
     SELECT v_id, s.line, s.kind, s.bank, s.bank_order_ref, s.bank_txn_id, s.refund_ref, s.refund_txn_id, s.amount,
            s.fee, s.at, s.account_no, s.content
       FROM statement_staging s;
+    -- the planner must know how many lines arrived to join them set-based
+    IF p_lines > 1000 THEN
+        ANALYZE statement_lines;
+    END IF;
     RETURN QUERY SELECT true, feegate_statement_finish(v_id);
 END
 $$;
