@@ -8,6 +8,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshado
 LDLIBS  += -levent -levent_openssl -lpq -lssl -lcrypto -ljansson -lhiredis \
            -lqrencode -lm
 LDLIBS  += -lhttp_parser
+LDLIBS  += -lxml2
+CFLAGS  += -I/usr/include/libxml2
 LDFLAGS += $(SAN)
 
 CORE_SRC    := $(wildcard lib/*.c adapters/*.c ledger/*.c) \

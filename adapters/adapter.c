@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -197,14 +198,84 @@ adapter_rc adapter_parse_refund_response(const adapter *a, const adapter_config 
 	return a->parse_refund_response(cfg, r, resp, out);
 }
 
+static bool settle_count(void *ctx, const adapter_settlement_line *line)
+{
+	adapter_settlement_summary *seen = ctx;
+	seen->lines++;
+	seen->total += line->amount;
+	return true;
+}
+
+/* Finds the file's last record and reads it as the trailer; *body_len is where it begins. */
+static bool settlement_trailer(const char *data, size_t len, size_t *body_len, size_t *line_no,
+			       adapter_settlement_summary *out, adapter_error *err)
+{
+	size_t end = len;
+	while (end > 0 && (data[end - 1] == '\n' || data[end - 1] == '\r'))
+		end--;
+	size_t start = end;
+	while (start > 0 && data[start - 1] != '\n')
+		start--;
+	size_t line = 1;
+	for (size_t i = 0; i < start; i++)
+		line += data[i] == '\n';
+	*body_len = start;
+	*line_no = line;
+	err->line = line;
+	char rec[96];
+	size_t n = end - start;
+	if (n == 0 || n >= sizeof(rec)) {
+		snprintf(err->message, sizeof(err->message), "the last record must be the trailer "
+			 ADAPTER_SETTLEMENT_TRAILER ",yyyymmdd,line count,amount total");
+		return false;
+	}
+	memcpy(rec, data + start, n);
+	rec[n] = '\0';
+	char day[16], count[24], total[24];
+	time_t t;
+	if (sscanf(rec, ADAPTER_SETTLEMENT_TRAILER ",%15[0-9],%23[0-9],%23[0-9]", day, count, total) != 3 ||
+	    strlen(day) != 8 || !adapter_parse_int64(count, &out->lines) || !adapter_parse_int64(total, &out->total)) {
+		snprintf(err->message, sizeof(err->message), "the last record must be the trailer "
+			 ADAPTER_SETTLEMENT_TRAILER ",yyyymmdd,line count,amount total");
+		return false;
+	}
+	char compact[15];
+	snprintf(compact, sizeof(compact), "%s000000", day);
+	if (!adapter_parse_vn_compact(compact, &t)) {
+		snprintf(err->message, sizeof(err->message), "the trailer's business day is not a date");
+		return false;
+	}
+	memcpy(out->business_day, day, 9);
+	return true;
+}
+
 adapter_rc adapter_parse_settlement(const adapter *a, const adapter_config *cfg,
 				    const char *data, size_t len, adapter_settlement_cb cb,
-				    void *ctx, adapter_error *err)
+				    void *ctx, adapter_settlement_summary *summary, adapter_error *err)
 {
 	memset(err, 0, sizeof(*err));
+	memset(summary, 0, sizeof(*summary));
 	if (!a->parse_settlement)
 		return ADAPTER_UNSUPPORTED;
-	return a->parse_settlement(cfg, data, len, cb, ctx, err);
+	size_t body_len, trailer_line;
+	if (!settlement_trailer(data, len, &body_len, &trailer_line, summary, err))
+		return ADAPTER_MALFORMED;
+	/* Two passes: the whole file is checked before any line is handed on, so a caller
+	 * never has to undo what it did with the lines of a file refused at its end. */
+	adapter_settlement_summary seen;
+	memset(&seen, 0, sizeof(seen));
+	adapter_rc rc = a->parse_settlement(cfg, data, body_len, settle_count, &seen, err);
+	if (rc != ADAPTER_OK)
+		return rc;
+	if (seen.lines != summary->lines || seen.total != summary->total) {
+		err->line = trailer_line;
+		snprintf(err->message, sizeof(err->message),
+			 "the trailer states %lld lines totalling %lld VND, the file has %lld totalling %lld",
+			 (long long)summary->lines, (long long)summary->total, (long long)seen.lines,
+			 (long long)seen.total);
+		return ADAPTER_MALFORMED;
+	}
+	return a->parse_settlement(cfg, data, body_len, cb, ctx, err);
 }
 
 bool adapter_hmac_hex(const char *md_name, const char *key, const void *data, size_t len,

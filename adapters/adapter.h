@@ -290,9 +290,22 @@ adapter_rc adapter_build_refund(const adapter *a, const adapter_config *cfg,
 adapter_rc adapter_parse_refund_response(const adapter *a, const adapter_config *cfg,
 					 const adapter_refund *r, const adapter_response *resp,
 					 adapter_txn *out) ADAPTER_WUR;
+/* What a settlement file states about itself in its last record,
+ * "TOTAL,<yyyymmdd business day>,<line count>,<sum of the lines' amounts in VND>"
+ * (every bank's file, whatever its columns): the lines before it must agree
+ * with it, else the file is refused whole (ADAPTER_MALFORMED naming the trailer's
+ * line). Nothing reaches cb before the file has been checked as a whole. */
+typedef struct adapter_settlement_summary {
+	char business_day[9]; /* yyyymmdd */
+	int64_t lines;
+	int64_t total;        /* VND, payments and refunds alike counted positive */
+} adapter_settlement_summary;
+#define ADAPTER_SETTLEMENT_TRAILER "TOTAL"
+
 adapter_rc adapter_parse_settlement(const adapter *a, const adapter_config *cfg,
 				    const char *data, size_t len, adapter_settlement_cb cb,
-				    void *ctx, adapter_error *err) ADAPTER_WUR;
+				    void *ctx, adapter_settlement_summary *summary,
+				    adapter_error *err) ADAPTER_WUR;
 /* An SVG image (malloc'ed text) of a QR code holding payload. */
 adapter_rc adapter_qr_svg(const char *payload, char **svg) ADAPTER_WUR;
 

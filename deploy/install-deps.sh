@@ -11,6 +11,8 @@ PKGS=(
   libcmocka-dev
   # the HTTP/1.1 request parser of the server side (strict framing)
   libhttp-parser-dev
+  # camt.053 treasury statements (streaming XML reader)
+  libxml2-dev
   # local stack (make run, system tests)
   postgresql postgresql-contrib redis-server
   # tests, benchmarks

@@ -505,6 +505,14 @@ seed_demo() {
     v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
     seed_set FEEGATE_FINANCE_TOKEN "$v"
   fi
+  # reconciliation: a second finance member approves what the first proposes (maker-checker)
+  if [[ -z $(seed_get FEEGATE_FINANCE2_TOKEN) ]]; then
+    log "seeding a second finance staff member"
+    run_cli out staff create --name "Finance 2" --role finance
+    v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
+    seed_set FEEGATE_FINANCE2_TOKEN "$v"
+  fi
+  seed_set FEEGATE_AGENCY_ACCOUNT 0011001234567
   seed_set SEED_DONE 1
 }
 
@@ -661,6 +669,8 @@ cmd_start() {
       FEEGATE_AGENCY_2 DKKD \
       FEEGATE_AGENCY_TOKEN "$(seed_get FEEGATE_AGENCY_TOKEN)" \
       FEEGATE_FINANCE_TOKEN "$(seed_get FEEGATE_FINANCE_TOKEN)" \
+      FEEGATE_FINANCE2_TOKEN "$(seed_get FEEGATE_FINANCE2_TOKEN)" \
+      FEEGATE_AGENCY_ACCOUNT "$(seed_get FEEGATE_AGENCY_ACCOUNT)" \
       DATABASE_URL "$DATABASE_URL" \
       REDIS_URL "$REDIS_URL" \
       BANKSIM_URL "$BANKSIM_URL" \

@@ -1,6 +1,7 @@
 #include "gateway/cli.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <libpq-fe.h>
 #include <regex.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "ledger/check.h"
+#include "ledger/statement.h"
 #include "lib/config.h"
 #include "lib/mem.h"
 #include "lib/util.h"
@@ -556,4 +558,62 @@ int cli_ledger(int argc, char **argv)
 	else
 		printf("ledger check: ok, %ld transfers\n", transfers);
 	return failed ? 1 : 0;
+}
+
+/* feegate statement import --source S FILE: all or nothing; prints the record, its id last. */
+int cli_statement(int argc, char **argv)
+{
+	const char *usage = "usage: feegate statement import --source vnpay|momo|vietqr|camt053 FILE\n";
+	enum stmt_source source;
+	if (argc != 4 || strcmp(argv[0], "import") != 0 || strcmp(argv[1], "--source") != 0 ||
+	    !stmt_source_parse(argv[2], &source)) {
+		fputs(usage, stderr);
+		return 2;
+	}
+	FILE *f = fopen(argv[3], "rb");
+	if (!f) {
+		fprintf(stderr, "%s: %s\n", argv[3], strerror(errno));
+		return 1;
+	}
+	const char *cap_env = getenv("FEEGATE_MAX_STATEMENT_BYTES");
+	long long cap = cap_env && *cap_env ? atoll(cap_env) : 268435456LL;
+	struct stmt_import *im = stmt_import_new(source, NULL, cap > 0 ? (size_t)cap : 268435456u);
+	char buf[65536];
+	size_t n;
+	bool fed = true;
+	while (fed && (n = fread(buf, 1, sizeof buf, f)) > 0)
+		fed = stmt_import_feed(im, buf, n);
+	bool read_failed = ferror(f);
+	fclose(f);
+	if (read_failed) {
+		stmt_import_free(im);
+		fprintf(stderr, "%s: read error\n", argv[3]);
+		return 1;
+	}
+	PGconn *c = connect_db();
+	if (!c) {
+		stmt_import_free(im);
+		return 1;
+	}
+	struct stmt_result res;
+	stmt_import_finish(im, c, &res);
+	stmt_import_free(im);
+	PQfinish(c);
+	int rc = 1;
+	switch (res.outcome) {
+	case STMT_CREATED:
+	case STMT_EXISTING:
+		printf("%s%s\n%s\n", res.outcome == STMT_EXISTING ? "already imported: " : "", res.record, res.id);
+		rc = 0;
+		break;
+	case STMT_MALFORMED:
+		fprintf(stderr, "refused, nothing stored: %s: %s\n", res.field, res.message);
+		break;
+	case STMT_TOO_LARGE:
+	case STMT_FAILED:
+		fprintf(stderr, "import failed, nothing stored: %s\n", res.message);
+		break;
+	}
+	free(res.record);
+	return rc;
 }

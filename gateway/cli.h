@@ -6,4 +6,5 @@ int cli_agency(int argc, char **argv);
 int cli_client(int argc, char **argv);
 int cli_staff(int argc, char **argv);
 int cli_ledger(int argc, char **argv);
+int cli_statement(int argc, char **argv);
 #endif

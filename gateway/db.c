@@ -66,10 +66,6 @@ const struct pg_statement db_statements[] = {
 	{"delivery_redeliver",
 	 "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(), retry_from = now(), last_error = NULL "
 	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d)"},
-	{"exceptions_list",
-	 "SELECT coalesce(json_agg(feegate_exception_json(e) ORDER BY e.created_at DESC), '[]') FROM "
-	 "(SELECT * FROM payment_exceptions WHERE ($1::bigint IS NULL OR agency_id = $1::bigint) "
-	 "ORDER BY created_at DESC LIMIT 500) e"},
 	{"refund_create",
 	 "SELECT * FROM feegate_refund_create($1::uuid, $2::bigint, $3::bigint, $4::text, $5::uuid, $6::uuid, "
 	 "$7::text, $8::text, $9::text)"},
@@ -83,13 +79,49 @@ const struct pg_statement db_statements[] = {
 	{"accounts_list",
 	 "SELECT coalesce(json_agg(feegate_account_json(a) ORDER BY a.id), '[]') FROM ledger_accounts a "
 	 "WHERE $1::bigint IS NULL OR a.agency_id = $1::bigint"},
+	/* entries with their order reference, bank transaction id and the running balance after
+	 * each (in the account's own sign, as feegate_account_json shows it); from/to are business
+	 * days (Asia/Ho_Chi_Minh) */
 	{"account_get",
 	 "SELECT feegate_account_json(a), coalesce((SELECT json_agg(json_build_object('id', e.id, "
 	 "'transfer_id', e.transfer_id, 'amount', e.amount, 'code', e.code, 'order_id', e.order_id, "
+	 "'reference', e.reference, 'bank_txn_id', e.bank_txn_id, 'balance', e.balance, "
 	 "'created_at', to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) ORDER BY e.id DESC) "
-	 "FROM (SELECT le.id, le.transfer_id, le.amount, le.created_at, lt.code, lt.order_id FROM ledger_entries le "
-	 "JOIN ledger_transfers lt ON lt.id = le.transfer_id WHERE le.account_id = a.id "
-	 "AND ($3::bigint IS NULL OR le.id < $3::bigint) ORDER BY le.id DESC LIMIT $4::int) e), '[]') "
+	 "FROM (SELECT r.*, o.reference, t.bank_txn_id FROM (SELECT le.id, le.transfer_id, le.amount, le.created_at, "
+	 "lt.code, lt.order_id, lt.attempt_id, sum(le.amount) OVER (ORDER BY le.id) "
+	 "* CASE WHEN a.type = 'bank_clearing' THEN 1 ELSE -1 END AS balance FROM ledger_entries le "
+	 "JOIN ledger_transfers lt ON lt.id = le.transfer_id WHERE le.account_id = a.id) r "
+	 "LEFT JOIN orders o ON o.id = r.order_id LEFT JOIN attempts t ON t.id = r.attempt_id "
+	 "WHERE ($3::bigint IS NULL OR r.id < $3::bigint) "
+	 "AND ($5::date IS NULL OR feegate_business_date(r.created_at) >= $5::date) "
+	 "AND ($6::date IS NULL OR feegate_business_date(r.created_at) <= $6::date) "
+	 "ORDER BY r.id DESC LIMIT $4::int) e), '[]') "
 	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint IS NULL OR a.agency_id = $2::bigint)"},
+	/* reconciliation: statements and cases (gateway/reconcile.c) */
+	{"cases_list",
+	 "SELECT coalesce(json_agg(feegate_case_json(e) ORDER BY e.created_at DESC, e.id DESC), '[]') FROM "
+	 "(SELECT * FROM payment_exceptions e WHERE ($1::bigint[] IS NULL OR e.agency_id = ANY ($1::bigint[])) "
+	 "AND ($2::text IS NULL OR e.state = $2::text) AND ($3::text IS NULL OR e.kind = $3::text) "
+	 "AND ($4::uuid IS NULL OR e.order_id = $4::uuid) "
+	 "AND ($5::uuid IS NULL OR (e.created_at, e.id) < (SELECT c.created_at, c.id FROM payment_exceptions c "
+	 "WHERE c.id = $5::uuid)) ORDER BY e.created_at DESC, e.id DESC LIMIT $6::int) e"},
+	{"case_act",
+	 "SELECT r_outcome, coalesce(r_message, ''), r_case FROM feegate_case_act($1::uuid, $2::uuid, $3::bigint[], "
+	 "$4::text, $5::text, $6::text)"},
+	{"statements_list",
+	 "SELECT coalesce(json_agg(feegate_statement_json(s) ORDER BY s.imported_at DESC, s.id DESC), '[]') FROM "
+	 "(SELECT * FROM statements s WHERE ($1::bigint[] IS NULL OR s.account IN "
+	 "(SELECT a.account_number FROM agencies a WHERE a.id = ANY ($1::bigint[]))) "
+	 "AND ($2::uuid IS NULL OR (s.imported_at, s.id) < (SELECT c.imported_at, c.id FROM statements c "
+	 "WHERE c.id = $2::uuid)) ORDER BY s.imported_at DESC, s.id DESC LIMIT $3::int) s"},
+	{"statement_get",
+	 "SELECT feegate_statement_json(s), coalesce((SELECT json_agg(json_build_object('line', l.line, 'kind', l.kind, "
+	 "'bank', l.bank, 'bank_order_ref', nullif(l.bank_order_ref, ''), 'bank_txn_id', nullif(l.bank_txn_id, ''), "
+	 "'amount', l.amount, 'fee', l.fee, 'at', l.at, 'content', nullif(l.content, ''), 'outcome', l.outcome, "
+	 "'attempt_id', l.attempt_id, 'order_id', (SELECT t.order_id FROM attempts t WHERE t.id = l.attempt_id), "
+	 "'refund_id', l.refund_id) ORDER BY l.line) FROM (SELECT * FROM statement_lines x WHERE x.statement_id = s.id "
+	 "AND x.line > $3::int ORDER BY x.line LIMIT $4::int) l), '[]') "
+	 "FROM statements s WHERE s.id = $1::uuid AND ($2::bigint[] IS NULL OR s.account IN "
+	 "(SELECT a.account_number FROM agencies a WHERE a.id = ANY ($2::bigint[])))"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

@@ -79,7 +79,6 @@ void bank_return(struct http_req *req);
 void bank_notification(struct http_req *req);
 void webhooks_list(struct http_req *req);
 void webhooks_redeliver(struct http_req *req);
-void exceptions_list(struct http_req *req);
 void refunds_create(struct http_req *req);
 void refunds_list(struct http_req *req);
 void refunds_confirm(struct http_req *req);

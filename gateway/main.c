@@ -32,6 +32,8 @@ int main(int argc, char **argv)
 		return cli_staff(argc - 2, argv + 2);
 	if (strcmp(cmd, "ledger") == 0)
 		return cli_ledger(argc - 2, argv + 2);
+	if (strcmp(cmd, "statement") == 0)
+		return cli_statement(argc - 2, argv + 2);
 	if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "config") == 0) {
 		if (!config_load(err, sizeof err)) {
 			fprintf(stderr, "configuration error: %s\n", err);

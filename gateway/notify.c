@@ -55,6 +55,9 @@ json_t *notify_item(const char *bank, const adapter_txn *txn, const char *raw, s
 	json_object_set_new(it, "txn_id", json_string(txn->bank_txn_id));
 	json_object_set_new(it, "failure_code", json_string(txn->failure_code));
 	json_object_set_new(it, "source", json_string(source));
+	/* the bank's own payment time: the payment's business day is this instant's */
+	if (txn->bank_time > 0)
+		json_object_set_new(it, "paid_at", json_integer((json_int_t)txn->bank_time));
 	if (credit) {
 		/* Every run of REF_LEN letters and digits in the normalized content may be a reference. */
 		json_t *cands = json_array();

@@ -465,7 +465,7 @@ static void account_got(void *arg, PGresult *res, enum pg_status st)
 	http_reply_json(req, 200, acct);
 }
 
-static const struct query_field account_query[] = {QUERY_LIST};
+static const struct query_field account_query[] = {{"from", Q_DATE, NULL, 0, 0}, {"to", Q_DATE, NULL, 0, 0}, QUERY_LIST};
 
 void ledger_account(struct http_req *req)
 {
@@ -478,6 +478,11 @@ void ledger_account(struct http_req *req)
 	long long c = 0;
 	long limit = (long)query_num(&q, "limit");
 	const char *cursor = query_get(&q, "cursor");
+	char from[11] = "", to[11] = "";
+	if (query_get(&q, "from"))
+		snprintf(from, sizeof from, "%s", query_get(&q, "from"));
+	if (query_get(&q, "to"))
+		snprintf(to, sizeof to, "%s", query_get(&q, "to"));
 	if (cursor) {
 		c = strtoll(cursor, &end, 10);
 		if (*end || c <= 0) {
@@ -499,6 +504,7 @@ void ledger_account(struct http_req *req)
 	snprintf(id_s, sizeof id_s, "%lld", id);
 	snprintf(c_s, sizeof c_s, "%lld", c);
 	snprintf(l_s, sizeof l_s, "%ld", limit);
-	const char *params[4] = {id_s, agency_filter(req_principal(req), buf), c ? c_s : NULL, l_s};
-	pg_query(gw.db, "account_get", 4, params, cfg.db_timeout_ms, account_got, req);
+	const char *params[6] = {id_s, agency_filter(req_principal(req), buf), c ? c_s : NULL, l_s,
+				 from[0] ? from : NULL, to[0] ? to : NULL};
+	pg_query(gw.db, "account_get", 6, params, cfg.db_timeout_ms, account_got, req);
 }

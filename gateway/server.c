@@ -25,6 +25,7 @@
 #include "gateway/edge.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
+#include "gateway/reconcile.h"
 #include "gateway/server.h"
 #include "gateway/sweeper.h"
 #include "lib/breaker.h"
@@ -47,7 +48,6 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_GET | EVHTTP_REQ_POST, "/ipn/{}", bank_notification, "bank_notification", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/v1/webhook-deliveries", webhooks_list, "webhooks_list", AUTH_CLIENT},
 	{EVHTTP_REQ_POST, "/v1/webhook-deliveries/{}/redeliver", webhooks_redeliver, "webhooks_redeliver", AUTH_CLIENT},
-	{EVHTTP_REQ_GET, "/v1/exceptions", exceptions_list, "exceptions_list", AUTH_STAFF},
 	{EVHTTP_REQ_POST, "/v1/orders/{}/refunds", refunds_create, "refunds_create", AUTH_STAFF},
 	{EVHTTP_REQ_GET, "/v1/orders/{}/refunds", refunds_list, "refunds_list", AUTH_STAFF},
 	{EVHTTP_REQ_POST, "/v1/refunds/{}/confirm", refunds_confirm, "refunds_confirm", AUTH_STAFF},
@@ -58,6 +58,14 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_GET, "/metrics", ops_metrics, "metrics", AUTH_NONE},
 	/* HTTP edge: the streamed-body sink that proves the statement path (FEEGATE_TEST_SINK) */
 	{EVHTTP_REQ_POST, "/v1/_test/sink", edge_test_sink, "test_sink", AUTH_NONE | HTTP_ROUTE_STREAM_BODY},
+	/* reconciliation: statements and cases */
+	{EVHTTP_REQ_POST, "/v1/statements", statements_import, "statements_import", AUTH_STAFF | HTTP_ROUTE_STREAM_BODY},
+	{EVHTTP_REQ_GET, "/v1/statements", statements_list, "statements_list", AUTH_STAFF},
+	{EVHTTP_REQ_GET, "/v1/statements/{}", statements_get, "statements_get", AUTH_STAFF},
+	{EVHTTP_REQ_GET, "/v1/exceptions", exceptions_list, "exceptions_list", AUTH_STAFF},
+	{EVHTTP_REQ_POST, "/v1/exceptions/{}/acknowledge", cases_acknowledge, "cases_acknowledge", AUTH_STAFF},
+	{EVHTTP_REQ_POST, "/v1/exceptions/{}/resolve", cases_resolve, "cases_resolve", AUTH_STAFF},
+	{EVHTTP_REQ_POST, "/v1/exceptions/{}/approve", cases_approve, "cases_approve", AUTH_STAFF},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))
 static const char *route_names[NROUTES + 1];

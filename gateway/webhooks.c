@@ -453,12 +453,3 @@ void webhooks_redeliver(struct http_req *req)
 	const char *params[2] = {req->params[0], req_principal(req)->id};
 	pg_query(gw.db, "delivery_redeliver", 2, params, cfg.db_timeout_ms, json_text_reply, req);
 }
-
-void exceptions_list(struct http_req *req)
-{
-	const struct principal *p = req_principal(req);
-	char agency[24];
-	snprintf(agency, sizeof agency, "%lld", (long long)p->agency_id);
-	const char *params[1] = {strcmp(p->role, "agency") == 0 ? agency : NULL};
-	pg_query(gw.db, "exceptions_list", 1, params, cfg.db_timeout_ms, json_text_reply, req);
-}

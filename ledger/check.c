@@ -55,6 +55,26 @@ const struct ledger_invariant ledger_invariants[] = {
 	 "ledger_transfers l WHERE l.refund_id = r.id AND l.code = 'refund' AND l.amount = r.amount) "
 	 "UNION ALL SELECT 'transfer ' || l.id FROM ledger_transfers l WHERE l.code = 'refund' AND NOT EXISTS "
 	 "(SELECT 1 FROM refunds r WHERE r.id = l.refund_id AND r.status = 'succeeded') ORDER BY 1"},
+	{"every fee transfer is the fee of a settlement line that matched its attempt",
+	 "SELECT t.id FROM ledger_transfers t WHERE t.code = 'fee' AND NOT EXISTS (SELECT 1 FROM statement_lines l "
+	 "WHERE l.attempt_id = t.attempt_id AND l.outcome = 'matched' AND l.kind = 'payment' AND l.fee = t.amount) "
+	 "ORDER BY t.seq"},
+	{"every payout transfer is a payout credit seen on a treasury statement, of its amount",
+	 "SELECT t.id FROM ledger_transfers t WHERE t.code = 'payout' AND NOT EXISTS (SELECT 1 FROM statement_lines l "
+	 "JOIN agencies a ON a.id = l.agency_id WHERE l.outcome = 'payout' AND l.amount = t.amount "
+	 "AND t.id = 'payout:' || a.code || ':' || l.bank || ':' || to_char(l.payout_date, 'YYYYMMDD')) ORDER BY t.seq"},
+	{"every matched settlement line is of its attempt's amount, and its attempt succeeded",
+	 "SELECT l.statement_id || ' line ' || l.line FROM statement_lines l JOIN attempts t ON t.id = l.attempt_id "
+	 "WHERE l.outcome = 'matched' AND l.kind IN ('payment', 'credit') AND (t.amount <> l.amount OR t.status <> 'succeeded') "
+	 "ORDER BY 1"},
+	{"every resolved case has its resolution and its actions; a posted one its transfer, a refund its refund",
+	 "SELECT e.id::text FROM payment_exceptions e WHERE e.state = 'resolved' AND (e.resolution IS NULL "
+	 "OR NOT EXISTS (SELECT 1 FROM case_actions a WHERE a.case_id = e.id) "
+	 "OR (e.resolution = 'posted' AND NOT EXISTS (SELECT 1 FROM ledger_transfers t WHERE t.id = e.transfer_id)) "
+	 "OR (e.resolution = 'refund' AND NOT EXISTS (SELECT 1 FROM refunds r WHERE r.id = e.refund_id))) ORDER BY 1"},
+	{"an accepted case was approved by someone other than its proposer",
+	 "SELECT e.id::text FROM payment_exceptions e WHERE e.resolution = 'accepted' AND NOT EXISTS (SELECT 1 FROM "
+	 "case_actions a WHERE a.case_id = e.id AND a.action = 'approve' AND a.actor <> e.proposed_by::text) ORDER BY 1"},
 	{"the chain head matches the last transfer",
 	 "SELECT 'head seq ' || c.seq || ' hash ' || left(c.hash, 12) FROM ledger_chain c WHERE "
 	 "c.seq <> (SELECT coalesce(max(seq), 0) FROM ledger_transfers) OR c.hash <> coalesce((SELECT hash FROM "

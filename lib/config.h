@@ -22,6 +22,7 @@ struct config {
 	int idempotency_wait_ms;
 	int redis_timeout_ms;
 	int max_body_bytes;
+	int max_statement_bytes; /* imported bank files and statements */
 	int max_json_depth;
 	int batch_window_us;
 	int batch_max;
@@ -56,7 +57,6 @@ struct config {
 	int http_head_timeout_ms;
 	int http_body_min_rate;
 	int max_connections;
-	int max_statement_bytes;
 	int tls_port; /* 0: no TLS listener */
 	char *tls_cert;
 	char *tls_key;

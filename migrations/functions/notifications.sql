@@ -40,6 +40,7 @@ DECLARE
     b_txn text[];
     b_source text[];
     b_raw text[];
+    b_paid bigint[];
     -- the fast path's items
     f_i int[];
     f_att uuid[];
@@ -48,15 +49,16 @@ DECLARE
     f_amount bigint[];
     f_debit bigint[];
     f_credit bigint[];
+    f_paid bigint[];
     v_refs text[];
     v_pay_ids text[];
     v_n int;
 BEGIN
     SELECT array_agg(x.i), array_agg(x.bank), array_agg(x.kind), array_agg(x.ref), array_agg(x.amount),
-           array_agg(x.success), array_agg(x.txn_id), array_agg(x.source), array_agg(x.raw)
-      INTO b_i, b_bank, b_kind, b_ref, b_amount, b_success, b_txn, b_source, b_raw
+           array_agg(x.success), array_agg(x.txn_id), array_agg(x.source), array_agg(x.raw), array_agg(x.paid_at)
+      INTO b_i, b_bank, b_kind, b_ref, b_amount, b_success, b_txn, b_source, b_raw, b_paid
       FROM json_to_recordset(batch) AS x(i int, bank text, kind text, ref text, amount bigint, success boolean,
-                                         txn_id text, source text, raw text);
+                                         txn_id text, source text, raw text, paid_at bigint);
 
     -- One lock order for everything that touches orders and attempts: the orders first, by id,
     -- then their attempts, by id. Cancel, expiry, checkout and closing an attempt take them in
@@ -78,15 +80,15 @@ BEGIN
     -- paid, of the right amount, for an order that may still succeed. bank_notifications'
     -- unique key drops replays.
     WITH inp AS (
-        SELECT * FROM unnest(b_i, b_bank, b_kind, b_ref, b_amount, b_success, b_txn, b_source, b_raw)
-                      AS x(i, bank, kind, ref, amount, success, txn_id, source, raw)
+        SELECT * FROM unnest(b_i, b_bank, b_kind, b_ref, b_amount, b_success, b_txn, b_source, b_raw, b_paid)
+                      AS x(i, bank, kind, ref, amount, success, txn_id, source, raw, paid_at)
          WHERE kind = 'payment' AND success AND coalesce(txn_id, '') <> ''),
     firsts AS (SELECT DISTINCT ON (bank, ref) * FROM inp ORDER BY bank, ref, i),
     firsts_txn AS (SELECT DISTINCT ON (bank, txn_id) * FROM firsts ORDER BY bank, txn_id, i),
     -- one success per order (another attempt of the same order paid in this batch is a double
     -- payment: the per-item path posts it to suspense); rows are already locked above
     cand AS (
-        SELECT DISTINCT ON (o.id) f.i, f.bank, f.ref, f.amount, f.txn_id, f.source, f.raw, t.id AS attempt_id,
+        SELECT DISTINCT ON (o.id) f.i, f.bank, f.ref, f.amount, f.txn_id, f.source, f.raw, f.paid_at, t.id AS attempt_id,
                o.id AS order_id, ba.id AS debit, pa.id AS credit
           FROM firsts_txn f JOIN attempts t ON t.bank = f.bank AND t.bank_order_ref = f.ref
           JOIN orders o ON o.id = t.order_id
@@ -102,8 +104,8 @@ BEGIN
         SELECT bank, txn_id, ref, attempt_id, amount, true, 'applied', coalesce(source, 'notification'), raw FROM cand
         ON CONFLICT DO NOTHING RETURNING bank, dedupe_key)
     SELECT array_agg(c.i), array_agg(c.attempt_id), array_agg(c.order_id), array_agg(c.txn_id), array_agg(c.amount),
-           array_agg(c.debit), array_agg(c.credit)
-      INTO f_i, f_att, f_ord, f_txn, f_amount, f_debit, f_credit
+           array_agg(c.debit), array_agg(c.credit), array_agg(c.paid_at)
+      INTO f_i, f_att, f_ord, f_txn, f_amount, f_debit, f_credit, f_paid
       FROM cand c JOIN seen s ON s.bank = c.bank AND s.dedupe_key = c.txn_id;
 
     IF f_i IS NOT NULL THEN
@@ -112,6 +114,8 @@ BEGIN
            SET status = CASE WHEN t.id = ANY (f_att) THEN 'succeeded' ELSE 'expired' END,
                bank_txn_id = CASE WHEN t.id = ANY (f_att) THEN f_txn[array_position(f_att, t.id)] ELSE t.bank_txn_id END,
                failure_code = CASE WHEN t.id = ANY (f_att) THEN NULL ELSE t.failure_code END,
+               paid_at = CASE WHEN t.id = ANY (f_att)
+                              THEN coalesce(to_timestamp(f_paid[array_position(f_att, t.id)]), now()) ELSE t.paid_at END,
                updated_at = now()
          WHERE t.order_id = ANY (f_ord) AND (t.id = ANY (f_att) OR t.status = 'pending');
         UPDATE orders o SET status = 'succeeded', updated_at = now() WHERE o.id = ANY (f_ord);
@@ -226,7 +230,8 @@ BEGIN
             END IF;
 
             IF att.status <> 'succeeded' THEN
-                UPDATE attempts SET status = 'succeeded', bank_txn_id = v_txn, failure_code = NULL, updated_at = now()
+                UPDATE attempts SET status = 'succeeded', bank_txn_id = v_txn, failure_code = NULL,
+                       paid_at = coalesce(to_timestamp((it->>'paid_at')::bigint), now()), updated_at = now()
                  WHERE id = att.id;
             END IF;
             IF v_kind IS NULL THEN

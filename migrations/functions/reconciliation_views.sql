@@ -4,8 +4,9 @@
 --     it (0 until a settlement line states it);
 --   reconciliation_payouts: per agency, bank and business day, the payout seen on the agency's
 --     treasury statement (no row when none was seen).
--- Until settlement files are imported nothing is matched: a payment is `case` while an
--- unresolved exception names it, else `pending`.
+-- A payment is `case` while an unresolved case names it, `matched` once a line of a current
+-- bank file (or, for VietQR, of a treasury statement) matched it, else `pending`. Its fee is
+-- the fee transfer posted when its settlement line matched.
 -- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
 
 CREATE OR REPLACE VIEW reconciliation_payments AS
@@ -13,13 +14,18 @@ CREATE OR REPLACE VIEW reconciliation_payments AS
            COALESCE(a.paid_at, a.updated_at) AS paid_at,
            feegate_business_date(COALESCE(a.paid_at, a.updated_at)) AS business_date,
            CASE WHEN EXISTS (SELECT 1 FROM payment_exceptions e
-                              WHERE e.attempt_id = a.id AND e.resolved_at IS NULL)
-                THEN 'case' ELSE 'pending' END AS reconciliation,
-           0::bigint AS fee
+                              WHERE e.attempt_id = a.id AND e.resolved_at IS NULL) THEN 'case'
+                WHEN EXISTS (SELECT 1 FROM statement_lines l JOIN statements s ON s.id = l.statement_id
+                              WHERE l.attempt_id = a.id AND s.status = 'imported' AND l.outcome = 'matched')
+                THEN 'matched'
+                ELSE 'pending' END AS reconciliation,
+           coalesce((SELECT t.amount FROM ledger_transfers t WHERE t.attempt_id = a.id AND t.code = 'fee'), 0)::bigint
+               AS fee
       FROM attempts a
      WHERE a.status = 'succeeded';
 
 CREATE OR REPLACE VIEW reconciliation_payouts AS
-    SELECT NULL::bigint AS agency_id, NULL::text AS bank, NULL::date AS business_date,
-           NULL::bigint AS payout
-     WHERE false;
+    SELECT l.agency_id, l.bank, l.payout_date AS business_date, sum(l.amount)::bigint AS payout
+      FROM statement_lines l JOIN statements s ON s.id = l.statement_id
+     WHERE s.status = 'imported' AND s.source = 'camt053' AND l.outcome IN ('payout', 'payout_amount_mismatch')
+     GROUP BY l.agency_id, l.bank, l.payout_date;

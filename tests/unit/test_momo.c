@@ -343,15 +343,18 @@ static void test_settlement(void **state)
 {
 	const char *file = MOMO_SETTLEMENT_HEADER "\n"
 			   "MOMOTEST,payment,ORD12345678,4088878653,,,50000,500,1714530612000\n"
-			   "MOMOTEST,refund,ORD12345678,4088878653,RF0001,4088879999,20000,0,1714534200000\n";
+			   "MOMOTEST,refund,ORD12345678,4088878653,RF0001,4088879999,20000,0,1714534200000\n"
+			   "TOTAL,20240501,2,70000\n";
 	int n = 0;
 	adapter_error err;
-	assert_int_equal(adapter_parse_settlement(&momo_adapter, &cfg, file, strlen(file), count_lines, &n, &err),
+	adapter_settlement_summary sum;
+	assert_int_equal(adapter_parse_settlement(&momo_adapter, &cfg, file, strlen(file), count_lines, &n, &sum, &err),
 			 ADAPTER_OK);
 	assert_int_equal(n, 2);
 	const char *bad = MOMO_SETTLEMENT_HEADER "\n"
-			  "MOMOTEST,refund,ORD12345678,4088878653,,,20000,0,1714534200000\n";
-	assert_int_equal(adapter_parse_settlement(&momo_adapter, &cfg, bad, strlen(bad), count_lines, &n, &err),
+			  "MOMOTEST,refund,ORD12345678,4088878653,,,20000,0,1714534200000\n"
+			  "TOTAL,20240501,1,20000\n";
+	assert_int_equal(adapter_parse_settlement(&momo_adapter, &cfg, bad, strlen(bad), count_lines, &n, &sum, &err),
 			 ADAPTER_MALFORMED);
 	assert_int_equal(err.line, 2);
 }

@@ -253,15 +253,18 @@ static bool count_lines(void *ctx, const adapter_settlement_line *line)
 static void test_settlement(void **state)
 {
 	const char *file = VIETQR_SETTLEMENT_HEADER "\r\n"
-			   "credit,FT24122000001,0011001234567,200000,0,\"Nop phi, ABC12345678\",2024-05-01T09:31:00+07:00\r\n";
+			   "credit,FT24122000001,0011001234567,200000,0,\"Nop phi, ABC12345678\",2024-05-01T09:31:00+07:00\r\n"
+			   "TOTAL,20240501,1,200000\r\n";
 	int n = 0;
 	adapter_error err;
-	assert_int_equal(adapter_parse_settlement(&vietqr_adapter, &cfg, file, strlen(file), count_lines, &n, &err),
+	adapter_settlement_summary sum;
+	assert_int_equal(adapter_parse_settlement(&vietqr_adapter, &cfg, file, strlen(file), count_lines, &n, &sum, &err),
 			 ADAPTER_OK);
 	assert_int_equal(n, 1);
 	const char *bad = VIETQR_SETTLEMENT_HEADER "\n"
-			  "credit,FT1,001,200000,0,\"unterminated,2024-05-01T09:31:00+07:00\n";
-	assert_int_equal(adapter_parse_settlement(&vietqr_adapter, &cfg, bad, strlen(bad), count_lines, &n, &err),
+			  "credit,FT1,001,200000,0,\"unterminated,2024-05-01T09:31:00+07:00\n"
+			  "TOTAL,20240501,1,200000\n";
+	assert_int_equal(adapter_parse_settlement(&vietqr_adapter, &cfg, bad, strlen(bad), count_lines, &n, &sum, &err),
 			 ADAPTER_MALFORMED);
 	assert_int_equal(err.line, 2);
 }

@@ -518,13 +518,18 @@ static void test_settlement(void **state)
 {
 	const char *file = "\xEF\xBB\xBF" VNPAY_SETTLEMENT_HEADER "\r\n"
 			   "FEEGATE1,01,ABC12345678,14123456,,,10000000,110000,20240501093512\r\n"
-			   "FEEGATE1,03,ABC12345678,14123456,RF0001,14123999,4000000,0,20240501110000\r\n";
+			   "FEEGATE1,03,ABC12345678,14123456,RF0001,14123999,4000000,0,20240501110000\r\n"
+			   "TOTAL,20240501,2,140000\r\n";
 	adapter_settlement_line lines[4];
 	memset(lines, 0, sizeof(lines));
 	adapter_error err;
+	adapter_settlement_summary sum;
 	assert_int_equal(adapter_parse_settlement(&vnpay_adapter, &cfg, file, strlen(file), collect,
-						  lines, &err),
+						  lines, &sum, &err),
 			 ADAPTER_OK);
+	assert_string_equal(sum.business_day, "20240501");
+	assert_int_equal(sum.lines, 2);
+	assert_int_equal(sum.total, 140000);
 	assert_int_equal(lines[0].kind, ADAPTER_SETTLE_PAYMENT);
 	assert_int_equal(lines[0].amount, 100000);
 	assert_int_equal(lines[0].fee, 1100);
@@ -537,16 +542,34 @@ static void test_settlement(void **state)
 
 	const char *bad = VNPAY_SETTLEMENT_HEADER "\n"
 			  "FEEGATE1,01,ABC12345678,14123456,,,10000000,0,20240501093512\n"
-			  "FEEGATE1,01,ABC12345679,14123457,,,100000x0,0,20240501093512\n";
+			  "FEEGATE1,01,ABC12345679,14123457,,,100000x0,0,20240501093512\n"
+			  "TOTAL,20240501,2,200000\n";
 	memset(lines, 0, sizeof(lines));
 	assert_int_equal(adapter_parse_settlement(&vnpay_adapter, &cfg, bad, strlen(bad), collect,
-						  lines, &err),
+						  lines, &sum, &err),
 			 ADAPTER_MALFORMED);
 	assert_int_equal(err.line, 3);
 	assert_string_equal(err.message, "bad Amount");
-	assert_int_equal(adapter_parse_settlement(&vnpay_adapter, &cfg, "a,b\n", 4, collect, lines, &err),
+	assert_int_equal(adapter_parse_settlement(&vnpay_adapter, &cfg, "a,b\n", 4, collect, lines, &sum, &err),
 			 ADAPTER_MALFORMED);
 	assert_int_equal(err.line, 1);
+
+	/* lines that disagree with the file's own trailer: refused whole, no line handed on */
+	const char *short_file = VNPAY_SETTLEMENT_HEADER "\n"
+				 "FEEGATE1,01,ABC12345678,14123456,,,10000000,0,20240501093512\n"
+				 "TOTAL,20240501,2,200000\n";
+	memset(lines, 0, sizeof(lines));
+	assert_int_equal(adapter_parse_settlement(&vnpay_adapter, &cfg, short_file, strlen(short_file), collect,
+						  lines, &sum, &err),
+			 ADAPTER_MALFORMED);
+	assert_int_equal(err.line, 3);
+	assert_int_equal(lines[0].line_no, 0);
+	/* no trailer at all */
+	const char *bare = VNPAY_SETTLEMENT_HEADER "\n"
+			   "FEEGATE1,01,ABC12345678,14123456,,,10000000,0,20240501093512\n";
+	assert_int_equal(adapter_parse_settlement(&vnpay_adapter, &cfg, bare, strlen(bare), collect, lines, &sum, &err),
+			 ADAPTER_MALFORMED);
+	assert_int_equal(err.line, 2);
 }
 
 static void test_dates(void **state)

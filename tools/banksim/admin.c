@@ -65,6 +65,7 @@ void admin_reset(sim *s, struct evhttp_request *req)
 		sim_store_clear(&s->store);
 		json_array_clear(s->webhooks);
 		json_array_clear(s->notifications);
+		json_array_clear(s->payouts);
 		if (!sim_strset(&s->feegate_url, s->feegate_url_initial))
 			sim_log("error", "reset", "out of memory");
 	}
@@ -164,4 +165,47 @@ void admin_config(sim *s, struct evhttp_request *req)
 		sim_log("info", "config", "notifications now go to %s", s->feegate_url);
 	}
 	sim_reply_json(req, 200, json_pack("{s:s, s:s}", "feegate_url", s->feegate_url, "public_url", s->public_url));
+}
+
+/* Settlement-file knobs on one payment: {"bank", "ref", "action": "drop" | "repeat" |
+ * "next_day" | "amount" | "clear", "amount": VND (for "amount")}. */
+void admin_settlement(sim *s, struct evhttp_request *req)
+{
+	json_t *obj = sim_body_json(req);
+	sim_service bank;
+	const char *ref = obj ? json_string_value(json_object_get(obj, "ref")) : NULL;
+	const char *action = obj ? json_string_value(json_object_get(obj, "action")) : NULL;
+	if (!obj || !sim_service_from_name(json_string_value(json_object_get(obj, "bank")), &bank) || !ref ||
+	    !action) {
+		json_decref(obj);
+		sim_reply_error(req, 400, "body must be {\"bank\", \"ref\", \"action\": drop|repeat|next_day|amount|clear}");
+		return;
+	}
+	sim_payment *p = sim_store_find(&s->store, bank, ref);
+	if (!p) {
+		json_decref(obj);
+		sim_reply_error(req, 404, "no such payment");
+		return;
+	}
+	json_int_t amount = json_integer_value(json_object_get(obj, "amount"));
+	bool ok = true;
+	if (strcmp(action, "drop") == 0)
+		p->settle_drop = true;
+	else if (strcmp(action, "repeat") == 0)
+		p->settle_repeat = true;
+	else if (strcmp(action, "next_day") == 0)
+		p->settle_next_day = true;
+	else if (strcmp(action, "amount") == 0 && amount > 0)
+		p->settle_amount = amount;
+	else if (strcmp(action, "clear") == 0) {
+		p->settle_drop = p->settle_repeat = p->settle_next_day = false;
+		p->settle_amount = 0;
+	} else
+		ok = false;
+	json_decref(obj);
+	if (!ok) {
+		sim_reply_error(req, 400, "action must be drop, repeat, next_day, amount (with amount > 0) or clear");
+		return;
+	}
+	sim_reply_json(req, 200, json_pack("{s:s}", "status", "ok"));
 }

@@ -117,6 +117,11 @@ typedef struct sim_payment {
 	sim_refund **refunds;
 	size_t n_refunds;
 	sim_notice last_notice;
+	/* settlement-file knobs (POST /admin/settlement), for reconciliation tests */
+	bool settle_drop;     /* left out of its settlement file */
+	bool settle_repeat;   /* listed twice */
+	bool settle_next_day; /* listed in the next day's file (cut-off skew) */
+	int64_t settle_amount; /* listed with this amount instead (VND), when > 0 */
 } sim_payment;
 
 typedef struct sim_map_entry {
@@ -184,6 +189,7 @@ typedef struct sim {
 	json_t *webhooks;       /* portal sink: received webhooks */
 	int64_t next_webhook_id;
 	json_t *notifications;  /* log of notification attempts */
+	json_t *payouts;        /* the banks' payouts to agency accounts (POST /admin/payouts) */
 	int64_t next_notification_id;
 	struct sim_job *jobs;   /* notifications not finished */
 	struct sim_job *held[SIM_SERVICE_COUNT];
@@ -268,11 +274,14 @@ void portal_sink_receive(sim *s, struct evhttp_request *req);
 void portal_sink_list(sim *s, struct evhttp_request *req);
 void portal_sink_clear(sim *s, struct evhttp_request *req);
 void settlement_file(sim *s, struct evhttp_request *req, const char *bank, const char *day);
+void treasury_statement(sim *s, struct evhttp_request *req, const char *account, const char *day);
+void admin_payouts(sim *s, struct evhttp_request *req);
 void admin_faults(sim *s, struct evhttp_request *req);
 void admin_reset(sim *s, struct evhttp_request *req);
 void admin_notifications(sim *s, struct evhttp_request *req);
 void admin_payments(sim *s, struct evhttp_request *req);
 void admin_resend(sim *s, struct evhttp_request *req);
+void admin_settlement(sim *s, struct evhttp_request *req);
 void admin_config(sim *s, struct evhttp_request *req);
 /* Marks pending payments whose time is up as expired. */
 void sim_expire_if_due(sim_payment *p, time_t now);

@@ -46,6 +46,9 @@ static const char usage[] =
 	"  GET  /admin/notifications[?bank=&ref=]  notifications sent and their answers\n"
 	"  GET  /admin/payments[?bank=&ref=&status=]\n"
 	"  POST /admin/resend                   {\"bank\", \"ref\"}: send the last notification again\n"
+	"  GET  /treasury/{account}/{yyyymmdd}  camt.053 of an agency collection account for a GMT+7 day\n"
+	"  GET|POST /admin/payouts              {\"account\", \"bank\", \"day\", \"agency\", \"amount\", \"paid_on\"}\n"
+	"  POST /admin/settlement               {\"bank\", \"ref\", \"action\"}: drop, repeat, next_day, amount\n"
 	"  GET|POST /admin/config               {\"feegate_url\": ...}: where notifications go\n"
 	"  GET  /healthz\n"
 	"\n"
@@ -110,6 +113,8 @@ static const struct route {
 	{ M_GET, "/admin/payments", false, admin_payments },
 	{ M_POST, "/admin/resend", false, admin_resend },
 	{ M_GET | M_POST, "/admin/config", false, admin_config },
+	{ M_POST, "/admin/settlement", false, admin_settlement },
+	{ M_GET | M_POST, "/admin/payouts", false, admin_payouts },
 };
 
 static int method_bit(enum evhttp_cmd_type cmd)
@@ -158,6 +163,24 @@ static void route(struct evhttp_request *req, void *arg)
 			bank[slash - rest] = '\0';
 			snprintf(day, sizeof(day), "%s", slash + 1);
 			settlement_file(s, req, bank, day);
+			return;
+		}
+	}
+	static const char treasury[] = "/treasury/";
+	if (strncmp(path, treasury, sizeof(treasury) - 1) == 0) {
+		char account[40], day[16];
+		const char *rest = path + sizeof(treasury) - 1;
+		const char *slash = strchr(rest, '/');
+		if (slash && slash > rest && (size_t)(slash - rest) < sizeof(account) && strlen(slash + 1) < sizeof(day) &&
+		    !strchr(slash + 1, '/')) {
+			if (method != M_GET) {
+				sim_reply_error(req, 405, "method not allowed");
+				return;
+			}
+			memcpy(account, rest, (size_t)(slash - rest));
+			account[slash - rest] = '\0';
+			snprintf(day, sizeof(day), "%s", slash + 1);
+			treasury_statement(s, req, account, day);
 			return;
 		}
 	}
@@ -265,8 +288,9 @@ int main(int argc, char **argv)
 	s->http = s->base ? evhttp_new(s->base) : NULL;
 	s->webhooks = json_array();
 	s->notifications = json_array();
+	s->payouts = json_array();
 	sim_store_init(&s->store);
-	if (!s->http || !s->webhooks || !s->notifications) {
+	if (!s->http || !s->webhooks || !s->notifications || !s->payouts) {
 		fprintf(stderr, "banksim: out of memory\n");
 		goto done;
 	}
@@ -312,6 +336,7 @@ done:
 	sim_store_clear(&s->store);
 	json_decref(s->webhooks);
 	json_decref(s->notifications);
+	json_decref(s->payouts);
 	free(s->public_url);
 	free(s->feegate_url);
 	free(s->feegate_url_initial);

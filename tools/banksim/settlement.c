@@ -18,7 +18,7 @@ static void field_int(abuf *out, int64_t v)
 	csv_write_field(out, text, false);
 }
 
-static void payment_row(sim *s, abuf *out, const sim_payment *p, int64_t fee)
+static void payment_row(sim *s, abuf *out, const sim_payment *p, int64_t amount, int64_t fee)
 {
 	char when[32];
 	switch (p->bank) {
@@ -30,7 +30,7 @@ static void payment_row(sim *s, abuf *out, const sim_payment *p, int64_t fee)
 		csv_write_field(out, p->txn_id, false);
 		csv_write_field(out, "", false);
 		csv_write_field(out, "", false);
-		field_int(out, p->amount * 100);
+		field_int(out, amount * 100);
 		field_int(out, fee * 100);
 		csv_write_field(out, when, false);
 		break;
@@ -41,7 +41,7 @@ static void payment_row(sim *s, abuf *out, const sim_payment *p, int64_t fee)
 		csv_write_field(out, p->txn_id, false);
 		csv_write_field(out, "", false);
 		csv_write_field(out, "", false);
-		field_int(out, p->amount);
+		field_int(out, amount);
 		field_int(out, fee);
 		field_int(out, (int64_t)p->paid_at * 1000);
 		break;
@@ -50,7 +50,7 @@ static void payment_row(sim *s, abuf *out, const sim_payment *p, int64_t fee)
 		csv_write_field(out, "credit", true);
 		csv_write_field(out, p->txn_id, false);
 		csv_write_field(out, p->account_no, false);
-		field_int(out, p->amount);
+		field_int(out, amount);
 		field_int(out, fee);
 		csv_write_field(out, p->content ? p->content : "", false);
 		csv_write_field(out, when, false);
@@ -109,16 +109,34 @@ void settlement_file(sim *s, struct evhttp_request *req, const char *bank, const
 	abuf_puts(&out, svc == SIM_VNPAY ? VNPAY_SETTLEMENT_HEADER
 			: svc == SIM_MOMO ? MOMO_SETTLEMENT_HEADER : VIETQR_SETTLEMENT_HEADER);
 	abuf_puts(&out, "\r\n");
+	int64_t lines = 0, total = 0;
 	for (size_t i = 0; i < s->store.n_all; i++) {
 		const sim_payment *p = s->store.all[i];
-		if (p->bank == svc && p->status == SIM_SUCCEEDED && p->paid_at >= start && p->paid_at < end)
-			payment_row(s, &out, p, p->amount * fee_bps / 10000);
+		if (p->bank != svc || p->status != SIM_SUCCEEDED || p->settle_drop)
+			continue;
+		time_t listed = p->paid_at + (p->settle_next_day ? 86400 : 0);
+		if (listed < start || listed >= end)
+			continue;
+		int64_t amount = p->settle_amount > 0 ? p->settle_amount : p->amount;
+		for (int k = 0; k < (p->settle_repeat ? 2 : 1); k++) {
+			payment_row(s, &out, p, amount, amount * fee_bps / 10000);
+			lines++;
+			total += amount;
+		}
 	}
 	for (size_t i = 0; i < s->store.n_refunds; i++) {
 		const sim_refund *r = s->store.all_refunds[i];
-		if (r->payment->bank == svc && r->at >= start && r->at < end)
+		if (r->payment->bank == svc && r->at >= start && r->at < end) {
 			refund_row(s, &out, r);
+			lines++;
+			total += r->amount;
+		}
 	}
+	/* what the file states about itself, last (the adapters' parse_settlement checks it) */
+	char trailer[96];
+	snprintf(trailer, sizeof(trailer), ADAPTER_SETTLEMENT_TRAILER ",%s,%" PRId64 ",%" PRId64 "\r\n", day, lines,
+		 total);
+	abuf_puts(&out, trailer);
 	if (abuf_failed(&out)) {
 		abuf_free(&out);
 		sim_reply_error(req, 500, "out of memory");

@@ -1,0 +1,429 @@
+/*
+ * The reconciliation routes: importing bank files and treasury statements, reading them and
+ * their lines' outcomes, and working cases. The import itself (ledger/statement.c) is
+ * synchronous library work and runs on a bounded set of threads, each with its own PostgreSQL
+ * connection; its result comes back to the loop through a pipe.
+ */
+#include "gateway/reconcile.h"
+
+#include <errno.h>
+#include <event2/event.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway/gateway.h"
+#include "ledger/statement.h"
+#include "lib/config.h"
+#include "lib/log.h"
+#include "lib/mem.h"
+#include "lib/query.h"
+
+#define IMPORT_THREADS 2 /* imports running at once in one worker process; more wait (503) */
+
+/* ---- replies ---- */
+
+/* One row: column 0 a JSON array; a page of at most limit rows, cursor = the last row's key. */
+struct page {
+	int limit;
+	const char *key; /* the field that makes the cursor */
+};
+
+static void list_reply(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	struct page *pg = req->state;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	json_t *data = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	size_t n = json_array_size(data);
+	json_t *body = json_object();
+	json_t *last = n ? json_array_get(data, n - 1) : NULL;
+	json_object_set_new(body, "data", data ? data : json_array());
+	if (last && (int)n == pg->limit)
+		json_object_set(body, "next_cursor", json_object_get(last, pg->key));
+	else
+		json_object_set_new(body, "next_cursor", json_null());
+	http_reply_json(req, 200, body);
+}
+
+static struct page *page_new(struct http_req *req, int limit, const char *key)
+{
+	struct page *pg = xcalloc(1, sizeof *pg);
+	pg->limit = limit;
+	pg->key = key;
+	req->state = pg;
+	req->state_free = free;
+	return pg;
+}
+
+static bool need(struct http_req *req, enum perm perm)
+{
+	if (auth_can(req_principal(req), perm))
+		return true;
+	http_reply_error(req, ERR_FORBIDDEN, NULL, "this staff role may not do that");
+	return false;
+}
+
+/* ---- GET /v1/exceptions ---- */
+
+static const struct query_field cases_query[] = {
+	{"state", Q_CHOICE, "open|acknowledged|resolved", 0, 0},
+	{"kind", Q_CHOICE,
+	 "late_success|double_payment|wrong_amount|unmatched_credit|txn_id_conflict|missing_in_ledger|"
+	 "missing_at_bank|amount_mismatch|duplicate|refund_mismatch|payout_missing|payout_amount_mismatch|"
+	 "unexpected_credit", 0, 0},
+	{"order_id", Q_UUID, NULL, 0, 0},
+	QUERY_LIST,
+};
+
+void exceptions_list(struct http_req *req)
+{
+	struct query q;
+	if (!need(req, PERM_VIEW) || !query_parse(req, cases_query, (int)ARRAY_LEN(cases_query), &q))
+		return;
+	const char *cursor = query_get(&q, "cursor");
+	if (cursor && !util_uuid_valid(cursor)) {
+		query_free(&q);
+		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		return;
+	}
+	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "id");
+	char scope[32], limit[16];
+	snprintf(limit, sizeof limit, "%d", pg->limit);
+	const char *params[6] = {auth_agency_scope(req_principal(req), scope, sizeof scope), query_get(&q, "state"),
+				 query_get(&q, "kind"), query_get(&q, "order_id"), cursor, limit};
+	pg_query(gw.db, "cases_list", 6, params, cfg.db_timeout_ms, list_reply, req);
+	query_free(&q);
+}
+
+/* ---- POST /v1/exceptions/{id}/acknowledge|resolve|approve ---- */
+
+static void case_acted(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	const char *outcome = PQgetvalue(res, 0, 0);
+	const char *message = PQgetvalue(res, 0, 1);
+	if (strcmp(outcome, "ok") == 0) {
+		http_reply_json(req, 200, json_loads(PQgetvalue(res, 0, 2), 0, NULL));
+	} else if (strcmp(outcome, "forbidden") == 0) {
+		http_reply_error(req, ERR_FORBIDDEN, NULL, message);
+	} else if (strcmp(outcome, "invalid_state") == 0) {
+		http_reply_error(req, ERR_INVALID_STATE, NULL, message);
+	} else {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such case");
+	}
+}
+
+static void case_act(struct http_req *req, const char *action)
+{
+	if (!need(req, PERM_CASES))
+		return;
+	const char *resolution = NULL, *note = NULL;
+	json_t *body = NULL;
+	if (req->body_len > 0 || strcmp(action, "resolve") == 0) {
+		body = http_parse_json_body(req, cfg.max_json_depth);
+		if (!body)
+			return;
+		if (!json_is_object(body)) {
+			json_decref(body);
+			http_reply_error(req, ERR_VALIDATION, NULL, "the body must be a JSON object");
+			return;
+		}
+		json_t *n = json_object_get(body, "note");
+		if (n && !json_is_string(n)) {
+			json_decref(body);
+			http_reply_error(req, ERR_VALIDATION, "note", "note must be a string");
+			return;
+		}
+		note = json_string_value(n);
+		long chars = note ? util_utf8_length(note, strlen(note)) : 0;
+		if ((note || strcmp(action, "resolve") == 0) && (chars < 1 || chars > 1000)) {
+			json_decref(body);
+			http_reply_error(req, ERR_VALIDATION, "note", "note must be 1 to 1000 characters");
+			return;
+		}
+		resolution = json_string_value(json_object_get(body, "resolution"));
+		if (strcmp(action, "resolve") == 0 &&
+		    (!resolution || (strcmp(resolution, "posted") && strcmp(resolution, "refund") &&
+				     strcmp(resolution, "accepted") && strcmp(resolution, "void")))) {
+			json_decref(body);
+			http_reply_error(req, ERR_VALIDATION, "resolution", "resolution must be posted, refund, accepted or void");
+			return;
+		}
+	}
+	if (!util_uuid_valid(req->params[0])) {
+		json_decref(body);
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such case");
+		return;
+	}
+	char scope[32];
+	const char *params[6] = {req->params[0], req_principal(req)->id,
+				 auth_agency_scope(req_principal(req), scope, sizeof scope), action, resolution, note};
+	pg_query(gw.db, "case_act", 6, params, cfg.db_timeout_ms, case_acted, req);
+	json_decref(body);
+}
+
+void cases_acknowledge(struct http_req *req)
+{
+	case_act(req, "acknowledge");
+}
+
+void cases_resolve(struct http_req *req)
+{
+	case_act(req, "resolve");
+}
+
+void cases_approve(struct http_req *req)
+{
+	case_act(req, "approve");
+}
+
+/* ---- GET /v1/statements, GET /v1/statements/{id} ---- */
+
+static const struct query_field statements_query[] = {QUERY_LIST};
+
+void statements_list(struct http_req *req)
+{
+	struct query q;
+	if (!need(req, PERM_VIEW) || !query_parse(req, statements_query, (int)ARRAY_LEN(statements_query), &q))
+		return;
+	const char *cursor = query_get(&q, "cursor");
+	if (cursor && !util_uuid_valid(cursor)) {
+		query_free(&q);
+		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		return;
+	}
+	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "id");
+	char scope[32], limit[16];
+	snprintf(limit, sizeof limit, "%d", pg->limit);
+	const char *params[3] = {auth_agency_scope(req_principal(req), scope, sizeof scope), cursor, limit};
+	pg_query(gw.db, "statements_list", 3, params, cfg.db_timeout_ms, list_reply, req);
+	query_free(&q);
+}
+
+static void statement_got(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	struct page *pg = req->state;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such statement");
+		return;
+	}
+	json_t *doc = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	json_t *lines = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	size_t n = json_array_size(lines);
+	json_t *last = n ? json_array_get(lines, n - 1) : NULL;
+	json_object_set_new(doc, "data", lines ? lines : json_array());
+	if (last && (int)n == pg->limit) {
+		char c[24];
+		snprintf(c, sizeof c, "%lld", (long long)json_integer_value(json_object_get(last, "line")));
+		json_object_set_new(doc, "next_cursor", json_string(c));
+	} else {
+		json_object_set_new(doc, "next_cursor", json_null());
+	}
+	http_reply_json(req, 200, doc);
+}
+
+void statements_get(struct http_req *req)
+{
+	struct query q;
+	if (!need(req, PERM_VIEW) || !query_parse(req, statements_query, (int)ARRAY_LEN(statements_query), &q))
+		return;
+	const char *cursor = query_get(&q, "cursor");
+	char *end = NULL;
+	long long after = cursor ? strtoll(cursor, &end, 10) : 0;
+	if (cursor && (*end || after < 0)) {
+		query_free(&q);
+		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		return;
+	}
+	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "line");
+	query_free(&q);
+	if (!util_uuid_valid(req->params[0])) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such statement");
+		return;
+	}
+	char scope[32], limit[16], after_s[24];
+	snprintf(limit, sizeof limit, "%d", pg->limit);
+	snprintf(after_s, sizeof after_s, "%lld", after);
+	const char *params[4] = {req->params[0], auth_agency_scope(req_principal(req), scope, sizeof scope), after_s,
+				 limit};
+	pg_query(gw.db, "statement_get", 4, params, cfg.db_timeout_ms, statement_got, req);
+}
+
+/* ---- POST /v1/statements?source=S ---- */
+
+struct import_job {
+	struct http_req *req;  /* NULL once the client has gone (the thread's result is dropped) */
+	enum stmt_source source;
+	char staff[37];
+	struct stmt_import *im; /* fed on the loop as the body arrives (a temporary file) */
+	bool started;           /* the thread owns im and the job until it reports back */
+	struct stmt_result result;
+};
+
+static int done_pipe[2] = {-1, -1};
+static struct event *done_ev;
+static int running; /* imports holding a slot: from the request's head to their answer */
+
+/* Off the loop: the file is whole in its temporary file; check, COPY and match it in one
+ * transaction on a connection of the thread's own. */
+static void *import_thread(void *arg)
+{
+	struct import_job *job = arg;
+	char *url = xasprintf("%s%sconnect_timeout=10&options=-c%%20statement_timeout%%3D600000", cfg.database_url,
+			      strchr(cfg.database_url, '?') ? "&" : "?");
+	PGconn *conn = PQconnectdb(url);
+	free(url);
+	if (PQstatus(conn) != CONNECTION_OK) {
+		memset(&job->result, 0, sizeof(job->result));
+		job->result.outcome = STMT_FAILED;
+		snprintf(job->result.message, sizeof(job->result.message), "database unavailable");
+	} else {
+		stmt_import_finish(job->im, conn, &job->result);
+	}
+	PQfinish(conn);
+	stmt_import_free(job->im);
+	job->im = NULL;
+	ssize_t w;
+	do
+		w = write(done_pipe[1], &job, sizeof job);
+	while (w < 0 && errno == EINTR);
+	return NULL;
+}
+
+static void job_free(struct import_job *job)
+{
+	if (job->im)
+		stmt_import_free(job->im);
+	free(job->result.record);
+	free(job);
+	running--;
+}
+
+static void import_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct import_job *job;
+	while (read(fd, &job, sizeof job) == (ssize_t)sizeof job) {
+		struct http_req *req = job->req;
+		struct stmt_result *r = &job->result;
+		if (!req) {
+			job_free(job);
+			continue;
+		}
+		switch (r->outcome) {
+		case STMT_CREATED:
+		case STMT_EXISTING:
+			http_reply_json(req, r->outcome == STMT_CREATED ? 201 : 200, json_loads(r->record, 0, NULL));
+			break;
+		case STMT_MALFORMED:
+			http_reply_error(req, ERR_VALIDATION, r->field, r->message);
+			break;
+		case STMT_TOO_LARGE:
+			http_reply_error(req, ERR_PAYLOAD_TOO_LARGE, NULL, r->message);
+			break;
+		case STMT_FAILED:
+			log_error(req->id, "statement import failed: %s", r->message);
+			http_reply_error(req, ERR_UNAVAILABLE, NULL, "the import could not be completed; nothing was stored");
+			break;
+		}
+		job_free(job);
+	}
+}
+
+static bool import_init(void)
+{
+	if (done_ev)
+		return true;
+	if (pipe2(done_pipe, O_NONBLOCK | O_CLOEXEC) != 0)
+		return false;
+	done_ev = event_new(gw.base, done_pipe[0], EV_READ | EV_PERSIST, import_done, NULL);
+	return done_ev && event_add(done_ev, NULL) == 0;
+}
+
+static const struct query_field import_query[] = {
+	{"source", Q_CHOICE, "vnpay|momo|vietqr|camt053", 0, 0},
+};
+
+static void import_start(struct import_job *job)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	job->started = pthread_create(&t, &attr, import_thread, job) == 0;
+	pthread_attr_destroy(&attr);
+	if (!job->started) {
+		struct http_req *req = job->req;
+		job_free(job);
+		http_reply_error(req, ERR_UNAVAILABLE, NULL, "imports are busy; try again shortly");
+	}
+}
+
+/* The body as it arrives goes to the importer's temporary file; memory stays flat. */
+static void import_chunk(struct http_req *req, const char *data, size_t len, void *arg)
+{
+	struct import_job *job = arg;
+	if (job->started || stmt_import_feed(job->im, data, len))
+		return;
+	/* over the cap or the temporary file failed: stop reading; the thread's finish says which */
+	http_body_pause(req);
+	import_start(job);
+}
+
+static void import_end(struct http_req *req, enum http_body_end end, void *arg)
+{
+	struct import_job *job = arg;
+	if (job->started) {
+		if (end == HTTP_BODY_GONE) {
+			job->req = NULL; /* the thread's answer has nobody to go to */
+			http_reply_body_error(req, end);
+		}
+		return;
+	}
+	if (end != HTTP_BODY_DONE) {
+		job_free(job);
+		http_reply_body_error(req, end);
+		return;
+	}
+	import_start(job);
+}
+
+void statements_import(struct http_req *req)
+{
+	struct query q;
+	if (!need(req, PERM_IMPORT) || !query_parse(req, import_query, (int)ARRAY_LEN(import_query), &q))
+		return;
+	enum stmt_source source;
+	bool known = stmt_source_parse(query_get(&q, "source"), &source);
+	query_free(&q);
+	if (!known) {
+		http_reply_error(req, ERR_VALIDATION, "source", "source is required: vnpay, momo, vietqr or camt053");
+		return;
+	}
+	if (!import_init() || running >= IMPORT_THREADS) {
+		http_reply_error(req, ERR_UNAVAILABLE, NULL, "imports are busy; try again shortly");
+		return;
+	}
+	struct import_job *job = xcalloc(1, sizeof *job);
+	running++;
+	job->req = req;
+	job->source = source;
+	snprintf(job->staff, sizeof job->staff, "%s", req_principal(req)->id);
+	job->im = stmt_import_new(source, job->staff, (size_t)cfg.max_statement_bytes);
+	http_body_stream(req, import_chunk, import_end, job);
+}
