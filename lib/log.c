@@ -19,21 +19,78 @@ void log_set_component(const char *name)
 	snprintf(component, sizeof component, "%s", name);
 }
 
-size_t log_json_escape(char *out, size_t cap, const char *s)
+/*
+ * Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), or 0 when the bytes there are not one. A log line must be valid JSON
+ * whatever a client sent, so anything else is written as U+FFFD.
+ */
+static size_t utf8_sequence_len(const unsigned char *s)
 {
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else {
+		return 0;
+	}
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	}
+	return n;
+}
+
+size_t log_json_escape(char *out, size_t cap, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
 	size_t o = 0;
-	for (; *s && o + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
+	/* Room for the longest escape (six bytes: a control character or U+FFFD) and the NUL. */
+	while (*s && o + 7 < cap) {
+		unsigned char c = *s;
 		if (c == '"' || c == '\\') {
 			out[o++] = '\\';
 			out[o++] = (char)c;
+			s++;
 		} else if (c == '\n') {
 			out[o++] = '\\';
 			out[o++] = 'n';
-		} else if (c < 0x20) {
+			s++;
+		} else if (c < 0x20 || c == 0x7F) {
 			o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
-		} else {
+			s++;
+		} else if (c < 0x80) {
 			out[o++] = (char)c;
+			s++;
+		} else {
+			size_t n = utf8_sequence_len(s);
+			if (n == 0) {
+				memcpy(out + o, "\\ufffd", 6);
+				o += 6;
+				s++;
+			} else {
+				if (o + n + 1 > cap)
+					break; /* never cut a character in two */
+				memcpy(out + o, s, n);
+				o += n;
+				s += n;
+			}
 		}
 	}
 	out[o] = '\0';
