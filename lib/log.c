@@ -97,35 +97,37 @@ size_t log_json_escape(char *out, size_t cap, const char *str)
 	return o;
 }
 
-void log_emit(enum log_level level, const char *request_id, const char *fmt, ...)
+void log_vemit(enum log_level level, const char *request_id, const char *event, const char *fmt, va_list ap)
 {
 	static const char *names[] = {"debug", "info", "warn", "error"};
 	if (level < min_level)
 		return;
 	char msg[2048];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 
 	char esc[4096];
 	log_json_escape(esc, sizeof esc, msg);
+	char comp[sizeof component * 6], rid[256], ev[128];
+	log_json_escape(comp, sizeof comp, component);
+	log_json_escape(rid, sizeof rid, request_id ? request_id : "");
+	log_json_escape(ev, sizeof ev, event ? event : "");
 	char ts[32];
 	util_format_time(util_now_ms(), ts);
-	char line[4608];
-	int n;
-	if (request_id)
-		n = snprintf(line, sizeof line,
-			     "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,\"component\":\"%s\","
-			     "\"request_id\":\"%s\",\"msg\":\"%s\"}\n",
-			     ts, names[level], (int)getpid(), component, request_id, esc);
-	else
-		n = snprintf(line, sizeof line,
-			     "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,\"component\":\"%s\",\"msg\":\"%s\"}\n",
-			     ts, names[level], (int)getpid(), component, esc);
+	char line[5120];
+	int n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,\"component\":\"%s\"%s%s%s%s%s%s,\"msg\":\"%s\"}\n",
+			 ts, names[level], (int)getpid(), comp, request_id ? ",\"request_id\":\"" : "", rid,
+			 request_id ? "\"" : "", event ? ",\"event\":\"" : "", ev, event ? "\"" : "", esc);
 	if (n > (int)sizeof line - 1)
-		n = (int)sizeof line - 1;
+		n = (int)sizeof line - 1; /* cannot happen: the parts are bounded below the line's size */
 	/* One write per line so lines from several workers never interleave. */
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+void log_emit(enum log_level level, const char *request_id, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vemit(level, request_id, NULL, fmt, ap);
+	va_end(ap);
 }
