@@ -464,6 +464,8 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 			    int statement_timeout_ms, const char *session_sql)
 {
 	struct pg_pool *pool = xcalloc(1, sizeof *pool);
+	(void)metrics_counter("feegate_db_timeouts_total", NULL, "PostgreSQL queries ended by their deadline.");
+	(void)metrics_counter("feegate_db_connect_failures_total", NULL, "PostgreSQL connection attempts that failed.");
 	pool->base = base;
 	pool->conninfo = xstrdup(conninfo);
 	pool->connect_timeout_ms = connect_timeout_ms;
