@@ -15,6 +15,8 @@ PKGS=(
   python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
   # tests: promtool (check metrics, check rules) for the operator's checks
   prometheus
+  # tests: the README examples read answers with jq
+  jq
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
 )
