@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages feegate needs to build, run and test.
-# Usage: deploy/install-deps.sh
+# Usage: deploy/install-deps.sh [--build]
+#   --build  only what building the binaries needs (the container image's build stage)
 # Idempotent and fast: one dpkg-query; apt-get runs only when a package is missing.
 set -euo pipefail
 
-PKGS=(
+BUILD_PKGS=(
   # build
   build-essential pkg-config
   libevent-dev libpq-dev libssl-dev libjansson-dev libhiredis-dev libqrencode-dev
+)
+PKGS=(
+  "${BUILD_PKGS[@]}"
+  # unit tests
   libcmocka-dev
   # local stack (make run, system tests)
   postgresql postgresql-contrib redis-server
@@ -17,11 +22,19 @@ PKGS=(
   prometheus
   # tests: the README examples read answers with jq
   jq
+  # tests: systemd-analyze verify of the units in deploy/
+  systemd
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+case "${1:-}" in
+  "") ;;
+  --build) PKGS=("${BUILD_PKGS[@]}") ;;
+  *) log "usage: deploy/install-deps.sh [--build]"; exit 2 ;;
+esac
 
 # Which of PKGS are not fully installed ("ii")?
 missing_pkgs() {
