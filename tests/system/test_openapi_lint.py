@@ -6,6 +6,7 @@ declared; every tag is defined; and the document cites only files of this reposi
 
 This module uses no fixture of conftest.py, so it starts no PostgreSQL, Redis or gateway."""
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -118,7 +119,8 @@ def test_cites_only_files_of_the_repository(rel):
             assert name not in text, f"{rel} cites {name}, which is not in the repository"
     # a name under one of the repository's own folders must exist (outputs such as bench/… and
     # patterns such as functions/NAME.sql are not citations)
-    top = {p.name for p in REPO.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True, check=True)
+    top = {line.split("/", 1)[0] for line in tracked.stdout.splitlines() if "/" in line}
     missing = sorted(f for f in cited_files(text) if f.split("/")[0] in top and not re.search(r"NAME|NNNN", f)
                      and not (REPO / f.split("#")[0]).exists())
     assert not missing, f"{rel} cites files that are not in the repository: {missing}"

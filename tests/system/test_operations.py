@@ -5,6 +5,7 @@ the bytes of a request."""
 import json
 import re
 import shutil
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -118,18 +119,19 @@ REQUIRED = {
 def test_operator_figures_are_present_and_plausible(gateway, api, stack):
     for _ in range(3):
         assert api.create(order_body()).status_code == 201
+    before = int(time.time())
     stack.cli("ledger", "check")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     while True:
         helps, types, samples = parse(scrape(gateway.url))
         checked = values(samples, "feegate_ledger_check_last_run_timestamp_seconds").get("", 0)
-        if checked > 0 or time.monotonic() > deadline:
+        if checked >= before or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     for name, kind in REQUIRED.items():
         assert types.get(name) == kind, (name, types.get(name))
         assert name in helps, name
-    assert abs(checked - time.time()) < 120, checked
+    assert before <= checked <= time.time() + 1, (before, checked)
     assert values(samples, "feegate_ledger_check_violations") == {"": 0.0}
 
     breakers = values(samples, "feegate_bank_breaker_state")
@@ -213,25 +215,16 @@ def test_dashboard_is_grafana_json_over_metrics_that_exist(gateway):
         assert wanted in used, wanted
 
 
-def test_gateway_log_is_json_lines_whatever_the_bytes(gateway_factory, stack, gateway):
-    """Requests whose paths decode to invalid UTF-8, answered 503 while PostgreSQL is stopped
-    (a 5xx is logged with its path): every line of the gateway's log parses as JSON."""
-    gw = gateway_factory(FEEGATE_DB_TIMEOUT_MS=1000)
-    stack.pg_stop()
-    try:
-        for path in ("/v1/orders/%FF%FE", "/v1/orders/%C3%28x", "/v1/orders/%ED%A0%80"):
-            r = requests.get(gw.url + path, headers={"Authorization": "Bearer fgk_" + "0" * 32}, timeout=10)
-            assert r.status_code == 503, (path, r.status_code)
-    finally:
-        stack.pg_start()
+def test_gateway_log_is_json_lines_whatever_the_bytes(gateway_factory, free_tcp_port):
+    """Requests whose paths decode to invalid UTF-8, answered 503 by a gateway whose database
+    cannot be reached (a 5xx is logged with its path): every line of its log parses as JSON."""
+    gw = gateway_factory(DATABASE_URL=f"postgresql://feegate@127.0.0.1:{free_tcp_port}/feegate",
+                         FEEGATE_DB_TIMEOUT_MS=1000)
+    for path in ("/v1/orders/%FF%FE", "/v1/orders/%C3%28x", "/v1/orders/%ED%A0%80"):
+        r = requests.get(gw.url + path, headers={"Authorization": "Bearer fgk_" + "0" * 32}, timeout=10)
+        assert r.status_code == 503, (path, r.status_code)
     assert gw.stop() == 0
-    # the shared gateway back on its database before the next test
-    deadline = time.monotonic() + 30
-    while requests.get(gateway.url + "/readyz", timeout=5).status_code != 200:
-        assert time.monotonic() < deadline, "the shared gateway did not reconnect"
-        time.sleep(0.1)
-    raw = gw.log_path.read_bytes()
-    lines = raw.splitlines()
+    lines = gw.log_path.read_bytes().splitlines()
     assert lines
     logged = []
     for line in lines:
@@ -242,3 +235,12 @@ def test_gateway_log_is_json_lines_whatever_the_bytes(gateway_factory, stack, ga
         assert {"ts", "level", "pid", "component", "msg"} <= obj.keys(), obj
         logged.append(obj["msg"])
     assert any("/v1/orders/\ufffd\ufffd" in m for m in logged), logged[-10:]
+    assert any("/v1/orders/\ufffd(x" in m for m in logged), logged[-10:]
+
+
+@pytest.fixture
+def free_tcp_port():
+    """A port nothing listens on (bound, then closed)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
