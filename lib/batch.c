@@ -25,7 +25,6 @@ struct batcher {
 	struct event_base *base;
 	struct pg_pool *pool;
 	char *stmt;
-	const char *counter; /* metrics counter of committed batches, or NULL */
 	int window_us, max_items, timeout_ms;
 	struct item *queue;
 	int nqueue, cap;
@@ -153,7 +152,6 @@ struct batcher *batcher_new(struct event_base *base, struct pg_pool *pool, const
 			    int max_items, int max_batches, int timeout_ms, const char *counter)
 {
 	struct batcher *b = xcalloc(1, sizeof *b);
-	b->counter = counter;
 	b->max_batches = max_batches;
 	b->base = base;
 	b->pool = pool;
