@@ -1,33 +1,50 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages feegate needs to build, run and test.
-# Usage: deploy/install-deps.sh [fuzz]
+# Usage: deploy/install-deps.sh [--build | fuzz]
+#   --build  only what building the binaries needs (the container image's build stage)
+#   fuzz     also libFuzzer's compiler and runtime (make fuzz)
 # Idempotent and fast: one dpkg-query; apt-get runs only when a package is missing.
 set -euo pipefail
 
-PKGS=(
+BUILD_PKGS=(
   # build
   build-essential pkg-config
   libevent-dev libpq-dev libssl-dev libjansson-dev libhiredis-dev libqrencode-dev
-  libcmocka-dev
   # the HTTP/1.1 request parser of the server side (strict framing)
   libhttp-parser-dev
   # camt.053 treasury statements (streaming XML reader)
   libxml2-dev
+)
+PKGS=(
+  "${BUILD_PKGS[@]}"
+  # unit tests
+  libcmocka-dev
   # local stack (make run, system tests)
   postgresql postgresql-contrib redis-server
   # tests, benchmarks
   python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
+  # tests: promtool (check metrics, check rules) for the operator's checks
+  prometheus
+  # tests: the README examples read answers with jq
+  jq
+  # tests: systemd-analyze verify of the units in deploy/
+  systemd
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
   # memcheck over the unit tests (make valgrind)
   valgrind
 )
-# `deploy/install-deps.sh fuzz`: also libFuzzer's compiler and runtime (make fuzz only)
 if [[ ${1:-} == fuzz ]]; then
   PKGS+=(clang libclang-rt-14-dev)
 fi
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
+
+case "${1:-}" in
+  "") ;;
+  --build) PKGS=("${BUILD_PKGS[@]}") ;;
+  *) log "usage: deploy/install-deps.sh [--build]"; exit 2 ;;
+esac
 
 # Which of PKGS are not fully installed ("ii")?
 missing_pkgs() {

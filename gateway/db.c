@@ -43,6 +43,14 @@ const struct pg_statement db_statements[] = {
 	{"idempotency_cleanup",
 	 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
 	 "WHERE created_at < now() - interval '48 hours' LIMIT 1000)"},
+	/* the webhook outbox's backlog for /metrics: rows due now (counted up to 100,000, so a
+	 * huge backlog costs a bounded read of the due index) and how long the oldest has waited */
+	{"outbox_backlog",
+	 "SELECT count(*), coalesce(extract(epoch FROM now() - min(due)), 0)::float8 FROM ("
+	 "SELECT next_attempt_at AS due FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
+	 "ORDER BY next_attempt_at LIMIT 100000) d"},
+	/* the last `feegate ledger check`: "<invariants violated> <unix time>" */
+	{"ledger_check_status", "SELECT value FROM settings WHERE name = 'ledger_check'"},
 	{"claim_deliveries", "SELECT * FROM feegate_claim_deliveries($1::int, $2::int, $3::uuid[])"},
 	/* The relay's bookkeeping commits without waiting for its WAL flush (synchronous_commit off
 	 * for these transactions only): a crash can lose only the record of an answer, and the

@@ -105,6 +105,7 @@ void intake_init(void)
 {
 	batcher = batcher_new(gw.base, gw.db, "intake", cfg.batch_window_us, cfg.batch_max, cfg.batch_inflight,
 			      cfg.db_timeout_ms * 2, "intake_batches");
+	(void)metrics_counter("feegate_intake_orders_total", NULL, "Orders created (201 answers of POST /v1/orders).");
 }
 
 void intake_shutdown(void)

@@ -30,6 +30,9 @@ void notify_init(void)
 {
 	batcher = batcher_new(gw.base, gw.db, "apply_notifications", cfg.batch_window_us, cfg.batch_max, cfg.batch_inflight,
 			      cfg.db_timeout_ms * 2, "notification_batches");
+	(void)metrics_counter("feegate_notifications_applied_total", NULL,
+			      "Bank notifications that changed an attempt (replays not counted).");
+	(void)metrics_counter("feegate_bad_signatures_total", NULL, "Bank notifications and returns refused for their signature.");
 }
 
 int notify_pending(void)

@@ -1,4 +1,8 @@
-/* /healthz (the loop answers), /readyz (PostgreSQL and Redis answer), /metrics. */
+/*
+ * /healthz (the loop answers), /readyz, /metrics. Readiness is PostgreSQL alone: Redis holds only
+ * what may be lost, so a Redis outage must not take every healthy gateway out of a load
+ * balancer; the body still says whether Redis answers.
+ */
 #include <event2/buffer.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,9 +28,10 @@ static void ready_answer(struct http_req *req)
 	struct ready_state *s = req->state;
 	if (--s->waiting > 0)
 		return;
-	json_t *body = json_pack("{s:s, s:s, s:s}", "status", s->db_ok && s->redis_ok ? "ready" : "not_ready",
-				 "postgres", s->db_ok ? "ok" : "unavailable", "redis", s->redis_ok ? "ok" : "unavailable");
-	http_reply_json(req, s->db_ok && s->redis_ok ? 200 : 503, body);
+	const char *status = !s->db_ok ? "not_ready" : s->redis_ok ? "ready" : "degraded";
+	json_t *body = json_pack("{s:s, s:s, s:s}", "status", status, "postgres", s->db_ok ? "ok" : "unavailable",
+				 "redis", s->redis_ok ? "ok" : "unavailable");
+	http_reply_json(req, s->db_ok ? 200 : 503, body);
 }
 
 static void ready_db(void *arg, PGresult *res, enum pg_status st)

@@ -314,6 +314,10 @@ int server_run(void)
 		log_error(NULL, "cannot map shared memory for circuit breakers");
 		return 1;
 	}
+	for (size_t i = 0; i < bank_count(); i++) {
+		if (bank_at(i)->enabled)
+			breaker_watch(bank_at(i)->adapter->name);
+	}
 	/* Fail fast when the port is taken, before any worker starts. */
 	int probe = open_listener(cfg.port);
 	if (probe < 0) {

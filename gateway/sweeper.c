@@ -20,10 +20,12 @@
 #include "lib/httpc.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/metrics.h"
 
 static struct event *timer;
 static int busy; /* queries and calls of the current sweep still running */
 static int64_t last_cleanup_us;
+static metric_id m_lag, m_outbox_due, m_outbox_oldest, m_ledger_violations, m_ledger_checked;
 
 struct query_job {
 	char attempt_id[37];
@@ -189,9 +191,36 @@ static void simple_done(void *arg, PGresult *res, enum pg_status st)
 		log_info(NULL, "%s orders expired", PQgetvalue(res, 0, 0));
 }
 
+static void outbox_measured(void *arg, PGresult *res, enum pg_status st)
+{
+	busy--;
+	if (st != PG_OK || PQntuples(res) != 1)
+		return;
+	metrics_set(m_outbox_due, strtod(PQgetvalue(res, 0, 0), NULL));
+	metrics_set(m_outbox_oldest, strtod(PQgetvalue(res, 0, 1), NULL));
+}
+
+static void ledger_check_read(void *arg, PGresult *res, enum pg_status st)
+{
+	busy--;
+	if (st != PG_OK || PQntuples(res) != 1)
+		return;
+	long failed = 0, at = 0;
+	if (sscanf(PQgetvalue(res, 0, 0), "%ld %ld", &failed, &at) == 2) {
+		metrics_set(m_ledger_violations, (double)failed);
+		metrics_set(m_ledger_checked, (double)at);
+	}
+}
+
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
 	if (!gw.draining && busy == 0 && pg_pool_connected(gw.db)) {
+		/* a pass starts only when the last one has finished: the time since is the lag */
+		metrics_set(m_lag, (double)util_now_ms() / 1000.0);
+		busy++;
+		pg_query(gw.db, "outbox_backlog", 0, NULL, cfg.db_timeout_ms, outbox_measured, NULL);
+		busy++;
+		pg_query(gw.db, "ledger_check_status", 0, NULL, cfg.db_timeout_ms, ledger_check_read, NULL);
 		char after[16];
 		snprintf(after, sizeof after, "%d", cfg.query_after_s);
 		busy += 2;
@@ -214,6 +243,21 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 
 void sweeper_start(void)
 {
+	m_lag = metrics_gauge("feegate_sweeper_lag_seconds", NULL,
+			      "Seconds since the sweeper (expiry, bank queries, refund retries) last started a pass; "
+			      "about the sweep interval when healthy, growing while a pass hangs or the database is away.",
+			      METRICS_AGE);
+	m_outbox_due = metrics_gauge("feegate_outbox_due", NULL,
+				     "Webhook outbox rows due for delivery now (counted up to 100000), as of the last sweep.",
+				     METRICS_LAST);
+	m_outbox_oldest = metrics_gauge("feegate_outbox_oldest_due_seconds", NULL,
+					"How long the oldest due webhook outbox row has been due, in seconds, as of the last sweep.",
+					METRICS_LAST);
+	m_ledger_violations = metrics_gauge("feegate_ledger_check_violations", NULL,
+					    "Invariants the last `feegate ledger check` found violated (0: all hold).",
+					    METRICS_LAST);
+	m_ledger_checked = metrics_gauge("feegate_ledger_check_last_run_timestamp_seconds", NULL,
+					 "When `feegate ledger check` last ran, unix seconds (0: never).", METRICS_LAST);
 	timer = evtimer_new(gw.base, sweep, NULL);
 	struct timeval tv = {0, 200000};
 	evtimer_add(timer, &tv);

@@ -339,6 +339,11 @@ static void relay(evutil_socket_t fd, short what, void *arg)
 
 void webhooks_init(void)
 {
+	(void)metrics_counter("feegate_webhooks_delivered_total", NULL, "Portal webhook calls answered 2xx.");
+	(void)metrics_counter("feegate_webhooks_failed_total", NULL,
+			      "Portal webhook calls that failed (non-2xx, timeout, connection error); retried later.");
+	(void)metrics_counter("feegate_webhooks_handed_total", NULL,
+			      "Webhook rows a notification batch handed straight to its worker (no claim needed).");
 	results.pending = json_array();
 	releases.pending = json_array();
 	timer = evtimer_new(gw.base, relay, NULL);

@@ -1,24 +1,30 @@
 #include "lib/batch.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/metrics.h"
+#include "lib/util.h"
 
 struct item {
 	json_t *row;
 	batch_done_fn done;
 	void *arg;
+	int64_t queued_us; /* when it was submitted: its wait is a metric */
 };
+
+/* Items per batch and the time an item waits for its batch to be sent. */
+static const double size_bounds[] = {1, 2, 5, 10, 20, 50, 100, 200, 500, 1000};
+static const double wait_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1};
 
 struct batcher {
 	struct event_base *base;
 	struct pg_pool *pool;
 	char *stmt;
-	const char *counter; /* metrics counter of committed batches, or NULL */
 	int window_us, max_items, timeout_ms;
 	struct item *queue;
 	int nqueue, cap;
@@ -26,6 +32,7 @@ struct batcher {
 	int batches_in_flight;
 	int max_batches; /* more waiting makes the next batch bigger, not more fsyncs */
 	struct event *timer;
+	metric_id m_size, m_wait, m_queued, m_batches;
 };
 
 struct sent {
@@ -58,8 +65,7 @@ static void sent_done(void *arg, PGresult *res, enum pg_status st)
 	for (int i = 0; i < s->n; i++)
 		row_of[i] = -1;
 	if (st == PG_OK) {
-		if (b->counter)
-			metrics_count(b->counter);
+		metrics_add(b->m_batches, 1);
 		for (int r = 0; r < PQntuples(res); r++) {
 			int idx = atoi(PQgetvalue(res, r, 0));
 			if (idx >= 0 && idx < s->n && row_of[idx] < 0)
@@ -73,6 +79,7 @@ static void sent_done(void *arg, PGresult *res, enum pg_status st)
 	free(row_of);
 	free(s->items);
 	free(s);
+	metrics_set(b->m_queued, b->nqueue + b->in_flight);
 	if (b->nqueue && !evtimer_pending(b->timer, NULL))
 		batcher_flush(b);
 }
@@ -80,7 +87,10 @@ static void sent_done(void *arg, PGresult *res, enum pg_status st)
 static void send_items(struct batcher *b, struct item *items, int n)
 {
 	json_t *arr = json_array();
+	int64_t now = util_monotonic_us();
+	metrics_observe(b->m_size, n);
 	for (int i = 0; i < n; i++) {
+		metrics_observe(b->m_wait, (double)(now - items[i].queued_us) / 1e6);
 		json_object_set_new(items[i].row, "i", json_integer(i));
 		json_array_append(arr, items[i].row);
 	}
@@ -120,7 +130,8 @@ void batcher_submit(struct batcher *b, json_t *row, batch_done_fn done, void *ar
 		b->cap = b->cap ? b->cap * 2 : 64;
 		b->queue = xrealloc(b->queue, sizeof(struct item) * (size_t)b->cap);
 	}
-	b->queue[b->nqueue++] = (struct item){row, done, arg};
+	b->queue[b->nqueue++] = (struct item){row, done, arg, util_monotonic_us()};
+	metrics_set(b->m_queued, b->nqueue + b->in_flight);
 	if (b->nqueue >= b->max_items && b->batches_in_flight < b->max_batches) {
 		evtimer_del(b->timer);
 		batcher_flush(b);
@@ -141,7 +152,6 @@ struct batcher *batcher_new(struct event_base *base, struct pg_pool *pool, const
 			    int max_items, int max_batches, int timeout_ms, const char *counter)
 {
 	struct batcher *b = xcalloc(1, sizeof *b);
-	b->counter = counter;
 	b->max_batches = max_batches;
 	b->base = base;
 	b->pool = pool;
@@ -150,6 +160,21 @@ struct batcher *batcher_new(struct event_base *base, struct pg_pool *pool, const
 	b->max_items = max_items;
 	b->timeout_ms = timeout_ms;
 	b->timer = evtimer_new(base, window_cb, b);
+	char labels[96], name[64], help[160];
+	snprintf(labels, sizeof labels, "batcher=\"%s\"", stmt);
+	b->m_size = metrics_histogram("feegate_batch_size_items", labels, "Items per batch sent, by batcher.", size_bounds,
+				      (int)ARRAY_LEN(size_bounds));
+	b->m_wait = metrics_histogram("feegate_batch_wait_seconds", labels,
+				      "Time an item waits in its batcher until its batch is sent, in seconds.", wait_bounds,
+				      (int)ARRAY_LEN(wait_bounds));
+	b->m_queued = metrics_gauge("feegate_batch_pending_items", labels,
+				    "Items queued or in flight in each batcher, all workers.", METRICS_SUM);
+	b->m_batches = -1;
+	if (counter) {
+		snprintf(name, sizeof name, "feegate_%s_total", counter);
+		snprintf(help, sizeof help, "Batches committed by the %s batcher (one transaction each).", stmt);
+		b->m_batches = metrics_counter(name, NULL, help);
+	}
 	return b;
 }
 

@@ -5,7 +5,10 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include <event2/buffer.h>
+
 #include "lib/log.h"
+#include "lib/metrics.h"
 #include "lib/util.h"
 
 #define SLOTS 16
@@ -18,6 +21,7 @@ struct slot {
 };
 
 static struct slot *slots;
+static void render_metrics(struct evbuffer *out);
 static int max_failures = 3;
 static int cooldown_us = 5000000;
 
@@ -30,6 +34,7 @@ bool breaker_init(int failures, int cooldown_ms)
 	slots = p;
 	max_failures = failures;
 	cooldown_us = cooldown_ms * 1000;
+	metrics_collector(render_metrics);
 	return true;
 }
 
@@ -100,5 +105,37 @@ void breaker_record(const char *bank, bool ok)
 		__atomic_store_n(&s->open_until_us, util_monotonic_us() + cooldown_us, __ATOMIC_RELEASE);
 		if (until == 0)
 			log_warn(NULL, "bank %s failed %d calls in a row; circuit open, hidden from checkout", bank, n);
+	}
+}
+
+void breaker_watch(const char *bank)
+{
+	(void)find(bank);
+}
+
+/* Computed at scrape time: the half-open state is a matter of the clock, not of an event. */
+static void render_metrics(struct evbuffer *out)
+{
+	evbuffer_add_printf(out, "# HELP feegate_bank_breaker_state Circuit breaker per bank: 0 closed, 1 open (hidden "
+				 "from checkout), 2 half-open (one trial call allowed).\n"
+				 "# TYPE feegate_bank_breaker_state gauge\n");
+	for (int i = 0; i < SLOTS; i++) {
+		const struct slot *s = &slots[i];
+		char c = __atomic_load_n(&s->name[0], __ATOMIC_ACQUIRE);
+		if (c == '\0' || c == '#')
+			continue;
+		int64_t until = __atomic_load_n(&s->open_until_us, __ATOMIC_ACQUIRE);
+		int state = until == 0 ? 0 : util_monotonic_us() < until ? 1 : 2;
+		evbuffer_add_printf(out, "feegate_bank_breaker_state{bank=\"%s\"} %d\n", s->name, state);
+	}
+	evbuffer_add_printf(out, "# HELP feegate_bank_consecutive_failures Failed calls in a row per bank (reset by a success).\n"
+				 "# TYPE feegate_bank_consecutive_failures gauge\n");
+	for (int i = 0; i < SLOTS; i++) {
+		const struct slot *s = &slots[i];
+		char c = __atomic_load_n(&s->name[0], __ATOMIC_ACQUIRE);
+		if (c == '\0' || c == '#')
+			continue;
+		evbuffer_add_printf(out, "feegate_bank_consecutive_failures{bank=\"%s\"} %d\n", s->name,
+				    (int)__atomic_load_n(&s->consecutive_failures, __ATOMIC_ACQUIRE));
 	}
 }

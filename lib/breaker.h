@@ -12,5 +12,7 @@ bool breaker_init(int failures, int cooldown_ms);
 bool breaker_allow(const char *bank); /* may a call go to this bank now? */
 void breaker_record(const char *bank, bool ok);
 bool breaker_is_open(const char *bank);
+/* Shows this bank in feegate_bank_breaker_state before its first call (master, after init). */
+void breaker_watch(const char *bank);
 
 #endif

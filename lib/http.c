@@ -1128,6 +1128,10 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg)
 {
 	struct http_server *s = xcalloc(1, sizeof *s);
+	(void)metrics_counter("feegate_http_slow_clients_total", NULL,
+			      "Connections closed because a request head or body arrived too slowly.");
+	(void)metrics_counter("feegate_http_connections_refused_total", NULL,
+			      "Connections refused at the per-worker connection cap.");
 	s->base = base;
 	s->cfg = *cfg;
 	s->accept_retry = evtimer_new(base, accept_resume, s);

@@ -19,56 +19,115 @@ void log_set_component(const char *name)
 	snprintf(component, sizeof component, "%s", name);
 }
 
-size_t log_json_escape(char *out, size_t cap, const char *s)
+/*
+ * Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
+ * nothing above U+10FFFF), or 0 when the bytes there are not one. A log line must be valid JSON
+ * whatever a client sent, so anything else is written as U+FFFD.
+ */
+static size_t utf8_sequence_len(const unsigned char *s)
 {
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return 1;
+	size_t n;
+	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+	if (c >= 0xC2 && c <= 0xDF) {
+		n = 2;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		n = 3;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		n = 4;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else {
+		return 0;
+	}
+	if (s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i < n; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	}
+	return n;
+}
+
+size_t log_json_escape(char *out, size_t cap, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
 	size_t o = 0;
-	for (; *s && o + 7 < cap; s++) {
-		unsigned char c = (unsigned char)*s;
+	/* Room for the longest escape (six bytes: a control character or U+FFFD) and the NUL. */
+	while (*s && o + 7 < cap) {
+		unsigned char c = *s;
 		if (c == '"' || c == '\\') {
 			out[o++] = '\\';
 			out[o++] = (char)c;
+			s++;
 		} else if (c == '\n') {
 			out[o++] = '\\';
 			out[o++] = 'n';
-		} else if (c < 0x20) {
+			s++;
+		} else if (c < 0x20 || c == 0x7F) {
 			o += (size_t)snprintf(out + o, cap - o, "\\u%04x", c);
-		} else {
+			s++;
+		} else if (c < 0x80) {
 			out[o++] = (char)c;
+			s++;
+		} else {
+			size_t n = utf8_sequence_len(s);
+			if (n == 0) {
+				memcpy(out + o, "\\ufffd", 6);
+				o += 6;
+				s++;
+			} else {
+				if (o + n + 1 > cap)
+					break; /* never cut a character in two */
+				memcpy(out + o, s, n);
+				o += n;
+				s += n;
+			}
 		}
 	}
 	out[o] = '\0';
 	return o;
 }
 
-void log_emit(enum log_level level, const char *request_id, const char *fmt, ...)
+void log_vemit(enum log_level level, const char *request_id, const char *event, const char *fmt, va_list ap)
 {
 	static const char *names[] = {"debug", "info", "warn", "error"};
 	if (level < min_level)
 		return;
 	char msg[2048];
-	va_list ap;
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
 
 	char esc[4096];
 	log_json_escape(esc, sizeof esc, msg);
+	char comp[sizeof component * 6], rid[256], ev[128];
+	log_json_escape(comp, sizeof comp, component);
+	log_json_escape(rid, sizeof rid, request_id ? request_id : "");
+	log_json_escape(ev, sizeof ev, event ? event : "");
 	char ts[32];
 	util_format_time(util_now_ms(), ts);
-	char line[4608];
-	int n;
-	if (request_id)
-		n = snprintf(line, sizeof line,
-			     "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,\"component\":\"%s\","
-			     "\"request_id\":\"%s\",\"msg\":\"%s\"}\n",
-			     ts, names[level], (int)getpid(), component, request_id, esc);
-	else
-		n = snprintf(line, sizeof line,
-			     "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,\"component\":\"%s\",\"msg\":\"%s\"}\n",
-			     ts, names[level], (int)getpid(), component, esc);
+	char line[5120];
+	int n = snprintf(line, sizeof line, "{\"ts\":\"%s\",\"level\":\"%s\",\"pid\":%d,\"component\":\"%s\"%s%s%s%s%s%s,\"msg\":\"%s\"}\n",
+			 ts, names[level], (int)getpid(), comp, request_id ? ",\"request_id\":\"" : "", rid,
+			 request_id ? "\"" : "", event ? ",\"event\":\"" : "", ev, event ? "\"" : "", esc);
 	if (n > (int)sizeof line - 1)
-		n = (int)sizeof line - 1;
+		n = (int)sizeof line - 1; /* cannot happen: the parts are bounded below the line's size */
 	/* One write per line so lines from several workers never interleave. */
 	ssize_t w = write(STDERR_FILENO, line, (size_t)n);
 	(void)w;
+}
+
+void log_emit(enum log_level level, const char *request_id, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	log_vemit(level, request_id, NULL, fmt, ap);
+	va_end(ap);
 }

@@ -384,9 +384,21 @@ static void conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* libpq's default prints notices (and a server's message on an idle connection, such as a
+ * shutdown's FATAL) raw to stderr; through the logger they stay JSON lines like the rest. */
+static void pg_notice(void *arg, const char *message)
+{
+	size_t n = strlen(message);
+	while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == '\r'))
+		n--;
+	log_warn(NULL, "postgresql: %.*s", (int)n, message);
+}
+
 static void conn_connect(struct pg_conn *c)
 {
 	c->pg = PQconnectStart(c->pool->conninfo);
+	if (c->pg)
+		PQsetNoticeProcessor(c->pg, pg_notice, NULL);
 	if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD) {
 		c->state = CONN_CONNECTING;
 		conn_fail(c, "connect start failed");
@@ -464,6 +476,8 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 			    int statement_timeout_ms, const char *session_sql)
 {
 	struct pg_pool *pool = xcalloc(1, sizeof *pool);
+	(void)metrics_counter("feegate_db_timeouts_total", NULL, "PostgreSQL queries ended by their deadline.");
+	(void)metrics_counter("feegate_db_connect_failures_total", NULL, "PostgreSQL connection attempts that failed.");
 	pool->base = base;
 	pool->conninfo = xstrdup(conninfo);
 	pool->connect_timeout_ms = connect_timeout_ms;

@@ -161,6 +161,7 @@ static void redis_connect(struct redis *r)
 
 struct redis *redis_new(struct event_base *base, const char *url, int timeout_ms)
 {
+	(void)metrics_counter("feegate_redis_errors_total", NULL, "Redis commands that failed or timed out.");
 	struct redis *r = xcalloc(1, sizeof *r);
 	if (!redis_parse_url(url, &r->url)) {
 		free(r);

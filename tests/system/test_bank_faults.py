@@ -450,6 +450,7 @@ def test_momo_create_failures_hide_momo_until_it_answers_again(api, sim, stack):
         assert r.status_code == 503, r.status_code
         assert len(get_order(api, order["id"])["attempts"]) == 3  # no attempt opened
         assert "circuit open" in gateway_log_since(gw.log_path, 0)
+        assert breaker_state(gw, "momo") == 1 and breaker_state(gw, "vnpay") == 0
 
         sim.reset_faults()
         time.sleep(1.6)
@@ -459,7 +460,16 @@ def test_momo_create_failures_hide_momo_until_it_answers_again(api, sim, stack):
         assert approve(sim, started, order).status_code == 303
         o = wait_status(api, order["id"], "succeeded")
         assert_single_payment(stack, o, started["ref"], "momo")
+        assert breaker_state(gw, "momo") == 0
     assert_ledger_ok(stack)
+
+
+def breaker_state(gw, bank):
+    """feegate_bank_breaker_state{bank} from /metrics: 0 closed, 1 open, 2 half-open."""
+    for line in requests.get(gw.url + "/metrics", timeout=10).text.splitlines():
+        if line.startswith(f'feegate_bank_breaker_state{{bank="{bank}"}} '):
+            return int(line.split()[-1])
+    raise AssertionError(f"no feegate_bank_breaker_state for {bank} in /metrics")
 
 
 def test_slow_momo_create_within_the_timeout_still_works(api, sim, stack):

@@ -40,7 +40,7 @@ def wait_ready(gateway, timeout=15):
     last = None
     while time.monotonic() < deadline:
         last = readyz(gateway)
-        if last[0] == 200:
+        if last[0] == 200 and last[1].get("redis") == "ok":
             return last
         time.sleep(0.1)
     raise AssertionError(f"/readyz not ready after {timeout} s: {last}")
@@ -87,9 +87,11 @@ def test_redis_down_orders_and_checkout_still_work(api, stack, gateway):
     assert status == 200 and body.get("redis") == "ok" and body.get("postgres") == "ok", body
     stack.redis_stop()
     try:
+        # Redis holds only what may be lost: still ready, the body says Redis is away
         status, body = readyz(gateway)
-        assert status == 503, body
+        assert status == 200, body
         assert body.get("redis") == "unavailable" and body.get("postgres") == "ok", body
+        assert body.get("status") == "degraded", body
         t0 = time.monotonic()
         during = [new_order(api) for _ in range(5)]
         assert time.monotonic() - t0 < 5, "order creation waits on the absent Redis"

@@ -13,6 +13,7 @@ import http.server
 import json
 import os
 import queue
+import socket
 import subprocess
 import threading
 import time
@@ -320,13 +321,12 @@ def sim():
                FEEGATE_VNPAY_TMN_CODE=VNP_TMN, FEEGATE_VNPAY_HASH_SECRET=VNP_SECRET,
                FEEGATE_MOMO_PARTNER_CODE=MOMO_PARTNER, FEEGATE_MOMO_ACCESS_KEY=MOMO_ACCESS,
                FEEGATE_MOMO_SECRET_KEY=MOMO_SECRET, FEEGATE_VIETQR_WEBHOOK_SECRET=VIETQR_SECRET)
-    proc = subprocess.Popen([BANKSIM], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                            text=True)
+    proc = subprocess.Popen([BANKSIM], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = BanksimLog(proc.stderr)
     try:
-        line = proc.stdout.readline()
-        assert line.startswith("banksim listening on "), line
-        base = line.split()[-1]
-        yield {"url": base, "notes": notes}
+        start = log.wait_for("start")
+        base = start["msg"].split()[2].rstrip(",")  # "listening on http://127.0.0.1:PORT, ..."
+        yield {"url": base, "notes": notes, "log": log}
     finally:
         proc.terminate()
         try:
@@ -335,6 +335,38 @@ def sim():
             if proc.poll() is None:
                 proc.kill()
             notes.close()
+        log.thread.join(timeout=10)
+        assert not log.bad, f"banksim wrote lines that are not one JSON object: {log.bad[:3]}"
+
+
+class BanksimLog:
+    """Drains banksim's stderr (so it never blocks on a full pipe) and checks each line is one
+    JSON object in the gateway's shape, whatever bytes the requests carried."""
+
+    def __init__(self, stream):
+        self.lines, self.bad, self.cond = [], [], threading.Condition()
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream):
+        for raw in stream:
+            try:
+                line = json.loads(raw.decode("utf-8"))
+                assert isinstance(line, dict)
+                assert {"ts", "level", "pid", "component", "msg"} <= line.keys(), line
+                assert line["component"] == "banksim", line
+            except (ValueError, AssertionError) as e:
+                self.bad.append((raw[:200], str(e)))
+                continue
+            with self.cond:
+                self.lines.append(line)
+                self.cond.notify_all()
+
+    def wait_for(self, event, timeout=10):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(l.get("event") == event for l in self.lines), timeout)
+            assert ok, f"banksim logged no {event!r} line: {self.lines} {self.bad}"
+            return next(l for l in self.lines if l.get("event") == event)
 
 
 @pytest.fixture(autouse=True)
@@ -552,6 +584,27 @@ def test_portal_sink_and_settlement(sim):
     assert lines[0].startswith("TmnCode,TransactionType,TxnRef")
     assert any(line.split(",")[2] == "KATVNP0020" and line.split(",")[6] == "1234500" for line in lines[1:])
     assert requests.get(url + "/settlement/vnpay/2024-01-01", timeout=5).status_code in (400, 404)
+
+
+def test_banksim_log_is_json_lines_whatever_the_bytes(sim):
+    """Invalid UTF-8 in a request path reaches banksim's log; every line stays one JSON object
+    (the fixture parses each line), with the bad bytes written as U+FFFD."""
+    port = int(sim["url"].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as c:
+        c.sendall(b"POST /portal/webhook/\xff\xc3x HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n"
+                  b"Connection: close\r\n\r\n{}")
+        answer = c.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 200"), answer
+    log = sim["log"]
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        hits = [l for l in list(log.lines) if l.get("event") == "portal_webhook" and "\ufffd" in l["msg"]]
+        if hits:
+            break
+        time.sleep(0.05)
+    assert hits, log.lines[-5:]
+    assert hits[0]["msg"].endswith("/portal/webhook/\ufffd\ufffdx"), hits[0]
+    assert not log.bad, log.bad[:3]
 
 
 def test_admin_config_redirects_notifications(sim):

@@ -1,5 +1,7 @@
 #include "tools/banksim/banksim.h"
 
+#include "lib/log.h"
+
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,22 +13,17 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/rand.h>
 
+/* banksim logs through the gateway's logger, so both write the same JSON lines. */
 void sim_log(const char *level, const char *event, const char *fmt, ...)
 {
-	char msg[1024];
+	enum log_level lv = strcmp(level, "error") == 0 ? LOG_ERROR
+			    : strcmp(level, "warn") == 0  ? LOG_WARN
+			    : strcmp(level, "debug") == 0 ? LOG_DEBUG
+							  : LOG_INFO;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	log_vemit(lv, NULL, event, fmt, ap);
 	va_end(ap);
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	json_t *line = json_pack("{s:f, s:s, s:s, s:s, s:s}", "ts", tv.tv_sec + tv.tv_usec / 1e6,
-				 "level", level, "component", "banksim", "event", event, "msg", msg);
-	char *text = line ? json_dumps(line, JSON_COMPACT) : NULL;
-	if (text)
-		fprintf(stderr, "%s\n", text);
-	free(text);
-	json_decref(line);
 }
 
 static void reply(struct evhttp_request *req, int status, const char *content_type, const char *body,

@@ -1,5 +1,7 @@
 #include "tools/banksim/banksim.h"
 
+#include "lib/log.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -256,6 +258,7 @@ int main(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "sign") == 0)
 		return sign_main(argc - 2, argv + 2);
+	log_set_component("banksim");
 	static sim state;
 	sim *s = &state;
 	int rc = 1;
@@ -263,7 +266,7 @@ int main(int argc, char **argv)
 	const char *host = env_or("BANKSIM_HOST", "127.0.0.1", false);
 	int port = 8090;
 	if (getenv("BANKSIM_PORT") && *getenv("BANKSIM_PORT") && !parse_port(getenv("BANKSIM_PORT"), &port)) {
-		fprintf(stderr, "banksim: BANKSIM_PORT must be a port number\n");
+		sim_log("error", "start", "BANKSIM_PORT must be a port number");
 		return 2;
 	}
 	for (int i = 1; i < argc; i++) {
@@ -272,13 +275,13 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
 			if (!parse_port(argv[++i], &port)) {
-				fprintf(stderr, "banksim: bad --port\n");
+				sim_log("error", "start", "bad --port");
 				return 2;
 			}
 		} else if (strcmp(argv[i], "--host") == 0 && i + 1 < argc) {
 			host = argv[++i];
 		} else {
-			fprintf(stderr, "banksim: unknown argument %s\n%s", argv[i], usage);
+			sim_log("error", "start", "unknown argument %s (banksim --help lists them)", argv[i]);
 			return 2;
 		}
 	}
@@ -291,7 +294,7 @@ int main(int argc, char **argv)
 	s->payouts = json_array();
 	sim_store_init(&s->store);
 	if (!s->http || !s->webhooks || !s->notifications || !s->payouts) {
-		fprintf(stderr, "banksim: out of memory\n");
+		sim_log("error", "start", "out of memory");
 		goto done;
 	}
 	evhttp_set_max_body_size(s->http, MAX_BODY);
@@ -300,7 +303,7 @@ int main(int argc, char **argv)
 	evhttp_set_gencb(s->http, route, s);
 	struct evhttp_bound_socket *handle = evhttp_bind_socket_with_handle(s->http, host, (ev_uint16_t)port);
 	if (!handle) {
-		fprintf(stderr, "banksim: cannot listen on %s:%d: %s\n", host, port, strerror(errno));
+		sim_log("error", "start", "cannot listen on %s:%d: %s", host, port, strerror(errno));
 		goto done;
 	}
 	s->port = bound_port(handle);
@@ -315,9 +318,8 @@ int main(int argc, char **argv)
 	sigterm = evsignal_new(s->base, SIGTERM, on_signal, s);
 	if (!sigint || !sigterm || evsignal_add(sigint, NULL) != 0 || evsignal_add(sigterm, NULL) != 0)
 		goto done;
+	/* The one start-up line; tests that bind port 0 read the address from it. */
 	sim_log("info", "start", "listening on %s, notifications to %s", url, s->feegate_url);
-	printf("banksim listening on %s\n", url);
-	fflush(stdout);
 	event_base_dispatch(s->base);
 	rc = 0;
 done:

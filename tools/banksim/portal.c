@@ -21,8 +21,10 @@ static void do_receive(sim *s, struct evhttp_request *req)
 		json_object_set_new(headers, h->key, json_string(h->value));
 	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
 	const char *path = uri ? evhttp_uri_get_path(uri) : "";
-	json_t *entry = json_pack("{s:I, s:I, s:s, s:o}", "id", (json_int_t)++s->next_webhook_id,
-				  "received_at", (json_int_t)time(NULL), "path", path ? path : "",
+	sim_log("info", "portal_webhook", "received %zu bytes on %s", len, path ? path : "");
+	json_t *jpath = json_string(path ? path : ""); /* NULL when the path is not UTF-8 */
+	json_t *entry = json_pack("{s:I, s:I, s:o, s:o}", "id", (json_int_t)++s->next_webhook_id,
+				  "received_at", (json_int_t)time(NULL), "path", jpath ? jpath : json_null(),
 				  "headers", headers ? headers : json_object());
 	if (!entry) {
 		sim_reply_error(req, 500, "out of memory");
@@ -36,7 +38,6 @@ static void do_receive(sim *s, struct evhttp_request *req)
 	json_array_append_new(s->webhooks, entry);
 	if (json_array_size(s->webhooks) > WEBHOOKS_CAP)
 		json_array_remove(s->webhooks, 0);
-	sim_log("info", "portal_webhook", "received %zu bytes on %s", len, path ? path : "");
 	sim_reply_json(req, 200, json_pack("{s:b, s:I}", "received", 1, "id", (json_int_t)s->next_webhook_id));
 }
 
