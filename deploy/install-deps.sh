@@ -13,6 +13,8 @@ PKGS=(
   postgresql postgresql-contrib redis-server
   # tests, benchmarks
   python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
+  # settlement reports: XLSX writing (libxlsxwriter), read back by the tests (openpyxl)
+  libxlsxwriter-dev python3-openpyxl
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
 )

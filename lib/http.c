@@ -166,11 +166,16 @@ void http_reply_raw(struct http_req *req, int status, const char *content_type, 
 	const char *reason = status == 422 ? "Unprocessable Entity" : status == 429 ? "Too Many Requests" : NULL;
 	evhttp_send_reply(req->ev, status, reason, out);
 	evbuffer_free(out);
+	http_req_done(req, status);
+}
+
+/* Touches nothing of req->ev: a reply to a client that has gone has freed it already. */
+void http_req_done(struct http_req *req, int status)
+{
 	int64_t us = util_monotonic_us() - req->start_us;
 	metrics_request(req->route, status, us);
 	if (status >= 500)
-		log_warn(req->id, "%s %s -> %d in %.1f ms", evhttp_request_get_command(req->ev) == EVHTTP_REQ_GET ? "GET" : "POST",
-			 req->path, status, (double)us / 1000.0);
+		log_warn(req->id, "%s -> %d in %.1f ms", req->path, status, (double)us / 1000.0);
 	req_free(req);
 }
 

@@ -42,6 +42,7 @@ struct http_req {
 	void (*principal_free)(void *principal);
 	void *state;     /* the handler's own, freed with state_free at reply time */
 	void (*state_free)(void *state);
+	struct http_stream *stream; /* a streaming reply's state (http_stream.c), NULL otherwise */
 };
 
 /* Builds a context for an incoming request (pulls the body up into one block). */
@@ -79,6 +80,10 @@ void http_stream_on_drain(struct http_req *req, http_stream_cb cb, void *arg);
 bool http_stream_gone(const struct http_req *req);
 void http_stream_end(struct http_req *req);
 void http_stream_abort(struct http_req *req); /* closes the connection without the last chunk */
+
+/* Ends a request's life after its reply was handed to evhttp: metrics, log, free. For the
+ * reply functions (http.c, http_stream.c) only. */
+void http_req_done(struct http_req *req, int status);
 
 /* Shutdown support: while draining, replies carry "Connection: close". */
 void http_set_draining(bool draining);
