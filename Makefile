@@ -6,7 +6,8 @@ SAN     ?=
 CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshadow \
            -Wstrict-prototypes -Wno-unused-parameter -MMD -MP -I. -I/usr/include/postgresql
 LDLIBS  += -levent -levent_openssl -lpq -lssl -lcrypto -ljansson -lhiredis \
-           -lqrencode -lm
+           -lqrencode -lm \
+           -lxlsxwriter
 LDFLAGS += $(SAN)
 
 CORE_SRC    := $(wildcard lib/*.c adapters/*.c ledger/*.c) \

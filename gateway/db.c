@@ -82,5 +82,8 @@ const struct pg_statement db_statements[] = {
 	 "JOIN ledger_transfers lt ON lt.id = le.transfer_id WHERE le.account_id = a.id "
 	 "AND ($3::bigint IS NULL OR le.id < $3::bigint) ORDER BY le.id DESC LIMIT $4::int) e), '[]') "
 	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint IS NULL OR a.agency_id = $2::bigint)"},
+	/* reports (reports.c) */
+	{"collections", "SELECT feegate_collections($1::text, $2::bigint[], $3::date, $4::date, $5::text, $6::text, "
+			"$7::bigint, $8::uuid, $9::int)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

@@ -23,6 +23,7 @@
 #include "gateway/banks.h"
 #include "gateway/db.h"
 #include "gateway/gateway.h"
+#include "gateway/reports.h"
 #include "gateway/notify.h"
 #include "gateway/server.h"
 #include "gateway/sweeper.h"
@@ -58,6 +59,9 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/healthz", ops_healthz, "healthz", AUTH_NONE},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/readyz", ops_readyz, "readyz", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/metrics", ops_metrics, "metrics", AUTH_NONE},
+	/* reports: the agency collections view and the settlement report (reports.c) */
+	{EVHTTP_REQ_GET, "/v1/agencies/{}/collections", reports_collections, "collections", AUTH_STAFF},
+	{EVHTTP_REQ_GET, "/v1/reports/settlement", reports_settlement, "reports_settlement", AUTH_STAFF},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))
 static const char *route_names[NROUTES + 1];
