@@ -334,9 +334,14 @@ static bool job_sink(void *arg, const void *data, size_t len)
 static void *job_thread(void *arg)
 {
 	struct export_job *j = arg;
-	char *conninfo = xasprintf("%s%sconnect_timeout=%d", cfg.database_url, strchr(cfg.database_url, '?') ? "&" : "?",
-				   cfg.db_connect_timeout_ms / 1000 > 0 ? cfg.db_connect_timeout_ms / 1000 : 1);
-	PGconn *c = PQconnectdb(strstr(cfg.database_url, "://") ? conninfo : cfg.database_url);
+	/* named, so an operator (and the tests) can tell export sessions in pg_stat_activity */
+	int timeout_s = cfg.db_connect_timeout_ms / 1000 > 0 ? cfg.db_connect_timeout_ms / 1000 : 1;
+	char *conninfo = strstr(cfg.database_url, "://")
+				 ? xasprintf("%s%sconnect_timeout=%d&application_name=feegate-export", cfg.database_url,
+					     strchr(cfg.database_url, '?') ? "&" : "?", timeout_s)
+				 : xasprintf("%s connect_timeout=%d application_name=feegate-export", cfg.database_url,
+					     timeout_s);
+	PGconn *c = PQconnectdb(conninfo);
 	free(conninfo);
 	enum report_outcome out = REPORT_DB_FAILED;
 	char err[256] = "";
