@@ -390,7 +390,7 @@ def big(stack, gateway):
         "SELECT feegate_uuid7(), %(client)s::uuid, (SELECT id FROM agencies WHERE code = %(code)s), "
         "'BIG-' || %(tag)s || '-' || g, 'Lệ phí', 1000 + g, 'pending', 'https://portal.example/return', "
         "md5(%(tag)s || g || random()::text), now(), now(), now() + interval '1 day', "
-        "json_build_object('name', 'Lê Thị Mai ' || g), json_build_object('lo', g % 7) "
+        "json_build_object('name', 'Lê Thị Mai ' || g), json_build_object('lo', g %% 7) "
         "FROM generate_series(1, %(n)s) g RETURNING id, reference, amount) "
         "INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount) "
         "SELECT feegate_uuid7(), o.id, 'vnpay', 'BG' || %(tag)s || lpad(split_part(o.reference, '-', 3), 8, '0'), "
@@ -398,10 +398,10 @@ def big(stack, gateway):
     for start in range(1, BIG_ROWS + 1, 1000):
         stack.query(
             "SELECT count(*) FROM feegate_apply_notifications((SELECT json_agg(json_build_object("
-            "'i', g - %(s)s, 'bank', 'vnpay', 'kind', 'payment', "
+            "'i', g - %(s)s::int, 'bank', 'vnpay', 'kind', 'payment', "
             "'ref', 'BG' || %(tag)s || lpad(g::text, 8, '0'), 'amount', 1000 + g, 'success', true, "
             "'txn_id', 'BG' || %(tag)s || g, 'source', 'notification')) "
-            "FROM generate_series(%(s)s, %(e)s) g), 60)",
+            "FROM generate_series(%(s)s::int, %(e)s::int) g), 60)",
             {"s": start, "e": min(start + 999, BIG_ROWS), "tag": tag})
     assert stack.scalar("SELECT count(*) FROM attempts a JOIN orders o ON o.id = a.order_id JOIN agencies g "
                         "ON g.id = o.agency_id WHERE g.code = %s AND a.status = 'succeeded'", (code,)) == BIG_ROWS
