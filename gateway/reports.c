@@ -39,6 +39,7 @@
 #define EXPORTS_MAX 2           /* export threads per worker: more get 503 */
 #define EXPORT_STATEMENT_TIMEOUT "120s"
 #define EXPORT_IDLE_TIMEOUT "600s" /* a client that stops reading holds the snapshot this long */
+#define EXPORT_WORK_MEM "64MB"     /* per export session, in PostgreSQL (never in the gateway) */
 
 /* ---- dates ---- */
 
@@ -105,6 +106,11 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 
 	/* One snapshot for totals and lines: they agree even while payments arrive. */
 	if (!(res = q(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err, errcap)))
+		goto done;
+	PQclear(res);
+	/* A day of a million payments is three scans joined by hash: with the default 4 MB they
+	 * spill to disk batch by batch (measured 3x slower). JIT only adds its compile time here. */
+	if (!(res = q(c, "SET LOCAL work_mem = '" EXPORT_WORK_MEM "'; SET LOCAL jit = off", 0, NULL, err, errcap)))
 		goto done;
 	PQclear(res);
 	if (r->agency[0]) {

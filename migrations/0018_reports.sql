@@ -19,3 +19,6 @@ CREATE TABLE budget_codes (
 -- the bank confirmed them.
 CREATE INDEX attempts_paid_time ON attempts ((COALESCE(paid_at, updated_at))) WHERE status = 'succeeded';
 CREATE INDEX refunds_succeeded_time ON refunds (updated_at) WHERE status = 'succeeded';
+-- The index above is partial, so the planner takes no statistics from it: without these it
+-- guesses a day holds 0.5 % of the payments, and joins a million rows by index lookups.
+CREATE STATISTICS attempts_paid_time_stats ON (COALESCE(paid_at, updated_at)) FROM attempts;

@@ -307,7 +307,7 @@ scenario_idle_memory() {
 # One business day of REPORT_PAYMENTS paid orders of the demo agency (written straight into
 # orders and attempts: the export reads them, not the ledger), exported as the settlement
 # report. The ceiling is PostgreSQL alone writing the same rows: COPY (the report's lines
-# query) TO STDOUT CSV, read by psql into /dev/null.
+# query, in the same order) TO STDOUT CSV, read by psql into /dev/null.
 REPORT_DAY=2026-01-15
 REPORT_READY=0
 report_seed() {
@@ -379,7 +379,8 @@ scenario_report_copy() {
   local t0 t1 lines
   lines=$(report_lines) || return 1
   t0=$(date +%s.%N)
-  bench_psql -c "COPY (SELECT kind, business_date, local_time, agency, bank, order_id, reference, procedure,
+  # the session settings an export runs with (gateway/reports.c), so only the gateway differs
+  PGOPTIONS="-c work_mem=64MB -c jit=off" bench_psql -c "COPY (SELECT kind, business_date, local_time, agency, bank, order_id, reference, procedure,
     payer_name, payer_id_last4, bank_txn_id, amount, fee, net, reconciliation, chapter, ndkt, dbhc, metadata
     FROM feegate_report_lines('$REPORT_DAY', '$REPORT_DAY', NULL, NULL) ORDER BY at, kind, order_id)
     TO STDOUT CSV" >/dev/null || return 1
