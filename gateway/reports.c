@@ -110,7 +110,10 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 	PQclear(res);
 	/* A day of a million payments is three scans joined by hash: with the default 4 MB they
 	 * spill to disk batch by batch (measured 3x slower). JIT only adds its compile time here. */
-	if (!(res = q(c, "SET LOCAL work_mem = '" EXPORT_WORK_MEM "'; SET LOCAL jit = off", 0, NULL, err, errcap)))
+	if (!(res = q(c, "SET LOCAL work_mem = '" EXPORT_WORK_MEM "'", 0, NULL, err, errcap)))
+		goto done;
+	PQclear(res);
+	if (!(res = q(c, "SET LOCAL jit = off", 0, NULL, err, errcap)))
 		goto done;
 	PQclear(res);
 	if (r->agency[0]) {
