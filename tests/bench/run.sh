@@ -50,7 +50,7 @@ case $MODE in
     NOTIFY_ATTEMPTS=60000
     REFUND_ORDERS=3000
     APPLY_ORDERS=20000
-    REPORT_PAYMENTS=100000
+    REPORT_PAYMENTS=20000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
 esac

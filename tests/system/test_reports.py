@@ -11,11 +11,15 @@ import subprocess
 import time
 import uuid
 
+import urllib.parse
+
 import openpyxl
+import psycopg
 import pytest
 import requests
 
 from bankflow import *
+from conftest import REPO
 
 PAYER_ID = "079203001234"
 FORMULA_REF_HEAD = '=HYPERLINK("http://evil.example","x")'
@@ -376,39 +380,58 @@ def test_cross_agency_matrix(rpt, stack, gateway):
 BIG_ROWS = 20000
 
 
+def cli_on(stack, url, *args):
+    env = dict(os.environ, DATABASE_URL=url, FEEGATE_MIGRATIONS=str(REPO / "migrations"))
+    r = subprocess.run([stack.bin, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, f"feegate {' '.join(args)}: {r.stdout}{r.stderr}"
+    return r.stdout
+
+
+class Big:
+    """A scratch database with BIG_ROWS payments of one agency, and a gateway of its own on it.
+    The rows are written straight into orders and attempts (the report reads those, not the
+    ledger), so the shared database and its `feegate ledger check` stay as small as they were."""
+
+
 @pytest.fixture(scope="module")
-def big(stack, gateway):
-    """An agency with BIG_ROWS payments posted through feegate's own SQL (orders and attempts as
-    checkout writes them, then the notification batches the gateway runs), so the ledger holds
-    them exactly as it holds payments notified by a bank."""
-    code = new_agency(stack, "B")
-    client = stack.create_client(agencies=(code,))
-    tag = uuid.uuid4().hex[:6].upper()
-    stack.query(
-        "WITH o AS (INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, "
-        "return_url, checkout_token, created_at, updated_at, expires_at, payer, metadata) "
-        "SELECT feegate_uuid7(), %(client)s::uuid, (SELECT id FROM agencies WHERE code = %(code)s), "
-        "'BIG-' || %(tag)s || '-' || g, 'Lệ phí', 1000 + g, 'pending', 'https://portal.example/return', "
-        "md5(%(tag)s || g || random()::text), now(), now(), now() + interval '1 day', "
-        "json_build_object('name', 'Lê Thị Mai ' || g), json_build_object('lo', g %% 7) "
-        "FROM generate_series(1, %(n)s) g RETURNING id, reference, amount) "
-        "INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount) "
-        "SELECT feegate_uuid7(), o.id, 'vnpay', 'BG' || %(tag)s || lpad(split_part(o.reference, '-', 3), 8, '0'), "
-        "o.amount FROM o", {"client": client.id, "code": code, "tag": tag, "n": BIG_ROWS})
-    for start in range(1, BIG_ROWS + 1, 1000):
-        stack.query(
-            "SELECT count(*) FROM feegate_apply_notifications((SELECT json_agg(json_build_object("
-            "'i', g - %(s)s::int, 'bank', 'vnpay', 'kind', 'payment', "
-            "'ref', 'BG' || %(tag)s || lpad(g::text, 8, '0'), 'amount', 1000 + g, 'success', true, "
-            "'txn_id', 'BG' || %(tag)s || g, 'source', 'notification')) "
-            "FROM generate_series(%(s)s::int, %(e)s::int) g), 60)",
-            {"s": start, "e": min(start + 999, BIG_ROWS), "tag": tag})
-    assert stack.scalar("SELECT count(*) FROM attempts a JOIN orders o ON o.id = a.order_id JOIN agencies g "
-                        "ON g.id = o.agency_id WHERE g.code = %s AND a.status = 'succeeded'", (code,)) == BIG_ROWS
-    days = stack.query("SELECT min(business_date)::text, max(business_date)::text FROM reconciliation_payments rp "
-                       "JOIN attempts a ON a.id = rp.attempt_id JOIN orders o ON o.id = a.order_id "
-                       "JOIN agencies g ON g.id = o.agency_id WHERE g.code = %s", (code,))[0]
-    return code, f"from={days[0]}&to={days[1]}&agency={code}"
+def big(stack):
+    name = "feegate_reports_" + uuid.uuid4().hex[:10]
+    r = psql_superuser(stack, f"CREATE DATABASE {name} OWNER feegate", dbname="postgres")
+    assert r.returncode == 0, r.stderr
+    u = urllib.parse.urlsplit(stack.database_url)
+    url = urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+    try:
+        cli_on(stack, url, "migrate")
+        b = Big()
+        b.url = url
+        b.code = "BIG"
+        cli_on(stack, url, "agency", "create", "--code", b.code, "--name", "Sở Tư pháp",
+               "--account", "970436:0099887766:SO TU PHAP")
+        out = cli_on(stack, url, "client", "create", "--name", "Big portal", "--agency", b.code)
+        client_id = [l.split(": ", 1)[1] for l in out.splitlines() if l.startswith("client_id: ")][0]
+        b.token = cli_on(stack, url, "staff", "create", "--name", "Kế toán", "--role", "finance").strip().splitlines()[-1].split(": ", 1)[-1]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "WITH o AS (INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, "
+                "return_url, checkout_token, created_at, updated_at, expires_at, payer, metadata) "
+                "SELECT gen_random_uuid(), %(client)s::uuid, (SELECT id FROM agencies WHERE code = %(code)s), "
+                "'BIG-' || g, 'Lệ phí', 1000 + g, 'succeeded', 'https://portal.example/return', md5('big' || g), "
+                "now(), now(), now() + interval '1 day', json_build_object('name', 'Lê Thị Mai ' || g), "
+                "json_build_object('lo', g %% 7) FROM generate_series(1, %(n)s) g RETURNING id, reference, amount) "
+                "INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount, status, bank_txn_id, paid_at) "
+                "SELECT gen_random_uuid(), o.id, 'vnpay', 'BG' || lpad(substr(o.reference, 5), 10, '0'), o.amount, "
+                "'succeeded', 'BT' || substr(o.reference, 5), "
+                "feegate_business_day_start(DATE '2026-01-15') + substr(o.reference, 5)::int * interval '1 second' "
+                "FROM o", {"client": client_id, "code": b.code, "n": BIG_ROWS})
+            conn.execute("ANALYZE orders")
+            conn.execute("ANALYZE attempts")
+        b.query = f"date=2026-01-15&agency={b.code}"
+        with dedicated_gateway(stack, DATABASE_URL=url) as gw:
+            b.gateway = gw
+            yield b
+    finally:
+        r = psql_superuser(stack, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", dbname="postgres")
+        assert r.returncode == 0, r.stderr
 
 
 def raw_get(gateway, token, path):
@@ -435,13 +458,14 @@ def dechunk(raw):
         body = rest[n + 2:]
 
 
-def exports_connected(stack):
-    return stack.scalar("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feegate-export'")
+def exports_connected(big):
+    with psycopg.connect(big.url, autocommit=True) as conn:
+        return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'feegate-export' "
+                            "AND datname = current_database()").fetchone()[0]
 
 
-def test_slow_reader_gets_everything_in_order(big, stack, gateway):
-    code, query = big
-    s = raw_get(gateway, stack.env["FEEGATE_FINANCE_TOKEN"], f"/v1/reports/settlement?{query}&format=csv")
+def test_slow_reader_gets_everything_in_order(big):
+    s = raw_get(big.gateway, big.token, f"/v1/reports/settlement?{big.query}&format=csv")
     raw = bytearray()
     s.settimeout(60)
     while True:
@@ -463,10 +487,9 @@ def test_slow_reader_gets_everything_in_order(big, stack, gateway):
     assert {r["meta.lo"] for r in lines} == {str(i) for i in range(7)}
 
 
-def test_client_leaving_midway_stops_the_export(big, stack, gateway):
-    code, query = big
-    before = gateway_log_size(stack)
-    s = raw_get(gateway, stack.env["FEEGATE_FINANCE_TOKEN"], f"/v1/reports/settlement?{query}&format=csv")
+def test_client_leaving_midway_stops_the_export(big):
+    before = big.gateway.log_path.stat().st_size
+    s = raw_get(big.gateway, big.token, f"/v1/reports/settlement?{big.query}&format=csv")
     got = b""
     s.settimeout(60)
     while len(got) < 64 * 1024:
@@ -477,23 +500,18 @@ def test_client_leaving_midway_stops_the_export(big, stack, gateway):
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # reset
     s.close()
     # the export thread stops and gives its database connection back
-    wait_until(lambda: exports_connected(stack) == 0, timeout=30, what="the export's connection to close")
-    wait_until(lambda: b"the client left before the end" in gateway_log_tail(stack, before), timeout=30,
+    wait_until(lambda: exports_connected(big) == 0, timeout=60, what="the export's connection to close")
+    wait_until(lambda: b"the client left before the end" in log_since(big.gateway.log_path, before), timeout=60,
                what="the gateway to log the stopped export")
     # and the gateway is healthy: the same export again, complete
-    r = requests.get(f"{gateway.url}/healthz", timeout=10)
+    r = requests.get(f"{big.gateway.url}/healthz", timeout=10)
     assert r.status_code == 200
-    r = requests.get(f"{gateway.url}/v1/reports/settlement?{query}&format=json",
-                     headers={"Authorization": f"Bearer {stack.env['FEEGATE_FINANCE_TOKEN']}"}, timeout=120)
+    r = requests.get(f"{big.gateway.url}/v1/reports/settlement?{big.query}&format=json",
+                     headers={"Authorization": f"Bearer {big.token}"}, timeout=120)
     assert r.status_code == 200 and len(r.json()["lines"]) == BIG_ROWS
 
 
-def gateway_log_size(stack):
-    p = stack.dir / "gateway.log"
-    return p.stat().st_size if p.exists() else 0
-
-
-def gateway_log_tail(stack, offset):
-    with open(stack.dir / "gateway.log", "rb") as f:
+def log_since(path, offset):
+    with open(path, "rb") as f:
         f.seek(offset)
         return f.read()
