@@ -10,6 +10,7 @@ LDLIBS  += -levent -levent_openssl -lpq -lssl -lcrypto -ljansson -lhiredis \
 LDLIBS  += -lhttp_parser
 LDLIBS  += -lxml2
 CFLAGS  += -I/usr/include/libxml2
+LDLIBS  += -lxlsxwriter
 LDFLAGS += $(SAN)
 
 CORE_SRC    := $(wildcard lib/*.c adapters/*.c ledger/*.c) \

@@ -29,6 +29,8 @@ PKGS=(
   jq
   # tests: systemd-analyze verify of the units in deploy/
   systemd
+  # settlement reports: XLSX writing (libxlsxwriter), read back by the tests (openpyxl)
+  libxlsxwriter-dev python3-openpyxl
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
   # memcheck over the unit tests (make valgrind)

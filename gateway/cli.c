@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway/reports.h"
 #include "ledger/check.h"
 #include "ledger/statement.h"
 #include "lib/config.h"
@@ -299,6 +300,8 @@ int cli_agency(int argc, char **argv)
 {
 	static const char usage[] =
 		"feegate agency create --code C --name N --account BIN:NUMBER:HOLDER [--banks vnpay,momo,vietqr]";
+	if (argc >= 1 && strcmp(argv[0], "budget-codes") == 0)
+		return reports_cli_budget_codes(argc - 1, argv + 1);
 	if (argc < 1 || strcmp(argv[0], "create") != 0) {
 		fprintf(stderr, "usage: %s\n", usage);
 		return 2;

@@ -131,5 +131,8 @@ const struct pg_statement db_statements[] = {
 	 "AND x.line > $3::int ORDER BY x.line LIMIT $4::int) l), '[]') "
 	 "FROM statements s WHERE s.id = $1::uuid AND ($2::bigint[] IS NULL OR s.account IN "
 	 "(SELECT a.account_number FROM agencies a WHERE a.id = ANY ($2::bigint[])))"},
+	/* reports (reports.c) */
+	{"collections", "SELECT feegate_collections($1::text, $2::bigint[], $3::date, $4::date, $5::text, $6::text, "
+			"$7::bigint, $8::uuid, $9::int)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

@@ -3,13 +3,14 @@
 #include <string.h>
 
 #include "gateway/cli.h"
+#include "gateway/reports.h"
 #include "gateway/server.h"
 #include "lib/config.h"
 #include "lib/log.h"
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create ... | ledger check\n"
+	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create ... | ledger check | report settlement ...\n"
 			"       feegate config   (prints the effective settings, secrets masked)\n");
 }
 
@@ -30,6 +31,8 @@ int main(int argc, char **argv)
 		return cli_client(argc - 2, argv + 2);
 	if (strcmp(cmd, "staff") == 0)
 		return cli_staff(argc - 2, argv + 2);
+	if (strcmp(cmd, "report") == 0)
+		return reports_cli(argc - 2, argv + 2);
 	if (strcmp(cmd, "ledger") == 0)
 		return cli_ledger(argc - 2, argv + 2);
 	if (strcmp(cmd, "statement") == 0)

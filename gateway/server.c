@@ -24,6 +24,7 @@
 #include "gateway/db.h"
 #include "gateway/edge.h"
 #include "gateway/gateway.h"
+#include "gateway/reports.h"
 #include "gateway/notify.h"
 #include "gateway/reconcile.h"
 #include "gateway/server.h"
@@ -66,6 +67,9 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/exceptions/{}/acknowledge", cases_acknowledge, "cases_acknowledge", AUTH_STAFF},
 	{EVHTTP_REQ_POST, "/v1/exceptions/{}/resolve", cases_resolve, "cases_resolve", AUTH_STAFF},
 	{EVHTTP_REQ_POST, "/v1/exceptions/{}/approve", cases_approve, "cases_approve", AUTH_STAFF},
+	/* reports: the agency collections view and the settlement report (reports.c) */
+	{EVHTTP_REQ_GET, "/v1/agencies/{}/collections", reports_collections, "collections", AUTH_STAFF},
+	{EVHTTP_REQ_GET, "/v1/reports/settlement", reports_settlement, "reports_settlement", AUTH_STAFF},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))
 static const char *route_names[NROUTES + 1];

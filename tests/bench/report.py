@@ -12,14 +12,16 @@ A scenario's meta (all optional but name and kind):
   name, label        key and the text shown in the table
   kind               http (raw: loadgen --find-saturation JSON; a flow scenario's rates are
                      flows/s and its figures per step are kept too) | pgbench (raw: pgbench's
-                     output) | memory (raw: JSON from run.sh) | failed
+                     output) | memory (raw: JSON from run.sh) | export (raw: JSON from run.sh:
+                     rows, seconds to the last byte, rss_growth_kib; the rate is rows/s) | failed
   raw                file name in RAW
   ceiling            name of the scenario whose rate is this one's ceiling (ratio column)
   per_transaction    pgbench: items per transaction; the rate is tps times this
   target_rate        rate at least this (per second)
   target_ratio       rate at least this times the ceiling's
   target_p99_ms      p99 at half saturation at most this
-  target_rss_mib     resident memory at most this
+  target_rss_mib     resident memory at most this (export: its growth during the export)
+  target_seconds     export: the last byte within this many seconds
   note               shown under the table
   busy_pct_before/after  CPU use of the whole machine just before and after (run.sh sets them)
 """
@@ -178,6 +180,13 @@ def evaluate(meta, raw_dir):
             row["rss_mib"] = raw["rss_kib"] / 1024.0
             if raw.get("open") != raw.get("requested"):
                 row["error"] = f"only {raw.get('open')} of {raw.get('requested')} connections opened"
+        elif kind == "export":
+            raw = load_json(raw_path)
+            row["export"] = raw
+            row["rate"] = raw["rows"] / raw["seconds"] if raw.get("seconds") else None
+            row["seconds"] = raw.get("seconds")
+            if "rss_growth_kib" in raw:
+                row["rss_mib"] = raw["rss_growth_kib"] / 1024.0
         elif kind == "failed":
             row.setdefault("error", "failed")
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -207,6 +216,9 @@ def check_targets(row, by_name):
     if "target_rss_mib" in row:
         t = row["target_rss_mib"]
         checks.append({"target": f"≤{t:g}MiB", "met": row.get("rss_mib") is not None and row["rss_mib"] <= t})
+    if "target_seconds" in row:
+        t = row["target_seconds"]
+        checks.append({"target": f"≤{t:g}s", "met": row.get("seconds") is not None and row["seconds"] <= t})
     row["targets"] = checks
     if "error" in row and checks:
         for c in checks:
@@ -233,6 +245,10 @@ def print_table(rows, mode):
             mem = r.get("memory") or {}
             value = "-" if r.get("rss_mib") is None else f"{r['rss_mib']:.1f} MiB"
             label = f"{r['label']} ({mem.get('open', '?'):,} conns)" if isinstance(mem.get("open"), int) else r["label"]
+        elif r.get("kind") == "export" and r.get("seconds") is not None:
+            value = fmt_rate(r.get("rate"))
+            label = f"{r['label']} ({(r.get('export') or {}).get('rows', 0):,} rows in {r['seconds']:.2f} s"
+            label += f", RSS +{r['rss_mib']:.1f} MiB)" if r.get("rss_mib") is not None else ")"
         else:
             value = fmt_rate(r.get("rate"))
             label = r["label"]

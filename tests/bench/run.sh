@@ -39,6 +39,7 @@ case $MODE in
     NOTIFY_ATTEMPTS=320000 # enough signed IPNs for every step of the search (each is sent once)
     REFUND_ORDERS=20000    # paid orders; each takes 10 partial refunds, so 200,000 requests
     APPLY_ORDERS=40000     # attempts posted by pgbench_apply.sql (a multiple of 400)
+    REPORT_PAYMENTS=1000000 # payments of one business day in the settlement export scenarios
     ;;
   quick)
     SAT_ARGS=(--rate-factor 2 --step-duration 1 --step-warmup 0.3 --step-pause 0.2 --refine 1
@@ -49,6 +50,7 @@ case $MODE in
     NOTIFY_ATTEMPTS=60000
     REFUND_ORDERS=3000
     APPLY_ORDERS=20000
+    REPORT_PAYMENTS=20000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
 esac
@@ -56,7 +58,7 @@ CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
 SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
-  pg_ledger pg_apply idle_memory)
+  pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx)
 
 # ---------------------------------------------------------------- helpers
 
@@ -299,6 +301,110 @@ scenario_idle_memory() {
   "$PYTHON" "$BENCH_LIB_DIR/report.py" idle "$RAW/idle_memory.json" "$TMP/idle.json" \
     "$TMP/procs_before.txt" "$TMP/procs_during.txt"
   sed 's/^/  /' "$TMP/idle.json" >&2
+}
+
+# ---------------------------------------------------------------- settlement exports
+# One business day of REPORT_PAYMENTS paid orders of the demo agency (written straight into
+# orders and attempts: the export reads them, not the ledger), exported as the settlement
+# report. The ceiling is PostgreSQL alone writing the same rows: COPY (the report's lines
+# query, in the same order) TO STDOUT CSV, read by psql into /dev/null.
+REPORT_DAY=2026-01-15
+REPORT_READY=0
+report_seed() {
+  ((REPORT_READY)) && return 0
+  log "writing $REPORT_PAYMENTS payments of $REPORT_DAY for the export scenarios"
+  bench_psql -v n="$REPORT_PAYMENTS" -v day="$REPORT_DAY" -v client="$FEEGATE_CLIENT_ID" \
+    -v agency="$FEEGATE_AGENCY" <<'SQL' || return 1
+WITH o AS (
+  INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
+                      checkout_token, created_at, updated_at, expires_at, procedure, payer, metadata)
+  SELECT feegate_uuid7(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
+         'HS-RPT-' || g, 'Lệ phí cấp hộ chiếu', 200000 + g % 1000, 'succeeded', 'https://portal.example/return',
+         md5('rpt' || g), now(), now(), now() + interval '1 day', 'PP-0' || g % 3,
+         json_build_object('name', 'Nguyễn Văn An ' || g, 'id_number', '0792030' || lpad(g::text, 5, '0')),
+         json_build_object('ho_so', 'HS-' || g, 'kenh', CASE WHEN g % 2 = 0 THEN 'web' ELSE 'app' END)
+    FROM generate_series(1, :n) g
+  RETURNING id, amount, reference)
+INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount, status, bank_txn_id, paid_at)
+SELECT feegate_uuid7(), o.id, (ARRAY['vnpay', 'momo', 'vietqr'])[1 + abs(hashtext(o.reference)) % 3],
+       'RPT' || lpad(substr(o.reference, 8), 12, '0'), o.amount, 'succeeded', 'TX' || substr(o.reference, 8),
+       feegate_business_day_start(:'day'::date) + (substr(o.reference, 8)::int % 86400) * interval '1 second'
+  FROM o;
+ANALYZE orders;
+ANALYZE attempts;
+SQL
+  REPORT_READY=1
+}
+
+report_lines() {
+  bench_psql -c "SELECT count(*) FROM feegate_report_lines('$REPORT_DAY', '$REPORT_DAY', NULL, NULL)"
+}
+
+# report_measure NAME FORMAT: GET the day's settlement report (all agencies) once with curl,
+# sampling the gateway's resident memory (all its processes) meanwhile; writes RAW/NAME.json.
+report_measure() {
+  local name=$1 format=$2 before during pid t lines code first total bytes
+  lines=$(report_lines) || return 1
+  gateway_sample "$TMP/procs_before.txt"
+  before=$(awk '{s += $3} END {print s + 0}' "$TMP/procs_before.txt")
+  : >"$TMP/rss_samples.txt"
+  (while :; do
+    gateway_sample "$TMP/procs_now.txt"
+    awk '{s += $3} END {print s + 0}' "$TMP/procs_now.txt" >>"$TMP/rss_samples.txt"
+    sleep 0.1
+  done) &
+  pid=$!
+  bg_track "$pid"
+  t=$(curl -sS -o /dev/null --max-time 300 -H "Authorization: Bearer $FEEGATE_FINANCE_TOKEN" \
+    -w '%{http_code} %{time_starttransfer} %{time_total} %{size_download}' \
+    "$FEEGATE_URL/v1/reports/settlement?date=$REPORT_DAY&format=$format")
+  stop_pid "$pid"
+  during=$(sort -n "$TMP/rss_samples.txt" | tail -n 1)
+  during=${during:-$before}
+  read -r code first total bytes <<<"$t"
+  log "$format: HTTP $code, first byte ${first}s, last byte ${total}s, $bytes bytes, $lines lines, gateway RSS +$(((during - before) / 1024)) MiB"
+  [[ $code == 200 ]] || return 1
+  "$PYTHON" -c 'import json, sys
+a = sys.argv
+json.dump({"rows": int(a[2]), "seconds": float(a[3]), "first_byte_s": float(a[4]), "bytes": int(a[5]),
+           "rss_growth_kib": max(0, int(a[7]) - int(a[6]))}, open(a[1], "w"), indent=1)' \
+    "$RAW/$name.json" "$lines" "$total" "$first" "$bytes" "$before" "$during"
+}
+
+scenario_report_copy() {
+  NEEDS_GATEWAY=0
+  record report_copy kind=export raw=report_copy.json \
+    "label=settlement lines: COPY (SELECT ...) TO STDOUT CSV (rows/s)"
+  report_seed || return 1
+  local t0 t1 lines
+  lines=$(report_lines) || return 1
+  t0=$(date +%s.%N)
+  # the session settings an export runs with (gateway/reports.c), so only the gateway differs
+  PGOPTIONS="-c work_mem=64MB -c jit=off" bench_psql -c "COPY (SELECT kind, business_date, local_time, agency, bank, order_id, reference, procedure,
+    payer_name, payer_id_last4, bank_txn_id, amount, fee, net, reconciliation, chapter, ndkt, dbhc, metadata
+    FROM feegate_report_lines('$REPORT_DAY', '$REPORT_DAY', NULL, NULL) ORDER BY at, kind, order_id)
+    TO STDOUT CSV" >/dev/null || return 1
+  t1=$(date +%s.%N)
+  "$PYTHON" -c 'import json, sys
+a = sys.argv
+json.dump({"rows": int(a[2]), "seconds": float(a[3]) - float(a[4])}, open(a[1], "w"), indent=1)' \
+    "$RAW/report_copy.json" "$lines" "$t1" "$t0"
+  log "COPY of $lines lines: $("$PYTHON" -c 'import sys; print(round(float(sys.argv[1]) - float(sys.argv[2]), 2))' "$t1" "$t0")s"
+}
+
+scenario_report_csv() {
+  record report_csv kind=export raw=report_csv.json \
+    "label=settlement report CSV, one day (rows/s)" ceiling=report_copy target_ratio=0.5 \
+    target_seconds=3 target_rss_mib=16
+  report_seed || return 1
+  report_measure report_csv csv
+}
+
+scenario_report_xlsx() {
+  record report_xlsx kind=export raw=report_xlsx.json \
+    "label=settlement report XLSX, one day (rows/s)" target_seconds=20 target_rss_mib=16
+  report_seed || return 1
+  report_measure report_xlsx xlsx
 }
 
 # run_scenario NAME: runs scenario_NAME and notes what may have spoilt it: the gateway stopping

@@ -1,0 +1,437 @@
+#include "ledger/report.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xlsxwriter.h>
+
+#include "lib/mem.h"
+
+#define OUT_CAP (64 * 1024) /* bytes gathered before they go to the sink */
+
+/* The columns of every tabular format, in order; the metadata keys follow, "meta.<key>". */
+static const char *const csv_columns[] = {
+	"record", "business_date", "agency", "bank", "count", "gross", "refunds", "fees", "net", "cases_open",
+	"payout", "local_time_asia_ho_chi_minh", "order_id", "reference", "procedure", "payer_name",
+	"payer_id_last4", "bank_txn_id", "amount", "fee", "reconciliation", "budget_chapter", "budget_ndkt",
+	"budget_dbhc",
+};
+static const char *const total_columns[] = {
+	"business_date", "agency", "bank", "count", "gross", "refunds", "fees", "net", "cases_open", "payout",
+};
+static const char *const line_columns[] = {
+	"kind", "business_date", "local_time_asia_ho_chi_minh", "agency", "bank", "order_id", "reference",
+	"procedure", "payer_name", "payer_id_last4", "bank_txn_id", "amount", "fee", "net", "reconciliation",
+	"budget_chapter", "budget_ndkt", "budget_dbhc",
+};
+
+struct report_writer {
+	enum report_format format;
+	report_sink sink;
+	void *arg;
+	char **keys;
+	int nkeys;
+	bool failed;
+	bool in_lines;  /* JSON: the totals array is closed */
+	bool any_total; /* JSON: a comma is due before the next element */
+	bool any_line;
+	char *out; /* gathered output, flushed at OUT_CAP */
+	size_t len;
+	lxw_workbook *wb;
+	lxw_worksheet *totals_ws, *lines_ws;
+	lxw_format *bold;
+	uint32_t totals_row, lines_row;
+};
+
+bool report_format_parse(const char *name, enum report_format *out)
+{
+	static const char *const names[] = {[REPORT_JSON] = "json", [REPORT_CSV] = "csv", [REPORT_XLSX] = "xlsx"};
+	for (int i = 0; i < (int)ARRAY_LEN(names); i++) {
+		if (name && strcmp(name, names[i]) == 0) {
+			*out = (enum report_format)i;
+			return true;
+		}
+	}
+	return false;
+}
+
+const char *report_content_type(enum report_format f)
+{
+	return f == REPORT_CSV	  ? "text/csv; charset=utf-8"
+	       : f == REPORT_XLSX ? "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+				  : "application/json; charset=utf-8";
+}
+
+const char *report_extension(enum report_format f)
+{
+	return f == REPORT_CSV ? "csv" : f == REPORT_XLSX ? "xlsx" : "json";
+}
+
+size_t report_csv_cell(const char *s, char *out, size_t cap)
+{
+	size_t n = 0;
+#define PUT(c)                          \
+	do {                            \
+		if (n + 1 < cap)        \
+			out[n] = (c);   \
+		n++;                    \
+	} while (0)
+	bool inert = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' || s[0] == '\r';
+	bool quote = strpbrk(s, "\",\r\n") != NULL;
+	if (quote)
+		PUT('"');
+	if (inert)
+		PUT('\'');
+	for (const char *c = s; *c; c++) {
+		if (*c == '"')
+			PUT('"');
+		PUT(*c);
+	}
+	if (quote)
+		PUT('"');
+	if (cap)
+		out[n < cap ? n : cap - 1] = '\0';
+#undef PUT
+	return n;
+}
+
+static bool flush(struct report_writer *w)
+{
+	if (w->len && !w->failed && !w->sink(w->arg, w->out, w->len))
+		w->failed = true;
+	w->len = 0;
+	return !w->failed;
+}
+
+static void put(struct report_writer *w, const char *s, size_t n)
+{
+	if (w->len + n > OUT_CAP)
+		flush(w);
+	if (n > OUT_CAP) {
+		if (!w->failed && !w->sink(w->arg, s, n))
+			w->failed = true;
+		return;
+	}
+	memcpy(w->out + w->len, s, n);
+	w->len += n;
+}
+
+static void puts_(struct report_writer *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+/* ---- CSV ---- */
+
+static void csv_text(struct report_writer *w, const char *s, bool first)
+{
+	if (!first)
+		put(w, ",", 1);
+	if (!s || !*s)
+		return;
+	char small[512];
+	size_t need = report_csv_cell(s, small, sizeof small);
+	if (need < sizeof small) {
+		put(w, small, need);
+		return;
+	}
+	char *big = xmalloc(need + 1);
+	report_csv_cell(s, big, need + 1);
+	put(w, big, need);
+	free(big);
+}
+
+static void csv_int(struct report_writer *w, int64_t v)
+{
+	char buf[24];
+	int n = snprintf(buf, sizeof buf, ",%lld", (long long)v);
+	put(w, buf, (size_t)n);
+}
+
+static void csv_empty(struct report_writer *w, int n)
+{
+	for (int i = 0; i < n; i++)
+		put(w, ",", 1);
+}
+
+/* ---- metadata values ---- */
+
+/* The text of each metadata key's value for one line: strings as they are, numbers and
+ * booleans as JSON writes them. vals[i] is NULL when the key is absent; free with meta_free. */
+static json_t *meta_values(const struct report_writer *w, const char *metadata, char **vals)
+{
+	for (int i = 0; i < w->nkeys; i++)
+		vals[i] = NULL;
+	if (!metadata || !w->nkeys)
+		return NULL;
+	json_t *m = json_loads(metadata, JSON_DECODE_ANY, NULL);
+	if (!json_is_object(m))
+		return m;
+	for (int i = 0; i < w->nkeys; i++) {
+		json_t *v = json_object_get(m, w->keys[i]);
+		if (json_is_string(v))
+			vals[i] = xstrdup(json_string_value(v));
+		else if (v && !json_is_null(v))
+			vals[i] = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	}
+	return m;
+}
+
+static void meta_free(const struct report_writer *w, json_t *m, char **vals)
+{
+	for (int i = 0; i < w->nkeys; i++)
+		free(vals[i]);
+	json_decref(m);
+}
+
+/* ---- XLSX ---- */
+
+static void xlsx_header(struct report_writer *w, lxw_worksheet *ws, const char *const *cols, int n, bool meta)
+{
+	for (int c = 0; c < n; c++)
+		worksheet_write_string(ws, 0, (lxw_col_t)c, cols[c], w->bold);
+	if (meta) {
+		for (int k = 0; k < w->nkeys; k++) {
+			char *name = xasprintf("meta.%s", w->keys[k]);
+			worksheet_write_string(ws, 0, (lxw_col_t)(n + k), name, w->bold);
+			free(name);
+		}
+	}
+	worksheet_freeze_panes(ws, 1, 0);
+}
+
+static void xlsx_text(lxw_worksheet *ws, uint32_t row, int col, const char *s)
+{
+	if (s && *s)
+		worksheet_write_string(ws, row, (lxw_col_t)col, s, NULL);
+}
+
+static void xlsx_num(lxw_worksheet *ws, uint32_t row, int col, int64_t v)
+{
+	/* VND amounts stay far below 2^53: exact as a double */
+	worksheet_write_number(ws, row, (lxw_col_t)col, (double)v, NULL);
+}
+
+/* ---- the writer ---- */
+
+struct report_writer *report_writer_new(enum report_format f, const char *from, const char *to,
+					const char *const *meta_keys, int nkeys, report_sink sink, void *arg,
+					const char *xlsx_path)
+{
+	struct report_writer *w = xcalloc(1, sizeof *w);
+	w->format = f;
+	w->sink = sink;
+	w->arg = arg;
+	w->nkeys = nkeys;
+	w->keys = xcalloc((size_t)(nkeys ? nkeys : 1), sizeof *w->keys);
+	for (int i = 0; i < nkeys; i++)
+		w->keys[i] = xstrdup(meta_keys[i]);
+	w->out = xmalloc(OUT_CAP);
+	if (f == REPORT_CSV) {
+		puts_(w, "\xEF\xBB\xBF"); /* BOM: Excel reads the file as UTF-8 */
+		for (int c = 0; c < (int)ARRAY_LEN(csv_columns); c++)
+			csv_text(w, csv_columns[c], c == 0);
+		for (int k = 0; k < nkeys; k++) {
+			char *name = xasprintf("meta.%s", w->keys[k]);
+			csv_text(w, name, false);
+			free(name);
+		}
+		puts_(w, "\r\n");
+	} else if (f == REPORT_JSON) {
+		json_t *head = json_pack("{s:s, s:s, s:s}", "from", from, "to", to, "time_zone", "Asia/Ho_Chi_Minh");
+		char *text = json_dumps(head, JSON_COMPACT);
+		json_decref(head);
+		put(w, text, strlen(text) - 1); /* without its closing brace */
+		free(text);
+		puts_(w, ",\"totals\":[");
+	} else {
+		lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
+		w->wb = workbook_new_opt(xlsx_path, &opt);
+		if (!w->wb) {
+			w->failed = true;
+			return w;
+		}
+		w->bold = workbook_add_format(w->wb);
+		format_set_bold(w->bold);
+		w->totals_ws = workbook_add_worksheet(w->wb, "Totals");
+		w->lines_ws = workbook_add_worksheet(w->wb, "Lines");
+		xlsx_header(w, w->totals_ws, total_columns, (int)ARRAY_LEN(total_columns), false);
+		xlsx_header(w, w->lines_ws, line_columns, (int)ARRAY_LEN(line_columns), true);
+		w->totals_row = w->lines_row = 1;
+	}
+	return w;
+}
+
+bool report_write_total(struct report_writer *w, const struct report_total *t)
+{
+	if (w->failed)
+		return false;
+	if (w->format == REPORT_CSV) {
+		csv_text(w, "total", true);
+		csv_text(w, t->date, false);
+		csv_text(w, t->agency, false);
+		csv_text(w, t->bank, false);
+		csv_int(w, t->count);
+		csv_int(w, t->gross);
+		csv_int(w, t->refunds);
+		csv_int(w, t->fees);
+		csv_int(w, t->net);
+		csv_int(w, t->cases_open);
+		if (t->has_payout)
+			csv_int(w, t->payout);
+		else
+			csv_empty(w, 1);
+		csv_empty(w, (int)ARRAY_LEN(csv_columns) - 11 + w->nkeys);
+		puts_(w, "\r\n");
+	} else if (w->format == REPORT_JSON) {
+		json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "date", t->date, "agency",
+				      t->agency, "bank", t->bank, "count", (json_int_t)t->count, "gross",
+				      (json_int_t)t->gross, "refunds", (json_int_t)t->refunds, "fees", (json_int_t)t->fees,
+				      "net", (json_int_t)t->net, "cases_open", (json_int_t)t->cases_open);
+		json_object_set_new(o, "payout", t->has_payout ? json_integer(t->payout) : json_null());
+		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(o);
+		if (w->any_total)
+			put(w, ",", 1);
+		puts_(w, text);
+		free(text);
+		w->any_total = true;
+	} else {
+		lxw_worksheet *ws = w->totals_ws;
+		uint32_t r = w->totals_row++;
+		xlsx_text(ws, r, 0, t->date);
+		xlsx_text(ws, r, 1, t->agency);
+		xlsx_text(ws, r, 2, t->bank);
+		xlsx_num(ws, r, 3, t->count);
+		xlsx_num(ws, r, 4, t->gross);
+		xlsx_num(ws, r, 5, t->refunds);
+		xlsx_num(ws, r, 6, t->fees);
+		xlsx_num(ws, r, 7, t->net);
+		xlsx_num(ws, r, 8, t->cases_open);
+		if (t->has_payout)
+			xlsx_num(ws, r, 9, t->payout);
+	}
+	return !w->failed;
+}
+
+static void json_opt(json_t *o, const char *key, const char *v)
+{
+	json_object_set_new(o, key, v ? json_string(v) : json_null());
+}
+
+bool report_write_line(struct report_writer *w, const struct report_line *l)
+{
+	if (w->failed)
+		return false;
+	char *vals[w->nkeys ? w->nkeys : 1];
+	if (w->format == REPORT_CSV) {
+		json_t *m = meta_values(w, l->metadata, vals);
+		csv_text(w, l->kind, true);
+		csv_text(w, l->business_date, false);
+		csv_text(w, l->agency, false);
+		csv_text(w, l->bank, false);
+		csv_empty(w, 4); /* count, gross, refunds, fees: the totals' own */
+		csv_int(w, l->net);
+		csv_empty(w, 2); /* cases_open, payout */
+		csv_text(w, l->local_time, false);
+		csv_text(w, l->order_id, false);
+		csv_text(w, l->reference, false);
+		csv_text(w, l->procedure, false);
+		csv_text(w, l->payer_name, false);
+		csv_text(w, l->payer_id_last4, false);
+		csv_text(w, l->bank_txn_id, false);
+		csv_int(w, l->amount);
+		csv_int(w, l->fee);
+		csv_text(w, l->reconciliation, false);
+		csv_text(w, l->chapter, false);
+		csv_text(w, l->ndkt, false);
+		csv_text(w, l->dbhc, false);
+		for (int k = 0; k < w->nkeys; k++)
+			csv_text(w, vals[k], false);
+		puts_(w, "\r\n");
+		meta_free(w, m, vals);
+	} else if (w->format == REPORT_JSON) {
+		if (!w->in_lines) {
+			puts_(w, "],\"lines\":[");
+			w->in_lines = true;
+		}
+		json_t *o = json_object();
+		json_opt(o, "kind", l->kind);
+		json_opt(o, "business_date", l->business_date);
+		json_opt(o, "local_time", l->local_time);
+		json_opt(o, "agency", l->agency);
+		json_opt(o, "bank", l->bank);
+		json_opt(o, "order_id", l->order_id);
+		json_opt(o, "reference", l->reference);
+		json_opt(o, "procedure", l->procedure);
+		json_opt(o, "payer_name", l->payer_name);
+		json_opt(o, "payer_id_last4", l->payer_id_last4);
+		json_opt(o, "bank_txn_id", l->bank_txn_id);
+		json_object_set_new(o, "amount", json_integer(l->amount));
+		json_object_set_new(o, "fee", json_integer(l->fee));
+		json_object_set_new(o, "net", json_integer(l->net));
+		json_opt(o, "reconciliation", l->reconciliation);
+		json_t *bc = json_object();
+		json_opt(bc, "chapter", l->chapter);
+		json_opt(bc, "ndkt", l->ndkt);
+		json_opt(bc, "dbhc", l->dbhc);
+		json_object_set_new(o, "budget_codes", bc);
+		json_t *m = l->metadata ? json_loads(l->metadata, JSON_DECODE_ANY, NULL) : NULL;
+		json_object_set_new(o, "metadata", m ? m : json_object());
+		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(o);
+		if (w->any_line)
+			put(w, ",", 1);
+		puts_(w, text);
+		free(text);
+		w->any_line = true;
+	} else {
+		json_t *m = meta_values(w, l->metadata, vals);
+		lxw_worksheet *ws = w->lines_ws;
+		uint32_t r = w->lines_row++;
+		const char *text[] = {l->kind, l->business_date, l->local_time, l->agency, l->bank, l->order_id,
+				      l->reference, l->procedure, l->payer_name, l->payer_id_last4, l->bank_txn_id};
+		for (int c = 0; c < (int)ARRAY_LEN(text); c++)
+			xlsx_text(ws, r, c, text[c]);
+		xlsx_num(ws, r, 11, l->amount);
+		xlsx_num(ws, r, 12, l->fee);
+		xlsx_num(ws, r, 13, l->net);
+		xlsx_text(ws, r, 14, l->reconciliation);
+		xlsx_text(ws, r, 15, l->chapter);
+		xlsx_text(ws, r, 16, l->ndkt);
+		xlsx_text(ws, r, 17, l->dbhc);
+		for (int k = 0; k < w->nkeys; k++)
+			xlsx_text(ws, r, 18 + k, vals[k]);
+		meta_free(w, m, vals);
+	}
+	return !w->failed;
+}
+
+bool report_finish(struct report_writer *w)
+{
+	if (w->failed)
+		return false;
+	if (w->format == REPORT_JSON) {
+		puts_(w, w->in_lines ? "]}" : "],\"lines\":[]}");
+	} else if (w->format == REPORT_XLSX) {
+		lxw_error e = workbook_close(w->wb);
+		w->wb = NULL;
+		if (e != LXW_NO_ERROR)
+			w->failed = true;
+	}
+	return flush(w);
+}
+
+void report_writer_free(struct report_writer *w)
+{
+	if (!w)
+		return;
+	if (w->wb)
+		workbook_close(w->wb); /* an unfinished workbook: its file is the caller's to remove */
+	for (int i = 0; i < w->nkeys; i++)
+		free(w->keys[i]);
+	free(w->keys);
+	free(w->out);
+	free(w);
+}
