@@ -13,6 +13,8 @@ PKGS=(
   postgresql postgresql-contrib redis-server
   # tests, benchmarks
   python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
+  # console tests in a headless browser (staff sign-in, roles, audit)
+  chromium chromium-driver python3-selenium
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
 )

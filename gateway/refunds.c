@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway/audit.h"
 #include "gateway/banks.h"
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
@@ -21,20 +22,6 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/query.h"
-
-static bool is_finance(const struct principal *p)
-{
-	return strcmp(p->role, "finance") == 0 || strcmp(p->role, "admin") == 0;
-}
-
-/* Agency staff see their own agency only: the SQL takes it as a filter, NULL for all. */
-static const char *agency_filter(const struct principal *p, char buf[24])
-{
-	if (strcmp(p->role, "agency") != 0)
-		return NULL;
-	snprintf(buf, 24, "%lld", (long long)p->agency_id);
-	return buf;
-}
 
 static void reply_json_text(struct http_req *req, int status, const char *text)
 {
@@ -243,10 +230,8 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 void refunds_create(struct http_req *req)
 {
 	const struct principal *p = req_principal(req);
-	if (!is_finance(p)) {
-		http_reply_error(req, ERR_FORBIDDEN, NULL, "refunds need a finance token");
+	if (!auth_require(req, PERM_REFUND))
 		return;
-	}
 	const char *key = http_header(req, "Idempotency-Key");
 	if (key && !idempotency_key_valid(key)) {
 		http_reply_error(req, ERR_VALIDATION, "Idempotency-Key", "Idempotency-Key must be 1 to 255 printable ASCII characters");
@@ -292,9 +277,11 @@ void refunds_create(struct http_req *req)
 	char *scoped = xasprintf("%s:%.*s", req->params[0], (int)req->body_len, req->body);
 	util_sha256_hex(scoped, strlen(scoped), hash);
 	free(scoped);
-	const char *params[9] = {req->params[0], NULL, amount_s, json_string_value(reason), p->id, s->refund_id, s->refund_ref,
+	const char *params[15] = {req->params[0], NULL, amount_s, json_string_value(reason), p->id, s->refund_id, s->refund_ref,
 				 key, key ? hash : NULL};
-	pg_query(gw.db, "refund_create", 9, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, params + 9, ip);
+	pg_query(gw.db, "refund_create", 15, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
 	json_decref(body);
 }
 
@@ -318,12 +305,14 @@ static void listed(void *arg, PGresult *res, enum pg_status st)
 
 void refunds_list(struct http_req *req)
 {
+	if (!auth_require(req, PERM_VIEW))
+		return;
 	if (!util_uuid_valid(req->params[0])) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	char buf[24];
-	const char *params[2] = {req->params[0], agency_filter(req_principal(req), buf)};
+	char buf[AUTH_SCOPE_CAP];
+	const char *params[2] = {req->params[0], auth_agency_scope(req_principal(req), buf, sizeof buf)};
 	pg_query(gw.db, "refunds_list", 2, params, cfg.db_timeout_ms, listed, req);
 }
 
@@ -362,16 +351,16 @@ static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a pending refund can be confirmed");
 		return;
 	}
-	const char *params[5] = {req->params[0], "true", NULL, NULL, req_principal(req)->id};
-	pg_query(gw.db, "refund_complete", 5, params, cfg.db_timeout_ms, confirmed, req);
+	const char *params[11] = {req->params[0], "true", NULL, NULL, req_principal(req)->id};
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, params + 5, ip);
+	pg_query(gw.db, "refund_confirm", 11, params, cfg.db_timeout_ms, confirmed, req);
 }
 
 void refunds_confirm(struct http_req *req)
 {
-	if (!is_finance(req_principal(req))) {
-		http_reply_error(req, ERR_FORBIDDEN, NULL, "confirming a payout needs a finance token");
+	if (!auth_require(req, PERM_REFUND))
 		return;
-	}
 	if (!util_uuid_valid(req->params[0])) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
 		return;
@@ -396,8 +385,10 @@ static void accounts_listed(void *arg, PGresult *res, enum pg_status st)
 
 void ledger_accounts(struct http_req *req)
 {
-	char buf[24];
-	const char *params[1] = {agency_filter(req_principal(req), buf)};
+	if (!auth_require(req, PERM_VIEW))
+		return;
+	char buf[AUTH_SCOPE_CAP];
+	const char *params[1] = {auth_agency_scope(req_principal(req), buf, sizeof buf)};
 	pg_query(gw.db, "accounts_list", 1, params, cfg.db_timeout_ms, accounts_listed, req);
 }
 
@@ -436,6 +427,8 @@ static const struct query_field account_query[] = {QUERY_LIST};
 
 void ledger_account(struct http_req *req)
 {
+	if (!auth_require(req, PERM_VIEW))
+		return;
 	struct query q;
 	if (!query_parse(req, account_query, (int)ARRAY_LEN(account_query), &q))
 		return;
@@ -462,10 +455,10 @@ void ledger_account(struct http_req *req)
 	pg->limit = (int)limit;
 	req->state = pg;
 	req->state_free = free;
-	char buf[24], id_s[24], c_s[24], l_s[24];
+	char buf[AUTH_SCOPE_CAP], id_s[24], c_s[24], l_s[24];
 	snprintf(id_s, sizeof id_s, "%lld", id);
 	snprintf(c_s, sizeof c_s, "%lld", c);
 	snprintf(l_s, sizeof l_s, "%ld", limit);
-	const char *params[4] = {id_s, agency_filter(req_principal(req), buf), c ? c_s : NULL, l_s};
+	const char *params[4] = {id_s, auth_agency_scope(req_principal(req), buf, sizeof buf), c ? c_s : NULL, l_s};
 	pg_query(gw.db, "account_get", 4, params, cfg.db_timeout_ms, account_got, req);
 }

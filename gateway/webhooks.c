@@ -425,9 +425,9 @@ void webhooks_redeliver(struct http_req *req)
 
 void exceptions_list(struct http_req *req)
 {
-	const struct principal *p = req_principal(req);
-	char agency[24];
-	snprintf(agency, sizeof agency, "%lld", (long long)p->agency_id);
-	const char *params[1] = {strcmp(p->role, "agency") == 0 ? agency : NULL};
+	if (!auth_require(req, PERM_VIEW))
+		return;
+	char scope[AUTH_SCOPE_CAP];
+	const char *params[1] = {auth_agency_scope(req_principal(req), scope, sizeof scope)};
 	pg_query(gw.db, "exceptions_list", 1, params, cfg.db_timeout_ms, json_text_reply, req);
 }
