@@ -140,3 +140,115 @@ void staff_shutdown(void)
 	workpool_free(pool);
 	pool = NULL;
 }
+
+/* ---- admin API: staff and tokens ---- */
+
+static void staff_listed(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	json_t *body = json_object();
+	json_object_set_new(body, "data", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+	json_object_set_new(body, "next_cursor", json_null());
+	http_reply_json(req, 200, body);
+}
+
+void staff_api_list(struct http_req *req)
+{
+	if (!auth_require(req, PERM_STAFF))
+		return;
+	pg_query(gw.db, "staff_list", 0, NULL, cfg.db_timeout_ms, staff_listed, req);
+}
+
+struct admin_state {
+	char id[37];
+	char token[80]; /* token_create: the new token, answered once */
+};
+
+static void admin_done(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	struct admin_state *s = req->state;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, NULL);
+		return;
+	}
+	if (s->token[0])
+		http_reply_json(req, 201, json_pack("{s:s,s:s,s:s}", "id", s->id, "staff_id", req->params[0], "token", s->token));
+	else
+		http_reply_json(req, 200, json_pack("{s:s,s:s}", "id", req->params[0], "state", "done"));
+}
+
+/* The target, the acting admin's six audit values, then extra ones (see db.c). */
+static void admin_run(struct http_req *req, const char *stmt, const char *const *extra, int nextra)
+{
+	const char *params[12] = {req->params[0]};
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, params + 1, ip);
+	for (int i = 0; i < nextra; i++)
+		params[7 + i] = extra[i];
+	pg_query(gw.db, stmt, 7 + nextra, params, cfg.db_timeout_ms, admin_done, req);
+}
+
+static bool admin_target(struct http_req *req)
+{
+	if (!auth_require(req, PERM_STAFF))
+		return false;
+	if (!util_uuid_valid(req->params[0])) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, NULL);
+		return false;
+	}
+	struct admin_state *s = xcalloc(1, sizeof *s);
+	req->state = s;
+	req->state_free = free;
+	return true;
+}
+
+void staff_api_disable(struct http_req *req)
+{
+	if (admin_target(req))
+		admin_run(req, "staff_disable", NULL, 0);
+}
+
+void staff_api_token_revoke(struct http_req *req)
+{
+	if (admin_target(req))
+		admin_run(req, "token_revoke", NULL, 0);
+}
+
+void staff_api_token_create(struct http_req *req)
+{
+	if (!admin_target(req))
+		return;
+	struct admin_state *s = req->state;
+	const char *label = "";
+	json_t *body = NULL;
+	if (req->body_len > 0) {
+		body = http_parse_json_body(req, cfg.max_json_depth);
+		if (!body)
+			return;
+		json_t *l = json_object_get(body, "label");
+		if (!json_is_object(body) || (l && (!json_is_string(l) || json_string_length(l) > 100))) {
+			json_decref(body);
+			http_reply_error(req, ERR_VALIDATION, "label", "label: a string of at most 100 characters");
+			return;
+		}
+		label = l ? json_string_value(l) : "";
+	}
+	char hash[65];
+	util_uuid(s->id);
+	char *token = util_token("fgs_", 32);
+	snprintf(s->token, sizeof s->token, "%s", token);
+	free(token);
+	util_sha256_hex(s->token, strlen(s->token), hash);
+	const char *extra[3] = {s->id, hash, label};
+	admin_run(req, "token_create", extra, 3);
+	json_decref(body);
+}
