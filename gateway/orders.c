@@ -250,7 +250,9 @@ static void got_list(void *arg, PGresult *res, enum pg_status st)
 		json_array_append_new(data, json_loads(PQgetvalue(res, r, 0), 0, NULL));
 	json_t *body = json_object();
 	json_object_set_new(body, "data", data);
-	json_object_set_new(body, "next_cursor", more ? json_string(PQgetvalue(res, n - 1, 1)) : json_null());
+	/* the exact-reference lookup keeps its answer; the search is a list route with a cursor */
+	if (ls)
+		json_object_set_new(body, "next_cursor", more ? json_string(PQgetvalue(res, n - 1, 1)) : json_null());
 	http_reply_json(req, 200, body);
 }
 
