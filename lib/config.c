@@ -45,7 +45,7 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_SHUTDOWN_TIMEOUT_MS", CFG_INT, F(shutdown_timeout_ms), "15000", 100, 600000, NULL, false},
 	{"FEEGATE_AUTH_CACHE_TTL_S", CFG_INT, F(auth_cache_ttl_s), "30", 0, 3600, NULL, false},
 	{"FEEGATE_RATE_LIMIT_RPS", CFG_INT, F(rate_limit_rps), "2000", 0, 10000000, NULL, false},
-	{"FEEGATE_SESSION_IDLE_S", CFG_INT, F(session_idle_s), "1800", 5, 86400, NULL, false},
+	{"FEEGATE_SESSION_IDLE_S", CFG_INT, F(session_idle_s), "1800", 1, 86400, NULL, false},
 	{"FEEGATE_SESSION_MAX_S", CFG_INT, F(session_max_s), "28800", 10, 604800, NULL, false},
 	{"FEEGATE_LOGIN_RATE_PER_IP", CFG_INT, F(login_rate_per_ip), "30", 1, 100000, NULL, false},
 	{"FEEGATE_LOGIN_RATE_PER_ACCOUNT", CFG_INT, F(login_rate_per_account), "10", 1, 100000, NULL, false},

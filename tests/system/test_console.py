@@ -188,11 +188,11 @@ def test_admin_staff_page_and_first_totp_enrolment(browser, gateway, stack):
     adm = new_staff(stack, "admin")  # no TOTP yet: enrolment comes first
     sign_in(browser, gateway.url, adm["email"], adm["password"])
     assert browser.current_url.endswith("/console/totp")
-    secret = browser.find_element(By.ID, "totp-secret").text
     assert browser.find_elements(By.CSS_SELECTOR, ".qr svg")
     shot(browser, "totp-enrol")
     browser.get(gateway.url + "/console/staff")
     assert browser.current_url.endswith("/console/totp")  # nothing else opens meanwhile
+    secret = browser.find_element(By.ID, "totp-secret").text
     browser.find_element(By.ID, "code").send_keys(totp(secret))
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
     codes = browser.find_elements(By.CSS_SELECTOR, "#recovery code")
