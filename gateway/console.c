@@ -326,7 +326,7 @@ static const char css[] =
 	"font-size:.8rem;opacity:.85}.emblem{color:#ffd100;font-size:1.4rem}"
 	".who{font-size:.9rem;display:flex;flex-wrap:wrap;gap:.75rem;align-items:center}.who a{color:#fff}"
 	"form.inline{display:inline;margin:0}button.link{background:none;border:0;color:#fff;text-decoration:underline;"
-	"font:inherit;cursor:pointer;padding:0}"
+	"font:inherit;cursor:pointer;padding:0;margin:0}"
 	"nav{background:#fff;border-bottom:1px solid var(--line)}nav ul{list-style:none;margin:0 auto;padding:0 .5rem;"
 	"display:flex;flex-wrap:wrap;max-width:72rem}nav a{display:block;padding:.6rem .8rem;color:var(--navy);"
 	"text-decoration:none}nav a[aria-current]{border-bottom:3px solid var(--navy);font-weight:700}"
@@ -833,6 +833,12 @@ static const char *jstr(json_t *o, const char *k)
 	return v ? v : "";
 }
 
+static void empty_row(struct evbuffer *b, json_t *list, int cols)
+{
+	if (json_array_size(list) == 0)
+		evbuffer_add_printf(b, "<tr><td colspan=\"%d\" class=\"hint\">Chưa có.</td></tr>", cols);
+}
+
 static void order_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -891,6 +897,7 @@ static void order_found(void *arg, PGresult *res, enum pg_status st)
 		evbuffer_add_printf(b, "</td><td><span class=\"tag %s\">%s</span></td><td>%s</td></tr>", jstr(v, "status"),
 				    status_label(jstr(v, "status")), t);
 	}
+	empty_row(b, json_object_get(o, "attempts"), 5);
 	evbuffer_add_printf(b, "</tbody></table></div>");
 
 	evbuffer_add_printf(b, "<h2>Thông báo từ ngân hàng</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">"
@@ -908,6 +915,7 @@ static void order_found(void *arg, PGresult *res, enum pg_status st)
 		vnd(b, json_integer_value(json_object_get(v, "amount")));
 		evbuffer_add_printf(b, "</td></tr>");
 	}
+	empty_row(b, json_object_get(d, "notifications"), 5);
 	evbuffer_add_printf(b, "</tbody></table></div>");
 
 	evbuffer_add_printf(b, "<h2>Bút toán sổ cái</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">Lúc</th>"
@@ -925,6 +933,7 @@ static void order_found(void *arg, PGresult *res, enum pg_status st)
 		vnd(b, json_integer_value(json_object_get(v, "amount")));
 		evbuffer_add_printf(b, "</td></tr>");
 	}
+	empty_row(b, json_object_get(d, "transfers"), 5);
 	evbuffer_add_printf(b, "</tbody></table></div>");
 
 	evbuffer_add_printf(b, "<h2>Webhook tới cổng dịch vụ công</h2><div class=\"scroll\"><table><thead><tr>"
@@ -939,6 +948,7 @@ static void order_found(void *arg, PGresult *res, enum pg_status st)
 		evbuffer_add_printf(b, "</td><td class=\"num\">%lld</td></tr>",
 				    (long long)json_integer_value(json_object_get(v, "attempts")));
 	}
+	empty_row(b, json_object_get(d, "webhooks"), 4);
 	evbuffer_add_printf(b, "</tbody></table></div>");
 
 	evbuffer_add_printf(b, "<h2>Hoàn tiền</h2><div class=\"scroll\"><table><thead><tr><th scope=\"col\">Lúc</th>"
@@ -952,6 +962,7 @@ static void order_found(void *arg, PGresult *res, enum pg_status st)
 		vnd(b, json_integer_value(json_object_get(v, "amount")));
 		evbuffer_add_printf(b, "</td></tr>");
 	}
+	empty_row(b, json_object_get(d, "refunds"), 4);
 	evbuffer_add_printf(b, "</tbody></table></div>");
 	json_decref(o);
 	json_decref(d);

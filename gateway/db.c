@@ -174,5 +174,14 @@ const struct pg_statement db_statements[] = {
 	 "to_char(r.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'DD/MM/YYYY HH24:MI') FROM refunds r "
 	 "JOIN orders o ON o.id = r.order_id JOIN agencies a ON a.id = o.agency_id JOIN attempts t ON t.id = r.attempt_id "
 	 "WHERE r.status = 'pending' ORDER BY r.created_at DESC LIMIT 200"},
+	/* two-person rule (refunds.c); who/where as audit_params() */
+	{"refund_ask",
+	 "SELECT feegate_refund_ask($1::uuid, $2::uuid, $3::bigint[], $4::bigint, $5::text, $6::uuid, $7::text, $8::text, "
+	 "$9::text, $10::text, $11::text)"},
+	{"refund_approve",
+	 "SELECT * FROM feegate_refund_approve($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, "
+	 "$8::text, $9::text)"},
+	{"payout_approval",
+	 "SELECT feegate_payout_approval($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, $8::text)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

@@ -91,6 +91,7 @@ void exceptions_list(struct http_req *req);
 void refunds_create(struct http_req *req);
 void refunds_list(struct http_req *req);
 void refunds_confirm(struct http_req *req);
+void refunds_approve(struct http_req *req); /* POST /v1/refund-approvals/{id}/approve */
 void ledger_accounts(struct http_req *req);
 void ledger_account(struct http_req *req);
 void ops_healthz(struct http_req *req);

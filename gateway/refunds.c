@@ -184,8 +184,16 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	const char *outcome = PQgetvalue(res, 0, 0);
-	if (strcmp(outcome, "not_found") == 0) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+	if (strcmp(outcome, "not_found") == 0 || strcmp(outcome, "approval_not_found") == 0) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, *outcome == 'a' ? "no such approval" : "no such order");
+		return;
+	}
+	if (strcmp(outcome, "same_person") == 0) {
+		http_reply_error(req, ERR_FORBIDDEN, NULL, "the finance member who asked for this refund cannot approve it");
+		return;
+	}
+	if (strcmp(outcome, "already_approved") == 0) {
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "this refund was approved already");
 		return;
 	}
 	if (strcmp(outcome, "key_reused") == 0) {
@@ -225,6 +233,55 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 	log_info(req->id, "refund %s of %lld VND created for order %s", s->refund_ref, (long long)in.amount, req->params[0]);
 	refund_send(&in, refund_sent, req);
 	json_decref(created);
+}
+
+static void approval_asked(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQgetisnull(res, 0, 0)) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+		return;
+	}
+	log_info(req->id, "refund above FEEGATE_REFUND_APPROVAL_VND asked for order %s; awaiting approval", req->params[0]);
+	reply_json_text(req, 202, PQgetvalue(res, 0, 0));
+}
+
+/* Two-person rule: a refund above FEEGATE_REFUND_APPROVAL_VND is only asked for here; it is
+ * created when a second finance member approves it (refunds_approve). */
+static void ask_approval(struct http_req *req, int64_t amount, const char *reason)
+{
+	char id[37], amount_s[24], scope[AUTH_SCOPE_CAP], ip[AUDIT_IP_CAP];
+	util_uuid(id);
+	snprintf(amount_s, sizeof amount_s, "%lld", (long long)amount);
+	const char *who[6];
+	audit_params(req, NULL, who, ip);
+	const char *params[11] = {id,	  req->params[0], auth_agency_scope(req_principal(req), scope, sizeof scope),
+				  amount_s, reason,	  who[0], who[1], who[2], who[3], who[4], who[5]};
+	pg_query(gw.db, "refund_ask", 11, params, cfg.db_timeout_ms, approval_asked, req);
+}
+
+void refunds_approve(struct http_req *req)
+{
+	if (!auth_require(req, PERM_REFUND))
+		return;
+	if (!util_uuid_valid(req->params[0])) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such approval");
+		return;
+	}
+	struct create_state *s = xcalloc(1, sizeof *s);
+	req->state = s;
+	req->state_free = create_state_free;
+	util_uuid(s->refund_id);
+	make_refund_ref(s->refund_id, s->refund_ref);
+	char ip[AUDIT_IP_CAP];
+	const char *who[6];
+	audit_params(req, NULL, who, ip);
+	const char *params[9] = {req->params[0], who[0], s->refund_id, s->refund_ref, who[1], who[2], who[3], who[4], who[5]};
+	pg_query(gw.db, "refund_approve", 9, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
 }
 
 void refunds_create(struct http_req *req)
@@ -269,6 +326,11 @@ void refunds_create(struct http_req *req)
 	struct create_state *s = xcalloc(1, sizeof *s);
 	req->state = s;
 	req->state_free = create_state_free;
+	if (json_integer_value(amount) > cfg.refund_approval_vnd) {
+		ask_approval(req, json_integer_value(amount), json_string_value(reason));
+		json_decref(body);
+		return;
+	}
 	util_uuid(s->refund_id);
 	make_refund_ref(s->refund_id, s->refund_ref);
 	char amount_s[24], hash[65];
@@ -331,6 +393,31 @@ static void confirmed(void *arg, PGresult *res, enum pg_status st)
 	reply_json_text(req, 200, PQgetvalue(res, 0, 1));
 }
 
+/* Two-person rule for payouts: the first finance member's confirmation is recorded and
+ * answered 202; a second member's confirmation completes the refund. */
+static void payout_decided(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	const char *verdict = PQgetvalue(res, 0, 0);
+	if (strcmp(verdict, "asked") == 0 || strcmp(verdict, "same_person") == 0) {
+		if (*verdict == 's') {
+			http_reply_error(req, ERR_FORBIDDEN, NULL,
+					 "a second finance member must confirm this payout; you asked for it already");
+			return;
+		}
+		http_reply_json(req, 202, json_pack("{s:s,s:s}", "id", req->params[0], "status", "awaiting_approval"));
+		return;
+	}
+	const char *params[11] = {req->params[0], "true", NULL, NULL, req_principal(req)->id};
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, params + 5, ip);
+	pg_query(gw.db, "refund_confirm", 11, params, cfg.db_timeout_ms, confirmed, req);
+}
+
 static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -351,10 +438,12 @@ static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a pending refund can be confirmed");
 		return;
 	}
-	const char *params[11] = {req->params[0], "true", NULL, NULL, req_principal(req)->id};
-	char ip[AUDIT_IP_CAP];
-	audit_params(req, NULL, params + 5, ip);
-	pg_query(gw.db, "refund_confirm", 11, params, cfg.db_timeout_ms, confirmed, req);
+	char id[37], ip[AUDIT_IP_CAP];
+	util_uuid(id);
+	const char *who[6];
+	audit_params(req, NULL, who, ip);
+	const char *params[8] = {id, req->params[0], who[0], who[1], who[2], who[3], who[4], who[5]};
+	pg_query(gw.db, "payout_approval", 8, params, cfg.db_timeout_ms, payout_decided, req);
 }
 
 void refunds_confirm(struct http_req *req)

@@ -87,6 +87,7 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/staff/{}/disable", staff_api_disable, "staff_disable", AUTH_STAFF},
 	{EVHTTP_REQ_POST, "/v1/staff/{}/tokens", staff_api_token_create, "token_create", AUTH_STAFF},
 	{EVHTTP_REQ_POST, "/v1/tokens/{}/revoke", staff_api_token_revoke, "token_revoke", AUTH_STAFF},
+	{EVHTTP_REQ_POST, "/v1/refund-approvals/{}/approve", refunds_approve, "refund_approve", AUTH_STAFF},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))
 static const char *route_names[NROUTES + 1];

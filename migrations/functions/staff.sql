@@ -90,3 +90,93 @@ CREATE OR REPLACE FUNCTION feegate_order_detail_json(p_order uuid) RETURNS json 
                 'at', to_char(r.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'DD/MM/YYYY HH24:MI:SS')) ORDER BY r.created_at)
             FROM refunds r WHERE r.order_id = p_order), '[]'))
 $$;
+
+-- Two-person rule. A refund above the approval amount is asked for (feegate_refund_ask) and
+-- created only when a second finance member approves it (feegate_refund_approve, which then
+-- runs feegate_refund_create as the asker and answers like it). Outcomes added to
+-- feegate_refund_create's: approval_not_found, same_person, already_approved.
+CREATE OR REPLACE FUNCTION feegate_refund_ask(p_approval uuid, p_order uuid, p_agencies bigint[], p_amount bigint,
+                                              p_reason text, p_staff uuid, p_label text, p_role text,
+                                              p_request_id text, p_ip text, p_user_agent text)
+RETURNS json LANGUAGE plpgsql AS $$
+DECLARE
+    a refund_approvals;
+BEGIN
+    INSERT INTO refund_approvals (id, kind, order_id, amount, reason, requested_by)
+    SELECT p_approval, 'refund', o.id, p_amount, p_reason, p_staff FROM orders o
+     WHERE o.id = p_order AND (p_agencies IS NULL OR o.agency_id = ANY (p_agencies))
+    RETURNING * INTO a;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    PERFORM feegate_audit(p_staff, p_label, p_role, 'refund.create', p_approval::text, 'ok', p_request_id, p_ip,
+                          p_user_agent, p_amount || ' VND, order ' || p_order || ', awaiting a second approval');
+    RETURN feegate_refund_approval_json(a);
+END $$;
+
+CREATE OR REPLACE FUNCTION feegate_refund_approval_json(a refund_approvals) RETURNS json LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', a.id, 'kind', a.kind, 'order_id', a.order_id, 'refund_id', a.refund_id,
+        'amount', a.amount, 'reason', a.reason, 'requested_by', a.requested_by, 'approved_by', a.approved_by,
+        'status', CASE WHEN a.approved_by IS NULL THEN 'awaiting_approval' ELSE 'approved' END,
+        'requested_at', to_char(a.requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
+$$;
+
+CREATE OR REPLACE FUNCTION feegate_refund_approve(p_approval uuid, p_staff uuid, p_refund uuid, p_ref text,
+                                                  p_label text, p_role text, p_request_id text, p_ip text,
+                                                  p_user_agent text)
+RETURNS TABLE (r_outcome text, r_refund json, r_refundable bigint, r_bank text, r_bank_order_ref text,
+               r_bank_txn_id text, r_paid bigint, r_attempt_created bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    a refund_approvals;
+BEGIN
+    SELECT * INTO a FROM refund_approvals WHERE id = p_approval AND kind = 'refund' FOR UPDATE;
+    IF NOT FOUND THEN
+        r_outcome := 'approval_not_found'; RETURN NEXT; RETURN;
+    END IF;
+    IF a.requested_by = p_staff THEN
+        PERFORM feegate_audit(p_staff, p_label, p_role, 'refund.approve', a.id::text, 'denied', p_request_id, p_ip,
+                              p_user_agent, 'the asker cannot approve');
+        r_outcome := 'same_person'; RETURN NEXT; RETURN;
+    END IF;
+    IF a.approved_by IS NOT NULL THEN
+        r_outcome := 'already_approved'; r_refund := feegate_refund_approval_json(a); RETURN NEXT; RETURN;
+    END IF;
+    FOR r_outcome, r_refund, r_refundable, r_bank, r_bank_order_ref, r_bank_txn_id, r_paid, r_attempt_created IN
+        SELECT * FROM feegate_refund_create(a.order_id, NULL, a.amount, a.reason, a.requested_by, p_refund, p_ref,
+                                            NULL, NULL) LOOP
+        IF r_outcome = 'created' THEN
+            UPDATE refund_approvals SET approved_by = p_staff, approved_at = now(), refund_id = p_refund
+             WHERE id = a.id;
+            PERFORM feegate_audit(p_staff, p_label, p_role, 'refund.approve', a.id::text, 'ok', p_request_id, p_ip,
+                                  p_user_agent, 'refund ' || p_refund);
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+
+-- A VietQR payout confirmation: the first finance member asks ('asked'), a second one's
+-- confirmation goes through ('approved'); the asker again gets 'same_person'.
+CREATE OR REPLACE FUNCTION feegate_payout_approval(p_approval uuid, p_refund uuid, p_staff uuid, p_label text,
+                                                   p_role text, p_request_id text, p_ip text, p_user_agent text)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    a refund_approvals;
+BEGIN
+    INSERT INTO refund_approvals (id, kind, order_id, refund_id, amount, requested_by)
+    SELECT p_approval, 'payout', r.order_id, r.id, r.amount, p_staff FROM refunds r WHERE r.id = p_refund
+    ON CONFLICT (refund_id) WHERE kind = 'payout' DO NOTHING;
+    IF FOUND THEN
+        PERFORM feegate_audit(p_staff, p_label, p_role, 'refund.confirm', p_refund::text, 'ok', p_request_id, p_ip,
+                              p_user_agent, 'payout confirmation asked; awaiting a second finance member');
+        RETURN 'asked';
+    END IF;
+    SELECT * INTO a FROM refund_approvals WHERE refund_id = p_refund AND kind = 'payout' FOR UPDATE;
+    IF a.requested_by = p_staff THEN
+        RETURN 'same_person';
+    END IF;
+    UPDATE refund_approvals SET approved_by = p_staff, approved_at = now() WHERE id = a.id AND approved_by IS NULL;
+    PERFORM feegate_audit(p_staff, p_label, p_role, 'refund.approve', a.id::text, 'ok', p_request_id, p_ip,
+                          p_user_agent, 'payout of refund ' || p_refund);
+    RETURN 'approved';
+END $$;
