@@ -1198,6 +1198,8 @@ static void admin_run(struct http_req *req, const char *stmt, const char *const 
 
 static void staff_disable_page(struct http_req *req, struct cctx *c)
 {
+	if (util_uuid_valid(req->params[0]))
+		session_end_staff(req->params[0]); /* refused or not, the target has nothing more to do */
 	admin_run(req, "staff_disable", NULL, 0);
 }
 GATE(console_staff_disable, staff_disable_page, PERM_STAFF, true, false)

@@ -170,6 +170,18 @@ void session_create(struct http_req *req, struct session *s, session_fn done)
 	char *text = session_json(s);
 	redis_command(gw.redis, created, w, "SET %s %s EX %d", s->key, text, ttl_of(s));
 	free(text);
+	/* the member's sessions, so that disabling the member ends them all */
+	redis_command(gw.redis, NULL, NULL, "EVAL %s 1 staff_sessions:%s %s %d",
+		      "redis.call('SADD', KEYS[1], ARGV[1]) redis.call('EXPIRE', KEYS[1], ARGV[2]) return 1", s->staff_id,
+		      s->key, cfg.session_max_s);
+}
+
+void session_end_staff(const char *staff_id)
+{
+	redis_command(gw.redis, NULL, NULL, "EVAL %s 1 staff_sessions:%s",
+		      "local k = redis.call('SMEMBERS', KEYS[1]) for _, s in ipairs(k) do redis.call('DEL', s) end "
+		      "redis.call('DEL', KEYS[1]) return #k",
+		      staff_id);
 }
 
 void session_save(const struct session *s)

@@ -36,6 +36,8 @@ void session_create(struct http_req *req, struct session *s, session_fn done);
 /* Rewrites a session after a change (must_enrol cleared), keeping its deadline. */
 void session_save(const struct session *s);
 void session_end(struct http_req *req, const struct session *s);
+/* Ends every session of a staff member (disabled by an admin through the gateway). */
+void session_end_staff(const char *staff_id);
 
 /* The value of a cookie of the request, or NULL (into buf). */
 const char *session_cookie(struct http_req *req, const char *name, char *buf, size_t cap);

@@ -8,6 +8,7 @@
 
 #include "gateway/audit.h"
 #include "gateway/gateway.h"
+#include "gateway/session.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -164,6 +165,7 @@ void staff_api_list(struct http_req *req)
 }
 
 struct admin_state {
+	bool disable; /* staff_disable: end the member's console sessions too */
 	char id[37];
 	char token[80]; /* token_create: the new token, answered once */
 };
@@ -180,6 +182,8 @@ static void admin_done(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, NULL);
 		return;
 	}
+	if (s->disable)
+		session_end_staff(req->params[0]);
 	if (s->token[0])
 		http_reply_json(req, 201, json_pack("{s:s,s:s,s:s}", "id", s->id, "staff_id", req->params[0], "token", s->token));
 	else
@@ -213,8 +217,10 @@ static bool admin_target(struct http_req *req)
 
 void staff_api_disable(struct http_req *req)
 {
-	if (admin_target(req))
-		admin_run(req, "staff_disable", NULL, 0);
+	if (!admin_target(req))
+		return;
+	((struct admin_state *)req->state)->disable = true;
+	admin_run(req, "staff_disable", NULL, 0);
 }
 
 void staff_api_token_revoke(struct http_req *req)

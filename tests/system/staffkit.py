@@ -59,3 +59,12 @@ def audit_rows(base, token, **params):
     r = requests.get(base + "/v1/audit", params=params, headers={"Authorization": f"Bearer {token}"}, timeout=15)
     assert r.status_code == 200, r.text
     return r.json()["data"]
+
+
+def wait_ready(base, timeout=20):
+    """Until /readyz answers 200 several times in a row (every worker's Redis connection is up)."""
+    ready, deadline = 0, time.time() + timeout
+    while ready < 6 and time.time() < deadline:
+        ready = ready + 1 if requests.get(base + "/readyz", timeout=5).status_code == 200 else 0
+        time.sleep(0.05)
+    assert ready >= 6, f"{base} is not ready"

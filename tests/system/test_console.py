@@ -15,7 +15,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from conftest import REPO, order_body
-from staffkit import audit_rows, console_login, csrf_of, new_staff, totp
+from staffkit import audit_rows, console_login, csrf_of, new_staff, totp, wait_ready
 
 SHOTS = Path(os.environ.get("FEEGATE_SCREENSHOTS") or REPO / "build" / "screenshots")
 
@@ -158,10 +158,7 @@ def test_a_form_without_its_csrf_token_is_refused(gateway, stack):
 def test_session_ends_after_idle_timeout(gateway_factory, stack):
     gw = gateway_factory(FEEGATE_SESSION_IDLE_S=3)
     e = stack.env
-    ready, deadline = 0, time.time() + 20  # both workers' Redis connections are up
-    while ready < 6 and time.time() < deadline:
-        ready = ready + 1 if requests.get(gw.url + "/readyz", timeout=5).status_code == 200 else 0
-        time.sleep(0.05)
+    wait_ready(gw.url)
     s, r = console_login(gw.url, e["FEEGATE_AGENCY_EMAIL"], e["FEEGATE_AGENCY_PASSWORD"])
     assert r.status_code == 303
     for _ in range(3):  # activity keeps it alive past the idle timeout

@@ -10,7 +10,7 @@ import requests
 
 from bankflow import psql_superuser
 from conftest import Api, order_body, unique_ref
-from staffkit import audit_rows, console_login, new_staff
+from staffkit import audit_rows, console_login, new_staff, wait_ready
 from test_ledger import cli_on, scratch_db  # noqa: F401  (the scratch database fixture)
 
 
@@ -90,9 +90,15 @@ def test_admin_makes_and_revokes_tokens_with_the_owners_role(gateway_factory, st
     r = call(gw, "POST", f"/v1/tokens/{made['id']}/revoke", admin)
     assert r.status_code == 200, r.text
     assert call(gw, "GET", "/v1/audit", made["token"]).status_code == 401
+    wait_ready(gw.url)
+    sess, r = console_login(gw.url, owner["email"], owner["password"])
+    assert r.status_code == 303 and sess.get(gw.url + "/console/audit", timeout=15).status_code == 200
     r = call(gw, "POST", f"/v1/staff/{owner['id']}/disable", admin)
     assert r.status_code == 200, r.text
     assert call(gw, "GET", "/v1/audit", owner["token"]).status_code == 401
+    # disabling ends the member's console sessions too
+    r = sess.get(gw.url + "/console/audit", allow_redirects=False, timeout=15)
+    assert r.status_code == 303 and r.headers["Location"] == "/console/login"
     acts = {(a["action"], a["object"]) for a in audit_rows(gw.url, admin, limit=50)}
     assert ("token.create", made["id"]) in acts and ("token.revoke", made["id"]) in acts
     assert ("staff.disable", owner["id"]) in acts and ("staff.create", owner["id"]) in acts
