@@ -1,6 +1,5 @@
 #include "gateway/audit.h"
 
-#include <arpa/inet.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <stdio.h>

@@ -47,7 +47,7 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_RATE_LIMIT_RPS", CFG_INT, F(rate_limit_rps), "2000", 0, 10000000, NULL, false},
 	{"FEEGATE_SESSION_IDLE_S", CFG_INT, F(session_idle_s), "1800", 1, 86400, NULL, false},
 	{"FEEGATE_SESSION_MAX_S", CFG_INT, F(session_max_s), "28800", 10, 604800, NULL, false},
-	{"FEEGATE_LOGIN_RATE_PER_IP", CFG_INT, F(login_rate_per_ip), "30", 1, 100000, NULL, false},
+	{"FEEGATE_LOGIN_RATE_PER_IP", CFG_INT, F(login_rate_per_ip), "120", 1, 100000, NULL, false},
 	{"FEEGATE_LOGIN_RATE_PER_ACCOUNT", CFG_INT, F(login_rate_per_account), "10", 1, 100000, NULL, false},
 	{"FEEGATE_HASH_THREADS", CFG_INT, F(hash_threads), "2", 1, 16, NULL, false},
 	{"FEEGATE_PASSWORD_LOG_N", CFG_INT, F(password_log_n), "15", 10, 20, NULL, false},

@@ -173,6 +173,7 @@ def test_audit_log_page_shows_the_actions(browser, gateway, stack):
     a = new_staff(stack, "auditor")
     sign_in(browser, gateway.url, a["email"], "a wrong one")
     sign_in(browser, gateway.url, a["email"], a["password"])
+    assert session_cookie(browser), browser.page_source[:2000]
     browser.get(gateway.url + "/console/audit?actor=" + a["email"])
     rows = [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
             for tr in browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")]

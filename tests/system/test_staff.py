@@ -2,6 +2,7 @@
 import csv
 import io
 import subprocess
+import time
 import uuid
 
 import psycopg
@@ -183,3 +184,20 @@ def test_portal_order_search_filters_and_cursor(api, other_api):
     assert other_api.get("/v1/orders", params={"reference_prefix": prefix}).json()["data"] == []
     bad = api.get("/v1/orders", params={"status": "paid"})
     assert bad.status_code == 400 and bad.json()["error"]["field"] == "status"
+
+
+def test_sign_in_attempts_are_rate_limited_before_hashing(gateway_factory, stack):
+    gw = gateway_factory(FEEGATE_LOGIN_RATE_PER_ACCOUNT=2, FEEGATE_LOGIN_RATE_PER_IP=3)
+    wait_ready(gw.url)
+    s = new_staff(stack, "agency", agencies=("XNC",))
+    other = new_staff(stack, "agency", agencies=("XNC",))
+    if time.time() % 60 > 45:  # the counters are per clock minute: start well inside one
+        time.sleep(61 - time.time() % 60)
+    answers = [console_login(gw.url, s["email"], "sai-mat-khau-123")[1].status_code for _ in range(3)]
+    assert answers == [200, 200, 429], answers
+    # another account from the same address: the per-address limit (3) is reached on its first try
+    r = console_login(gw.url, other["email"], other["password"])[1]
+    assert r.status_code == 429 and r.headers.get("Retry-After")
+    # refused before hashing: only the two attempts that were counted reached the audit log
+    acts = [a["action"] for a in audit_rows(gw.url, stack.env["FEEGATE_AUDITOR_TOKEN"], actor=s["email"])]
+    assert acts.count("login.failed") == 2, acts
