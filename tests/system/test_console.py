@@ -13,6 +13,8 @@ import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import REPO, order_body
 from staffkit import audit_rows, console_login, csrf_of, new_staff, totp, wait_ready
@@ -53,7 +55,10 @@ def sign_in(driver, base, email, password, code=""):
     driver.find_element(By.ID, "password").send_keys(password)
     if code:
         driver.find_element(By.ID, "totp").send_keys(code)
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    form = driver.find_element(By.CSS_SELECTOR, "main form")
+    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    # click() does not wait for the answer: wait until the sign-in page has been replaced
+    WebDriverWait(driver, 30).until(EC.staleness_of(form))
 
 
 def session_cookie(driver):
@@ -189,14 +194,16 @@ def test_audit_log_page_shows_the_actions(browser, gateway, stack):
 def test_admin_staff_page_and_first_totp_enrolment(browser, gateway, stack):
     adm = new_staff(stack, "admin")  # no TOTP yet: enrolment comes first
     sign_in(browser, gateway.url, adm["email"], adm["password"])
-    assert browser.current_url.endswith("/console/totp")
+    assert browser.current_url.endswith("/console/totp"), browser.find_element(By.TAG_NAME, "main").text
     assert browser.find_elements(By.CSS_SELECTOR, ".qr svg")
     shot(browser, "totp-enrol")
     browser.get(gateway.url + "/console/staff")
     assert browser.current_url.endswith("/console/totp")  # nothing else opens meanwhile
     secret = browser.find_element(By.ID, "totp-secret").text
     browser.find_element(By.ID, "code").send_keys(totp(secret))
+    form = browser.find_element(By.CSS_SELECTOR, "main form")
     browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
+    WebDriverWait(browser, 30).until(EC.staleness_of(form))
     codes = browser.find_elements(By.CSS_SELECTOR, "#recovery code")
     assert len(codes) == 10
     browser.get(gateway.url + "/console/staff")
