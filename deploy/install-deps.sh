@@ -31,6 +31,8 @@ PKGS=(
   systemd
   # settlement reports: XLSX writing (libxlsxwriter), read back by the tests (openpyxl)
   libxlsxwriter-dev python3-openpyxl
+  # console tests in a headless browser (staff sign-in, roles, audit)
+  chromium chromium-driver python3-selenium
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
   # memcheck over the unit tests (make valgrind)

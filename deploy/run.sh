@@ -102,6 +102,8 @@ cat <<EOF
     gateway        $FEEGATE_URL   (healthz, readyz, metrics)
     bank simulator $BANKSIM_URL
     credentials    $RUN_DIR/env   (demo API key, staff tokens, DATABASE_URL, ...)
+    staff console  $FEEGATE_URL/console/   (sign-ins: FEEGATE_FINANCE_EMAIL/_PASSWORD/_TOTP_SECRET,
+                   FEEGATE_AGENCY_EMAIL/_PASSWORD in $RUN_DIR/env)
 
   Create a fee order (its checkout_url is the citizen's payment page):
     set -a; . $ENV_SHOWN; set +a

@@ -516,6 +516,41 @@ seed_demo() {
   seed_set SEED_DONE 1
 }
 
+# Console sign-in staff and the admin and auditor tokens (also added to data seeded before them).
+seed_staff() {
+  local out v pw
+  if [[ -z $(seed_get FEEGATE_AGENCY_PASSWORD) ]]; then
+    log "seeding agency console staff"
+    pw=$(rand_str 'A-Za-z0-9' 20)
+    run_cli out staff create --name "Nguyễn Thị Lan" --role agency --agency XNC \
+      --email canbo.xnc@dichvucong.test --password-stdin <<<"$pw"
+    seed_set FEEGATE_AGENCY_EMAIL canbo.xnc@dichvucong.test
+    seed_set FEEGATE_AGENCY_PASSWORD "$pw"
+  fi
+  if [[ -z $(seed_get FEEGATE_FINANCE_PASSWORD) ]]; then
+    log "seeding finance console staff"
+    pw=$(rand_str 'A-Za-z0-9' 20)
+    run_cli out staff create --name "Trần Văn Minh" --role finance \
+      --email taichinh@dichvucong.test --password-stdin --enrol-totp <<<"$pw"
+    v=$(labelled_value "$out" totp_secret); [[ -n $v ]] || die "staff create printed no totp_secret"
+    seed_set FEEGATE_FINANCE_EMAIL taichinh@dichvucong.test
+    seed_set FEEGATE_FINANCE_PASSWORD "$pw"
+    seed_set FEEGATE_FINANCE_TOTP_SECRET "$v"
+  fi
+  if [[ -z $(seed_get FEEGATE_ADMIN_TOKEN) ]]; then
+    log "seeding admin staff"
+    run_cli out staff create --name "Quản trị hệ thống" --role admin
+    v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
+    seed_set FEEGATE_ADMIN_TOKEN "$v"
+  fi
+  if [[ -z $(seed_get FEEGATE_AUDITOR_TOKEN) ]]; then
+    log "seeding auditor staff"
+    run_cli out staff create --name "Kiểm toán viên" --role auditor
+    v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
+    seed_set FEEGATE_AUDITOR_TOKEN "$v"
+  fi
+}
+
 # ---------------------------------------------------------------- commands
 
 load_stack_env() {
@@ -654,6 +689,7 @@ cmd_start() {
     if [[ $(seed_get SEED_DONE) != 1 ]]; then
       seed_demo
     fi
+    seed_staff
     local wh
     wh=$(seed_get SEED_WEBHOOK_URL)
     if [[ -n $wh && $wh != "$BANKSIM_URL/portal/webhook" ]]; then
@@ -671,6 +707,14 @@ cmd_start() {
       FEEGATE_FINANCE_TOKEN "$(seed_get FEEGATE_FINANCE_TOKEN)" \
       FEEGATE_FINANCE2_TOKEN "$(seed_get FEEGATE_FINANCE2_TOKEN)" \
       FEEGATE_AGENCY_ACCOUNT "$(seed_get FEEGATE_AGENCY_ACCOUNT)" \
+      FEEGATE_CONSOLE_URL "$FEEGATE_URL/console/" \
+      FEEGATE_FINANCE_EMAIL "$(seed_get FEEGATE_FINANCE_EMAIL)" \
+      FEEGATE_FINANCE_PASSWORD "$(seed_get FEEGATE_FINANCE_PASSWORD)" \
+      FEEGATE_FINANCE_TOTP_SECRET "$(seed_get FEEGATE_FINANCE_TOTP_SECRET)" \
+      FEEGATE_AGENCY_EMAIL "$(seed_get FEEGATE_AGENCY_EMAIL)" \
+      FEEGATE_AGENCY_PASSWORD "$(seed_get FEEGATE_AGENCY_PASSWORD)" \
+      FEEGATE_ADMIN_TOKEN "$(seed_get FEEGATE_ADMIN_TOKEN)" \
+      FEEGATE_AUDITOR_TOKEN "$(seed_get FEEGATE_AUDITOR_TOKEN)" \
       DATABASE_URL "$DATABASE_URL" \
       REDIS_URL "$REDIS_URL" \
       BANKSIM_URL "$BANKSIM_URL" \

@@ -1,4 +1,6 @@
-/* Bearer keys and tokens: hashed, looked up once, cached per worker for a short while. */
+/* Bearer keys and tokens: hashed, looked up once, cached per worker for a short while (a
+ * revoked token or a disabled staff member is refused by every worker within
+ * FEEGATE_AUTH_CACHE_TTL_S). Roles and the agency scope of staff are decided here. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,10 +63,80 @@ bool auth_can(const struct principal *p, enum perm perm)
 
 const char *auth_agency_scope(const struct principal *p, char *buf, size_t cap)
 {
-	if (strcmp(p->role, "agency") != 0)
+	if (p->kind == PRINCIPAL_STAFF && strcmp(p->role, "agency") != 0)
 		return NULL;
-	snprintf(buf, cap, "{%lld}", (long long)p->agency_id);
+	/* agency staff (and, defensively, anyone else) see only the agencies they are bound to;
+	 * one that does not fit in buf is left out, never widened to "all" */
+	size_t o = (size_t)snprintf(buf, cap, "{");
+	for (int i = 0; i < p->nagencies && o + 24 < cap; i++)
+		o += (size_t)snprintf(buf + o, cap - o, "%s%lld", i ? "," : "", (long long)p->agencies[i].id);
+	snprintf(buf + o, cap - o, "}");
 	return buf;
+}
+
+bool auth_require(struct http_req *req, enum perm perm)
+{
+	static const char *const why[] = {
+		[PERM_VIEW] = "your role may not see this",
+		[PERM_EXPORT] = "your role may not export",
+		[PERM_REFUND] = "refunds and their confirmations are finance's",
+		[PERM_IMPORT] = "imports are finance's",
+		[PERM_CASES] = "cases are handled by finance",
+		[PERM_STAFF] = "staff and tokens are managed by admins",
+		[PERM_AUDIT] = "the audit log is for admins and auditors",
+	};
+	if (auth_can(req_principal(req), perm))
+		return true;
+	http_reply_error(req, ERR_FORBIDDEN, NULL, why[perm]);
+	return false;
+}
+
+/* "id:code,id:code" into p->agencies */
+static void parse_agencies(struct principal *p, const char *list)
+{
+	int n = *list ? 1 : 0;
+	for (const char *c = list; *c; c++)
+		n += *c == ',';
+	p->agencies = xcalloc((size_t)(n ? n : 1), sizeof(struct agency_ref));
+	const char *c = list;
+	while (*c && p->nagencies < n) {
+		struct agency_ref *a = &p->agencies[p->nagencies];
+		char *end;
+		a->id = strtoll(c, &end, 10);
+		if (*end != ':')
+			break;
+		size_t len = strcspn(end + 1, ",");
+		snprintf(a->code, sizeof a->code, "%.*s", (int)(len < 32 ? len : 32), end + 1);
+		p->nagencies++;
+		c = end + 1 + len;
+		if (*c == ',')
+			c++;
+	}
+}
+
+struct principal *auth_staff_principal(const char *id, const char *role, const char *email, const char *agencies)
+{
+	struct principal *p = xcalloc(1, sizeof *p);
+	p->refs = 1;
+	p->kind = PRINCIPAL_STAFF;
+	p->session = true;
+	snprintf(p->id, sizeof p->id, "%s", id);
+	snprintf(p->role, sizeof p->role, "%s", role);
+	snprintf(p->email, sizeof p->email, "%s", email ? email : "");
+	parse_agencies(p, agencies ? agencies : "");
+	return p;
+}
+
+void auth_attach(struct http_req *req, struct principal *p)
+{
+	p->refs++;
+	req->principal = p;
+	req->principal_free = principal_release;
+}
+
+void auth_release(struct principal *p)
+{
+	principal_release(p);
 }
 
 const struct principal *req_principal(const struct http_req *req)
@@ -123,29 +195,9 @@ static struct principal *principal_from_row(PGresult *res, const char *hash)
 	p->kind = strcmp(PQgetvalue(res, 0, 0), "client") == 0 ? PRINCIPAL_CLIENT : PRINCIPAL_STAFF;
 	snprintf(p->id, sizeof p->id, "%s", PQgetvalue(res, 0, 1));
 	snprintf(p->role, sizeof p->role, "%s", PQgetvalue(res, 0, 3));
-	p->agency_id = PQgetisnull(res, 0, 4) ? 0 : strtoll(PQgetvalue(res, 0, 4), NULL, 10);
-	snprintf(p->agency_code, sizeof p->agency_code, "%s", PQgetvalue(res, 0, 5));
+	snprintf(p->email, sizeof p->email, "%s", PQgetvalue(res, 0, 4));
 	snprintf(p->key_hash, sizeof p->key_hash, "%s", hash);
-	/* "id:code,id:code" */
-	const char *list = PQgetvalue(res, 0, 6);
-	int n = *list ? 1 : 0;
-	for (const char *c = list; *c; c++)
-		n += *c == ',';
-	p->agencies = xcalloc((size_t)(n ? n : 1), sizeof(struct agency_ref));
-	const char *c = list;
-	while (*c && p->nagencies < n) {
-		struct agency_ref *a = &p->agencies[p->nagencies];
-		char *end;
-		a->id = strtoll(c, &end, 10);
-		if (*end != ':')
-			break;
-		size_t len = strcspn(end + 1, ",");
-		snprintf(a->code, sizeof a->code, "%.*s", (int)(len < 32 ? len : 32), end + 1);
-		p->nagencies++;
-		c = end + 1 + len;
-		if (*c == ',')
-			c++;
-	}
+	parse_agencies(p, PQgetvalue(res, 0, 6));
 	p->expires_us = util_monotonic_us() + (int64_t)cfg.auth_cache_ttl_s * 1000000;
 	return p;
 }

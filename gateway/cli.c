@@ -421,55 +421,20 @@ out:
 	return rc;
 }
 
-int cli_staff(int argc, char **argv)
+/* For the other command files (staff_cli.c): the same connection and statement helpers. */
+PGconn *cli_connect(void)
 {
-	static const char usage[] = "feegate staff create --name N --role agency|finance|admin [--agency CODE]";
-	if (argc < 1 || strcmp(argv[0], "create") != 0) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
-	struct opts o;
-	if (!parse_opts(argc - 1, argv + 1, &o, usage))
-		return 2;
-	if (!o.name || !text_len_ok(o.name, 1, 255)) {
-		fprintf(stderr, "--name: 1 to 255 characters\n");
-		return 2;
-	}
-	if (!o.role || !matches(o.role, "^(agency|finance|admin)$")) {
-		fprintf(stderr, "--role: agency, finance or admin\n");
-		return 2;
-	}
-	bool is_agency = strcmp(o.role, "agency") == 0;
-	if (is_agency != (o.nagencies == 1)) {
-		fprintf(stderr, "--agency: exactly one for role agency, none for finance or admin\n");
-		return 2;
-	}
-	PGconn *c = connect_db();
-	if (!c)
-		return 1;
-	char id[37], hash[65];
-	util_uuid(id);
-	char *token = util_token("fgs_", 32);
-	util_sha256_hex(token, strlen(token), hash);
-	const char *p[5] = {id, o.name, o.role, hash, is_agency ? o.agencies[0] : NULL};
-	PGresult *r = run(c,
-			  "INSERT INTO staff (id, name, role, token_hash, agency_id) SELECT $1, $2, $3, $4, "
-			  "(SELECT id FROM agencies WHERE code = $5) "
-			  "WHERE $5::text IS NULL OR EXISTS (SELECT 1 FROM agencies WHERE code = $5) RETURNING id",
-			  5, p, "staff");
-	int rc = 1;
-	if (r) {
-		if (PQntuples(r) == 1) {
-			printf("staff_id: %s\n%s\n", id, token);
-			rc = 0;
-		} else {
-			fprintf(stderr, "--agency: no agency with code %s\n", o.agencies[0]);
-		}
-		PQclear(r);
-	}
-	free(token);
-	PQfinish(c);
-	return rc;
+	return connect_db();
+}
+
+PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params, const char *what)
+{
+	return run(c, sql, n, params, what);
+}
+
+bool cli_exec(PGconn *c, const char *sql)
+{
+	return exec_ok(c, sql);
 }
 
 /* ---- feegate ledger check ---- */

@@ -7,4 +7,14 @@ int cli_client(int argc, char **argv);
 int cli_staff(int argc, char **argv);
 int cli_ledger(int argc, char **argv);
 int cli_statement(int argc, char **argv);
+int cli_token(int argc, char **argv);
+int cli_audit(int argc, char **argv);
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+PGconn *cli_connect(void);
+/* A parameterized statement; prints the error (what: the thing being written) and returns NULL
+ * on failure. */
+PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params, const char *what);
+bool cli_exec(PGconn *c, const char *sql);
 #endif

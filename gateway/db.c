@@ -5,13 +5,16 @@
 const struct pg_statement db_statements[] = {
 	{"ping", "SELECT 1"},
 	{"auth",
-	 "SELECT 'client', c.id::text, c.name, NULL::text, NULL::bigint, NULL::text, "
+	 "SELECT 'client', c.id::text, c.name, NULL::text, NULL::text, NULL::text, "
 	 "coalesce((SELECT string_agg(a.id || ':' || a.code, ',' ORDER BY a.code) FROM client_agencies ca "
 	 "JOIN agencies a ON a.id = ca.agency_id WHERE ca.client_id = c.id), '') "
 	 "FROM clients c WHERE c.key_hash = $1::text AND c.disabled_at IS NULL "
 	 "UNION ALL "
-	 "SELECT 'staff', s.id::text, s.name, s.role, s.agency_id, a.code, '' FROM staff s "
-	 "LEFT JOIN agencies a ON a.id = s.agency_id WHERE s.token_hash = $1::text AND s.disabled_at IS NULL"},
+	 "SELECT 'staff', s.id::text, s.name, s.role, s.email, NULL, "
+	 "coalesce((SELECT string_agg(a.id || ':' || a.code, ',' ORDER BY a.code) FROM staff_agencies sa "
+	 "JOIN agencies a ON a.id = sa.agency_id WHERE sa.staff_id = s.id), '') "
+	 "FROM staff_tokens t JOIN staff s ON s.id = t.staff_id "
+	 "WHERE t.token_hash = $1::text AND t.revoked_at IS NULL AND s.disabled_at IS NULL"},
 	{"intake", "SELECT r_idx, r_outcome, r_status, r_body, r_order_id FROM feegate_intake($1::json)"},
 	/* the set-based renderer, inlined into the query: no function call per read */
 	{"order_get", "SELECT r.doc FROM feegate_orders_json(ARRAY[$1::uuid], $3::text) r WHERE r.client_id = $2::uuid"},
@@ -74,19 +77,26 @@ const struct pg_statement db_statements[] = {
 	{"delivery_redeliver",
 	 "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(), retry_from = now(), last_error = NULL "
 	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d)"},
+	/* the audit row is written in the refund's own transaction; $10..$15 as audit_params() */
 	{"refund_create",
-	 "SELECT * FROM feegate_refund_create($1::uuid, $2::bigint, $3::bigint, $4::text, $5::uuid, $6::uuid, "
-	 "$7::text, $8::text, $9::text)"},
+	 "SELECT f.*, CASE WHEN f.r_outcome = 'created' THEN feegate_audit($10::uuid, $11::text, $12::text, "
+	 "'refund.create', $6::text, 'ok', $13::text, $14::text, $15::text, $3::text || ' VND, order ' || $1::text) END "
+	 "FROM feegate_refund_create($1::uuid, $2::bigint, $3::bigint, $4::text, $5::uuid, $6::uuid, "
+	 "$7::text, $8::text, $9::text) f"},
+	{"refund_confirm",
+	 "SELECT f.*, CASE WHEN f.r_outcome = 'succeeded' THEN feegate_audit($6::uuid, $7::text, $8::text, "
+	 "'refund.confirm', $1::text, 'ok', $9::text, $10::text, $11::text) END "
+	 "FROM feegate_refund_complete($1::uuid, $2::bool, $3::text, $4::text, $5::uuid) f"},
 	{"refund_complete", "SELECT * FROM feegate_refund_complete($1::uuid, $2::bool, $3::text, $4::text, $5::uuid)"},
 	{"refund_lookup", "SELECT r.id, t.bank, r.status FROM refunds r JOIN attempts t ON t.id = r.attempt_id WHERE r.id = $1::uuid"},
 	{"refunds_list",
 	 "SELECT coalesce((SELECT json_agg(feegate_refund_json(r) ORDER BY r.created_at) FROM refunds r "
 	 "WHERE r.order_id = $1::uuid), '[]'), "
-	 "(SELECT count(*) FROM orders o WHERE o.id = $1::uuid AND ($2::bigint IS NULL OR o.agency_id = $2::bigint))"},
+	 "(SELECT count(*) FROM orders o WHERE o.id = $1::uuid AND ($2::bigint[] IS NULL OR o.agency_id = ANY($2::bigint[])))"},
 	{"refunds_to_retry", "SELECT * FROM feegate_refunds_to_retry($1::int, $2::int)"},
 	{"accounts_list",
 	 "SELECT coalesce(json_agg(feegate_account_json(a) ORDER BY a.id), '[]') FROM ledger_accounts a "
-	 "WHERE $1::bigint IS NULL OR a.agency_id = $1::bigint"},
+	 "WHERE $1::bigint[] IS NULL OR a.agency_id = ANY($1::bigint[])"},
 	/* entries with their order reference, bank transaction id and the running balance after
 	 * each (in the account's own sign, as feegate_account_json shows it); from/to are business
 	 * days (Asia/Ho_Chi_Minh) */
@@ -104,7 +114,7 @@ const struct pg_statement db_statements[] = {
 	 "AND ($5::date IS NULL OR feegate_business_date(r.created_at) >= $5::date) "
 	 "AND ($6::date IS NULL OR feegate_business_date(r.created_at) <= $6::date) "
 	 "ORDER BY r.id DESC LIMIT $4::int) e), '[]') "
-	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint IS NULL OR a.agency_id = $2::bigint)"},
+	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint[] IS NULL OR a.agency_id = ANY($2::bigint[]))"},
 	/* reconciliation: statements and cases (gateway/reconcile.c) */
 	{"cases_list",
 	 "SELECT coalesce(json_agg(feegate_case_json(e) ORDER BY e.created_at DESC, e.id DESC), '[]') FROM "
@@ -113,9 +123,12 @@ const struct pg_statement db_statements[] = {
 	 "AND ($4::uuid IS NULL OR e.order_id = $4::uuid) "
 	 "AND ($5::uuid IS NULL OR (e.created_at, e.id) < (SELECT c.created_at, c.id FROM payment_exceptions c "
 	 "WHERE c.id = $5::uuid)) ORDER BY e.created_at DESC, e.id DESC LIMIT $6::int) e"},
+	/* the case's audit row in the same statement; $7..$12 as audit_params() */
 	{"case_act",
-	 "SELECT r_outcome, coalesce(r_message, ''), r_case FROM feegate_case_act($1::uuid, $2::uuid, $3::bigint[], "
-	 "$4::text, $5::text, $6::text)"},
+	 "SELECT f.r_outcome, coalesce(f.r_message, ''), f.r_case, feegate_audit($7::uuid, $8::text, $9::text, "
+	 "'case.' || $4::text, $1::text, CASE f.r_outcome WHEN 'ok' THEN 'ok' WHEN 'forbidden' THEN 'denied' "
+	 "ELSE 'failed' END, $10::text, $11::text, $12::text) "
+	 "FROM feegate_case_act($1::uuid, $2::uuid, $3::bigint[], $4::text, $5::text, $6::text) f"},
 	{"statements_list",
 	 "SELECT coalesce(json_agg(feegate_statement_json(s) ORDER BY s.imported_at DESC, s.id DESC), '[]') FROM "
 	 "(SELECT * FROM statements s WHERE ($1::bigint[] IS NULL OR s.account IN "
@@ -134,5 +147,96 @@ const struct pg_statement db_statements[] = {
 	/* reports (reports.c) */
 	{"collections", "SELECT feegate_collections($1::text, $2::bigint[], $3::date, $4::date, $5::text, $6::text, "
 			"$7::bigint, $8::uuid, $9::int)"},
+	/* staff, sessions, audit, console (gateway/staff.c, audit.c, console.c) */
+	{"audit_record",
+	 "SELECT feegate_audit($1::uuid, $2::text, $3::text, $7::text, $8::text, $9::text, $4::text, $5::text, "
+	 "$6::text, $10::text)"},
+	{"audit_chain", "SELECT feegate_audit_chain($1::int)"},
+	{"audit_list",
+	 "SELECT a.id, feegate_audit_json(a)::text, to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+	 "coalesce(a.actor::text, ''), a.actor_label, a.role, a.action, a.object, a.outcome, a.request_id, a.ip "
+	 "FROM audit_log a WHERE ($1::date IS NULL OR a.at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')) "
+	 "AND ($2::date IS NULL OR a.at < (($2::date + 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')) "
+	 "AND ($3::text IS NULL OR a.actor::text = $3::text OR a.actor_label = lower($3::text)) "
+	 "AND ($4::text IS NULL OR a.action = $4::text OR a.action LIKE $4::text || '.%') "
+	 "AND ($5::bigint IS NULL OR a.id < $5::bigint) ORDER BY a.id DESC LIMIT $6::int"},
+	{"login_lookup",
+	 "SELECT s.id, s.role, s.email, coalesce(s.password_hash, ''), coalesce(s.totp_secret, ''), "
+	 "coalesce(s.totp_last_step, -1), coalesce(s.locked_until > now(), false), feegate_staff_agencies(s.id), s.name, "
+	 "array_length(s.recovery_hashes, 1) IS NOT NULL "
+	 "FROM staff s WHERE s.email = lower($1::text) AND s.disabled_at IS NULL"},
+	{"login_result",
+	 "SELECT feegate_staff_login($1::text, $2::uuid, $3::text, $4::bigint, $5::text, $6::text, $7::text)"},
+	{"login_recovery",
+	 "UPDATE staff SET recovery_hashes = array_remove(recovery_hashes, $2::text) "
+	 "WHERE id = $1::uuid AND $2::text = ANY (recovery_hashes) RETURNING id"},
+	{"staff_set_password",
+	 "WITH u AS (UPDATE staff SET password_hash = $2::text, setup_hash = NULL, setup_expires_at = NULL "
+	 "WHERE id = $1::uuid RETURNING id) SELECT feegate_audit(u.id, $3::text, $4::text, 'password.change', u.id::text, "
+	 "'ok', $5::text, $6::text, $7::text) FROM u"},
+	{"staff_set_totp",
+	 "WITH u AS (UPDATE staff SET totp_secret = $2::text, totp_last_step = $8::bigint, recovery_hashes = $9::text[] "
+	 "WHERE id = $1::uuid AND totp_secret IS NULL RETURNING id) SELECT feegate_audit(u.id, $3::text, $4::text, "
+	 "'totp.enrol', u.id::text, 'ok', $5::text, $6::text, $7::text) FROM u"},
+	{"staff_password_hash", "SELECT coalesce(password_hash, '') FROM staff WHERE id = $1::uuid"},
+	{"staff_setup_lookup",
+	 "SELECT id, email, role FROM staff WHERE setup_hash = $1::text AND setup_expires_at > now() AND disabled_at IS NULL"},
+	{"staff_list",
+	 "SELECT coalesce(json_agg(json_build_object('id', s.id, 'name', s.name, 'email', s.email, 'role', s.role, "
+	 "'state', CASE WHEN s.disabled_at IS NULL THEN 'active' ELSE 'disabled' END, "
+	 "'agencies', (SELECT coalesce(json_agg(a.code ORDER BY a.code), '[]') FROM staff_agencies sa "
+	 "JOIN agencies a ON a.id = sa.agency_id WHERE sa.staff_id = s.id), "
+	 "'totp', s.totp_secret IS NOT NULL, 'locked', coalesce(s.locked_until > now(), false), "
+	 "'tokens', (SELECT coalesce(json_agg(json_build_object('id', t.id, 'label', t.label, "
+	 "'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) ORDER BY t.created_at), '[]') "
+	 "FROM staff_tokens t WHERE t.staff_id = s.id AND t.revoked_at IS NULL)) ORDER BY s.role, s.email), '[]') FROM staff s"},
+	{"staff_disable",
+	 "WITH u AS (UPDATE staff SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1::uuid RETURNING id) "
+	 "SELECT feegate_audit($2::uuid, $3::text, $4::text, 'staff.disable', u.id::text, 'ok', $5::text, $6::text, $7::text) "
+	 "FROM u"},
+	{"token_create",
+	 "WITH t AS (INSERT INTO staff_tokens (id, staff_id, token_hash, label, created_by) "
+	 "SELECT $8::uuid, s.id, $9::text, $10::text, $2::uuid FROM staff s WHERE s.id = $1::uuid AND s.disabled_at IS NULL "
+	 "RETURNING id, staff_id) SELECT feegate_audit($2::uuid, $3::text, $4::text, 'token.create', t.id::text, 'ok', "
+	 "$5::text, $6::text, $7::text, 'for staff ' || t.staff_id) FROM t"},
+	{"token_revoke",
+	 "WITH t AS (UPDATE staff_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1::uuid RETURNING id) "
+	 "SELECT feegate_audit($2::uuid, $3::text, $4::text, 'token.revoke', t.id::text, 'ok', $5::text, $6::text, $7::text) "
+	 "FROM t"},
+	{"orders_find_client",
+	 "SELECT r.doc, f.id FROM feegate_orders_find($1::uuid, NULL, $2::date, $3::date, $4::text, $5::text, $6::text, "
+	 "$7::text, $8::uuid, $9::int) f, feegate_orders_json(ARRAY[f.id], $10::text) r ORDER BY f.id DESC"},
+	{"orders_find_staff",
+	 "SELECT f.id, f.reference, a.code, f.amount, f.status, "
+	 "to_char(f.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'DD/MM/YYYY HH24:MI'), coalesce(f.payer->>'name', ''), "
+	 "coalesce((SELECT string_agg(DISTINCT t.bank, ', ') FROM attempts t WHERE t.order_id = f.id), '') "
+	 "FROM feegate_orders_find(NULL, $1::bigint[], $2::date, $3::date, $4::text, $5::text, $6::text, $7::text, "
+	 "$8::uuid, $9::int) f JOIN agencies a ON a.id = f.agency_id ORDER BY f.id DESC"},
+	{"console_order",
+	 "SELECT r.doc, feegate_order_detail_json(o.id)::text, a.name FROM orders o JOIN agencies a ON a.id = o.agency_id, "
+	 "feegate_orders_json(ARRAY[o.id], $3::text) r "
+	 "WHERE o.id = $1::uuid AND ($2::bigint[] IS NULL OR o.agency_id = ANY ($2::bigint[]))"},
+	{"console_dashboard",
+	 "SELECT a.code, a.name, t.bank, count(*), sum(o.amount) FROM attempts t JOIN orders o ON o.id = t.order_id "
+	 "JOIN agencies a ON a.id = o.agency_id WHERE t.status = 'succeeded' "
+	 "AND t.paid_at >= (feegate_business_date(now())::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') "
+	 "AND ($1::bigint[] IS NULL OR o.agency_id = ANY ($1::bigint[])) GROUP BY 1, 2, 3 ORDER BY 1, 3"},
+	{"console_open_cases",
+	 "SELECT count(*) FROM payment_exceptions WHERE resolved_at IS NULL "
+	 "AND ($1::bigint[] IS NULL OR agency_id = ANY ($1::bigint[]))"},
+	{"console_refunds_pending",
+	 "SELECT r.id, r.order_id, o.reference, a.code, r.amount, r.reason, t.bank, "
+	 "to_char(r.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'DD/MM/YYYY HH24:MI') FROM refunds r "
+	 "JOIN orders o ON o.id = r.order_id JOIN agencies a ON a.id = o.agency_id JOIN attempts t ON t.id = r.attempt_id "
+	 "WHERE r.status = 'pending' ORDER BY r.created_at DESC LIMIT 200"},
+	/* two-person rule (refunds.c); who/where as audit_params() */
+	{"refund_ask",
+	 "SELECT feegate_refund_ask($1::uuid, $2::uuid, $3::bigint[], $4::bigint, $5::text, $6::uuid, $7::text, $8::text, "
+	 "$9::text, $10::text, $11::text)"},
+	{"refund_approve",
+	 "SELECT * FROM feegate_refund_approve($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, "
+	 "$8::text, $9::text)"},
+	{"payout_approval",
+	 "SELECT feegate_payout_approval($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, $8::text)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

@@ -31,10 +31,10 @@ struct principal {
 	int refs;
 	enum principal_kind kind;
 	char id[37];
-	char role[16];      /* staff: agency | finance | admin */
-	int64_t agency_id;  /* staff with role agency */
-	char agency_code[33];
-	int nagencies;      /* clients: the agencies they may bill */
+	char role[16];      /* staff: agency | finance | admin | auditor */
+	char email[255];    /* staff: the audit log's label for the actor */
+	bool session;       /* staff signed in to the console (else a bearer token) */
+	int nagencies;      /* clients: the agencies they may bill; agency staff: the ones they see */
 	struct agency_ref *agencies;
 	char key_hash[65];
 	int64_t expires_us; /* cache expiry */
@@ -56,7 +56,15 @@ enum perm {
 bool auth_can(const struct principal *p, enum perm perm) WARN_UNUSED;
 /* NULL when p sees every agency; else a PostgreSQL bigint[] literal of the agencies it is bound
  * to ("{3}"), written into buf. SQL reads it as ($n::bigint[] IS NULL OR agency_id = ANY($n)). */
+#define AUTH_SCOPE_CAP 512
 const char *auth_agency_scope(const struct principal *p, char *buf, size_t cap);
+/* auth_can for the request's principal; answers 403 and returns false when it may not. */
+bool auth_require(struct http_req *req, enum perm perm) WARN_UNUSED;
+/* A staff principal from its fields (agencies as "id:code,id:code"), one reference held by
+ * the caller; auth_attach gives req its own reference (the console's sessions use these). */
+struct principal *auth_staff_principal(const char *id, const char *role, const char *email, const char *agencies);
+void auth_attach(struct http_req *req, struct principal *p);
+void auth_release(struct principal *p);
 
 /* Authenticates req per rule, then calls next(req) with req->principal set, or answers
  * 401/403/503 itself. */
@@ -82,6 +90,7 @@ void webhooks_redeliver(struct http_req *req);
 void refunds_create(struct http_req *req);
 void refunds_list(struct http_req *req);
 void refunds_confirm(struct http_req *req);
+void refunds_approve(struct http_req *req); /* POST /v1/refund-approvals/{id}/approve */
 void ledger_accounts(struct http_req *req);
 void ledger_account(struct http_req *req);
 void ops_healthz(struct http_req *req);

@@ -10,7 +10,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create ... | ledger check | report settlement ...\n"
+	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create|disable ... | token create|revoke ... | audit verify | ledger check | statement import ... | report settlement ...\n"
 			"       feegate config   (prints the effective settings, secrets masked)\n");
 }
 
@@ -37,6 +37,10 @@ int main(int argc, char **argv)
 		return cli_ledger(argc - 2, argv + 2);
 	if (strcmp(cmd, "statement") == 0)
 		return cli_statement(argc - 2, argv + 2);
+	if (strcmp(cmd, "token") == 0)
+		return cli_token(argc - 2, argv + 2);
+	if (strcmp(cmd, "audit") == 0)
+		return cli_audit(argc - 2, argv + 2);
 	if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "config") == 0) {
 		if (!config_load(err, sizeof err)) {
 			fprintf(stderr, "configuration error: %s\n", err);

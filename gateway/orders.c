@@ -10,6 +10,7 @@
 #include "lib/log.h"
 #include "lib/query.h"
 #include "lib/mem.h"
+#include "lib/query.h"
 
 struct order_fields {
 	const char *id, *reference, *agency, *description, *currency, *status, *procedure, *checkout_token,
@@ -229,43 +230,71 @@ void orders_get(struct http_req *req)
 	fetch_order(req);
 }
 
+struct list_state {
+	int limit;
+};
+
 static void got_list(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct list_state *ls = req->state;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
+	int n = PQntuples(res);
+	bool more = ls && n > ls->limit;
+	if (more)
+		n = ls->limit;
 	json_t *data = json_array();
-	for (int r = 0; r < PQntuples(res); r++)
+	for (int r = 0; r < n; r++)
 		json_array_append_new(data, json_loads(PQgetvalue(res, r, 0), 0, NULL));
 	json_t *body = json_object();
 	json_object_set_new(body, "data", data);
+	/* the exact-reference lookup keeps its answer; the search is a list route with a cursor */
+	if (ls)
+		json_object_set_new(body, "next_cursor", more ? json_string(PQgetvalue(res, n - 1, 1)) : json_null());
 	http_reply_json(req, 200, body);
 }
 
-static const struct query_field orders_query[] = {
+/* reference: the exact reference (at most one order); the others search, newest first. */
+static const struct query_field list_query[] = {
 	{"reference", Q_TEXT, NULL, 0, 64},
-	QUERY_LIST,
+	{"reference_prefix", Q_TEXT, NULL, 0, 64},
+	{"from", Q_DATE, NULL, 0, 0},
+	{"to", Q_DATE, NULL, 0, 0},
+	{"status", Q_CHOICE, "created|pending|succeeded|cancelled|expired|partially_refunded|refunded", 0, 0},
+	{"bank", Q_CHOICE, "vnpay|momo|vietqr", 0, 0},
+	{"payer_name", Q_TEXT, NULL, 0, 100},
+	{"limit", Q_LIMIT, NULL, 0, 0},
+	{"cursor", Q_UUID, NULL, 0, 0},
 };
 
-/* A reference is unique per client, so the list has at most one order: always one page (the
- * answer is CONTRACT's {"data": [...]}); limit and cursor are checked like any list's. */
 void orders_list(struct http_req *req)
 {
 	struct query q;
-	if (!query_parse(req, orders_query, (int)ARRAY_LEN(orders_query), &q)) {
+	if (!query_parse(req, list_query, (int)ARRAY_LEN(list_query), &q)) {
 		query_free(&q);
 		return;
 	}
 	const char *ref = query_get(&q, "reference");
-	if (!ref) {
+	if (ref) {
+		const char *params[3] = {req_principal(req)->id, ref, cfg.public_url};
+		pg_query(gw.db, "order_by_ref", 3, params, cfg.db_timeout_ms, got_list, req);
 		query_free(&q);
-		http_reply_error(req, ERR_VALIDATION, "reference", "give ?reference= (1 to 64 characters)");
 		return;
 	}
-	const char *params[3] = {req_principal(req)->id, ref, cfg.public_url};
-	pg_query(gw.db, "order_by_ref", 3, params, cfg.db_timeout_ms, got_list, req);
+	struct list_state *ls = xcalloc(1, sizeof *ls);
+	ls->limit = (int)query_num(&q, "limit");
+	req->state = ls;
+	req->state_free = free;
+	char lim[16];
+	snprintf(lim, sizeof lim, "%d", ls->limit + 1);
+	const char *params[10] = {req_principal(req)->id,   query_get(&q, "from"),		query_get(&q, "to"),
+				  query_get(&q, "status"),   query_get(&q, "bank"),		query_get(&q, "reference_prefix"),
+				  query_get(&q, "payer_name"), query_get(&q, "cursor"),	lim,
+				  cfg.public_url};
+	pg_query(gw.db, "orders_find_client", 10, params, cfg.db_timeout_ms, got_list, req);
 	query_free(&q);
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gateway/audit.h"
 #include "gateway/gateway.h"
 #include "ledger/statement.h"
 #include "lib/config.h"
@@ -62,14 +63,6 @@ static struct page *page_new(struct http_req *req, int limit, const char *key)
 	return pg;
 }
 
-static bool need(struct http_req *req, enum perm perm)
-{
-	if (auth_can(req_principal(req), perm))
-		return true;
-	http_reply_error(req, ERR_FORBIDDEN, NULL, "this staff role may not do that");
-	return false;
-}
-
 /* ---- GET /v1/exceptions ---- */
 
 static const struct query_field cases_query[] = {
@@ -85,7 +78,7 @@ static const struct query_field cases_query[] = {
 void exceptions_list(struct http_req *req)
 {
 	struct query q;
-	if (!need(req, PERM_VIEW) || !query_parse(req, cases_query, (int)ARRAY_LEN(cases_query), &q))
+	if (!auth_require(req, PERM_VIEW) || !query_parse(req, cases_query, (int)ARRAY_LEN(cases_query), &q))
 		return;
 	const char *cursor = query_get(&q, "cursor");
 	if (cursor && !util_uuid_valid(cursor)) {
@@ -126,7 +119,7 @@ static void case_acted(void *arg, PGresult *res, enum pg_status st)
 
 static void case_act(struct http_req *req, const char *action)
 {
-	if (!need(req, PERM_CASES))
+	if (!auth_require(req, PERM_CASES))
 		return;
 	const char *resolution = NULL, *note = NULL;
 	json_t *body = NULL;
@@ -166,10 +159,11 @@ static void case_act(struct http_req *req, const char *action)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such case");
 		return;
 	}
-	char scope[32];
-	const char *params[6] = {req->params[0], req_principal(req)->id,
-				 auth_agency_scope(req_principal(req), scope, sizeof scope), action, resolution, note};
-	pg_query(gw.db, "case_act", 6, params, cfg.db_timeout_ms, case_acted, req);
+	char scope[32], ip[AUDIT_IP_CAP];
+	const char *params[12] = {req->params[0], req_principal(req)->id,
+				  auth_agency_scope(req_principal(req), scope, sizeof scope), action, resolution, note};
+	audit_params(req, NULL, params + 6, ip);
+	pg_query(gw.db, "case_act", 12, params, cfg.db_timeout_ms, case_acted, req);
 	json_decref(body);
 }
 
@@ -195,7 +189,7 @@ static const struct query_field statements_query[] = {QUERY_LIST};
 void statements_list(struct http_req *req)
 {
 	struct query q;
-	if (!need(req, PERM_VIEW) || !query_parse(req, statements_query, (int)ARRAY_LEN(statements_query), &q))
+	if (!auth_require(req, PERM_VIEW) || !query_parse(req, statements_query, (int)ARRAY_LEN(statements_query), &q))
 		return;
 	const char *cursor = query_get(&q, "cursor");
 	if (cursor && !util_uuid_valid(cursor)) {
@@ -241,7 +235,7 @@ static void statement_got(void *arg, PGresult *res, enum pg_status st)
 void statements_get(struct http_req *req)
 {
 	struct query q;
-	if (!need(req, PERM_VIEW) || !query_parse(req, statements_query, (int)ARRAY_LEN(statements_query), &q))
+	if (!auth_require(req, PERM_VIEW) || !query_parse(req, statements_query, (int)ARRAY_LEN(statements_query), &q))
 		return;
 	const char *cursor = query_get(&q, "cursor");
 	char *end = NULL;
@@ -325,6 +319,10 @@ static void import_done(evutil_socket_t fd, short what, void *arg)
 			job_free(job);
 			continue;
 		}
+		/* its own transaction, after the import's: the importer runs on a connection of its thread */
+		audit_record(req, "statement.import", r->outcome == STMT_CREATED || r->outcome == STMT_EXISTING ? r->id : "",
+			     r->outcome == STMT_CREATED || r->outcome == STMT_EXISTING ? "ok" : "failed",
+			     stmt_source_name(job->source), NULL);
 		switch (r->outcome) {
 		case STMT_CREATED:
 		case STMT_EXISTING:
@@ -406,7 +404,7 @@ static void import_end(struct http_req *req, enum http_body_end end, void *arg)
 void statements_import(struct http_req *req)
 {
 	struct query q;
-	if (!need(req, PERM_IMPORT) || !query_parse(req, import_query, (int)ARRAY_LEN(import_query), &q))
+	if (!auth_require(req, PERM_IMPORT) || !query_parse(req, import_query, (int)ARRAY_LEN(import_query), &q))
 		return;
 	enum stmt_source source;
 	bool known = stmt_source_parse(query_get(&q, "source"), &source);

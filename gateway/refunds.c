@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway/audit.h"
 #include "gateway/banks.h"
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
@@ -21,20 +22,6 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/query.h"
-
-static bool is_finance(const struct principal *p)
-{
-	return strcmp(p->role, "finance") == 0 || strcmp(p->role, "admin") == 0;
-}
-
-/* Agency staff see their own agency only: the SQL takes it as a filter, NULL for all. */
-static const char *agency_filter(const struct principal *p, char buf[24])
-{
-	if (strcmp(p->role, "agency") != 0)
-		return NULL;
-	snprintf(buf, 24, "%lld", (long long)p->agency_id);
-	return buf;
-}
 
 static void reply_json_text(struct http_req *req, int status, const char *text)
 {
@@ -197,8 +184,16 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	const char *outcome = PQgetvalue(res, 0, 0);
-	if (strcmp(outcome, "not_found") == 0) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+	if (strcmp(outcome, "not_found") == 0 || strcmp(outcome, "approval_not_found") == 0) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, *outcome == 'a' ? "no such approval" : "no such order");
+		return;
+	}
+	if (strcmp(outcome, "same_person") == 0) {
+		http_reply_error(req, ERR_FORBIDDEN, NULL, "the finance member who asked for this refund cannot approve it");
+		return;
+	}
+	if (strcmp(outcome, "already_approved") == 0) {
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "this refund was approved already");
 		return;
 	}
 	if (strcmp(outcome, "key_reused") == 0) {
@@ -240,13 +235,60 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 	json_decref(created);
 }
 
+static void approval_asked(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQgetisnull(res, 0, 0)) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+		return;
+	}
+	log_info(req->id, "refund above FEEGATE_REFUND_APPROVAL_VND asked for order %s; awaiting approval", req->params[0]);
+	reply_json_text(req, 202, PQgetvalue(res, 0, 0));
+}
+
+/* Two-person rule: a refund above FEEGATE_REFUND_APPROVAL_VND is only asked for here; it is
+ * created when a second finance member approves it (refunds_approve). */
+static void ask_approval(struct http_req *req, int64_t amount, const char *reason)
+{
+	char id[37], amount_s[24], scope[AUTH_SCOPE_CAP], ip[AUDIT_IP_CAP];
+	util_uuid(id);
+	snprintf(amount_s, sizeof amount_s, "%lld", (long long)amount);
+	const char *who[6];
+	audit_params(req, NULL, who, ip);
+	const char *params[11] = {id,	  req->params[0], auth_agency_scope(req_principal(req), scope, sizeof scope),
+				  amount_s, reason,	  who[0], who[1], who[2], who[3], who[4], who[5]};
+	pg_query(gw.db, "refund_ask", 11, params, cfg.db_timeout_ms, approval_asked, req);
+}
+
+void refunds_approve(struct http_req *req)
+{
+	if (!auth_require(req, PERM_REFUND))
+		return;
+	if (!util_uuid_valid(req->params[0])) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such approval");
+		return;
+	}
+	struct create_state *s = xcalloc(1, sizeof *s);
+	req->state = s;
+	req->state_free = create_state_free;
+	util_uuid(s->refund_id);
+	make_refund_ref(s->refund_id, s->refund_ref);
+	char ip[AUDIT_IP_CAP];
+	const char *who[6];
+	audit_params(req, NULL, who, ip);
+	const char *params[9] = {req->params[0], who[0], s->refund_id, s->refund_ref, who[1], who[2], who[3], who[4], who[5]};
+	pg_query(gw.db, "refund_approve", 9, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
+}
+
 void refunds_create(struct http_req *req)
 {
 	const struct principal *p = req_principal(req);
-	if (!is_finance(p)) {
-		http_reply_error(req, ERR_FORBIDDEN, NULL, "refunds need a finance token");
+	if (!auth_require(req, PERM_REFUND))
 		return;
-	}
 	const char *key = http_header(req, "Idempotency-Key");
 	if (key && !idempotency_key_valid(key)) {
 		http_reply_error(req, ERR_VALIDATION, "Idempotency-Key", "Idempotency-Key must be 1 to 255 printable ASCII characters");
@@ -284,6 +326,11 @@ void refunds_create(struct http_req *req)
 	struct create_state *s = xcalloc(1, sizeof *s);
 	req->state = s;
 	req->state_free = create_state_free;
+	if (json_integer_value(amount) > cfg.refund_approval_vnd) {
+		ask_approval(req, json_integer_value(amount), json_string_value(reason));
+		json_decref(body);
+		return;
+	}
 	util_uuid(s->refund_id);
 	make_refund_ref(s->refund_id, s->refund_ref);
 	char amount_s[24], hash[65];
@@ -292,9 +339,11 @@ void refunds_create(struct http_req *req)
 	char *scoped = xasprintf("%s:%.*s", req->params[0], (int)req->body_len, req->body);
 	util_sha256_hex(scoped, strlen(scoped), hash);
 	free(scoped);
-	const char *params[9] = {req->params[0], NULL, amount_s, json_string_value(reason), p->id, s->refund_id, s->refund_ref,
+	const char *params[15] = {req->params[0], NULL, amount_s, json_string_value(reason), p->id, s->refund_id, s->refund_ref,
 				 key, key ? hash : NULL};
-	pg_query(gw.db, "refund_create", 9, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, params + 9, ip);
+	pg_query(gw.db, "refund_create", 15, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
 	json_decref(body);
 }
 
@@ -349,14 +398,16 @@ static void listed(void *arg, PGresult *res, enum pg_status st)
 
 void refunds_list(struct http_req *req)
 {
+	if (!auth_require(req, PERM_VIEW))
+		return;
 	if (!util_uuid_valid(req->params[0])) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
 	if (!short_list_query_ok(req))
 		return;
-	char buf[24];
-	const char *params[2] = {req->params[0], agency_filter(req_principal(req), buf)};
+	char buf[AUTH_SCOPE_CAP];
+	const char *params[2] = {req->params[0], auth_agency_scope(req_principal(req), buf, sizeof buf)};
 	pg_query(gw.db, "refunds_list", 2, params, cfg.db_timeout_ms, listed, req);
 }
 
@@ -373,6 +424,31 @@ static void confirmed(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	reply_json_text(req, 200, PQgetvalue(res, 0, 1));
+}
+
+/* Two-person rule for payouts: the first finance member's confirmation is recorded and
+ * answered 202; a second member's confirmation completes the refund. */
+static void payout_decided(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	const char *verdict = PQgetvalue(res, 0, 0);
+	if (strcmp(verdict, "asked") == 0 || strcmp(verdict, "same_person") == 0) {
+		if (*verdict == 's') {
+			http_reply_error(req, ERR_FORBIDDEN, NULL,
+					 "a second finance member must confirm this payout; you asked for it already");
+			return;
+		}
+		http_reply_json(req, 202, json_pack("{s:s,s:s}", "id", req->params[0], "status", "awaiting_approval"));
+		return;
+	}
+	const char *params[11] = {req->params[0], "true", NULL, NULL, req_principal(req)->id};
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, params + 5, ip);
+	pg_query(gw.db, "refund_confirm", 11, params, cfg.db_timeout_ms, confirmed, req);
 }
 
 static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
@@ -395,16 +471,18 @@ static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a pending refund can be confirmed");
 		return;
 	}
-	const char *params[5] = {req->params[0], "true", NULL, NULL, req_principal(req)->id};
-	pg_query(gw.db, "refund_complete", 5, params, cfg.db_timeout_ms, confirmed, req);
+	char id[37], ip[AUDIT_IP_CAP];
+	util_uuid(id);
+	const char *who[6];
+	audit_params(req, NULL, who, ip);
+	const char *params[8] = {id, req->params[0], who[0], who[1], who[2], who[3], who[4], who[5]};
+	pg_query(gw.db, "payout_approval", 8, params, cfg.db_timeout_ms, payout_decided, req);
 }
 
 void refunds_confirm(struct http_req *req)
 {
-	if (!is_finance(req_principal(req))) {
-		http_reply_error(req, ERR_FORBIDDEN, NULL, "confirming a payout needs a finance token");
+	if (!auth_require(req, PERM_REFUND))
 		return;
-	}
 	if (!util_uuid_valid(req->params[0])) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
 		return;
@@ -427,10 +505,10 @@ static void accounts_listed(void *arg, PGresult *res, enum pg_status st)
 
 void ledger_accounts(struct http_req *req)
 {
-	if (!short_list_query_ok(req))
+	if (!auth_require(req, PERM_VIEW) || !short_list_query_ok(req))
 		return;
-	char buf[24];
-	const char *params[1] = {agency_filter(req_principal(req), buf)};
+	char buf[AUTH_SCOPE_CAP];
+	const char *params[1] = {auth_agency_scope(req_principal(req), buf, sizeof buf)};
 	pg_query(gw.db, "accounts_list", 1, params, cfg.db_timeout_ms, accounts_listed, req);
 }
 
@@ -469,6 +547,8 @@ static const struct query_field account_query[] = {{"from", Q_DATE, NULL, 0, 0},
 
 void ledger_account(struct http_req *req)
 {
+	if (!auth_require(req, PERM_VIEW))
+		return;
 	struct query q;
 	if (!query_parse(req, account_query, (int)ARRAY_LEN(account_query), &q))
 		return;
@@ -500,11 +580,11 @@ void ledger_account(struct http_req *req)
 	pg->limit = (int)limit;
 	req->state = pg;
 	req->state_free = free;
-	char buf[24], id_s[24], c_s[24], l_s[24];
+	char buf[AUTH_SCOPE_CAP], id_s[24], c_s[24], l_s[24];
 	snprintf(id_s, sizeof id_s, "%lld", id);
 	snprintf(c_s, sizeof c_s, "%lld", c);
 	snprintf(l_s, sizeof l_s, "%ld", limit);
-	const char *params[6] = {id_s, agency_filter(req_principal(req), buf), c ? c_s : NULL, l_s,
+	const char *params[6] = {id_s, auth_agency_scope(req_principal(req), buf, sizeof buf), c ? c_s : NULL, l_s,
 				 from[0] ? from : NULL, to[0] ? to : NULL};
 	pg_query(gw.db, "account_get", 6, params, cfg.db_timeout_ms, account_got, req);
 }

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/audit.h"
 #include "gateway/gateway.h"
 #include "lib/config.h"
 #include "lib/log.h"
@@ -611,20 +612,34 @@ static const char *check_range(const char *date, const char *from, const char *t
 }
 
 /* The one place an export is recorded for the audit log (export.download), once it starts. */
-static void audit_export_download(const struct http_req *req, const struct report_request *r)
+/* An export waiting for its export.download audit row, which is written (and committed) before
+ * the first byte of the export is sent: an export that cannot be audited is not sent. */
+struct export_pending {
+	struct report_request r;
+	char scope[40];
+	char filename[96];
+};
+
+static void export_audited(struct http_req *req, bool recorded)
 {
-	const struct principal *p = req_principal(req);
-	log_info(req->id, "export.download settlement %s..%s agency=%s format=%s by %s", r->from, r->to,
-		 r->agency[0] ? r->agency : "*", report_extension(r->format), p->id);
+	struct export_pending *pe = req->state;
+	req->state = NULL;
+	req->state_free = NULL;
+	if (!recorded) {
+		free(pe);
+		http_reply_error(req, ERR_UNAVAILABLE, NULL, "the export could not be recorded in the audit log; retry shortly");
+		return;
+	}
+	if (!job_start(req, &pe->r, pe->filename))
+		http_reply_error(req, ERR_UNAVAILABLE, NULL, "cannot start the export; retry shortly");
+	free(pe);
 }
 
 void reports_settlement(struct http_req *req)
 {
 	const struct principal *p = req_principal(req);
-	if (!auth_can(p, PERM_EXPORT)) {
-		http_reply_error(req, ERR_FORBIDDEN, NULL, "these credentials may not export reports");
+	if (!auth_require(req, PERM_EXPORT))
 		return;
-	}
 	struct query qy;
 	if (!query_parse(req, settlement_query, (int)ARRAY_LEN(settlement_query), &qy))
 		return;
@@ -654,14 +669,20 @@ void reports_settlement(struct http_req *req)
 		http_reply_error(req, ERR_UNAVAILABLE, NULL, "too many exports are running; retry shortly");
 		return;
 	}
-	char filename[96];
-	snprintf(filename, sizeof filename, "settlement_%s_%s%s%s.%s", r.from, r.to, r.agency[0] ? "_" : "", r.agency,
-		 report_extension(r.format));
-	if (!job_start(req, &r, filename)) {
-		http_reply_error(req, ERR_UNAVAILABLE, NULL, "cannot start the export; retry shortly");
-		return;
+	struct export_pending *pe = xcalloc(1, sizeof *pe);
+	pe->r = r;
+	if (r.scope) {
+		snprintf(pe->scope, sizeof pe->scope, "%s", r.scope);
+		pe->r.scope = pe->scope;
 	}
-	audit_export_download(req, &r);
+	snprintf(pe->filename, sizeof pe->filename, "settlement_%s_%s%s%s.%s", r.from, r.to, r.agency[0] ? "_" : "",
+		 r.agency, report_extension(r.format));
+	req->state = pe;
+	req->state_free = free;
+	char object[96], detail[48];
+	snprintf(object, sizeof object, "settlement:%s..%s:%s", r.from, r.to, r.agency[0] ? r.agency : "*");
+	snprintf(detail, sizeof detail, "format=%s%s%s", report_extension(r.format), r.bank[0] ? " bank=" : "", r.bank);
+	audit_record(req, "export.download", object, "ok", detail, export_audited);
 }
 
 /* ---- GET /v1/agencies/{code}/collections ---- */
@@ -692,10 +713,8 @@ static void collections_got(void *arg, PGresult *res, enum pg_status st)
 void reports_collections(struct http_req *req)
 {
 	const struct principal *p = req_principal(req);
-	if (!auth_can(p, PERM_VIEW)) {
-		http_reply_error(req, ERR_FORBIDDEN, NULL, "these credentials may not view collections");
+	if (!auth_require(req, PERM_VIEW))
 		return;
-	}
 	struct query qy;
 	if (!query_parse(req, collections_query, (int)ARRAY_LEN(collections_query), &qy))
 		return;

@@ -20,7 +20,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "gateway/audit.h"
 #include "gateway/banks.h"
+#include "gateway/console.h"
 #include "gateway/db.h"
 #include "gateway/edge.h"
 #include "gateway/gateway.h"
@@ -28,6 +30,7 @@
 #include "gateway/notify.h"
 #include "gateway/reconcile.h"
 #include "gateway/server.h"
+#include "gateway/staff.h"
 #include "gateway/sweeper.h"
 #include "lib/breaker.h"
 #include "lib/httpc.h"
@@ -70,6 +73,33 @@ static const struct http_route routes[] = {
 	/* reports: the agency collections view and the settlement report (reports.c) */
 	{EVHTTP_REQ_GET, "/v1/agencies/{}/collections", reports_collections, "collections", AUTH_STAFF},
 	{EVHTTP_REQ_GET, "/v1/reports/settlement", reports_settlement, "reports_settlement", AUTH_STAFF},
+	/* staff: sign-in, console, audit log, staff and tokens (console.c, audit.c, staff.c) */
+	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/console/static/console.css", console_css, "console_css", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/console/login", console_login_page, "console_login_page", AUTH_NONE},
+	{EVHTTP_REQ_POST, "/console/login", console_login, "console_login", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
+	{EVHTTP_REQ_POST, "/console/logout", console_logout, "console_logout", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
+	{EVHTTP_REQ_GET, "/console", console_home, "console_root", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/console/", console_home, "console_home", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/console/orders", console_orders, "console_orders", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/console/orders/{}", console_order, "console_order", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/console/refunds", console_refunds, "console_refunds", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/console/audit", console_audit, "console_audit", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/console/staff", console_staff, "console_staff", AUTH_NONE},
+	{EVHTTP_REQ_POST, "/console/staff/{}/disable", console_staff_disable, "console_staff_disable", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
+	{EVHTTP_REQ_POST, "/console/staff/{}/tokens", console_token_create, "console_token_create", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
+	{EVHTTP_REQ_POST, "/console/tokens/{}/revoke", console_token_revoke, "console_token_revoke", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
+	{EVHTTP_REQ_GET, "/console/password", console_password_page, "console_password_page", AUTH_NONE},
+	{EVHTTP_REQ_POST, "/console/password", console_password, "console_password", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
+	{EVHTTP_REQ_GET, "/console/totp", console_totp_page, "console_totp_page", AUTH_NONE},
+	{EVHTTP_REQ_POST, "/console/totp", console_totp, "console_totp", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
+	{EVHTTP_REQ_GET, "/console/setup/{}", console_setup_page, "console_setup_page", AUTH_NONE},
+	{EVHTTP_REQ_POST, "/console/setup/{}", console_setup, "console_setup", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
+	{EVHTTP_REQ_GET, "/v1/audit", audit_list, "audit_list", AUTH_STAFF},
+	{EVHTTP_REQ_GET, "/v1/staff", staff_api_list, "staff_list", AUTH_STAFF},
+	{EVHTTP_REQ_POST, "/v1/staff/{}/disable", staff_api_disable, "staff_disable", AUTH_STAFF},
+	{EVHTTP_REQ_POST, "/v1/staff/{}/tokens", staff_api_token_create, "token_create", AUTH_STAFF},
+	{EVHTTP_REQ_POST, "/v1/tokens/{}/revoke", staff_api_token_revoke, "token_revoke", AUTH_STAFF},
+	{EVHTTP_REQ_POST, "/v1/refund-approvals/{}/approve", refunds_approve, "refund_approve", AUTH_STAFF},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))
 static const char *route_names[NROUTES + 1];
@@ -250,6 +280,7 @@ static int worker_main(int index)
 		pg_query(gw.db, "set_public_url", 1, url, cfg.db_timeout_ms * 3, public_url_saved, NULL);
 		sweeper_start();
 		webhooks_start();
+		audit_chainer_start();
 	}
 	struct event *term = evsignal_new(gw.base, SIGTERM, on_term, NULL);
 	event_add(term, NULL);
@@ -259,6 +290,8 @@ static int worker_main(int index)
 
 	http_server_free(http);
 	edge_tls_stop();
+	audit_chainer_stop();
+	staff_shutdown();
 	sweeper_stop();
 	webhooks_stop();
 	pg_pool_free(gw.db);

@@ -61,6 +61,13 @@ struct config {
 	char *tls_cert;
 	char *tls_key;
 	int test_sink; /* 1: POST /v1/_test/sink streams and counts a body (tests only) */
+	int session_idle_s;      /* a console session ends after this long without a request */
+	int session_max_s;       /* and this long after sign-in, whatever happens */
+	int login_rate_per_ip;   /* sign-in attempts per minute from one address */
+	int login_rate_per_account; /* sign-in attempts per minute for one e-mail */
+	int hash_threads;        /* password-hashing threads per worker */
+	int password_log_n;      /* scrypt cost of new password hashes: N = 2^this */
+	int refund_approval_vnd; /* refunds above this wait for a second finance member */
 };
 
 extern struct config cfg;

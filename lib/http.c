@@ -10,6 +10,8 @@
  */
 #include "lib/http.h"
 
+#include <arpa/inet.h>
+
 #include <sys/queue.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -449,9 +451,11 @@ static void add_common_headers(struct http_req *req, int status, const char *con
 	if (is_html(content_type)) {
 		/* The pages are self-contained: inline style, images from us or data: (the QR),
 		 * forms posting to us and redirecting on to a bank, and never inside a frame. */
-		http_add_header(req, "Content-Security-Policy",
-				"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-				"form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'");
+		/* A page with a policy of its own (the console's) keeps it: two would intersect. */
+		if (!evhttp_find_header(&req->out_headers, "Content-Security-Policy"))
+			http_add_header(req, "Content-Security-Policy",
+					"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+					"form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'");
 		http_add_header(req, "X-Frame-Options", "DENY");
 		http_add_header(req, "Referrer-Policy", "no-referrer");
 	}
@@ -1086,6 +1090,10 @@ static void on_accept(struct evconnlistener *lev, evutil_socket_t fd, struct soc
 	c->base = s->base;
 	c->bev = bev;
 	c->tls = l->tls != NULL;
+	if (sa && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
+	else if (sa && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer, sizeof c->peer);
 	c->timer = evtimer_new(s->base, on_timer, c);
 	c->body = evbuffer_new();
 	c->url = evbuffer_new();
@@ -1123,6 +1131,16 @@ static void on_accept_error(struct evconnlistener *lev, void *arg)
 	evconnlistener_disable(lev);
 	struct timeval tv = {0, 100000};
 	evtimer_add(l->srv->accept_retry, &tv);
+}
+
+const char *http_peer_addr(const struct http_req *req)
+{
+	return req->conn ? req->conn->peer : "";
+}
+
+bool http_req_tls(const struct http_req *req)
+{
+	return req->conn && req->conn->tls;
 }
 
 struct http_server *http_server_new(struct event_base *base, const struct http_server_config *cfg)

@@ -101,6 +101,9 @@ int http_server_connections(const struct http_server *s);
 int http_route_match(const struct http_route *routes, int n, struct http_req *req);
 
 const char *http_header(const struct http_req *req, const char *name);
+/* The client's address as text ("" when unknown), and whether it came over the TLS listener. */
+const char *http_peer_addr(const struct http_req *req);
+bool http_req_tls(const struct http_req *req);
 /* Adds a header to the reply (values with CR or LF are refused by evhttp_add_header). */
 void http_add_header(struct http_req *req, const char *name, const char *value);
 /* The value of a query parameter, decoded, or NULL. Caller frees. */

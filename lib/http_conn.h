@@ -39,6 +39,7 @@ struct http_conn {
 	bool want_dispatch;      /* set by the parser callbacks, acted on after they return */
 	bool expect_continue;
 	bool tls;
+	char peer[48];           /* the client's address, as text */
 	bool linger;             /* after the last answer, shut the write side and drain a moment */
 	bool dispatched;         /* req has been handed to its handler (counts as in flight) */
 	int hosts;               /* Host headers seen */

@@ -387,7 +387,7 @@ def test_refund_body_matches_refunds_c(spec):
 
 
 def test_credential_prefixes_match_cli_c(spec):
-    src = source("gateway/cli.c")
+    src = source("gateway/cli.c") + source("gateway/staff_cli.c") + source("gateway/staff.c")
     schemes = spec["components"]["securitySchemes"]
     for scheme, prefix in (("portalApiKey", "fgk_"), ("staffToken", "fgs_")):
         assert f'util_token("{prefix}"' in src, f"gateway/cli.c no longer makes {prefix} credentials"

@@ -272,7 +272,13 @@ def test_vietqr_refund_waits_for_finance_to_confirm_the_payout(api, sim, stack, 
     assert api.post(f"/v1/refunds/{rf['id']}/confirm").status_code == 403
     assert finance.post(f"/v1/refunds/{uuid.uuid4()}/confirm").status_code == 404
 
+    # two people: the first finance member's confirmation waits for a second one's
     r = finance.post(f"/v1/refunds/{rf['id']}/confirm")
+    assert r.status_code == 202 and r.json()["status"] == "awaiting_approval", r.text
+    assert finance.post(f"/v1/refunds/{rf['id']}/confirm").status_code == 403
+    assert refund_transfers(stack, o["id"]) == []
+    second = Api(finance.base, stack.create_staff("finance"))
+    r = second.post(f"/v1/refunds/{rf['id']}/confirm")
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "succeeded" and r.json()["id"] == rf["id"], r.text
     assert get_order(api, o["id"])["status"] == "refunded"
@@ -369,3 +375,25 @@ def test_ledger_account_entries_pagination(api, sim, finance, stack):
     for bad in ("limit=0", "limit=501", "limit=x", "cursor=-1", "cursor=abc"):
         r = finance.get(f"/v1/ledger/accounts/{acct}?{bad}")
         assert r.status_code == 400 and error_of(r)["code"] == "validation_failed", (bad, r.text)
+
+
+def test_a_refund_above_the_approval_amount_waits_for_a_second_finance_member(api, sim, stack, finance):
+    o, _ = pay_order(api, sim, "vnpay", amount=60_000_000)
+    r = refund(finance, o["id"], 55_000_000)
+    assert r.status_code == 202, r.text
+    ask = r.json()
+    assert ask["status"] == "awaiting_approval" and ask["amount"] == 55_000_000, ask
+    assert refunds_of(finance, o["id"]) == []
+    assert finance.post(f"/v1/refund-approvals/{ask['id']}/approve").status_code == 403  # the asker
+    second = Api(finance.base, stack.create_staff("finance"))
+    admin = Api(finance.base, stack.env["FEEGATE_ADMIN_TOKEN"])
+    assert admin.post(f"/v1/refund-approvals/{ask['id']}/approve").status_code == 403
+    r = second.post(f"/v1/refund-approvals/{ask['id']}/approve")
+    assert r.status_code == 201, r.text
+    assert r.json()["amount"] == 55_000_000 and r.json()["order_id"] == o["id"]
+    r = second.post(f"/v1/refund-approvals/{ask['id']}/approve")
+    assert r.status_code == 409, r.text
+    assert len(refunds_of(finance, o["id"])) == 1
+    # a refund at or below the amount needs one person
+    assert refund(finance, o["id"], 1_000_000).status_code == 201
+    assert_ledger_ok(stack)
