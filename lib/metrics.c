@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/log.h"
 #include "lib/util.h"
 
 #define MIN_STATUS 100
@@ -74,8 +75,10 @@ static double wall_seconds(void)
 
 bool metrics_init(const char *const *route_names, int n)
 {
-	if (n > METRICS_MAX_ROUTES)
+	if (n > METRICS_MAX_ROUTES) {
+		log_error(NULL, "metrics: %d routes, more than METRICS_MAX_ROUTES (%d)", n, METRICS_MAX_ROUTES);
 		return false;
+	}
 	void *p = mmap(NULL, sizeof(struct shm), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return false;

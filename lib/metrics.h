@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define METRICS_MAX_ROUTES 48
+#define METRICS_MAX_ROUTES 128
 #define METRICS_MAX_WORKERS 64
 #define METRICS_MAX_SERIES 160
 #define METRICS_MAX_BOUNDS 16
