@@ -7,6 +7,8 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(SAN) -Wall -Wextra -Werror -Wshado
            -Wstrict-prototypes -Wno-unused-parameter -MMD -MP -I. -I/usr/include/postgresql
 LDLIBS  += -levent -levent_openssl -lpq -lssl -lcrypto -ljansson -lhiredis \
            -lqrencode -lm
+LDLIBS  += $(shell pkg-config --libs pangocairo) -lpthread
+CFLAGS  += $(shell pkg-config --cflags pangocairo)
 LDFLAGS += $(SAN)
 
 CORE_SRC    := $(wildcard lib/*.c adapters/*.c ledger/*.c) \

@@ -13,6 +13,10 @@ PKGS=(
   postgresql postgresql-contrib redis-server
   # tests, benchmarks
   python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
+  # receipts: the PDF (cairo + pango, DejaVu fonts) and its test (pdftotext)
+  libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils
+  # receipts and checkout: page tests in headless Chromium
+  chromium chromium-driver python3-selenium
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
 )

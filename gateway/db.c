@@ -82,5 +82,14 @@ const struct pg_statement db_statements[] = {
 	 "JOIN ledger_transfers lt ON lt.id = le.transfer_id WHERE le.account_id = a.id "
 	 "AND ($3::bigint IS NULL OR le.id < $3::bigint) ORDER BY le.id DESC LIMIT $4::int) e), '[]') "
 	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint IS NULL OR a.agency_id = $2::bigint)"},
+	/* receipts (gateway/receipts.c) */
+	{"receipts_issue", "SELECT r_code, r_body FROM feegate_receipts_issue($1::int)"},
+	{"receipts_sign", "SELECT feegate_receipts_sign($1::json)"},
+	{"receipt_key_register", "INSERT INTO receipt_keys (key_id, public_key) VALUES ($1::text, $2::text) "
+				 "ON CONFLICT (key_id) DO NOTHING"},
+	{"receipt_keys", "SELECT key_id, alg, public_key, to_char(created_at AT TIME ZONE 'UTC', "
+			 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM receipt_keys ORDER BY created_at, key_id"},
+	{"receipt_by_code", "SELECT * FROM feegate_receipt_get($1::text, NULL, NULL)"},
+	{"receipt_by_order", "SELECT * FROM feegate_receipt_get(NULL, $1::uuid, $2::uuid)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

@@ -24,6 +24,8 @@
 #include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
+#include "gateway/pages.h"
+#include "gateway/receipts.h"
 #include "gateway/server.h"
 #include "gateway/sweeper.h"
 #include "lib/breaker.h"
@@ -58,6 +60,11 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/healthz", ops_healthz, "healthz", AUTH_NONE},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/readyz", ops_readyz, "readyz", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/metrics", ops_metrics, "metrics", AUTH_NONE},
+	/* receipts, and the static files of the citizen's pages */
+	{EVHTTP_REQ_GET, "/v1/orders/{}/receipt", receipts_for_order, "receipt_for_order", AUTH_CLIENT},
+	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/receipts/{}", receipts_public, "receipt_public", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/.well-known/feegate-receipt-keys", receipts_keys, "receipt_keys", AUTH_NONE},
+	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/static/{}", static_asset, "static_asset", AUTH_NONE},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))
 static const char *route_names[NROUTES + 1];
@@ -221,6 +228,7 @@ static int worker_main(int index)
 		pg_query(gw.db, "set_public_url", 1, url, cfg.db_timeout_ms * 3, public_url_saved, NULL);
 		sweeper_start();
 		webhooks_start();
+		receipts_start();
 	}
 	struct event *term = evsignal_new(gw.base, SIGTERM, on_term, NULL);
 	event_add(term, NULL);
@@ -231,6 +239,7 @@ static int worker_main(int index)
 	evhttp_free(http);
 	sweeper_stop();
 	webhooks_stop();
+	receipts_stop();
 	pg_pool_free(gw.db);
 	httpc_shutdown();
 	redis_free(gw.redis);

@@ -52,6 +52,8 @@ struct config {
 	int webhook_timeout_ms;
 	int webhook_concurrency;
 	int webhook_per_portal;
+	char *receipt_key;         /* Ed25519 private key (PEM) that signs receipts; none: receipts wait unsigned */
+	int receipt_interval_ms;   /* the numberer's tick (worker 0) */
 };
 
 extern struct config cfg;
