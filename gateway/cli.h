@@ -6,4 +6,11 @@ int cli_agency(int argc, char **argv);
 int cli_client(int argc, char **argv);
 int cli_staff(int argc, char **argv);
 int cli_ledger(int argc, char **argv);
+/* receipt_cli.c */
+int cli_receipt(int argc, char **argv);
+int cli_agency_receipts(int argc, char **argv);
+
+#include <libpq-fe.h>
+/* DATABASE_URL's connection, or NULL (the reason printed). */
+PGconn *cli_connect_db(void);
 #endif

@@ -9,7 +9,7 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create ... | ledger check\n"
+	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create ... | ledger check | receipt ...\n"
 			"       feegate config   (prints the effective settings, secrets masked)\n");
 }
 
@@ -32,6 +32,8 @@ int main(int argc, char **argv)
 		return cli_staff(argc - 2, argv + 2);
 	if (strcmp(cmd, "ledger") == 0)
 		return cli_ledger(argc - 2, argv + 2);
+	if (strcmp(cmd, "receipt") == 0)
+		return cli_receipt(argc - 2, argv + 2);
 	if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "config") == 0) {
 		if (!config_load(err, sizeof err)) {
 			fprintf(stderr, "configuration error: %s\n", err);

@@ -313,3 +313,23 @@ done:
 	free(canon);
 	return ok;
 }
+
+bool receipt_sign_into(const struct receipt_key *k, const char *code, const char *body_text, json_t *batch)
+{
+	json_t *body = json_loads(body_text, 0, NULL);
+	if (!body || !receipt_sign(k, body)) {
+		json_decref(body);
+		return false;
+	}
+	json_t *item = json_object();
+	json_object_set_new(item, "code", json_string(code));
+	json_object_set(item, "signature", json_object_get(body, "signature"));
+	json_object_set_new(item, "key_id", json_string(k->id));
+	json_object_del(body, "signature");
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_object_set_new(item, "body", json_string(text));
+	free(text);
+	json_decref(body);
+	json_array_append_new(batch, item);
+	return true;
+}

@@ -43,6 +43,11 @@ bool receipt_sign(const struct receipt_key *k, json_t *receipt) WARN_UNUSED;
  * Ed25519 public key. */
 bool receipt_verify(const json_t *receipt, const char *public_b64) WARN_UNUSED;
 
+/* Signs one numbered receipt (body_text: its unsigned JSON) and appends {code, body, key_id,
+ * signature} to batch, the argument of feegate_receipts_sign (the body is saved without the
+ * signature, which has its own column). */
+bool receipt_sign_into(const struct receipt_key *k, const char *code, const char *body_text, json_t *batch) WARN_UNUSED;
+
 /* base64url (padding optional) -> bytes; returns the length, or -1 when malformed or too long. */
 long receipt_b64url_decode(const char *in, unsigned char *out, size_t cap) WARN_UNUSED;
 

@@ -66,22 +66,8 @@ static void issued(void *arg, PGresult *res, enum pg_status st)
 	}
 	json_t *batch = json_array();
 	for (int r = 0; r < n; r++) {
-		json_t *body = json_loads(PQgetvalue(res, r, 1), 0, NULL);
-		if (!body || !receipt_sign(signing_key, body)) {
+		if (!receipt_sign_into(signing_key, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), batch))
 			log_error(NULL, "cannot sign receipt %s", PQgetvalue(res, r, 0));
-			json_decref(body);
-			continue;
-		}
-		json_t *item = json_object();
-		json_object_set_new(item, "code", json_string(PQgetvalue(res, r, 0)));
-		json_object_set(item, "signature", json_object_get(body, "signature"));
-		json_object_set_new(item, "key_id", json_string(receipt_key_id(signing_key)));
-		json_object_del(body, "signature"); /* kept in its own column */
-		char *text = json_dumps(body, JSON_COMPACT);
-		json_object_set_new(item, "body", json_string(text));
-		free(text);
-		json_array_append_new(batch, item);
-		json_decref(body);
 	}
 	char *payload = json_dumps(batch, JSON_COMPACT);
 	json_decref(batch);
