@@ -17,6 +17,8 @@ PKGS=(
   libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils
   # receipts and checkout: page tests in headless Chromium
   chromium chromium-driver python3-selenium
+  # receipts: the tests check Ed25519 signatures independently of the C code
+  python3-cryptography
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
 )
