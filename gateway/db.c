@@ -20,12 +20,17 @@ const struct pg_statement db_statements[] = {
 	{"order_transition", "SELECT feegate_order_transition($1::uuid, $2::uuid, $3::text)"},
 	{"checkout_get",
 	 "SELECT o.id, a.code, a.name, o.description, o.amount, o.items, o.status, "
-	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text "
+	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text, o.reference, o.procedure, "
+	 "o.payer->>'name', o.return_url, feegate_receipt_code(o.checkout_token) "
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.checkout_token = $1::text"},
 	{"checkout_by_id",
 	 "SELECT o.id, a.code, a.name, o.description, o.amount, o.items, o.status, "
-	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text "
+	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text, o.reference, o.procedure, "
+	 "o.payer->>'name', o.return_url, feegate_receipt_code(o.checkout_token) "
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.id = $1::uuid AND o.checkout_token = $2::text"},
+	{"checkout_vietqr", "SELECT * FROM feegate_checkout_vietqr($1::text)"},
+	{"checkout_status", "SELECT CASE WHEN o.status IN ('created', 'pending') AND o.expires_at <= now() THEN 'expired' "
+			    "ELSE o.status END FROM orders o WHERE o.checkout_token = $1::text"},
 	{"open_attempt", "SELECT * FROM feegate_open_attempt($1::text, $2::text, $3::uuid, $4::text)"},
 	{"fail_attempt", "SELECT feegate_fail_attempt($1::uuid, $2::text)"},
 	{"return_lookup",

@@ -1,6 +1,10 @@
 #include "gateway/pages.h"
 
+#include <cairo.h>
 #include <event2/http.h>
+#include <openssl/evp.h>
+#include <qrencode.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,12 +18,17 @@ void page_text(struct evbuffer *b, const char *s)
 	free(e);
 }
 
-void page_begin(struct evbuffer *b, const char *title, const char *script)
+void page_begin(struct evbuffer *b, const char *title, const char *script, int refresh_s, const char *refresh_url)
 {
 	evbuffer_add_printf(b, "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\">"
 			       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
 	page_text(b, title);
 	evbuffer_add_printf(b, "</title><link rel=\"stylesheet\" href=\"/static/feegate.css\">");
+	if (refresh_s > 0) {
+		evbuffer_add_printf(b, "<meta http-equiv=\"refresh\" content=\"%d;url=", refresh_s);
+		page_text(b, refresh_url);
+		evbuffer_add_printf(b, "\">");
+	}
 	if (script)
 		evbuffer_add_printf(b, "<script src=\"/static/%s\" defer></script>", script);
 	evbuffer_add_printf(b, "</head><body><header class=\"platform\">Cổng thanh toán lệ phí dịch vụ công "
@@ -41,6 +50,59 @@ void page_local_time(const char *iso, char *out, size_t cap)
 		snprintf(out, cap, "%02d:%02d %02d/%02d/%04d", h, mi, d, mo, y);
 	else
 		snprintf(out, cap, "%s", iso ? iso : "");
+}
+
+struct png_buf {
+	unsigned char *data;
+	size_t len;
+};
+
+static cairo_status_t png_write(void *closure, const unsigned char *data, unsigned int n)
+{
+	struct png_buf *p = closure;
+	p->data = xrealloc(p->data, p->len + n);
+	memcpy(p->data + p->len, data, n);
+	p->len += n;
+	return CAIRO_STATUS_SUCCESS;
+}
+
+char *page_qr_png_base64(const char *text)
+{
+	QRcode *q = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+	if (!q)
+		return NULL;
+	const int scale = 8, quiet = 4, size = (q->width + 2 * quiet) * scale;
+	cairo_surface_t *s = cairo_image_surface_create(CAIRO_FORMAT_RGB24, size, size);
+	cairo_t *cr = cairo_create(s);
+	cairo_set_source_rgb(cr, 1, 1, 1);
+	cairo_paint(cr);
+	cairo_set_source_rgb(cr, 0, 0, 0);
+	for (int y = 0; y < q->width; y++) {
+		for (int x = 0; x < q->width; x++) {
+			if (q->data[y * q->width + x] & 1)
+				cairo_rectangle(cr, (x + quiet) * scale, (y + quiet) * scale, scale, scale);
+		}
+	}
+	cairo_fill(cr);
+	cairo_destroy(cr);
+	QRcode_free(q);
+	struct png_buf p = {0};
+	char *out = NULL;
+	if (cairo_surface_write_to_png_stream(s, png_write, &p) == CAIRO_STATUS_SUCCESS) {
+		out = xmalloc(p.len * 4 / 3 + 8);
+		EVP_EncodeBlock((unsigned char *)out, p.data, (int)p.len);
+	}
+	cairo_surface_destroy(s);
+	free(p.data);
+	return out;
+}
+
+void page_vn_time(int64_t epoch_ms, char *out, size_t cap)
+{
+	time_t t = (time_t)(epoch_ms / 1000) + 7 * 3600;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(out, cap, "%H:%M %d/%m/%Y", &tm);
 }
 
 static const char css[] =

@@ -113,8 +113,8 @@ bool receipt_pdf_render(const json_t *doc, bool valid, const char *url, unsigned
 	struct pen p = {.cr = cr, .layout = pango_cairo_create_layout(cr), .y = 40};
 	const json_t *agency = json_object_get(doc, "agency");
 	cairo_set_source_rgb(cr, 0, 0, 0);
-	text(&p, "DejaVu Sans Bold 15", "BIÊN LAI THU PHÍ, LỆ PHÍ", 50, 495);
-	text(&p, "DejaVu Sans 9", "Electronic fee receipt — issued by the public service fee payment gateway", 50, 495);
+	text(&p, "DejaVu Sans Bold 15", "BIÊN LAI THU PHÍ, LỆ PHÍ", 50, 380);
+	text(&p, "DejaVu Sans 9", "Electronic fee receipt — issued by the public service fee payment gateway", 50, 380);
 	p.y += 6;
 	char number[32], amount[48], paid[32], issued[32];
 	snprintf(number, sizeof number, "%07lld", (long long)json_integer_value(json_object_get(doc, "number")));

@@ -241,7 +241,7 @@ static void render_page(struct http_req *req, json_t *doc, bool valid)
 	json_array_foreach(adjustments, i, a) cancelled |= strcmp(str(a, "kind"), "cancellation") == 0;
 
 	struct evbuffer *b = evbuffer_new();
-	page_begin(b, "Biên lai thu phí, lệ phí / Fee receipt", NULL);
+	page_begin(b, "Biên lai thu phí, lệ phí / Fee receipt", NULL, 0, NULL);
 	evbuffer_add_printf(b, "<h1>Biên lai điện tử thu phí, lệ phí <span class=\"en\">/ Electronic fee receipt</span></h1>");
 	if (valid)
 		evbuffer_add_printf(b, "<p class=\"msg ok\" id=\"validity\" data-valid=\"true\">Hợp lệ: chữ ký số của cổng "
@@ -316,7 +316,7 @@ static void render_page(struct http_req *req, json_t *doc, bool valid)
 static void public_not_found(struct http_req *req)
 {
 	struct evbuffer *b = evbuffer_new();
-	page_begin(b, "Biên lai / Receipt", NULL);
+	page_begin(b, "Biên lai / Receipt", NULL, 0, NULL);
 	evbuffer_add_printf(b, "<p class=\"msg\">Không tìm thấy biên lai. <span class=\"en\">No such receipt.</span></p>");
 	page_send(req, 404, b);
 }
