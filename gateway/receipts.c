@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "adapters/adapter.h"
+#include "gateway/banks.h"
 #include "gateway/gateway.h"
 #include "gateway/pages.h"
 #include "gateway/receipt.h"
@@ -275,7 +276,8 @@ static void render_page(struct http_req *req, json_t *doc, bool valid)
 	evbuffer_add_printf(b, "</table><p class=\"amt\" id=\"amount\">%s</p><p id=\"words\">", amount);
 	page_text(b, str(doc, "amount_in_words"));
 	evbuffer_add_printf(b, "</p><table>");
-	row(b, "bank", "Ngân hàng / ví", "Bank or wallet", str(doc, "bank"));
+	const struct bank *bk = bank_find(str(doc, "bank"));
+	row(b, "bank", "Ngân hàng / ví", "Bank or wallet", bk ? bk->adapter->display_name : str(doc, "bank"));
 	row(b, "bank_txn_id", "Mã giao dịch", "Bank transaction", str(doc, "bank_txn_id"));
 	row(b, "paid_at", "Thời gian thanh toán", "Paid at (UTC+7)", paid);
 	row(b, "issued_at", "Ngày lập", "Issued at (UTC+7)", issued);
