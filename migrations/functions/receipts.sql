@@ -86,24 +86,66 @@ END
 $$;
 
 -- The numberer's tick: numbers the payments committed since the cursor (at most p_limit
--- transfers), then returns the receipts still waiting for a signature, oldest first.
+-- transfers) in one set-based statement (numbers per series in ledger order), adds the
+-- refunds' adjustments, then returns the receipts still waiting for a signature, oldest first.
 CREATE OR REPLACE FUNCTION feegate_receipts_issue(p_limit int)
 RETURNS TABLE (r_code text, r_body text) LANGUAGE plpgsql AS $$
 DECLARE
     cur bigint;
+    upto bigint;
+    yr int := extract(year FROM now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::int;
     t record;
 BEGIN
     SELECT c.seq INTO cur FROM receipt_cursor c WHERE c.id = 1 FOR UPDATE;
-    FOR t IN SELECT lt.seq, lt.code, lt.order_id, lt.attempt_id, lt.refund_id FROM ledger_transfers lt
-              WHERE lt.seq > cur ORDER BY lt.seq LIMIT p_limit LOOP
-        IF t.code = 'payment' AND t.order_id IS NOT NULL THEN
-            PERFORM feegate_receipt_issue_for(t.order_id, t.attempt_id, t.seq);
-        ELSIF t.code = 'refund' AND t.refund_id IS NOT NULL THEN
-            PERFORM feegate_receipt_adjust_for(t.order_id, t.refund_id, t.seq);
+    SELECT max(x.seq) INTO upto FROM (SELECT lt.seq FROM ledger_transfers lt WHERE lt.seq > cur
+                                        ORDER BY lt.seq LIMIT p_limit) x;
+    IF upto IS NOT NULL THEN
+        IF EXISTS (SELECT 1 FROM ledger_transfers lt JOIN orders o ON o.id = lt.order_id
+                    WHERE lt.seq > cur AND lt.seq <= upto AND lt.code = 'payment'
+                      AND NOT EXISTS (SELECT 1 FROM receipt_series s WHERE s.agency_id = o.agency_id AND s.active)) THEN
+            RAISE EXCEPTION 'a paid order''s agency has no active receipt series';
         END IF;
-        cur := t.seq;
-    END LOOP;
-    UPDATE receipt_cursor SET seq = cur WHERE id = 1 AND seq <> cur;
+        WITH pay AS (
+            SELECT lt.seq, lt.order_id, lt.attempt_id, o.agency_id
+              FROM ledger_transfers lt JOIN orders o ON o.id = lt.order_id
+             WHERE lt.seq > cur AND lt.seq <= upto AND lt.code = 'payment'
+               AND NOT EXISTS (SELECT 1 FROM receipts rc WHERE rc.order_id = lt.order_id)),
+        ser AS (
+            SELECT s.id, s.agency_id, s.template, s.series, CASE WHEN s.year = yr THEN s.last_number ELSE 0 END AS base
+              FROM receipt_series s WHERE s.active AND s.agency_id IN (SELECT pay.agency_id FROM pay) FOR UPDATE),
+        numbered AS (
+            SELECT pay.*, ser.id AS series_id, ser.template, ser.series,
+                   ser.base + row_number() OVER (PARTITION BY pay.agency_id ORDER BY pay.seq) AS num
+              FROM pay JOIN ser ON ser.agency_id = pay.agency_id),
+        ins AS (
+            INSERT INTO receipts (code, order_id, attempt_id, series_id, year, number, ledger_seq, body, issued_at)
+            SELECT feegate_receipt_code(od.checkout_token), od.id, n.attempt_id, n.series_id, yr, n.num, n.seq,
+                   jsonb_build_object(
+                       'code', feegate_receipt_code(od.checkout_token), 'template', n.template, 'series', n.series,
+                       'number', n.num, 'issued_at', feegate_receipt_time(now()),
+                       'agency', jsonb_build_object('code', ag.code, 'name', ag.name, 'tax_code', ag.tax_code),
+                       'payer_name', od.payer ->> 'name',
+                       'items', coalesce(od.items::jsonb, jsonb_build_array(jsonb_build_object('name', od.description,
+                                                                                               'amount', od.amount))),
+                       'amount', od.amount, 'currency', od.currency, 'bank', at.bank, 'bank_txn_id', at.bank_txn_id,
+                       'paid_at', feegate_receipt_time(coalesce(at.paid_at, at.updated_at)), 'order_id', od.id,
+                       'reference', od.reference, 'procedure', od.procedure, 'description', od.description),
+                   now()
+              FROM numbered n
+              JOIN orders od ON od.id = n.order_id
+              JOIN agencies ag ON ag.id = od.agency_id
+              JOIN attempts at ON at.id = n.attempt_id
+            RETURNING series_id, number)
+        UPDATE receipt_series s SET year = yr, last_number = m.top
+          FROM (SELECT ins.series_id, max(ins.number) AS top FROM ins GROUP BY ins.series_id) m
+         WHERE s.id = m.series_id;
+        FOR t IN SELECT lt.seq, lt.order_id, lt.refund_id FROM ledger_transfers lt
+                  WHERE lt.seq > cur AND lt.seq <= upto AND lt.code = 'refund' AND lt.refund_id IS NOT NULL
+                  ORDER BY lt.seq LOOP
+            PERFORM feegate_receipt_adjust_for(t.order_id, t.refund_id, t.seq);
+        END LOOP;
+        UPDATE receipt_cursor SET seq = upto WHERE id = 1;
+    END IF;
     RETURN QUERY SELECT rc.code, rc.body::text FROM receipts rc WHERE rc.signature IS NULL
                   ORDER BY rc.ledger_seq LIMIT p_limit;
 END

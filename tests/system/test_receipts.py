@@ -55,7 +55,7 @@ def canonical(receipt):
     return json.dumps(signed, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def test_receipt_fields_signature_pages_and_verify(api, sim, stack, gateway):
+def test_receipt_fields_signature_pages_and_verify(api, other_api, sim, stack, gateway):
     payer = {"name": "Nguyễn Thị Hồng Nhung", "id_number": "079123456789"}
     o, started = pay_order(api, sim, "vnpay", amount=21500000, items=ITEMS, payer=payer, procedure="1.001234")
     rc = receipt_of(api, o["id"])
@@ -88,8 +88,9 @@ def test_receipt_fields_signature_pages_and_verify(api, sim, stack, gateway):
     Ed25519PublicKey.from_public_bytes(b64(key[0]["public_key"])).verify(b64(rc["signature"]),
                                                                           canonical(rc).encode())
 
-    # another client sees nothing
+    # no key: 401; another client: 404
     assert api.get(f"/v1/orders/{o['id']}/receipt", key=None).status_code == 401
+    assert other_api.get(f"/v1/orders/{o['id']}/receipt").status_code == 404
 
     # the public page: valid, no identity number, QR to itself
     page = requests.get(rc["url"], timeout=5)
@@ -179,17 +180,25 @@ def test_200_concurrent_payments_numbered_1_to_200(stack, sim, gateway):
 
 
 def test_a_payment_applied_many_times_has_one_receipt(api, sim, stack):
-    o, started = pay_order(api, sim, "momo")
-    first = receipt_of(api, o["id"])
-    # the bank's notification replayed, racing, and the sweeper's status query for the same attempt
-    stack.query("UPDATE attempts SET last_query_at = NULL, bank_created_at = now() - interval '1 hour' "
-                "WHERE bank_order_ref = %s", (started["ref"],))
-    with ThreadPoolExecutor(6) as pool:
-        list(pool.map(lambda _: sim.resend("momo", started["ref"]), range(6)))
-    wait_until(lambda: len(sim.notifications(bank="momo", ref=started["ref"])) >= 7, 10, what="the replays")
-    assert stack.scalar("SELECT count(*) FROM receipts WHERE order_id = %s", (o["id"],)) == 1
-    again = receipt_of(api, o["id"])
-    assert again == first
+    """The notification is lost; the sweeper's status query and replayed IPNs then race to
+    apply the same payment: still one receipt, one number."""
+    order = new_order(api)
+    started = start_payment(sim, order, "vnpay")
+    assert approve(sim, started, order, drop=True).status_code == 303
+    stack.query("UPDATE attempts SET created_at = created_at - interval '1 day', "
+                "bank_created_at = bank_created_at - interval '1 day' WHERE bank_order_ref = %s", (started["ref"],))
+    with dedicated_gateway(stack, FEEGATE_QUERY_AFTER_S=1, FEEGATE_SWEEP_INTERVAL_MS=100):
+        with ThreadPoolExecutor(6) as pool:
+            list(pool.map(lambda _: sim.resend("vnpay", started["ref"]), range(6)))
+        wait_status(api, order["id"], "succeeded", timeout=20)
+        first = receipt_of(api, order["id"])
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: sim.resend("vnpay", started["ref"]), range(4)))
+        wait_until(lambda: len(sim.notifications(bank="vnpay", ref=started["ref"])) >= 11, 10, what="the replays")
+    assert stack.scalar("SELECT count(*) FROM receipts WHERE order_id = %s", (order["id"],)) == 1
+    assert stack.scalar("SELECT count(*) FROM ledger_transfers WHERE order_id = %s AND code = 'payment'",
+                        (order["id"],)) == 1
+    assert receipt_of(api, order["id"]) == first
 
 
 def test_refunds_add_adjustments_and_a_full_refund_cancels(api, sim, stack, finance):
