@@ -96,7 +96,11 @@ DECLARE
     yr int := extract(year FROM now() AT TIME ZONE 'Asia/Ho_Chi_Minh')::int;
     t record;
 BEGIN
-    SELECT c.seq INTO cur FROM receipt_cursor c WHERE c.id = 1 FOR UPDATE;
+    -- another gateway's numberer at work: leave this round to it rather than wait on its lock
+    SELECT c.seq INTO cur FROM receipt_cursor c WHERE c.id = 1 FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
     SELECT max(x.seq) INTO upto FROM (SELECT lt.seq FROM ledger_transfers lt WHERE lt.seq > cur
                                         ORDER BY lt.seq LIMIT p_limit) x;
     IF upto IS NOT NULL THEN
