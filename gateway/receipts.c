@@ -34,6 +34,8 @@ static bool busy;
 
 static void schedule(bool now)
 {
+	if (!tick_ev)
+		return; /* stopped: a query answered while the pool closed */
 	struct timeval tv = {0, now ? 0 : cfg.receipt_interval_ms * 1000};
 	event_add(tick_ev, &tv);
 }
@@ -60,7 +62,7 @@ static void issued(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	int n = PQntuples(res);
-	if (n == 0) {
+	if (n == 0 || !signing_key) {
 		busy = false;
 		schedule(false);
 		return;
@@ -90,6 +92,8 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 static void key_registered(void *arg, PGresult *res, enum pg_status st)
 {
+	if (!signing_key)
+		return;
 	if (st != PG_OK) {
 		log_warn(NULL, "publishing receipt key %s failed; retrying", receipt_key_id(signing_key));
 		const char *params[2] = {receipt_key_id(signing_key), receipt_key_public(signing_key)};
