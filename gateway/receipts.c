@@ -32,11 +32,14 @@ static bool busy;
 
 /* ---- the numberer ---- */
 
-static void schedule(bool now)
+/* backlog: the next round after a quarter of the interval, so that a burst of payments is
+ * numbered steadily rather than in one flat-out run competing with the payments themselves */
+static void schedule(bool backlog)
 {
 	if (!tick_ev)
 		return; /* stopped: a query answered while the pool closed */
-	struct timeval tv = {0, now ? 0 : cfg.receipt_interval_ms * 1000};
+	int ms = backlog ? cfg.receipt_interval_ms / 4 : cfg.receipt_interval_ms;
+	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	event_add(tick_ev, &tv);
 }
 
@@ -101,7 +104,7 @@ static void key_registered(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	/* numbering starts once the key that signs is published, so every receipt verifies */
-	schedule(true);
+	event_active(tick_ev, EV_TIMEOUT, 0);
 }
 
 void receipts_start(void)
