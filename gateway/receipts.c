@@ -32,13 +32,13 @@ static bool busy;
 
 /* ---- the numberer ---- */
 
-/* backlog: the next round after a quarter of the interval, so that a burst of payments is
+/* backlog: the next round after half the interval (at most 400 receipts a second at the default), so that a burst of payments is
  * numbered steadily rather than in one flat-out run competing with the payments themselves */
 static void schedule(bool backlog)
 {
 	if (!tick_ev)
 		return; /* stopped: a query answered while the pool closed */
-	int ms = backlog ? cfg.receipt_interval_ms / 4 : cfg.receipt_interval_ms;
+	int ms = backlog ? cfg.receipt_interval_ms / 2 : cfg.receipt_interval_ms;
 	struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
 	event_add(tick_ev, &tv);
 }

@@ -68,7 +68,7 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_WEBHOOK_CONCURRENCY", CFG_INT, F(webhook_concurrency), "100", 1, 10000, NULL, false},
 	{"FEEGATE_WEBHOOK_PER_PORTAL", CFG_INT, F(webhook_per_portal), "32", 1, 10000, NULL, false},
 	{"FEEGATE_RECEIPT_KEY", CFG_STR, F(receipt_key), NULL, 0, 0, NULL, false},
-	{"FEEGATE_RECEIPT_INTERVAL_MS", CFG_INT, F(receipt_interval_ms), "200", 20, 60000, NULL, false},
+	{"FEEGATE_RECEIPT_INTERVAL_MS", CFG_INT, F(receipt_interval_ms), "500", 20, 60000, NULL, false},
 };
 #undef F
 
