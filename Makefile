@@ -11,6 +11,8 @@ LDLIBS  += -lhttp_parser
 LDLIBS  += -lxml2
 CFLAGS  += -I/usr/include/libxml2
 LDLIBS  += -lxlsxwriter
+LDLIBS  += $(shell pkg-config --libs pangocairo) -lpthread
+CFLAGS  += $(shell pkg-config --cflags pangocairo)
 LDFLAGS += $(SAN)
 
 CORE_SRC    := $(wildcard lib/*.c adapters/*.c ledger/*.c) \

@@ -242,6 +242,37 @@ adapter_rc vietqr_svg(const char *text, char **out)
 	return *out ? ADAPTER_OK : ADAPTER_NO_MEMORY;
 }
 
+/* NAPAS 247 bank identification numbers (the BIN in tag 38/01/00 of a VietQR code). */
+static const struct {
+	const char bin[7];
+	const char *name;
+} napas_banks[] = {
+	{"970400", "Saigonbank"},     {"970403", "Sacombank"},     {"970405", "Agribank"},
+	{"970406", "DongA Bank"},     {"970407", "Techcombank"},   {"970408", "GPBank"},
+	{"970409", "BacABank"},       {"970410", "Standard Chartered"}, {"970412", "PVcomBank"},
+	{"970414", "OceanBank"},      {"970415", "VietinBank"},    {"970416", "ACB"},
+	{"970418", "BIDV"},           {"970419", "NCB"},           {"970421", "VRB"},
+	{"970422", "MB Bank"},        {"970423", "TPBank"},        {"970424", "Shinhan Bank"},
+	{"970425", "ABBANK"},         {"970426", "MSB"},           {"970427", "VietABank"},
+	{"970428", "Nam A Bank"},     {"970429", "SCB"},           {"970430", "PGBank"},
+	{"970431", "Eximbank"},       {"970432", "VPBank"},        {"970433", "Vietbank"},
+	{"970434", "Indovina Bank"},  {"970436", "Vietcombank"},   {"970437", "HDBank"},
+	{"970438", "BaoViet Bank"},   {"970439", "Public Bank Vietnam"}, {"970440", "SeABank"},
+	{"970441", "VIB"},            {"970442", "Hong Leong Bank"}, {"970443", "SHB"},
+	{"970446", "Co-opBank"},      {"970448", "OCB"},           {"970449", "LPBank"},
+	{"970452", "KienlongBank"},   {"970454", "BVBank"},        {"970457", "Woori Bank"},
+	{"970458", "UOB Vietnam"},
+};
+
+const char *vietqr_bank_name(const char *bin)
+{
+	for (size_t i = 0; bin && i < sizeof napas_banks / sizeof napas_banks[0]; i++) {
+		if (strcmp(napas_banks[i].bin, bin) == 0)
+			return napas_banks[i].name;
+	}
+	return NULL;
+}
+
 adapter_rc adapter_qr_svg(const char *payload, char **svg)
 {
 	return vietqr_svg(payload, svg);

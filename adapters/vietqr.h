@@ -56,6 +56,9 @@ adapter_rc vietqr_parse_payload(const char *payload, vietqr_info *out) __attribu
 
 /* An SVG document of the QR code for text (libqrencode, level M), malloc'ed. */
 adapter_rc vietqr_svg(const char *text, char **out) __attribute__((warn_unused_result));
+/* The short name of the Vietnamese bank with this NAPAS BIN (6 digits), or NULL when unknown.
+ * The one table of banks' BINs. */
+const char *vietqr_bank_name(const char *bin);
 
 /* hex HMAC-SHA256(secret, timestamp + "." + body). */
 bool vietqr_webhook_sign(const char *secret, const char *timestamp, const char *body, size_t len,

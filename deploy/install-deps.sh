@@ -33,6 +33,12 @@ PKGS=(
   libxlsxwriter-dev python3-openpyxl
   # console tests in a headless browser (staff sign-in, roles, audit)
   chromium chromium-driver python3-selenium
+  # receipts: the PDF (cairo + pango, DejaVu fonts) and its test (pdftotext)
+  libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils
+  # receipts and checkout: page tests in headless Chromium
+  chromium chromium-driver python3-selenium
+  # receipts: the tests check Ed25519 signatures independently of the C code
+  python3-cryptography
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
   # memcheck over the unit tests (make valgrind)

@@ -469,13 +469,15 @@ seed_demo() {
   if [[ $(seed_get SEED_AGENCY_XNC) != 1 ]]; then
     log "seeding agency XNC"
     run_cli out agency create --code XNC --name "Cục Quản lý Xuất nhập cảnh" \
-      --account "970436:0011001234567:CUC QUAN LY XUAT NHAP CANH" --banks vnpay,momo,vietqr
+      --account "970436:0011001234567:CUC QUAN LY XUAT NHAP CANH" --banks vnpay,momo,vietqr \
+      --tax-code 0100100079
     seed_set SEED_AGENCY_XNC 1
   fi
   if [[ $(seed_get SEED_AGENCY_DKKD) != 1 ]]; then
     log "seeding agency DKKD"
     run_cli out agency create --code DKKD --name "Phòng Đăng ký kinh doanh" \
-      --account "970415:1122334455:PHONG DANG KY KINH DOANH" --banks vnpay,momo,vietqr
+      --account "970415:1122334455:PHONG DANG KY KINH DOANH" --banks vnpay,momo,vietqr \
+      --tax-code 0101234567-001
     seed_set SEED_AGENCY_DKKD 1
   fi
   if [[ -z $(seed_get FEEGATE_API_KEY) ]]; then
@@ -681,6 +683,12 @@ cmd_start() {
       printf -v "$k" '%s' "$(seed_get "$k")"
       export "${k?}"
     done
+    # the receipt signing key (Ed25519), kept across restarts like the data it signs
+    FEEGATE_RECEIPT_KEY=$DIR/receipt-key.pem
+    if [[ ! -f $FEEGATE_RECEIPT_KEY ]]; then
+      log "generating the receipt signing key"
+      "$FEEGATE_BIN" receipt keygen "$FEEGATE_RECEIPT_KEY" >/dev/null || die "cannot generate $FEEGATE_RECEIPT_KEY"
+    fi
     export DATABASE_URL REDIS_URL FEEGATE_URL FEEGATE_PORT BANKSIM_URL BANKSIM_PORT
     log "applying migrations from $FEEGATE_MIGRATIONS"
     local out
@@ -724,7 +732,8 @@ cmd_start() {
       FEEGATE_MOMO_PARTNER_CODE "$FEEGATE_MOMO_PARTNER_CODE" \
       FEEGATE_MOMO_ACCESS_KEY "$FEEGATE_MOMO_ACCESS_KEY" \
       FEEGATE_MOMO_SECRET_KEY "$FEEGATE_MOMO_SECRET_KEY" \
-      FEEGATE_VIETQR_WEBHOOK_SECRET "$FEEGATE_VIETQR_WEBHOOK_SECRET"
+      FEEGATE_VIETQR_WEBHOOK_SECRET "$FEEGATE_VIETQR_WEBHOOK_SECRET" \
+      FEEGATE_RECEIPT_KEY "$FEEGATE_RECEIPT_KEY"
   else
     log "STACK_SKIP_APP=1: no migrations, no demo data"
     write_env "$ENV_FILE" \

@@ -13,7 +13,9 @@
 #include <sys/queue.h>
 
 #include "gateway/banks.h"
+#include "adapters/vietqr.h"
 #include "gateway/gateway.h"
+#include "gateway/pages.h"
 #include "lib/breaker.h"
 #include "lib/config.h"
 #include "lib/httpc.h"
@@ -29,6 +31,7 @@ struct checkout_state {
 	char *description;
 	char bin[16], account[40], holder[128];
 	adapter_start start;
+	int refused; /* a bank choice refused: the state page answers with this status */
 };
 
 static void checkout_state_free(void *p)
@@ -68,45 +71,12 @@ void format_vnd(int64_t amount, char *out, size_t cap)
 	snprintf(out + o, cap - o, " \xe2\x82\xab");
 }
 
-static void html(struct evbuffer *b, const char *s)
-{
-	char *e = evhttp_htmlescape(s ? s : "");
-	evbuffer_add(b, e, strlen(e));
-	free(e);
-}
-
-static void page_head(struct evbuffer *b, const char *title)
-{
-	evbuffer_add_printf(b, "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\">"
-			       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-			       "<title>");
-	html(b, title);
-	evbuffer_add_printf(
-		b, "</title><style>"
-		   "body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:30rem;margin:0 auto;"
-		   "padding:1rem;color:#1b1b1b;background:#f6f7f9}main{background:#fff;border-radius:12px;padding:1.25rem;"
-		   "box-shadow:0 1px 4px rgba(0,0,0,.08)}h1{font-size:1.15rem;margin:0 0 .25rem}"
-		   ".amt{font-size:2rem;font-weight:700;margin:.75rem 0;color:#b3261e}table{width:100%%;border-collapse:collapse;"
-		   "margin:.5rem 0}td{padding:.35rem 0;border-bottom:1px solid #eee}td.r{text-align:right;white-space:nowrap}"
-		   ".en{color:#666;font-size:.85em}button{display:block;width:100%%;padding:.9rem;margin:.5rem 0;font-size:1rem;"
-		   "border:1px solid #c9ced6;border-radius:8px;background:#fff;cursor:pointer}button:hover{background:#eef3ff}"
-		   ".msg{padding:.75rem;border-radius:8px;background:#fff4e5}.ok{background:#e7f6ec}"
-		   "textarea{width:100%%;font-family:monospace;font-size:.8rem}svg{width:100%%;max-width:18rem;height:auto;"
-		   "display:block;margin:0 auto}</style></head><body><main>");
-}
-
-static void page_send(struct http_req *req, int status, struct evbuffer *b)
-{
-	evbuffer_add_printf(b, "</main></body></html>");
-	size_t len = evbuffer_get_length(b);
-	http_reply_raw(req, status, "text/html; charset=utf-8", (const char *)evbuffer_pullup(b, -1), len);
-	evbuffer_free(b);
-}
+#define html page_text
 
 static void message_page(struct http_req *req, int status, const char *vi, const char *en)
 {
 	struct evbuffer *b = evbuffer_new();
-	page_head(b, "Thanh toán lệ phí / Fee payment");
+	page_begin(b, "Thanh toán lệ phí / Fee payment", NULL, 0, NULL);
 	evbuffer_add_printf(b, "<p class=\"msg\">");
 	html(b, vi);
 	evbuffer_add_printf(b, "<br><span class=\"en\">");
@@ -121,7 +91,22 @@ static void not_found_page(struct http_req *req)
 }
 
 /* checkout_get / checkout_by_id columns */
-enum { CK_ID, CK_AGENCY_CODE, CK_AGENCY_NAME, CK_DESCRIPTION, CK_AMOUNT, CK_ITEMS, CK_STATUS, CK_EXPIRES_MS, CK_BANKS };
+enum {
+	CK_ID,
+	CK_AGENCY_CODE,
+	CK_AGENCY_NAME,
+	CK_DESCRIPTION,
+	CK_AMOUNT,
+	CK_ITEMS,
+	CK_STATUS,
+	CK_EXPIRES_MS,
+	CK_BANKS,
+	CK_REFERENCE,
+	CK_PROCEDURE,
+	CK_PAYER_NAME,
+	CK_RETURN_URL,
+	CK_RECEIPT_CODE
+};
 
 static bool bank_listed(const char *banks, const char *name)
 {
@@ -134,19 +119,37 @@ static bool bank_listed(const char *banks, const char *name)
 	return false;
 }
 
-static void render(struct http_req *req, PGresult *res)
+/* What each way of paying is, for its button. */
+static const struct {
+	const char *bank, *vi, *en;
+} bank_kinds[] = {
+	{"vnpay", "Thẻ ATM, thẻ quốc tế hoặc tài khoản ngân hàng qua VNPAY", "Card or bank account via VNPAY"},
+	{"momo", "Ví điện tử MoMo", "MoMo e-wallet"},
+	{"vietqr", "Chuyển khoản ngân hàng bằng mã VietQR", "Bank transfer by VietQR"},
+};
+
+static void order_summary(struct evbuffer *b, PGresult *res)
 {
-	const char *status = PQgetvalue(res, 0, CK_STATUS);
-	int64_t expires_ms = strtoll(PQgetvalue(res, 0, CK_EXPIRES_MS), NULL, 10);
-	char amount[48];
-	format_vnd(strtoll(PQgetvalue(res, 0, CK_AMOUNT), NULL, 10), amount, sizeof amount);
-	struct evbuffer *b = evbuffer_new();
-	page_head(b, "Thanh toán lệ phí / Fee payment");
-	evbuffer_add_printf(b, "<h1 id=\"agency\">");
+	evbuffer_add_printf(b, "<p class=\"muted\">Đơn vị thu <span class=\"en\">/ Collecting agency</span></p>"
+			       "<h1 id=\"agency\">");
 	html(b, PQgetvalue(res, 0, CK_AGENCY_NAME));
 	evbuffer_add_printf(b, "</h1><p id=\"description\">");
 	html(b, PQgetvalue(res, 0, CK_DESCRIPTION));
-	evbuffer_add_printf(b, "</p>");
+	evbuffer_add_printf(b, "</p><table id=\"order\"><tr><td>Mã hồ sơ <span class=\"en\">/ Dossier reference</span>"
+			       "</td><td class=\"r\" id=\"reference\">");
+	html(b, PQgetvalue(res, 0, CK_REFERENCE));
+	evbuffer_add_printf(b, "</td></tr>");
+	if (!PQgetisnull(res, 0, CK_PROCEDURE)) {
+		evbuffer_add_printf(b, "<tr><td>Thủ tục <span class=\"en\">/ Procedure</span></td><td class=\"r\" id=\"procedure\">");
+		html(b, PQgetvalue(res, 0, CK_PROCEDURE));
+		evbuffer_add_printf(b, "</td></tr>");
+	}
+	if (!PQgetisnull(res, 0, CK_PAYER_NAME)) {
+		evbuffer_add_printf(b, "<tr><td>Người nộp <span class=\"en\">/ Payer</span></td><td class=\"r\" id=\"payer\">");
+		html(b, PQgetvalue(res, 0, CK_PAYER_NAME));
+		evbuffer_add_printf(b, "</td></tr>");
+	}
+	evbuffer_add_printf(b, "</table>");
 	json_t *items = PQgetisnull(res, 0, CK_ITEMS) ? NULL : json_loads(PQgetvalue(res, 0, CK_ITEMS), 0, NULL);
 	if (json_is_array(items) && json_array_size(items)) {
 		evbuffer_add_printf(b, "<table id=\"items\">");
@@ -163,32 +166,88 @@ static void render(struct http_req *req, PGresult *res)
 		evbuffer_add_printf(b, "</table>");
 	}
 	json_decref(items);
+	char amount[48];
+	format_vnd(strtoll(PQgetvalue(res, 0, CK_AMOUNT), NULL, 10), amount, sizeof amount);
 	evbuffer_add_printf(b, "<p class=\"amt\" id=\"amount\">%s</p>", amount);
+}
 
+/* The expiry in Vietnam time, and the time left: a server-rendered figure, counted down by
+ * checkout.js when it runs; without it the page's refresh header shows the expired page. */
+static void expiry_box(struct evbuffer *b, int64_t expires_ms)
+{
+	char at[32];
+	page_vn_time(expires_ms, at, sizeof at);
+	int64_t left_s = (expires_ms - util_now_ms()) / 1000;
+	if (left_s < 0)
+		left_s = 0;
+	evbuffer_add_printf(b, "<p class=\"msg\" id=\"expiry\">Hạn thanh toán: <b id=\"expires_at\">%s</b> (giờ Việt Nam)"
+			       "<br>Còn lại: <span class=\"timer\" id=\"countdown\" data-expires-ms=\"%lld\">%lld phút</span>"
+			       "<br><span class=\"en\">Pay before %s (Vietnam time); time left shown above.</span></p>",
+			    at, (long long)expires_ms, (long long)((left_s + 59) / 60), at);
+}
+
+static void back_link(struct evbuffer *b, const char *return_url)
+{
+	evbuffer_add_printf(b, "<a class=\"btn\" id=\"back\" href=\"");
+	html(b, return_url);
+	evbuffer_add_printf(b, "\">Quay lại cổng dịch vụ công <span class=\"en\">/ Back to the portal</span></a>");
+}
+
+static int refresh_for(int64_t expires_ms)
+{
+	int64_t left = (expires_ms - util_now_ms()) / 1000 + 1;
+	return (int)(left < 1 ? 1 : left > 86400 ? 86400 : left);
+}
+
+static void render(struct http_req *req, PGresult *res)
+{
+	struct checkout_state *s = req->state;
+	const char *status = PQgetvalue(res, 0, CK_STATUS);
+	int64_t expires_ms = strtoll(PQgetvalue(res, 0, CK_EXPIRES_MS), NULL, 10);
 	bool open = (strcmp(status, "created") == 0 || strcmp(status, "pending") == 0) && expires_ms > util_now_ms();
+	char self[96];
+	snprintf(self, sizeof self, "/checkout/%s", s->token);
+	struct evbuffer *b = evbuffer_new();
+	page_begin(b, "Thanh toán lệ phí / Fee payment", open ? "checkout.js" : NULL, open ? refresh_for(expires_ms) : 0, self);
+	order_summary(b, res);
 	if (!open) {
-		const char *vi = "Đơn này không còn thanh toán được.", *en = "This order can no longer be paid.";
-		if (strcmp(status, "succeeded") == 0 || strstr(status, "refunded")) {
+		const char *vi, *en, *state, *cls = "";
+		bool paid = strcmp(status, "succeeded") == 0 || strstr(status, "refunded");
+		if (paid) {
 			vi = "Đã thanh toán. Cảm ơn bạn.";
 			en = "Paid. Thank you.";
+			state = "paid";
+			cls = " ok";
 		} else if (strcmp(status, "cancelled") == 0) {
 			vi = "Đơn đã bị hủy.";
 			en = "This order was cancelled.";
+			state = "cancelled";
 		} else {
 			vi = "Đơn đã hết hạn thanh toán.";
 			en = "This order has expired.";
+			state = "expired";
 		}
-		evbuffer_add_printf(b, "<p class=\"msg%s\" id=\"status\" data-status=\"%s\">", strcmp(status, "succeeded") ? "" : " ok",
-				    status);
+		evbuffer_add_printf(b, "<p class=\"msg%s\" id=\"status\" data-status=\"%s\" data-state=\"%s\">", cls, status, state);
 		html(b, vi);
 		evbuffer_add_printf(b, "<br><span class=\"en\">");
 		html(b, en);
 		evbuffer_add_printf(b, "</span></p>");
-		page_send(req, 200, b);
+		if (!paid) {
+			char at[32];
+			page_vn_time(expires_ms, at, sizeof at);
+			evbuffer_add_printf(b, "<p class=\"muted\" id=\"expires_at\">Hạn thanh toán / Payment deadline: %s (giờ Việt Nam)</p>", at);
+		}
+		if (paid)
+			evbuffer_add_printf(b, "<a class=\"btn\" id=\"receipt\" href=\"/receipts/%s\">Xem biên lai <span "
+					       "class=\"en\">/ View the receipt</span></a>",
+					    PQgetvalue(res, 0, CK_RECEIPT_CODE));
+		back_link(b, PQgetvalue(res, 0, CK_RETURN_URL));
+		page_send(req, s->refused ? s->refused : 200, b);
 		return;
 	}
-	evbuffer_add_printf(b, "<p>Chọn ngân hàng hoặc ví để thanh toán<br><span class=\"en\">Choose a bank or wallet"
-			       "</span></p><form method=\"post\" id=\"banks\">");
+	expiry_box(b, expires_ms);
+	evbuffer_add_printf(b, "<p>Chọn cách thanh toán<br><span class=\"en\">Choose how to pay</span></p>"
+			       "<form method=\"post\" id=\"banks\">");
 	const char *banks = PQgetvalue(res, 0, CK_BANKS);
 	int shown = 0;
 	for (size_t i = 0; i < bank_count(); i++) {
@@ -197,6 +256,10 @@ static void render(struct http_req *req, PGresult *res)
 			continue;
 		evbuffer_add_printf(b, "<button type=\"submit\" name=\"bank\" value=\"%s\">", bk->adapter->name);
 		html(b, bk->adapter->display_name);
+		for (size_t k = 0; k < ARRAY_LEN(bank_kinds); k++) {
+			if (strcmp(bank_kinds[k].bank, bk->adapter->name) == 0)
+				evbuffer_add_printf(b, "<small>%s / %s</small>", bank_kinds[k].vi, bank_kinds[k].en);
+		}
 		evbuffer_add_printf(b, "</button>");
 		shown++;
 	}
@@ -205,6 +268,7 @@ static void render(struct http_req *req, PGresult *res)
 		evbuffer_add_printf(b, "<p class=\"msg\">Hiện chưa có ngân hàng nào sẵn sàng, vui lòng thử lại sau."
 				       "<br><span class=\"en\">No bank is available right now; please try again later."
 				       "</span></p>");
+	back_link(b, PQgetvalue(res, 0, CK_RETURN_URL));
 	page_send(req, 200, b);
 }
 
@@ -283,25 +347,46 @@ static void qr_page(struct http_req *req)
 		fail_attempt(req, "qr_failed");
 		return;
 	}
+	char *png = page_qr_png_base64(s->start.qr_payload);
 	char amount[48];
 	format_vnd(s->payment.amount, amount, sizeof amount);
+	const char *bank_name = vietqr_bank_name(s->bin);
+	char again[96], poll[112];
+	snprintf(again, sizeof again, "/checkout/%s/vietqr", s->token);
+	snprintf(poll, sizeof poll, "/checkout/%s/status", s->token);
 	struct evbuffer *b = evbuffer_new();
-	page_head(b, "VietQR");
-	evbuffer_add_printf(b, "<h1>Chuyển khoản VietQR <span class=\"en\">/ VietQR bank transfer</span></h1>"
-			       "<p class=\"amt\" id=\"amount\">%s</p><div id=\"qr\">%s</div>"
-			       "<table><tr><td>Tài khoản / Account</td><td class=\"r\" id=\"account\">",
-			    amount, svg);
+	/* the refresh (no JavaScript needed) reloads this transfer, or the result once it is paid */
+	page_begin(b, "VietQR", "checkout.js", 15, again);
+	evbuffer_add_printf(b, "<div id=\"poll\" data-url=\"%s\"></div>"
+			       "<h1>Chuyển khoản VietQR <span class=\"en\">/ VietQR bank transfer</span></h1>"
+			       "<p class=\"amt\" id=\"amount\">%s</p><div id=\"qr\">%s</div>",
+			    poll, amount, svg);
+	if (png)
+		evbuffer_add_printf(b, "<a class=\"btn\" id=\"qr_png\" download=\"vietqr-%s.png\" href=\"data:image/png;base64,%s\">"
+				       "Lưu mã QR (ảnh PNG) <span class=\"en\">/ Save the QR code (PNG)</span></a>",
+				    s->ref, png);
+	evbuffer_add_printf(b, "<table><tr><td>Ngân hàng / Bank</td><td class=\"r\" id=\"bank_name\">");
+	html(b, bank_name ? bank_name : s->bin);
+	evbuffer_add_printf(b, "</td></tr><tr><td>Tài khoản / Account <button class=\"copy\" data-copy=\"account\">Chép / Copy"
+			       "</button></td><td class=\"r\" id=\"account\">");
 	html(b, s->account);
-	evbuffer_add_printf(b, "</td></tr><tr><td>Chủ tài khoản / Holder</td><td class=\"r\">");
+	evbuffer_add_printf(b, "</td></tr><tr><td>Chủ tài khoản / Holder</td><td class=\"r\" id=\"holder\">");
 	html(b, s->holder);
-	evbuffer_add_printf(b, "</td></tr><tr><td>Nội dung / Transfer content</td><td class=\"r\" id=\"content\">%s"
-			       "</td></tr></table><p>Mã QR (sao chép) <span class=\"en\">QR payload (copy)</span></p>"
-			       "<textarea id=\"payload\" rows=\"4\" readonly>",
+	evbuffer_add_printf(b, "</td></tr><tr><td>Nội dung / Transfer content <button class=\"copy\" data-copy=\"content\">"
+			       "Chép / Copy</button></td><td class=\"r\" id=\"content\">%s</td></tr></table>",
 			    s->ref);
+	expiry_box(b, (int64_t)s->payment.expires_at * 1000);
+	evbuffer_add_printf(b, "<p>Mã QR (sao chép) <span class=\"en\">QR payload (copy)</span> <button class=\"copy\" "
+			       "data-copy=\"payload\">Chép / Copy</button></p><textarea id=\"payload\" rows=\"4\" readonly>");
 	html(b, s->start.qr_payload);
-	evbuffer_add_printf(b, "</textarea><p class=\"en\">Quét mã bằng ứng dụng ngân hàng; giữ nguyên nội dung chuyển "
-			       "khoản. / Scan with your banking app and keep the transfer content as it is.</p>");
+	evbuffer_add_printf(b, "</textarea><p class=\"en\">Quét mã bằng ứng dụng ngân hàng, hoặc chuyển khoản đúng số tiền với "
+			       "nguyên nội dung trên. Trang này tự chuyển sang kết quả khi tiền đến. / Scan with your banking "
+			       "app, or transfer the exact amount with the content above. This page moves on by itself once "
+			       "the money arrives.</p><a class=\"btn\" id=\"choose\" href=\"/checkout/%s\">Chọn cách thanh toán "
+			       "khác <span class=\"en\">/ Choose another way to pay</span></a>",
+			    s->token);
 	free(svg);
+	free(png);
 	page_send(req, 200, b);
 }
 
@@ -328,10 +413,12 @@ static void call_answered(void *arg, int status, const char *body, size_t len, c
 	fail_attempt(req, rc == ADAPTER_DECLINED ? "declined" : "bank_unavailable");
 }
 
+static void start_attempt(struct http_req *req, PGresult *res, int first);
+static void state_page(struct http_req *req);
+
 static void attempt_opened(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct checkout_state *s = req->state;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
@@ -347,20 +434,30 @@ static void attempt_opened(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	if (strcmp(outcome, "opened") != 0) {
-		message_page(req, 409, "Đơn này không còn thanh toán được.", "This order can no longer be paid.");
+		/* paid, cancelled or expired (also when the clock ran out while the page was open):
+		 * the order's state page, with its way back to the portal */
+		state_page(req);
 		return;
 	}
+	start_attempt(req, res, 2);
+}
+
+/* Starts the attempt at its bank from the order's row (columns from `first`: amount,
+ * description, created ms, expires ms, BIN, account, holder). */
+static void start_attempt(struct http_req *req, PGresult *res, int first)
+{
+	struct checkout_state *s = req->state;
 	const struct bank *bk = bank_find(s->bank);
-	s->description = xstrdup(PQgetvalue(res, 0, 3));
-	snprintf(s->bin, sizeof s->bin, "%s", PQgetvalue(res, 0, 6));
-	snprintf(s->account, sizeof s->account, "%s", PQgetvalue(res, 0, 7));
-	snprintf(s->holder, sizeof s->holder, "%s", PQgetvalue(res, 0, 8));
+	s->description = xstrdup(PQgetvalue(res, 0, first + 1));
+	snprintf(s->bin, sizeof s->bin, "%s", PQgetvalue(res, 0, first + 4));
+	snprintf(s->account, sizeof s->account, "%s", PQgetvalue(res, 0, first + 5));
+	snprintf(s->holder, sizeof s->holder, "%s", PQgetvalue(res, 0, first + 6));
 	adapter_payment *p = &s->payment;
 	p->bank_order_ref = s->ref;
-	p->amount = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	p->amount = strtoll(PQgetvalue(res, 0, first), NULL, 10);
 	p->description = s->description;
-	p->created_at = (time_t)(strtoll(PQgetvalue(res, 0, 4), NULL, 10) / 1000);
-	p->expires_at = (time_t)(strtoll(PQgetvalue(res, 0, 5), NULL, 10) / 1000);
+	p->created_at = (time_t)(strtoll(PQgetvalue(res, 0, first + 2), NULL, 10) / 1000);
+	p->expires_at = (time_t)(strtoll(PQgetvalue(res, 0, first + 3), NULL, 10) / 1000);
 	p->account.bin = s->bin;
 	p->account.number = s->account;
 	p->account.holder = s->holder;
@@ -398,6 +495,63 @@ void checkout_new_ref(char out[13])
 	out[12] = '\0';
 }
 
+static void open_new_attempt(struct http_req *req)
+{
+	struct checkout_state *s = req->state;
+	util_uuid7(s->attempt_id);
+	checkout_new_ref(s->ref);
+	const char *params[4] = {s->token, s->bank, s->attempt_id, s->ref};
+	pg_query(gw.db, "open_attempt", 4, params, cfg.db_timeout_ms, attempt_opened, req);
+}
+
+/* checkout_vietqr columns: attempt, ref, then the order's row as open_attempt gives it */
+static void got_vietqr(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	struct checkout_state *s = req->state;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	bool chosen = req->method == EVHTTP_REQ_POST;
+	if (PQntuples(res) != 1) {
+		if (chosen) {
+			open_new_attempt(req);
+		} else {
+			char *loc = xasprintf("/checkout/%s", s->token);
+			http_reply_redirect(req, loc);
+			free(loc);
+		}
+		return;
+	}
+	/* the same transfer content as before: the citizen may already have typed it */
+	snprintf(s->attempt_id, sizeof s->attempt_id, "%s", PQgetvalue(res, 0, 0));
+	snprintf(s->ref, sizeof s->ref, "%s", PQgetvalue(res, 0, 1));
+	start_attempt(req, res, 2);
+}
+
+static void got_state(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		not_found_page(req);
+		return;
+	}
+	render(req, res);
+}
+
+static void state_page(struct http_req *req)
+{
+	struct checkout_state *s = req->state;
+	s->refused = 409;
+	const char *params[1] = {s->token};
+	pg_query(gw.db, "checkout_get", 1, params, cfg.db_timeout_ms, got_state, req);
+}
+
 void checkout_choose(struct http_req *req)
 {
 	if (!token_valid(req->params[0])) {
@@ -426,8 +580,54 @@ void checkout_choose(struct http_req *req)
 			     "This bank is not answering right now. Please choose another.");
 		return;
 	}
-	util_uuid7(s->attempt_id);
-	checkout_new_ref(s->ref);
-	const char *params[4] = {s->token, s->bank, s->attempt_id, s->ref};
-	pg_query(gw.db, "open_attempt", 4, params, cfg.db_timeout_ms, attempt_opened, req);
+	if (strcmp(s->bank, "vietqr") == 0) {
+		const char *params[1] = {s->token};
+		pg_query(gw.db, "checkout_vietqr", 1, params, cfg.db_timeout_ms, got_vietqr, req);
+		return;
+	}
+	open_new_attempt(req);
+}
+
+/* ---- GET /checkout/{token}/vietqr: the open VietQR transfer again (the page's refresh) ---- */
+
+void checkout_vietqr_again(struct http_req *req)
+{
+	if (!token_valid(req->params[0])) {
+		not_found_page(req);
+		return;
+	}
+	struct checkout_state *s = state_for(req);
+	snprintf(s->bank, sizeof s->bank, "vietqr");
+	const char *params[1] = {s->token};
+	pg_query(gw.db, "checkout_vietqr", 1, params, cfg.db_timeout_ms, got_vietqr, req);
+}
+
+/* ---- GET /checkout/{token}/status: the VietQR page's light poll ---- */
+
+static void got_status(void *arg, PGresult *res, enum pg_status st)
+{
+	struct http_req *req = arg;
+	struct checkout_state *s = req->state;
+	if (st != PG_OK) {
+		reply_db_failure(req, res, st);
+		return;
+	}
+	if (PQntuples(res) != 1) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, NULL);
+		return;
+	}
+	char *next = xasprintf("/checkout/%s", s->token);
+	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", PQgetvalue(res, 0, 0), "next", next));
+	free(next);
+}
+
+void checkout_status(struct http_req *req)
+{
+	if (!token_valid(req->params[0])) {
+		http_reply_error(req, ERR_NOT_FOUND, NULL, NULL);
+		return;
+	}
+	struct checkout_state *s = state_for(req);
+	const char *params[1] = {s->token};
+	pg_query(gw.db, "checkout_status", 1, params, cfg.db_timeout_ms, got_status, req);
 }

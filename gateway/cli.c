@@ -16,7 +16,7 @@
 #include "lib/mem.h"
 #include "lib/util.h"
 
-static PGconn *connect_db(void)
+PGconn *cli_connect(void)
 {
 	const char *url = getenv("DATABASE_URL");
 	if (!url || !*url) {
@@ -165,7 +165,7 @@ int cli_migrate(int argc, char **argv)
 	if (nf < 0)
 		nf = 0; /* no function files */
 
-	PGconn *c = connect_db();
+	PGconn *c = cli_connect();
 	int rc = c ? 0 : 1, applied = 0, refreshed = 0;
 	/* One migrator at a time, whichever host runs it. */
 	if (rc == 0 && (!exec_ok(c, "SELECT pg_advisory_lock(7420190)") ||
@@ -218,7 +218,7 @@ int cli_migrate(int argc, char **argv)
 /* ---- option parsing shared by the create commands ---- */
 
 struct opts {
-	const char *code, *name, *account, *banks, *webhook_url, *role;
+	const char *code, *name, *account, *banks, *webhook_url, *role, *tax_code;
 	const char *agencies[32];
 	int nagencies;
 };
@@ -242,6 +242,8 @@ static bool parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 			dst = &o->webhook_url;
 		else if (strcmp(a, "--role") == 0)
 			dst = &o->role;
+		else if (strcmp(a, "--tax-code") == 0)
+			dst = &o->tax_code;
 		else if (strcmp(a, "--agency") == 0) {
 			if (!v || o->nagencies == 32) {
 				fprintf(stderr, "--agency needs a value\nusage: %s\n", usage);
@@ -299,9 +301,12 @@ static PGresult *run(PGconn *c, const char *sql, int n, const char *const *param
 int cli_agency(int argc, char **argv)
 {
 	static const char usage[] =
-		"feegate agency create --code C --name N --account BIN:NUMBER:HOLDER [--banks vnpay,momo,vietqr]";
+		"feegate agency create --code C --name N --account BIN:NUMBER:HOLDER [--banks vnpay,momo,vietqr] "
+		"[--tax-code T] | agency receipts --code C --template T --series S | agency budget-codes ...";
 	if (argc >= 1 && strcmp(argv[0], "budget-codes") == 0)
 		return reports_cli_budget_codes(argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "receipts") == 0)
+		return cli_agency_receipts(argc - 1, argv + 1);
 	if (argc < 1 || strcmp(argv[0], "create") != 0) {
 		fprintf(stderr, "usage: %s\n", usage);
 		return 2;
@@ -328,15 +333,19 @@ int cli_agency(int argc, char **argv)
 		fprintf(stderr, "--banks: a comma-separated list of vnpay, momo, vietqr\n");
 		return 2;
 	}
-	PGconn *c = connect_db();
+	if (o.tax_code && !matches(o.tax_code, "^[0-9]{10}(-[0-9]{3})?$")) {
+		fprintf(stderr, "--tax-code: 10 digits, or 10 digits, '-' and 3 digits (a branch)\n");
+		return 2;
+	}
+	PGconn *c = cli_connect();
 	if (!c)
 		return 1;
 	char *arr = xasprintf("{%s}", banks);
-	const char *params[6] = {o.code, o.name, bin, number, holder, arr};
+	const char *params[7] = {o.code, o.name, bin, number, holder, arr, o.tax_code};
 	PGresult *r = run(c,
-			  "INSERT INTO agencies (code, name, account_bin, account_number, account_holder, banks) "
-			  "VALUES ($1, $2, $3, $4, $5, $6::text[]) RETURNING id",
-			  6, params, "agency");
+			  "INSERT INTO agencies (code, name, account_bin, account_number, account_holder, banks, tax_code) "
+			  "VALUES ($1, $2, $3, $4, $5, $6::text[], $7) RETURNING id",
+			  7, params, "agency");
 	free(arr);
 	int rc = 1;
 	if (r) {
@@ -370,7 +379,7 @@ int cli_client(int argc, char **argv)
 		fprintf(stderr, "--webhook-url: an absolute http(s) URL\n");
 		return 2;
 	}
-	PGconn *c = connect_db();
+	PGconn *c = cli_connect();
 	if (!c)
 		return 1;
 	char id[37], hash[65];
@@ -422,11 +431,6 @@ out:
 }
 
 /* For the other command files (staff_cli.c): the same connection and statement helpers. */
-PGconn *cli_connect(void)
-{
-	return connect_db();
-}
-
 PGresult *cli_run(PGconn *c, const char *sql, int n, const char *const *params, const char *what)
 {
 	return run(c, sql, n, params, what);
@@ -510,7 +514,7 @@ int cli_ledger(int argc, char **argv)
 		fprintf(stderr, "usage: feegate ledger check\n");
 		return 2;
 	}
-	PGconn *c = connect_db();
+	PGconn *c = cli_connect();
 	if (!c)
 		return 1;
 	/* One consistent snapshot for every check. */
@@ -571,7 +575,7 @@ int cli_statement(int argc, char **argv)
 		fprintf(stderr, "%s: read error\n", argv[3]);
 		return 1;
 	}
-	PGconn *c = connect_db();
+	PGconn *c = cli_connect();
 	if (!c) {
 		stmt_import_free(im);
 		return 1;

@@ -23,12 +23,17 @@ const struct pg_statement db_statements[] = {
 	{"order_transition", "SELECT feegate_order_transition($1::uuid, $2::uuid, $3::text)"},
 	{"checkout_get",
 	 "SELECT o.id, a.code, a.name, o.description, o.amount, o.items, o.status, "
-	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text "
+	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text, o.reference, o.procedure, "
+	 "o.payer->>'name', o.return_url, feegate_receipt_code(o.checkout_token) "
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.checkout_token = $1::text"},
 	{"checkout_by_id",
 	 "SELECT o.id, a.code, a.name, o.description, o.amount, o.items, o.status, "
-	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text "
+	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text, o.reference, o.procedure, "
+	 "o.payer->>'name', o.return_url, feegate_receipt_code(o.checkout_token) "
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.id = $1::uuid AND o.checkout_token = $2::text"},
+	{"checkout_vietqr", "SELECT * FROM feegate_checkout_vietqr($1::text)"},
+	{"checkout_status", "SELECT CASE WHEN o.status IN ('created', 'pending') AND o.expires_at <= now() THEN 'expired' "
+			    "ELSE o.status END FROM orders o WHERE o.checkout_token = $1::text"},
 	{"open_attempt", "SELECT * FROM feegate_open_attempt($1::text, $2::text, $3::uuid, $4::text)"},
 	{"fail_attempt", "SELECT feegate_fail_attempt($1::uuid, $2::text)"},
 	{"return_lookup",
@@ -238,5 +243,14 @@ const struct pg_statement db_statements[] = {
 	 "$8::text, $9::text)"},
 	{"payout_approval",
 	 "SELECT feegate_payout_approval($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, $8::text)"},
+	/* receipts (gateway/receipts.c) */
+	{"receipts_issue", "SELECT r_code, r_body FROM feegate_receipts_issue($1::int)"},
+	{"receipts_sign", "SELECT feegate_receipts_sign($1::json)"},
+	{"receipt_key_register", "INSERT INTO receipt_keys (key_id, public_key) VALUES ($1::text, $2::text) "
+				 "ON CONFLICT (key_id) DO NOTHING"},
+	{"receipt_keys", "SELECT key_id, alg, public_key, to_char(created_at AT TIME ZONE 'UTC', "
+			 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM receipt_keys ORDER BY created_at, key_id"},
+	{"receipt_by_code", "SELECT * FROM feegate_receipt_get($1::text, NULL, NULL)"},
+	{"receipt_by_order", "SELECT * FROM feegate_receipt_get(NULL, $1::uuid, $2::uuid)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);

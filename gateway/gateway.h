@@ -82,6 +82,8 @@ void orders_list(struct http_req *req);
 void orders_cancel(struct http_req *req);
 void checkout_page(struct http_req *req);
 void checkout_choose(struct http_req *req);
+void checkout_vietqr_again(struct http_req *req);
+void checkout_status(struct http_req *req);
 void checkout_new_ref(char out[13]);
 void bank_return(struct http_req *req);
 void bank_notification(struct http_req *req);

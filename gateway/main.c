@@ -10,7 +10,9 @@
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: feegate serve | migrate | agency create ... | client create ... | staff create|disable ... | token create|revoke ... | audit verify | ledger check | statement import ... | report settlement ...\n"
+	fprintf(stderr, "usage: feegate serve | migrate | agency create|receipts|budget-codes ... | client create ... | "
+			"staff create|disable ... | token create|revoke ... | audit verify | ledger check | "
+			"statement import ... | report settlement ... | receipt keygen|verify|backfill|export ...\n"
 			"       feegate config   (prints the effective settings, secrets masked)\n");
 }
 
@@ -41,6 +43,8 @@ int main(int argc, char **argv)
 		return cli_token(argc - 2, argv + 2);
 	if (strcmp(cmd, "audit") == 0)
 		return cli_audit(argc - 2, argv + 2);
+	if (strcmp(cmd, "receipt") == 0)
+		return cli_receipt(argc - 2, argv + 2);
 	if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "config") == 0) {
 		if (!config_load(err, sizeof err)) {
 			fprintf(stderr, "configuration error: %s\n", err);

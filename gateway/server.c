@@ -29,6 +29,8 @@
 #include "gateway/reports.h"
 #include "gateway/notify.h"
 #include "gateway/reconcile.h"
+#include "gateway/pages.h"
+#include "gateway/receipts.h"
 #include "gateway/server.h"
 #include "gateway/staff.h"
 #include "gateway/sweeper.h"
@@ -100,6 +102,13 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_POST, "/v1/staff/{}/tokens", staff_api_token_create, "token_create", AUTH_STAFF},
 	{EVHTTP_REQ_POST, "/v1/tokens/{}/revoke", staff_api_token_revoke, "token_revoke", AUTH_STAFF},
 	{EVHTTP_REQ_POST, "/v1/refund-approvals/{}/approve", refunds_approve, "refund_approve", AUTH_STAFF},
+	/* receipts, and the static files of the citizen's pages */
+	{EVHTTP_REQ_GET, "/v1/orders/{}/receipt", receipts_for_order, "receipt_for_order", AUTH_CLIENT},
+	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/receipts/{}", receipts_public, "receipt_public", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/.well-known/feegate-receipt-keys", receipts_keys, "receipt_keys", AUTH_NONE},
+	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/static/{}", static_asset, "static_asset", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/checkout/{}/vietqr", checkout_vietqr_again, "checkout_vietqr", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/checkout/{}/status", checkout_status, "checkout_status", AUTH_NONE},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))
 static const char *route_names[NROUTES + 1];
@@ -281,6 +290,7 @@ static int worker_main(int index)
 		sweeper_start();
 		webhooks_start();
 		audit_chainer_start();
+		receipts_start();
 	}
 	struct event *term = evsignal_new(gw.base, SIGTERM, on_term, NULL);
 	event_add(term, NULL);
@@ -294,6 +304,7 @@ static int worker_main(int index)
 	staff_shutdown();
 	sweeper_stop();
 	webhooks_stop();
+	receipts_stop();
 	pg_pool_free(gw.db);
 	httpc_shutdown();
 	redis_free(gw.redis);

@@ -83,6 +83,8 @@ static const struct cfg_entry table[] = {
 	{"FEEGATE_TLS_CERT", CFG_STR, F(tls_cert), NULL, 0, 0, NULL, false},
 	{"FEEGATE_TLS_KEY", CFG_STR, F(tls_key), NULL, 0, 0, NULL, false},
 	{"FEEGATE_TEST_SINK", CFG_INT, F(test_sink), "0", 0, 1, NULL, false},
+	{"FEEGATE_RECEIPT_KEY", CFG_STR, F(receipt_key), NULL, 0, 0, NULL, false},
+	{"FEEGATE_RECEIPT_INTERVAL_MS", CFG_INT, F(receipt_interval_ms), "500", 20, 60000, NULL, false},
 };
 #undef F
 

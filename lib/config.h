@@ -68,6 +68,8 @@ struct config {
 	int hash_threads;        /* password-hashing threads per worker */
 	int password_log_n;      /* scrypt cost of new password hashes: N = 2^this */
 	int refund_approval_vnd; /* refunds above this wait for a second finance member */
+	char *receipt_key;         /* Ed25519 private key (PEM) that signs receipts; none: receipts wait unsigned */
+	int receipt_interval_ms;   /* the numberer's tick (worker 0) */
 };
 
 extern struct config cfg;

@@ -449,13 +449,15 @@ static void add_common_headers(struct http_req *req, int status, const char *con
 	if (status == 503 || status == 429)
 		http_add_header(req, "Retry-After", "1");
 	if (is_html(content_type)) {
-		/* The pages are self-contained: inline style, images from us or data: (the QR),
-		 * forms posting to us and redirecting on to a bank, and never inside a frame. */
+		/* The pages take their style and script from us only (never inline), images from us
+		 * or data: (the QR), polls to us, forms posting to us and redirecting on to a bank,
+		 * and are never shown inside a frame. */
 		/* A page with a policy of its own (the console's) keeps it: two would intersect. */
 		if (!evhttp_find_header(&req->out_headers, "Content-Security-Policy"))
 			http_add_header(req, "Content-Security-Policy",
-					"default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-					"form-action 'self' https: http:; frame-ancestors 'none'; base-uri 'none'");
+					"default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
+					"connect-src 'self'; form-action 'self' https: http:; frame-ancestors 'none'; "
+					"base-uri 'none'");
 		http_add_header(req, "X-Frame-Options", "DENY");
 		http_add_header(req, "Referrer-Policy", "no-referrer");
 	}

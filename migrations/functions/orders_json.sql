@@ -13,6 +13,9 @@ RETURNS TABLE (order_id uuid, client_id uuid, status text, doc text) LANGUAGE sq
                'amount', o.amount, 'currency', o.currency, 'status', o.status, 'items', o.items,
                'procedure', o.procedure, 'payer', o.payer, 'metadata', o.metadata,
                'checkout_url', p_base || '/checkout/' || o.checkout_token, 'return_url', o.return_url,
+               -- the receipt's address is known from the success on (migrations/functions/receipts.sql)
+               'receipt_url', CASE WHEN o.status IN ('succeeded', 'partially_refunded', 'refunded')
+                                   THEN p_base || '/receipts/' || feegate_receipt_code(o.checkout_token) END,
                'created_at', to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
                'expires_at', to_char(o.expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))::text, '}')
            || ',"attempts":' || coalesce(att.list, '[]') || '}'

@@ -150,6 +150,8 @@ banksim_start() {
 RATE_LIMIT_RPS=${BENCH_RATE_LIMIT_RPS:-10000000}
 gateway_start() {
   log "starting the gateway ($WORKERS workers) on $FEEGATE_URL"
+  # BENCH_RECEIPT_KEY= (set, empty) runs without the receipt numberer, to measure its cost
+  FEEGATE_RECEIPT_KEY=${BENCH_RECEIPT_KEY-${FEEGATE_RECEIPT_KEY:-}} \
   FEEGATE_WORKERS=$WORKERS FEEGATE_RATE_LIMIT_RPS=$RATE_LIMIT_RPS "$BUILD/feegate" serve \
     >>"$TMP/gateway.log" 2>&1 &
   GW_PID=$!

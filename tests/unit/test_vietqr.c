@@ -269,6 +269,15 @@ static void test_settlement(void **state)
 	assert_int_equal(err.line, 2);
 }
 
+static void test_bank_names(void **state)
+{
+	assert_string_equal(vietqr_bank_name("970436"), "Vietcombank");
+	assert_string_equal(vietqr_bank_name("970415"), "VietinBank");
+	assert_string_equal(vietqr_bank_name("970418"), "BIDV");
+	assert_null(vietqr_bank_name("123456"));
+	assert_null(vietqr_bank_name(NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -282,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_reply_and_unsupported),
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_settlement),
+		cmocka_unit_test(test_bank_names),
 	};
 	return cmocka_run_group_tests_name("vietqr", tests, NULL, NULL);
 }
