@@ -15,6 +15,8 @@ PKGS=(
   python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
   # tools the scripts use (ps, runuser/flock, ss)
   procps util-linux iproute2
+  # clock-skew tests (the gateway under libfaketime)
+  faketime
 )
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
