@@ -165,7 +165,7 @@ static void render(struct http_req *req, PGresult *res)
 	json_decref(items);
 	evbuffer_add_printf(b, "<p class=\"amt\" id=\"amount\">%s</p>", amount);
 
-	bool open = (strcmp(status, "created") == 0 || strcmp(status, "pending") == 0) && expires_ms > util_now_ms();
+	bool open = (strcmp(status, "created") == 0 || strcmp(status, "pending") == 0) && expires_ms > util_db_now_ms();
 	if (!open) {
 		const char *vi = "Đơn này không còn thanh toán được.", *en = "This order can no longer be paid.";
 		if (strcmp(status, "succeeded") == 0 || strstr(status, "refunded")) {
@@ -221,7 +221,7 @@ static void got_checkout(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	int64_t expires_ms = strtoll(PQgetvalue(res, 0, CK_EXPIRES_MS), NULL, 10);
-	int ttl = (int)((expires_ms - util_now_ms()) / 1000);
+	int ttl = (int)((expires_ms - util_db_now_ms()) / 1000);
 	if (ttl > 0)
 		redis_command(gw.redis, NULL, NULL, "SET checkout:%s %s EX %d", s->token, PQgetvalue(res, 0, CK_ID), ttl);
 	render(req, res);
