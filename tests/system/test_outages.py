@@ -242,7 +242,10 @@ def run_outage(name, gw, probe, inject, clear, expect_refusals=True, fault_s=FAU
         time.sleep(0.5)
     window = p.window()
     WINDOWS[name] = window
-    print(f"\noutage {name}: window {window:.2f} s at {RATE}/s (fault held {t_clear - t_inject:.1f} s); "
+    after = sorted((r for r in p.results if r[0] >= t_clear), key=lambda r: r[0])
+    back = next((r[0] - t_clear for i, r in enumerate(after) if all(x[2] == "ok" for x in after[i:])), None)
+    print(f"\noutage {name}: window {window:.2f} s at {RATE}/s (fault held {t_clear - t_inject:.1f} s, "
+          f"back {back if back is None else round(back, 2)} s after it ended); "
           f"{p.summary()}", flush=True)
     bad = [r for r in p.results if r[2] == "bad"]
     assert not bad, f"{name}: answers that were neither success nor a clear refusal: {bad[:8]}"
