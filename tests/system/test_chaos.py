@@ -253,6 +253,7 @@ class ChaosGateway:
         self.port = free_port()
         self.log_path = stack.dir / f"gateway-chaos-{self.port}.log"
         self.gw = None
+        self.groups = set()  # process groups of every master started, each ended at the end
 
     @property
     def url(self):
@@ -275,32 +276,41 @@ class ChaosGateway:
     def kill_master(self, rng):
         """kill -9 of the master alone: its workers go on serving as orphans while a new master
         starts on the same port (SO_REUSEPORT), then they die too, as a service manager would
-        end them."""
-        orphans = self.workers()
-        os.kill(self.gw.pid, signal.SIGKILL)
+        end them (the whole process group of the old master)."""
+        old = self.gw.pid
+        self.groups.add(old)
+        os.kill(old, signal.SIGKILL)
         self.gw.proc.wait(10)
         self.gw.log.close()
         time.sleep(rng.uniform(0, 0.5))
         self.start()
         time.sleep(rng.uniform(0, 0.5))
-        for pid in orphans:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            reap(pid)
+        kill_group(old)
 
     def stop(self):
-        if self.gw and self.gw.stop() is None:
-            self.gw.kill()
-        for pid in children_of(os.getpid()):
-            # an orphaned worker left by a failure above
-            try:
-                if open(f"/proc/{pid}/comm").read().strip() == "feegate":
-                    os.kill(pid, signal.SIGKILL)
-                    reap(pid)
-            except OSError:
-                pass
+        if self.gw:
+            self.groups.add(self.gw.pid)
+            if self.gw.stop() is None:
+                self.gw.kill()
+        for pgid in self.groups:
+            kill_group(pgid)
+
+
+def kill_group(pgid):
+    """SIGKILL to a gateway's process group (its master was started as a session leader), and
+    the orphans of it that were re-parented to this process reaped."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    for pid in children_of(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat[stat.rindex(")") + 2:].split()[2]) == pgid:
+            reap(pid)
 
 
 def test_crash_matrix(stack, sim):
