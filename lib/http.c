@@ -124,6 +124,7 @@ int http_route_match(const struct http_route *routes, int n, struct http_req *re
 			req->params[i] = params[i];
 		req->nparams = np;
 		req->route = r;
+		req->pattern = routes[r].pattern;
 		return r;
 	}
 	return -1;
@@ -170,7 +171,7 @@ void http_reply_raw(struct http_req *req, int status, const char *content_type, 
 	metrics_request(req->route, status, us);
 	if (status >= 500)
 		log_warn(req->id, "%s %s -> %d in %.1f ms", evhttp_request_get_command(req->ev) == EVHTTP_REQ_GET ? "GET" : "POST",
-			 req->path, status, (double)us / 1000.0);
+			 req->pattern ? req->pattern : "(no route)", status, (double)us / 1000.0);
 	req_free(req);
 }
 

@@ -35,6 +35,8 @@ struct http_req {
 	char *params[HTTP_MAX_PARAMS];
 	int nparams;
 	char *path;   /* decoded path */
+	const char *pattern; /* the matched route's pattern: logged instead of the path, whose
+	                        segments may be credentials (a checkout token) */
 	char *query;  /* raw query string or NULL */
 	const char *body; /* request body, contiguous; not NUL-terminated */
 	size_t body_len;

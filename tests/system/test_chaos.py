@@ -44,12 +44,13 @@ def children_of(pid):
     return out
 
 
-def become_subreaper():
-    """Orphaned workers of a killed master are re-parented to this process, so they can be found
-    and reaped here (never left as zombies of init)."""
+def subreaper(on):
+    """While on, orphaned workers of a killed master are re-parented to this process, so they can
+    be found and reaped here. Only for this test: a daemon started meanwhile (Redis, PostgreSQL
+    by other tests) would otherwise stay this process's zombie once killed."""
     libc = ctypes.CDLL(None, use_errno=True)
     PR_SET_CHILD_SUBREAPER = 36
-    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1 if on else 0, 0, 0, 0)
 
 
 def reap(pid, timeout=10):
@@ -316,7 +317,7 @@ def kill_group(pgid):
 def test_crash_matrix(stack, sim):
     print(f"\nchaos: seed {SEED}, {CYCLES} cycles (replay: make chaos SEED={SEED} CYCLES={CYCLES})")
     rng = random.Random(SEED)
-    become_subreaper()
+    subreaper(True)
     client = stack.create_client(agencies=(stack.env["FEEGATE_AGENCY"], stack.env["FEEGATE_AGENCY_2"]),
                                  name=f"Chaos portal {uuid.uuid4().hex[:6]}")
     book = Ledger()
@@ -358,6 +359,7 @@ def test_crash_matrix(stack, sim):
                           flush=True)
     finally:
         cg.stop()
+        subreaper(False)
     elapsed = time.monotonic() - t_run
     knobs = {}
     for p in book.payments:
