@@ -28,9 +28,9 @@ FUZZ_NAMES  := $(FUZZ_SRC:tests/fuzz/%.c=%)
 REPLAY_BIN  := $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit system asan valgrind bench soak fuzz clean
+.PHONY: all deps run test unit system asan valgrind bench soak fuzz chaos clean
 .SECONDARY:
-all: $(BUILD)/feegate $(BUILD)/banksim $(UNIT_BIN) $(REPLAY_BIN)
+all: $(BUILD)/feegate $(BUILD)/banksim $(BUILD)/faultproxy $(UNIT_BIN) $(REPLAY_BIN)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -45,6 +45,10 @@ $(BUILD)/feegate: $(BUILD)/gateway/main.o $(BUILD)/libfeegate.a
 
 $(BUILD)/banksim: $(BANKSIM_OBJ) $(BUILD)/libfeegate.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The TCP fault proxy of the outage tests (tests/system/test_outages.py).
+$(BUILD)/faultproxy: $(BUILD)/tools/faultproxy/faultproxy.o
+	$(CC) $(LDFLAGS) -o $@ $^ -levent
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(BUILD)/libfeegate.a
 	@mkdir -p $(dir $@)
@@ -97,6 +101,13 @@ soak: deps
 	@$(MAKE) --no-print-directory all
 	@bash tests/bench/soak.sh $(BUILD)
 
+# The crash matrix, long form: CYCLES kill -9 cycles under mixed load (SEED replays a run; the
+# seed is printed). The short form runs inside `make test`. Niced: the machine is shared.
+CYCLES ?= 500
+chaos: deps
+	@$(MAKE) --no-print-directory all
+	@CHAOS_CYCLES=$(CYCLES) $(if $(SEED),CHAOS_SEED=$(SEED)) nice -n 10 bash tests/system/run.sh $(BUILD) -k test_crash_matrix -s
+
 # libFuzzer (clang) with ASan and UBSan: each target for FUZZ_SECONDS; new inputs go to
 # build-fuzz/corpus/NAME (merge the useful ones into tests/fuzz/corpus/NAME), crashes to
 # build-fuzz/crashes/.
@@ -118,5 +129,5 @@ fuzz:
 clean:
 	rm -rf build build-asan build-fuzz
 
--include $(CORE_OBJ:.o=.d) $(BANKSIM_OBJ:.o=.d) $(BUILD)/gateway/main.d \
+-include $(CORE_OBJ:.o=.d) $(BANKSIM_OBJ:.o=.d) $(BUILD)/gateway/main.d $(BUILD)/tools/faultproxy/faultproxy.d \
          $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.d) $(FUZZ_SRC:%.c=$(BUILD)/%.d) $(BUILD)/tests/fuzz/common.d $(BUILD)/tests/fuzz/replay.d

@@ -43,6 +43,8 @@ PKGS=(
   procps util-linux iproute2
   # memcheck over the unit tests (make valgrind)
   valgrind
+  # clock-skew tests (the gateway under libfaketime)
+  faketime
 )
 if [[ ${1:-} == fuzz ]]; then
   PKGS+=(clang libclang-rt-14-dev)

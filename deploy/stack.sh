@@ -270,6 +270,10 @@ logging_collector = off
 log_destination = 'stderr'
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_messages = warning
+# Statement parameters (keys, tokens, payer data) never reach the server log, even on error.
+log_parameter_max_length = 0
+log_parameter_max_length_on_error = 0
+log_error_verbosity = terse
 EOF
   # Local socket (reachable only by $PG_USER and root): trust. TCP: passwords only.
   as_pg tee "$PGDATA/pg_hba.conf" >/dev/null <<EOF

@@ -177,7 +177,7 @@ static void expiry_box(struct evbuffer *b, int64_t expires_ms)
 {
 	char at[32];
 	page_vn_time(expires_ms, at, sizeof at);
-	int64_t left_s = (expires_ms - util_now_ms()) / 1000;
+	int64_t left_s = (expires_ms - util_db_now_ms()) / 1000;
 	if (left_s < 0)
 		left_s = 0;
 	evbuffer_add_printf(b, "<p class=\"msg\" id=\"expiry\">Hạn thanh toán: <b id=\"expires_at\">%s</b> (giờ Việt Nam)"
@@ -195,7 +195,7 @@ static void back_link(struct evbuffer *b, const char *return_url)
 
 static int refresh_for(int64_t expires_ms)
 {
-	int64_t left = (expires_ms - util_now_ms()) / 1000 + 1;
+	int64_t left = (expires_ms - util_db_now_ms()) / 1000 + 1;
 	return (int)(left < 1 ? 1 : left > 86400 ? 86400 : left);
 }
 
@@ -204,7 +204,7 @@ static void render(struct http_req *req, PGresult *res)
 	struct checkout_state *s = req->state;
 	const char *status = PQgetvalue(res, 0, CK_STATUS);
 	int64_t expires_ms = strtoll(PQgetvalue(res, 0, CK_EXPIRES_MS), NULL, 10);
-	bool open = (strcmp(status, "created") == 0 || strcmp(status, "pending") == 0) && expires_ms > util_now_ms();
+	bool open = (strcmp(status, "created") == 0 || strcmp(status, "pending") == 0) && expires_ms > util_db_now_ms();
 	char self[96];
 	snprintf(self, sizeof self, "/checkout/%s", s->token);
 	struct evbuffer *b = evbuffer_new();
@@ -285,7 +285,7 @@ static void got_checkout(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	int64_t expires_ms = strtoll(PQgetvalue(res, 0, CK_EXPIRES_MS), NULL, 10);
-	int ttl = (int)((expires_ms - util_now_ms()) / 1000);
+	int ttl = (int)((expires_ms - util_db_now_ms()) / 1000);
 	if (ttl > 0)
 		redis_command(gw.redis, NULL, NULL, "SET checkout:%s %s EX %d", s->token, PQgetvalue(res, 0, CK_ID), ttl);
 	render(req, res);

@@ -151,7 +151,7 @@ void orders_create(struct http_req *req)
 	snprintf(s->token, sizeof s->token, "%s", token);
 	free(token);
 	s->expires_in = in.expires_in;
-	int64_t now = util_now_ms();
+	int64_t now = util_db_now_ms();
 	struct order_fields f = {
 		.id = s->order_id,
 		.reference = in.reference,

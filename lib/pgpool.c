@@ -7,6 +7,7 @@
 
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/util.h"
 
 enum conn_state {
 	CONN_DOWN,       /* waiting for the backoff timer */
@@ -254,6 +255,9 @@ static void conn_command_done(struct pg_conn *c)
 			conn_fail(c, "prepare failed");
 			return;
 		}
+		/* The session setup ends with the server's clock: see util_db_now_ms. */
+		if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1)
+			util_set_db_clock_offset_ms(strtoll(PQgetvalue(res, 0, 0), NULL, 10) - util_now_ms());
 		if (res)
 			PQclear(res);
 		c->backoff_ms = 0;
@@ -484,7 +488,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 	pool->size = size;
 	TAILQ_INIT(&pool->queue);
 
-	size_t cap = 256 + (session_sql ? strlen(session_sql) : 0);
+	size_t cap = 384 + (session_sql ? strlen(session_sql) : 0);
 	for (int i = 0; i < nstmts; i++)
 		cap += strlen(stmts[i].name) + strlen(stmts[i].sql) + 32;
 	char *sql = xmalloc(cap);
@@ -497,6 +501,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 		off += snprintf(sql + off, cap - (size_t)off, " %s", session_sql);
 	for (int i = 0; i < nstmts; i++)
 		off += snprintf(sql + off, cap - (size_t)off, " PREPARE %s AS %s;", stmts[i].name, stmts[i].sql);
+	snprintf(sql + off, cap - (size_t)off, " SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint;");
 	pool->init_sql = sql;
 
 	pool->conns = xcalloc((size_t)size, sizeof(struct pg_conn));

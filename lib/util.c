@@ -159,6 +159,18 @@ int64_t util_now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static int64_t db_clock_offset_ms; /* one loop per process: no lock needed */
+
+int64_t util_db_now_ms(void)
+{
+	return util_now_ms() + db_clock_offset_ms;
+}
+
+void util_set_db_clock_offset_ms(int64_t offset_ms)
+{
+	db_clock_offset_ms = offset_ms;
+}
+
 int64_t util_monotonic_us(void)
 {
 	struct timespec ts;

@@ -32,6 +32,12 @@ bool util_parse_int64(const char *s, int64_t *out) WARN_UNUSED;
 long util_utf8_length(const char *s, size_t n) WARN_UNUSED;
 
 int64_t util_now_ms(void);       /* wall clock, ms since the epoch */
+/* The database's clock as this process last measured it: the wall clock plus the offset the
+ * PostgreSQL pool measures on every new connection. Order times are stamped on it because the
+ * sweeper compares them with PostgreSQL's now(): a host clock that is off must not expire
+ * orders early or late. */
+int64_t util_db_now_ms(void);
+void util_set_db_clock_offset_ms(int64_t offset_ms);
 int64_t util_monotonic_us(void); /* monotonic clock, µs */
 /* ISO 8601 UTC with milliseconds: 2026-11-27T21:05:17.123Z, into out[32]. */
 void util_format_time(int64_t epoch_ms, char out[32]);
