@@ -11,6 +11,7 @@
 #include "lib/http.h"
 
 #include <arpa/inet.h>
+#include <time.h>
 
 #include <sys/queue.h>
 #include <errno.h>
@@ -443,6 +444,11 @@ static bool is_html(const char *content_type)
 /* Headers every answer carries; the citizen's HTML pages also get the browser protections. */
 static void add_common_headers(struct http_req *req, int status, const char *content_type)
 {
+	char date[40];
+	time_t now = time(NULL);
+	struct tm tm;
+	strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+	http_add_header(req, "Date", date); /* RFC 9110: a server with a clock sends it */
 	http_add_header(req, "X-Request-Id", req->id);
 	http_add_header(req, "Cache-Control", "no-store");
 	http_add_header(req, "X-Content-Type-Options", "nosniff");
@@ -459,7 +465,10 @@ static void add_common_headers(struct http_req *req, int status, const char *con
 					"connect-src 'self'; form-action 'self' https: http:; frame-ancestors 'none'; "
 					"base-uri 'none'");
 		http_add_header(req, "X-Frame-Options", "DENY");
-		http_add_header(req, "Referrer-Policy", "no-referrer");
+		/* same-origin, not no-referrer: under no-referrer a browser's form POST carries
+		 * "Origin: null", which the form Origin check must refuse; banks and other sites still
+		 * learn nothing of our URLs (which hold checkout tokens). */
+		http_add_header(req, "Referrer-Policy", "same-origin");
 	}
 }
 

@@ -219,7 +219,7 @@ def test_html_answers_carry_csp_frame_and_referrer_protection(api, gateway):
     csp = r.headers.get("Content-Security-Policy", "")
     assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp, csp
     assert r.headers.get("X-Frame-Options") == "DENY"
-    assert r.headers.get("Referrer-Policy") == "no-referrer"
+    assert r.headers.get("Referrer-Policy") == "same-origin"
     r = requests.post(order["checkout_url"], data={"bank": "vietqr"}, timeout=10)
     assert r.status_code == 200 and "frame-ancestors 'none'" in r.headers.get("Content-Security-Policy", "")
     assert r.headers.get("X-Frame-Options") == "DENY"
