@@ -88,9 +88,9 @@ asan: deps
 valgrind: deps
 	@$(MAKE) --no-print-directory all
 	@set -e; for t in $(UNIT_BIN); do echo "== valgrind $$t"; \
-	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite $$t >/dev/null; done
+	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp $$t >/dev/null; done
 	@set -e; for f in $(FUZZ_NAMES); do echo "== valgrind replay $$f"; \
-	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite \
+	  valgrind -q --error-exitcode=9 --leak-check=full --errors-for-leak-kinds=definite --suppressions=tests/valgrind.supp \
 	    $(BUILD)/tests/replay_$$f tests/fuzz/corpus/$$f >/dev/null; done
 
 bench: deps
