@@ -14,6 +14,8 @@ BUILD_PKGS=(
   libhttp-parser-dev
   # camt.053 treasury statements (streaming XML reader)
   libxml2-dev
+  # settlement reports in XLSX; receipts' PDF (cairo + pango)
+  libxlsxwriter-dev libcairo2-dev libpango1.0-dev
 )
 PKGS=(
   "${BUILD_PKGS[@]}"
@@ -29,12 +31,12 @@ PKGS=(
   jq
   # tests: systemd-analyze verify of the units in deploy/
   systemd
-  # settlement reports: XLSX writing (libxlsxwriter), read back by the tests (openpyxl)
-  libxlsxwriter-dev python3-openpyxl
+  # settlement reports: the XLSX read back by the tests (openpyxl)
+  python3-openpyxl
   # console tests in a headless browser (staff sign-in, roles, audit)
   chromium chromium-driver python3-selenium
-  # receipts: the PDF (cairo + pango, DejaVu fonts) and its test (pdftotext)
-  libcairo2-dev libpango1.0-dev fonts-dejavu-core poppler-utils
+  # receipts: the PDF's fonts and its test (pdftotext)
+  fonts-dejavu-core poppler-utils
   # receipts and checkout: page tests in headless Chromium
   chromium chromium-driver python3-selenium
   # receipts: the tests check Ed25519 signatures independently of the C code
@@ -46,16 +48,14 @@ PKGS=(
   # clock-skew tests (the gateway under libfaketime)
   faketime
 )
-if [[ ${1:-} == fuzz ]]; then
-  PKGS+=(clang libclang-rt-14-dev)
-fi
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
 case "${1:-}" in
   "") ;;
   --build) PKGS=("${BUILD_PKGS[@]}") ;;
-  *) log "usage: deploy/install-deps.sh [--build]"; exit 2 ;;
+  fuzz) PKGS+=(clang libclang-rt-14-dev) ;;
+  *) log "usage: deploy/install-deps.sh [--build | fuzz]"; exit 2 ;;
 esac
 
 # Which of PKGS are not fully installed ("ii")?
