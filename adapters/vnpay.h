@@ -43,7 +43,7 @@ adapter_rc vnpay_verify_params(const char *secret, const params *p) __attribute_
 /* Sorts p and returns its query string with vnp_SecureHash appended (malloc'ed). */
 char *vnpay_signed_query(const char *secret, params *p) __attribute__((warn_unused_result));
 
-/* The merchant API's '|'-joined text and its signature, over the fields CONTRACT.md
+/* The merchant API's '|'-joined text and its signature, over the fields docs/openapi.yaml
  * lists for each message (vnp_-prefixed names in obj; a missing field counts as ""). */
 bool vnpay_api_hash_data(vnpay_msg kind, const json_t *obj, abuf *out) __attribute__((warn_unused_result));
 bool vnpay_api_sign(const char *secret, vnpay_msg kind, const json_t *obj,

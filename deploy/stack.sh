@@ -4,7 +4,7 @@
 #
 # Usage: deploy/stack.sh COMMAND DIR
 #   start      start PostgreSQL and Redis (creating them if needed), migrate, seed once,
-#              write DIR/env (CONTRACT.md keys) and DIR/stack.env (operational facts)
+#              write DIR/env (the .run/env keys the README lists) and DIR/stack.env (operational facts)
 #   stop       stop Redis and PostgreSQL (ok if already stopped)
 #   pg-stop    stop PostgreSQL only          pg-start     start it again, same port and data
 #   redis-stop stop Redis only               redis-start  start it again, same port

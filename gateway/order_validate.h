@@ -1,6 +1,6 @@
 #ifndef FEEGATE_ORDER_VALIDATE_H
 #define FEEGATE_ORDER_VALIDATE_H
-/* The field rules of POST /v1/orders (CONTRACT.md), pure so the unit tests can reach them. */
+/* The field rules of POST /v1/orders (docs/openapi.yaml), pure so the unit tests can reach them. */
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>

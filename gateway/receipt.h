@@ -5,7 +5,7 @@
  * words, its canonical form, and its Ed25519 signature (OpenSSL EVP). Used by the gateway's
  * numberer and pages and by `feegate receipt verify`, so signing and verifying share one rule.
  *
- * Canonical form (CONTRACT.md, Receipts): the receipt object without "signature", "url",
+ * Canonical form (docs/receipts.md): the receipt object without "signature", "url",
  * "pdf_url" and "adjustments", keys sorted, no whitespace, UTF-8 unescaped, as Python's
  * json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False) writes it.
  */

@@ -31,7 +31,7 @@
 #include "lib/metrics.h"
 #include "lib/query.h"
 
-#define REPORT_MAX_DAYS 31      /* CONTRACT.md: a settlement report spans at most 31 days */
+#define REPORT_MAX_DAYS 31      /* docs/openapi.yaml: a settlement report spans at most 31 days */
 #define COLLECTIONS_MAX_DAYS 366
 #define FETCH_ROWS "5000"       /* rows per cursor page */
 #define CHUNK_BYTES (64 * 1024)

@@ -1,6 +1,6 @@
 #ifndef FEEGATE_ERRORS_H
 #define FEEGATE_ERRORS_H
-/* The error catalogue of CONTRACT.md: every error a client sees comes from this table. */
+/* The error catalogue of docs/openapi.yaml: every error a client sees comes from this table. */
 
 enum err {
 	ERR_INVALID_JSON,

@@ -22,7 +22,7 @@ END
 $$;
 
 -- A transfer content's candidate references: every run of 12 letters and digits of the content
--- upper-cased with everything else removed (the VietQR rule of CONTRACT.md; see notify_item).
+-- upper-cased with everything else removed (the VietQR rule of docs/openapi.yaml; see notify_item).
 CREATE OR REPLACE FUNCTION feegate_content_refs(p_content text) RETURNS SETOF text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT substr(n, i, 12)

@@ -1,4 +1,4 @@
--- pgbench: the ledger posting alone, as DESIGN.md measured it ("100 postings per transaction"):
+-- pgbench: the ledger posting alone, as the ledger design was sized it ("100 postings per transaction"):
 -- each transaction writes 100 payment transfers, bank clearing to one agency's payable account,
 -- with their entries and one hash-chain extension, through feegate_ledger_write (what a
 -- notification batch calls). No order, attempt or webhook: the transfers carry made-up ones, in

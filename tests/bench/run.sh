@@ -237,7 +237,7 @@ scenario_pg_naive_posting() {
 }
 
 # The ledger alone: 100 payment postings per transaction to one agency's account through
-# feegate_ledger_write, as DESIGN.md measured "100 postings per transaction" (-c 16 -j 2, like
+# feegate_ledger_write, as the ledger design was sized "100 postings per transaction" (-c 16 -j 2, like
 # the naive posting next to it). The hot account and the hash chain, without the rest of a
 # notification.
 scenario_pg_ledger() {

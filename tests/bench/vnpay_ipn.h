@@ -1,6 +1,6 @@
 /*
  * Signed VNPAY payment notifications (IPN) for the load generator's flow scenario, built as
- * tests/bench/vnpay_ipn.py builds them and as CONTRACT.md says: hex HMAC-SHA512 with the hash
+ * tests/bench/vnpay_ipn.py builds them and as docs/openapi.yaml says: hex HMAC-SHA512 with the hash
  * secret over the vnp_* parameters except vnp_SecureHash and vnp_SecureHashType, empty ones
  * dropped, sorted by name, name and value each encoded as PHP's urlencode does (spaces as +),
  * joined k=v with &.

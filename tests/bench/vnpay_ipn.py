@@ -6,7 +6,7 @@
 
 Each input line is `BANK_ORDER_REF AMOUNT_VND` (tab or space separated), the attempt's
 vnp_TxnRef and the order's amount; each output line is the query string of one successful
-payment notification for it (GET /ipn/vnpay?<line>), signed as CONTRACT.md says: hex
+payment notification for it (GET /ipn/vnpay?<line>), signed as docs/openapi.yaml says: hex
 HMAC-SHA512 with the hash secret over the vnp_* parameters except vnp_SecureHash and
 vnp_SecureHashType, empty ones dropped, sorted by name, name and value each encoded as PHP's
 urlencode does (spaces as +), joined k=v with &. Reads FEEGATE_VNPAY_TMN_CODE and

@@ -430,7 +430,7 @@ def vn_compact(t):
 
 
 def vnpay_ipn_query(env, ref, amount, txn, response="00", status="00", secret=None, **extra):
-    """A signed VNPAY IPN (or return) query string, as CONTRACT.md describes it."""
+    """A signed VNPAY IPN (or return) query string, as docs/openapi.yaml describes it."""
     params = {
         "vnp_Amount": str(amount * 100), "vnp_BankCode": "NCB", "vnp_BankTranNo": f"VNP{txn}",
         "vnp_CardType": "ATM", "vnp_OrderInfo": "Thanh toan le phi", "vnp_PayDate": vn_compact(time.time()),

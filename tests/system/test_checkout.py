@@ -1,5 +1,5 @@
 """The citizen's checkout page, and that it (and order intake) survive Redis being flushed or
-down (CONTRACT.md, "Citizen checkout"; /readyz)."""
+down (docs/openapi.yaml, checkout; /readyz)."""
 import html
 import secrets
 import time

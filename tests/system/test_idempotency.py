@@ -1,4 +1,4 @@
-"""Idempotency-Key on POST /v1/orders (CONTRACT.md): replay byte for byte, 422 on another body,
+"""Idempotency-Key on POST /v1/orders (docs/openapi.yaml): replay byte for byte, 422 on another body,
 key validation, concurrency, answers given before any work are not stored, and a request whose
 key is in use waits (up to FEEGATE_IDEMPOTENCY_WAIT_MS, default 10 s, then 409)."""
 import hashlib

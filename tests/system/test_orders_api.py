@@ -1,4 +1,4 @@
-"""POST/GET /v1/orders, list by reference, cancel: fields, validation, auth, errors (CONTRACT.md)."""
+"""POST/GET /v1/orders, list by reference, cancel: fields, validation, auth, errors (docs/openapi.yaml)."""
 import re
 import uuid
 from datetime import datetime, timedelta

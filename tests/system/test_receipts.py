@@ -23,7 +23,7 @@ ITEMS = [{"code": "PP-01", "name": "Lệ phí cấp hộ chiếu", "amount": 200
 
 
 def receipt_of(api, order_id, timeout=5):
-    """The order's receipt; it must be served within 5 s of the success (CONTRACT.md)."""
+    """The order's receipt; it must be served within 5 s of the success (docs/openapi.yaml)."""
     box = {}
 
     def ready():

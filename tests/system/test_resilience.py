@@ -1,5 +1,5 @@
 """The gateway under failure: PostgreSQL stopped or frozen, SIGTERM under load, metrics, bad
-configuration (CONTRACT.md: 503 `unavailable` with Retry-After; /healthz, /readyz, /metrics)."""
+configuration (docs/openapi.yaml: 503 `unavailable` with Retry-After; /healthz, /readyz, /metrics)."""
 import json
 import os
 import re

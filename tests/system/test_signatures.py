@@ -1,5 +1,5 @@
 """Known-answer tests of the bank protocols' signing, with the expected digests computed here in
-Python (hmac, hashlib, binascii) from the formats in CONTRACT.md, never by the project's C.
+Python (hmac, hashlib, binascii) from the formats in docs/openapi.yaml, never by the project's C.
 
 banksim shares the adapters' signing code, so an end-to-end run could not catch a mistake made
 on both sides; these tests can. They ask the C through `banksim sign ...` (BANKSIM_BIN, default
@@ -48,7 +48,7 @@ MOMO_KEYS = {
     "ipn": "accessKey amount extraData message orderId orderInfo orderType partnerCode payType "
            "requestId responseTime resultCode transId",
 }
-# Not fixed by CONTRACT.md; banksim and the adapter sign the query answer like the IPN and the
+# Not fixed by the banks' protocols; banksim and the adapter sign the query answer like the IPN and the
 # refund answer over these keys.
 MOMO_KEYS["query-response"] = MOMO_KEYS["ipn"]
 MOMO_KEYS["refund-response"] = ("accessKey amount message orderId partnerCode requestId "

@@ -56,7 +56,7 @@ static char *dump_signed(json_t *obj, momo_msg kind, const char *secret)
 	return s;
 }
 
-/* Expected digest computed with Python's hmac from CONTRACT.md's key order. */
+/* Expected digest computed with Python's hmac from the documented key order (docs/openapi.yaml). */
 static void test_create_request_known_answer(void **state)
 {
 	adapter_payment p = sample_payment();

@@ -13,7 +13,7 @@
 
 #define SECRET "vqsecret"
 #define NOW ((time_t)1714530660)
-/* Built and CRC'd with Python (binascii.crc_hqx, init 0xFFFF) from CONTRACT.md. */
+/* Built and CRC'd with Python (binascii.crc_hqx, init 0xFFFF) from docs/openapi.yaml. */
 #define KNOWN_PAYLOAD                                                                            \
 	"00020101021238570010A00000072701270006970436011300110012345670208QRIBFTTA5303704540620" \
 	"00005802VN62150811ABC1234567863043920"

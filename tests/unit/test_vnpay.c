@@ -112,7 +112,7 @@ static adapter_payment sample_payment(void)
 	return p;
 }
 
-/* Expected digest computed outside this project (Python hmac) from CONTRACT.md. */
+/* Expected digest computed outside this project (Python hmac) from docs/openapi.yaml. */
 static void test_redirect_known_answer(void **state)
 {
 	adapter_payment p = sample_payment();

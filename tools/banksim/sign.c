@@ -1,6 +1,6 @@
 /* `banksim sign ...`: prints what the adapters' C computes for given inputs,
  * so tests/system/test_signatures.py can hold it against digests computed in
- * Python from CONTRACT.md alone. */
+ * Python from docs/openapi.yaml alone. */
 #include "tools/banksim/banksim.h"
 
 #include <stdio.h>
