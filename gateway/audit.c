@@ -156,7 +156,7 @@ void audit_list(struct http_req *req)
 	char *end = NULL;
 	if (cursor && (strtoll(cursor, &end, 10) <= 0 || *end)) {
 		query_free(&q);
-		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		query_reply_bad_cursor(req);
 		return;
 	}
 	const char *fmt = query_get(&q, "format");

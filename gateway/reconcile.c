@@ -83,7 +83,7 @@ void exceptions_list(struct http_req *req)
 	const char *cursor = query_get(&q, "cursor");
 	if (cursor && !util_uuid_valid(cursor)) {
 		query_free(&q);
-		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		query_reply_bad_cursor(req);
 		return;
 	}
 	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "id");
@@ -194,7 +194,7 @@ void statements_list(struct http_req *req)
 	const char *cursor = query_get(&q, "cursor");
 	if (cursor && !util_uuid_valid(cursor)) {
 		query_free(&q);
-		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		query_reply_bad_cursor(req);
 		return;
 	}
 	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "id");
@@ -242,7 +242,7 @@ void statements_get(struct http_req *req)
 	long long after = cursor ? strtoll(cursor, &end, 10) : 0;
 	if (cursor && (*end || after < 0)) {
 		query_free(&q);
-		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		query_reply_bad_cursor(req);
 		return;
 	}
 	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "line");

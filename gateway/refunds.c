@@ -357,7 +357,7 @@ static void reply_page(struct http_req *req, const char *array_text)
 	struct query *q = req->state;
 	json_t *page = query_page_array(json_loads(array_text, 0, NULL), q);
 	if (!page) {
-		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		query_reply_bad_cursor(req);
 		return;
 	}
 	http_reply_json(req, 200, page);
@@ -567,7 +567,7 @@ void ledger_account(struct http_req *req)
 		c = strtoll(cursor, &end, 10);
 		if (*end || c <= 0) {
 			query_free(&q);
-			http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+			query_reply_bad_cursor(req);
 			return;
 		}
 	}

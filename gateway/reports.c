@@ -742,7 +742,7 @@ void reports_collections(struct http_req *req)
 			snprintf(after_id, sizeof after_id, "%s", dot + 1);
 		} else {
 			field = "cursor";
-			msg = "cursor must be the next_cursor of a previous page";
+			msg = QUERY_BAD_CURSOR;
 		}
 	}
 	if (msg) {

@@ -438,7 +438,7 @@ void webhooks_list(struct http_req *req)
 	const char *cursor = query_get(&q, "cursor");
 	if (cursor && !delivery_cursor_ok(cursor)) {
 		query_free(&q);
-		http_reply_error(req, ERR_VALIDATION, "cursor", "cursor must be the next_cursor of a previous page");
+		query_reply_bad_cursor(req);
 		return;
 	}
 	char limit[16];

@@ -111,7 +111,7 @@ static const char *check_value(const struct query_field *f, const char *v, int64
 		for (const char *p = v; ok && *p; p++)
 			ok = (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 			     strchr("._:=-", *p) != NULL;
-		return ok ? NULL : "cursor must be the next_cursor of a previous page";
+		return ok ? NULL : QUERY_BAD_CURSOR;
 	}
 	}
 	return "is not accepted";
@@ -269,4 +269,9 @@ json_t *query_page_array(json_t *all, const struct query *q)
 	}
 	json_decref(all);
 	return page;
+}
+
+void query_reply_bad_cursor(struct http_req *req)
+{
+	http_reply_error(req, ERR_VALIDATION, "cursor", QUERY_BAD_CURSOR);
 }

@@ -48,6 +48,9 @@ struct query {
 /* Checks req's query string against fields. True with *out filled; false when it has
  * already answered 400 (out is then empty). Free with query_free either way. */
 bool query_parse(struct http_req *req, const struct query_field *fields, int n, struct query *out) WARN_UNUSED;
+/* The answer to a cursor that is no next_cursor of a previous page (a route checks its meaning). */
+#define QUERY_BAD_CURSOR "cursor must be the next_cursor of a previous page"
+void query_reply_bad_cursor(struct http_req *req);
 /* The value of the named field, or NULL when absent (the name must be one of the route's). */
 const char *query_get(const struct query *q, const char *name);
 int64_t query_num(const struct query *q, const char *name);
