@@ -81,11 +81,9 @@ static void login_session_made(struct http_req *req, struct session *s)
 static void login_recorded(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	const char *verdict = PQgetvalue(res, 0, 0);
 	if (strcmp(verdict, "locked") == 0) {
 		login_form(req, 200, locked_login, c->email);
@@ -119,10 +117,8 @@ static void login_record(struct http_req *req, const char *result)
 static void recovery_used(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	if (!ui_result(req, res, st))
 		return;
-	}
 	login_record(req, PQntuples(res) == 1 ? "ok" : "bad");
 }
 
@@ -161,11 +157,9 @@ enum { LL_ID, LL_ROLE, LL_EMAIL, LL_HASH, LL_TOTP, LL_LAST_STEP, LL_LOCKED, LL_A
 static void login_looked_up(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	c->found = PQntuples(res) == 1;
 	c->step = -1;
 	if (c->found) {
@@ -259,11 +253,9 @@ enum { DB_CODE, DB_NAME, DB_BANK, DB_COUNT, DB_AMOUNT };
 static void home_collections(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Tổng quan hôm nay", "/console/");
 	int64_t total = 0, count = 0;
@@ -283,12 +275,7 @@ static void home_collections(void *arg, PGresult *res, enum pg_status st)
 	ui_table_start(&t, b, NULL, "Thu hôm nay theo đơn vị và ngân hàng", "Đơn vị|Ngân hàng|#Số giao dịch|#Số tiền");
 	for (int r = 0; r < PQntuples(res); r++) {
 		ui_row(&t);
-		ui_td_begin(&t);
-		ui_esc(b, PQgetvalue(res, r, DB_NAME));
-		evbuffer_add_printf(b, " <span class=\"tag\">");
-		ui_esc(b, PQgetvalue(res, r, DB_CODE));
-		evbuffer_add_printf(b, "</span>");
-		ui_td_end(&t);
+		ui_td_agency(&t, PQgetvalue(res, r, DB_NAME), PQgetvalue(res, r, DB_CODE));
 		ui_td(&t, UI_WORD(ui_banks, PQgetvalue(res, r, DB_BANK)));
 		ui_td(&t, PQgetvalue(res, r, DB_COUNT));
 		ui_td_vnd(&t, strtoll(PQgetvalue(res, r, DB_AMOUNT), NULL, 10));
@@ -358,11 +345,9 @@ UI_GATE(console_password_page, password_page, UI_ANYONE, UI_GET)
 static void password_saved(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	if (!c->signed_in) {
 		/* the setup link is used up: sign in with the new password */
 		http_reply_redirect(req, "/console/login");
@@ -474,11 +459,9 @@ UI_GATE(console_totp_page, totp_page, UI_ANYONE, UI_ENROL)
 static void totp_saved(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	c->s.must_enrol = false;
 	session_save(&c->s);
 	struct evbuffer *b = evbuffer_new();
@@ -550,11 +533,9 @@ static void setup_form(struct http_req *req, int status, const char *email, cons
 static void setup_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = cctx_of(req);
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	if (PQntuples(res) != 1) {
 		ui_message(req, 404, "Liên kết không còn hiệu lực",
 			     "Liên kết đặt mật khẩu đã dùng hoặc đã hết hạn. Hãy liên hệ quản trị.");

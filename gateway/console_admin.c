@@ -27,16 +27,11 @@ enum { AP_ID, AP_JSON, AP_AT, AP_ACTOR, AP_LABEL, AP_ROLE, AP_ACTION, AP_OBJECT,
 static void audit_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
-	int limit = (int)query_num(&c->q, "limit");
-	int n = PQntuples(res);
-	bool more = n > limit;
-	if (more)
-		n = limit;
+	bool more;
+	int n = ui_page_rows(c, PQntuples(res), &more);
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Nhật ký kiểm toán", "/console/audit");
 	ui_filters_start(b, "/console/audit");
@@ -50,10 +45,8 @@ static void audit_found(void *arg, PGresult *res, enum pg_status st)
 	struct ui_table t;
 	ui_table_start(&t, b, "audit", NULL, "Lúc|Người thực hiện|Vai trò|Hành động|Đối tượng|Kết quả|Địa chỉ IP");
 	for (int r = 0; r < n; r++) {
-		char at[24];
-		ui_time(PQgetvalue(res, r, AP_AT), at);
 		ui_row(&t);
-		ui_td(&t, at);
+		ui_td_time(&t, PQgetvalue(res, r, AP_AT));
 		ui_td(&t, PQgetvalue(res, r, AP_LABEL));
 		ui_td(&t, UI_WORD(ui_roles, PQgetvalue(res, r, AP_ROLE)));
 		ui_td_begin(&t);
@@ -82,9 +75,8 @@ static void audit_page(struct http_req *req, struct cctx *c)
 		return;
 	}
 	char lim[16];
-	snprintf(lim, sizeof lim, "%d", (int)query_num(&c->q, "limit") + 1);
 	const char *params[6] = {query_get(&c->q, "from"), query_get(&c->q, "to"), query_get(&c->q, "actor"),
-				 query_get(&c->q, "action"), cursor, lim};
+				 query_get(&c->q, "action"), cursor, ui_fetch_limit(c, lim)};
 	pg_query(gw.db, "audit_list", 6, params, cfg.db_timeout_ms, audit_found, req);
 }
 UI_GATE(console_audit, audit_page, PERM_AUDIT, UI_GET)
@@ -111,11 +103,9 @@ static void staff_tokens(struct evbuffer *b, struct cctx *c, json_t *member)
 static void staff_listed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Cán bộ và token", "/console/staff");
@@ -180,11 +170,9 @@ UI_GATE(console_staff, staff_page, PERM_STAFF, UI_GET)
 static void admin_done(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	if (PQntuples(res) != 1) {
 		ui_not_found(req);
 		return;

@@ -145,17 +145,12 @@ static void case_state_cell(struct ui_table *t, json_t *e)
 static void cases_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	int limit = (int)query_num(&c->q, "limit");
-	int n = (int)json_array_size(list);
-	bool more = n > limit;
-	if (more)
-		n = limit;
+	bool more;
+	int n = ui_page_rows(c, (int)json_array_size(list), &more);
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Xử lý sai lệch", "/console/cases");
 	ui_filters_start(b, "/console/cases");
@@ -168,13 +163,9 @@ static void cases_found(void *arg, PGresult *res, enum pg_status st)
 	ui_table_start(&t, b, "cases", NULL, "Mở lúc|Loại sai lệch|Trạng thái|Đơn vị|Ngân hàng|#Số tiền");
 	for (int i = 0; i < n; i++) {
 		json_t *e = json_array_get(list, (size_t)i);
-		char at[24];
-		ui_time(ui_jstr(e, "created_at"), at);
 		ui_row(&t);
-		ui_td(&t, at);
-		ui_td_begin(&t);
-		ui_link(b, UI_WORD(case_kinds, ui_jstr(e, "kind")), "/console/cases/%s", ui_jstr(e, "id"));
-		ui_td_end(&t);
+		ui_td_time(&t, ui_jstr(e, "created_at"));
+		ui_td_link(&t, UI_WORD(case_kinds, ui_jstr(e, "kind")), "/console/cases/%s", ui_jstr(e, "id"));
 		case_state_cell(&t, e);
 		ui_td(&t, ui_jstr(e, "agency"));
 		ui_td(&t, UI_WORD(ui_banks, ui_jstr(e, "bank")));
@@ -191,15 +182,12 @@ static void cases_page(struct http_req *req, struct cctx *c)
 {
 	if (!ui_query(req, c, cases_query, (int)ARRAY_LEN(cases_query)))
 		return;
-	const char *cursor = query_get(&c->q, "cursor");
-	if (cursor && !util_uuid_valid(cursor)) {
-		ui_message(req, 400, "Tham số không hợp lệ", "Con trỏ trang không hợp lệ.");
+	const char *cursor;
+	if (!ui_uuid_cursor(req, c, &cursor))
 		return;
-	}
 	char scope[AUTH_SCOPE_CAP], limit[16];
-	snprintf(limit, sizeof limit, "%d", (int)query_num(&c->q, "limit") + 1);
 	const char *params[6] = {auth_agency_scope(c->p, scope, sizeof scope), query_get(&c->q, "state"),
-				 query_get(&c->q, "kind"), query_get(&c->q, "order_id"), cursor, limit};
+				 query_get(&c->q, "kind"), query_get(&c->q, "order_id"), cursor, ui_fetch_limit(c, limit)};
 	pg_query(gw.db, "cases_list", 6, params, cfg.db_timeout_ms, cases_found, req);
 }
 UI_GATE(console_cases, cases_page, PERM_VIEW, UI_GET)
@@ -384,10 +372,8 @@ static void case_history(struct evbuffer *b, json_t *e, json_t *actors)
 	json_t *a;
 	json_array_foreach(json_object_get(e, "actions"), i, a)
 	{
-		char at[24];
-		ui_time(ui_jstr(a, "at"), at);
 		ui_row(&t);
-		ui_td(&t, at);
+		ui_td_time(&t, ui_jstr(a, "at"));
 		ui_td(&t, actor_name(actors, ui_jstr(a, "actor")));
 		ui_td(&t, UI_WORD(case_actions, ui_jstr(a, "action")));
 		ui_td(&t, ui_jstr(a, "note"));
@@ -398,15 +384,9 @@ static void case_history(struct evbuffer *b, json_t *e, json_t *actors)
 static void case_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result_one(req, res, st);
+	if (!c)
 		return;
-	}
-	if (PQntuples(res) != 1) {
-		ui_not_found(req);
-		return;
-	}
 	json_t *e = json_loads(PQgetvalue(res, 0, CP_CASE), 0, NULL);
 	json_t *line = PQgetisnull(res, 0, CP_LINE) ? NULL : json_loads(PQgetvalue(res, 0, CP_LINE), 0, NULL);
 	json_t *actors = json_loads(PQgetvalue(res, 0, CP_ACTORS), 0, NULL);
@@ -535,17 +515,12 @@ static void upload_form(struct evbuffer *b, struct cctx *c)
 static void statements_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	int limit = (int)query_num(&c->q, "limit");
-	int n = (int)json_array_size(list);
-	bool more = n > limit;
-	if (more)
-		n = limit;
+	bool more;
+	int n = ui_page_rows(c, (int)json_array_size(list), &more);
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Sao kê ngân hàng và kho bạc", "/console/statements");
 	ui_alert(b, c, NULL, 0);
@@ -562,9 +537,7 @@ static void statements_found(void *arg, PGresult *res, enum pg_status st)
 		snprintf(count[1], sizeof count[1], "%lld", (long long)json_integer_value(json_object_get(s, "matched")));
 		snprintf(count[2], sizeof count[2], "%lld", (long long)json_integer_value(json_object_get(s, "cases")));
 		ui_row(&t);
-		ui_td_begin(&t);
-		ui_link(b, at, "/console/statements/%s", ui_jstr(s, "id"));
-		ui_td_end(&t);
+		ui_td_link(&t, at, "/console/statements/%s", ui_jstr(s, "id"));
 		ui_td(&t, UI_WORD(sources, ui_jstr(s, "source")));
 		ui_td(&t, ui_jstr(s, "business_date"));
 		ui_td_mono(&t, ui_jstr(s, "account"));
@@ -582,14 +555,11 @@ static void statements_found(void *arg, PGresult *res, enum pg_status st)
 
 static void statements_load(struct http_req *req, struct cctx *c)
 {
-	const char *cursor = query_get(&c->q, "cursor");
-	if (cursor && !util_uuid_valid(cursor)) {
-		ui_message(req, 400, "Tham số không hợp lệ", "Con trỏ trang không hợp lệ.");
+	const char *cursor;
+	if (!ui_uuid_cursor(req, c, &cursor))
 		return;
-	}
 	char scope[AUTH_SCOPE_CAP], limit[16];
-	snprintf(limit, sizeof limit, "%d", (int)query_num(&c->q, "limit") + 1);
-	const char *params[3] = {auth_agency_scope(c->p, scope, sizeof scope), cursor, limit};
+	const char *params[3] = {auth_agency_scope(c->p, scope, sizeof scope), cursor, ui_fetch_limit(c, limit)};
 	pg_query(gw.db, "statements_list", 3, params, cfg.db_timeout_ms, statements_found, req);
 }
 
@@ -829,22 +799,13 @@ static void statement_facts(struct evbuffer *b, json_t *s)
 static void statement_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result_one(req, res, st);
+	if (!c)
 		return;
-	}
-	if (PQntuples(res) != 1) {
-		ui_not_found(req);
-		return;
-	}
 	json_t *s = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 	json_t *lines = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-	int limit = (int)query_num(&c->q, "limit");
-	int n = (int)json_array_size(lines);
-	bool more = n > limit;
-	if (more)
-		n = limit;
+	bool more;
+	int n = ui_page_rows(c, (int)json_array_size(lines), &more);
 	struct evbuffer *b = evbuffer_new();
 	char title[160];
 	snprintf(title, sizeof title, "%s ngày %s", UI_WORD(sources, ui_jstr(s, "source")), ui_jstr(s, "business_date"));
@@ -903,9 +864,8 @@ static void statement_page(struct http_req *req, struct cctx *c)
 		return;
 	}
 	char scope[AUTH_SCOPE_CAP], limit[16], after_s[24];
-	snprintf(limit, sizeof limit, "%d", (int)query_num(&c->q, "limit") + 1);
 	snprintf(after_s, sizeof after_s, "%lld", after);
-	const char *params[4] = {req->params[0], auth_agency_scope(c->p, scope, sizeof scope), after_s, limit};
+	const char *params[4] = {req->params[0], auth_agency_scope(c->p, scope, sizeof scope), after_s, ui_fetch_limit(c, limit)};
 	pg_query(gw.db, "statement_get", 4, params, cfg.db_timeout_ms, statement_found, req);
 }
 UI_GATE(console_statement, statement_page, PERM_VIEW, UI_GET)
@@ -945,12 +905,10 @@ static void report_page_free(void *p)
 static void totals_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	struct report_page *rp = c->own;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
+	struct report_page *rp = c->own;
 	const char *agency = query_get(&c->q, "agency");
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Báo cáo quyết toán theo ngày", "/console/reports/settlement");
@@ -962,10 +920,11 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 	evbuffer_add_printf(b, "<p class=\"actions\" id=\"downloads\"><span>Tải báo cáo (tổng và từng giao dịch):</span>");
 	static const char *const formats[][2] = {{"csv", "CSV"}, {"xlsx", "Excel (XLSX)"}, {"json", "JSON"}};
 	for (size_t i = 0; i < ARRAY_LEN(formats); i++) {
-		char extra[64];
-		snprintf(extra, sizeof extra, "date=%s&format=%s", rp->date, formats[i][0]);
-		evbuffer_add_printf(b, " <a class=\"button secondary\" id=\"download-%s\" href=\"", formats[i][0]);
-		ui_link_query(b, c, "/console/reports/settlement/download", extra);
+		/* the day shown (today when none was asked for) and the agency chosen, if any */
+		evbuffer_add_printf(b, " <a class=\"button secondary\" id=\"download-%s\" href=\"/console/reports/settlement/"
+				       "download?date=%s&amp;format=%s", formats[i][0], rp->date, formats[i][0]);
+		if (agency)
+			evbuffer_add_printf(b, "&amp;agency=%s", agency);
 		evbuffer_add_printf(b, "\">Tải %s</a>", formats[i][1]);
 	}
 	evbuffer_add_printf(b, "</p>");
@@ -976,12 +935,7 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 	int64_t sum[4] = {0}, count = 0;
 	for (int r = 0; r < PQntuples(res); r++) {
 		ui_row(&t);
-		ui_td_begin(&t);
-		ui_esc(b, PQgetvalue(res, r, ST_NAME));
-		evbuffer_add_printf(b, " <span class=\"tag\">");
-		ui_esc(b, PQgetvalue(res, r, ST_AGENCY));
-		evbuffer_add_printf(b, "</span>");
-		ui_td_end(&t);
+		ui_td_agency(&t, PQgetvalue(res, r, ST_NAME), PQgetvalue(res, r, ST_AGENCY));
 		ui_td(&t, UI_WORD(ui_banks, PQgetvalue(res, r, ST_BANK)));
 		ui_td(&t, PQgetvalue(res, r, ST_COUNT));
 		count += strtoll(PQgetvalue(res, r, ST_COUNT), NULL, 10);
@@ -1017,12 +971,10 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 static void report_agencies(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	struct report_page *rp = c->own;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
+	struct report_page *rp = c->own;
 	const char *agency = query_get(&c->q, "agency");
 	size_t n = (size_t)PQntuples(res);
 	rp->choices = xcalloc(n ? n : 1, sizeof *rp->choices);
@@ -1093,33 +1045,42 @@ static const struct ui_word refunds_done[] = {
 	{"confirmed", "Đã xác nhận lần hai: khoản hoàn tiền đã hoàn tất và được ghi sổ."},
 };
 
+/* What both lists show of a refund first: when, the order, the agency, why, how much. */
+static void refund_cells(struct ui_table *t, json_t *r)
+{
+	ui_row(t);
+	ui_td_time(t, ui_jstr(r, "at"));
+	ui_td_link(t, ui_jstr(r, "reference"), "/console/orders/%s", ui_jstr(r, "order_id"));
+	ui_td(t, ui_jstr(r, "agency"));
+	ui_td(t, ui_jstr(r, "reason"));
+	ui_td_vnd(t, json_integer_value(json_object_get(r, "amount")));
+}
+
+/* The one button of a refund's row, named for a screen reader with the order's reference. */
+static void refund_button(struct evbuffer *b, struct cctx *c, const char *action_fmt, json_t *r, const char *label,
+			  const char *aria)
+{
+	char action[96], *named = xasprintf("%s, hồ sơ %s", aria, ui_jstr(r, "reference"));
+	snprintf(action, sizeof action, action_fmt, ui_jstr(r, "id"));
+	ui_button_form(b, c, action, label, named, false);
+	free(named);
+}
+
 static void approvals_table(struct evbuffer *b, struct cctx *c, json_t *list)
 {
 	evbuffer_add_printf(b, "<h2>Hoàn tiền lớn chờ phê duyệt</h2><p class=\"hint\">Khoản hoàn trên ");
 	ui_vnd(b, cfg.refund_approval_vnd);
 	evbuffer_add_printf(b, " chỉ được tạo khi một cán bộ tài chính khác người đề nghị phê duyệt.</p>");
 	struct ui_table t;
-	ui_table_start(&t, b, "approvals", NULL, "Lúc đề nghị|Mã hồ sơ|Đơn vị|Lý do|Người đề nghị|#Số tiền|Thao tác");
+	ui_table_start(&t, b, "approvals", NULL, "Lúc đề nghị|Mã hồ sơ|Đơn vị|Lý do|#Số tiền|Người đề nghị|Thao tác");
 	size_t i;
 	json_t *a;
 	json_array_foreach(list, i, a)
 	{
-		char at[24], action[96];
-		ui_time(ui_jstr(a, "at"), at);
-		ui_row(&t);
-		ui_td(&t, at);
-		ui_td_begin(&t);
-		ui_link(b, ui_jstr(a, "reference"), "/console/orders/%s", ui_jstr(a, "order_id"));
-		ui_td_end(&t);
-		ui_td(&t, ui_jstr(a, "agency"));
-		ui_td(&t, ui_jstr(a, "reason"));
+		refund_cells(&t, a);
 		ui_td(&t, ui_jstr(a, "requested_by_email"));
-		ui_td_vnd(&t, json_integer_value(json_object_get(a, "amount")));
 		ui_td_begin(&t);
-		snprintf(action, sizeof action, "/console/refund-approvals/%s/approve", ui_jstr(a, "id"));
-		char *aria = xasprintf("Phê duyệt hoàn tiền hồ sơ %s", ui_jstr(a, "reference"));
-		ui_button_form(b, c, action, "Phê duyệt", aria, false);
-		free(aria);
+		refund_button(b, c, "/console/refund-approvals/%s/approve", a, "Phê duyệt", "Phê duyệt hoàn tiền");
 		if (strcmp(ui_jstr(a, "requested_by"), c->s.staff_id) == 0)
 			evbuffer_add_printf(b, "<div class=\"hint\">Bạn đã đề nghị; cần người khác phê duyệt.</div>");
 		ui_td_end(&t);
@@ -1133,38 +1094,26 @@ static void pending_table(struct evbuffer *b, struct cctx *c, json_t *list)
 			       "tài chính xác nhận đã chuyển tiền, rồi một cán bộ khác xác nhận lần hai. Các ngân hàng "
 			       "khác tự xác nhận.</p>");
 	struct ui_table t;
-	ui_table_start(&t, b, "pending", NULL, "Lúc yêu cầu|Mã hồ sơ|Đơn vị|Ngân hàng|Lý do|#Số tiền|Xác nhận");
+	ui_table_start(&t, b, "pending", NULL, "Lúc yêu cầu|Mã hồ sơ|Đơn vị|Lý do|#Số tiền|Ngân hàng|Xác nhận");
 	size_t i;
 	json_t *r;
 	json_array_foreach(list, i, r)
 	{
-		char at[24], action[96];
-		ui_time(ui_jstr(r, "at"), at);
-		ui_row(&t);
-		ui_td(&t, at);
-		ui_td_begin(&t);
-		ui_link(b, ui_jstr(r, "reference"), "/console/orders/%s", ui_jstr(r, "order_id"));
-		ui_td_end(&t);
-		ui_td(&t, ui_jstr(r, "agency"));
+		refund_cells(&t, r);
 		ui_td(&t, UI_WORD(ui_banks, ui_jstr(r, "bank")));
-		ui_td(&t, ui_jstr(r, "reason"));
-		ui_td_vnd(&t, json_integer_value(json_object_get(r, "amount")));
 		ui_td_begin(&t);
+		bool first = json_is_string(json_object_get(r, "confirmed_by"));
 		if (!refund_confirmed_by_finance(ui_jstr(r, "bank"))) {
 			evbuffer_add_printf(b, "<span class=\"hint\">Ngân hàng tự xác nhận</span>");
+		} else if (first) {
+			char when[24];
+			ui_time(ui_jstr(r, "confirmed_at"), when);
+			evbuffer_add_printf(b, "<div class=\"hint\">Lần 1: ");
+			ui_esc(b, ui_jstr(r, "confirmed_by_email"));
+			evbuffer_add_printf(b, ", %s</div>", when);
+			refund_button(b, c, "/console/refunds/%s/confirm", r, "Xác nhận lần 2", "Xác nhận lần hai đã chuyển tiền");
 		} else {
-			bool first = json_is_string(json_object_get(r, "confirmed_by"));
-			if (first) {
-				char when[24];
-				ui_time(ui_jstr(r, "confirmed_at"), when);
-				evbuffer_add_printf(b, "<div class=\"hint\">Lần 1: ");
-				ui_esc(b, ui_jstr(r, "confirmed_by_email"));
-				evbuffer_add_printf(b, ", %s</div>", when);
-			}
-			snprintf(action, sizeof action, "/console/refunds/%s/confirm", ui_jstr(r, "id"));
-			char *aria = xasprintf("Xác nhận đã chuyển tiền hoàn hồ sơ %s", ui_jstr(r, "reference"));
-			ui_button_form(b, c, action, first ? "Xác nhận lần 2" : "Xác nhận đã chuyển", aria, false);
-			free(aria);
+			refund_button(b, c, "/console/refunds/%s/confirm", r, "Xác nhận đã chuyển", "Xác nhận đã chuyển tiền");
 		}
 		ui_td_end(&t);
 	}
@@ -1174,11 +1123,9 @@ static void pending_table(struct evbuffer *b, struct cctx *c, json_t *list)
 static void refunds_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
 	json_t *approvals = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 	json_t *pending = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
 	struct evbuffer *b = evbuffer_new();

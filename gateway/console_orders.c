@@ -35,16 +35,11 @@ enum { OF_ID, OF_REF, OF_AGENCY, OF_AMOUNT, OF_STATUS, OF_CREATED, OF_PAYER, OF_
 static void orders_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result(req, res, st);
+	if (!c)
 		return;
-	}
-	int limit = (int)query_num(&c->q, "limit");
-	int n = PQntuples(res);
-	bool more = n > limit;
-	if (more)
-		n = limit;
+	bool more;
+	int n = ui_page_rows(c, PQntuples(res), &more);
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Giao dịch", "/console/orders");
 	ui_filters_start(b, "/console/orders");
@@ -69,9 +64,7 @@ static void orders_found(void *arg, PGresult *res, enum pg_status st)
 	for (int r = 0; r < n; r++) {
 		ui_row(&t);
 		ui_td(&t, PQgetvalue(res, r, OF_CREATED));
-		ui_td_begin(&t);
-		ui_link(b, PQgetvalue(res, r, OF_REF), "/console/orders/%s", PQgetvalue(res, r, OF_ID));
-		ui_td_end(&t);
+		ui_td_link(&t, PQgetvalue(res, r, OF_REF), "/console/orders/%s", PQgetvalue(res, r, OF_ID));
 		ui_td(&t, PQgetvalue(res, r, OF_AGENCY));
 		ui_td(&t, PQgetvalue(res, r, OF_PAYER));
 		ui_td(&t, PQgetvalue(res, r, OF_BANKS));
@@ -88,13 +81,10 @@ static void orders_page(struct http_req *req, struct cctx *c)
 {
 	if (!ui_query(req, c, orders_query, (int)ARRAY_LEN(orders_query)))
 		return;
-	const char *cursor = query_get(&c->q, "cursor");
-	if (cursor && !util_uuid_valid(cursor)) {
-		ui_message(req, 400, "Tham số không hợp lệ", "Con trỏ trang không hợp lệ.");
+	const char *cursor;
+	if (!ui_uuid_cursor(req, c, &cursor))
 		return;
-	}
 	char scope[AUTH_SCOPE_CAP], lim[16];
-	snprintf(lim, sizeof lim, "%d", (int)query_num(&c->q, "limit") + 1);
 	const char *params[9] = {auth_agency_scope(c->p, scope, sizeof scope),
 				 query_get(&c->q, "from"),
 				 query_get(&c->q, "to"),
@@ -103,7 +93,7 @@ static void orders_page(struct http_req *req, struct cctx *c)
 				 query_get(&c->q, "reference"),
 				 query_get(&c->q, "payer"),
 				 cursor,
-				 lim};
+				 ui_fetch_limit(c, lim)};
 	pg_query(gw.db, "orders_find_staff", 9, params, cfg.db_timeout_ms, orders_found, req);
 }
 UI_GATE(console_orders, orders_page, PERM_VIEW, UI_GET)
@@ -130,18 +120,59 @@ static void orders_export_page(struct http_req *req, struct cctx *c)
 
 UI_GATE(console_orders_export, orders_export_page, PERM_EXPORT, UI_GET)
 
+/* The order page's lists, each shown from its JSON: a column's key and how its value reads. */
+enum shown { SHOW_TEXT, SHOW_MONO, SHOW_VND, SHOW_INT, SHOW_BANK, SHOW_STATUS, SHOW_TIME };
+struct json_col {
+	const char *key;
+	enum shown how;
+};
+/* the detail's times are Vietnam time already (feegate_order_detail_json); an attempt's are UTC */
+static const struct json_col attempt_cols[] = {
+	{"bank", SHOW_BANK}, {"bank_order_ref", SHOW_MONO}, {"bank_txn_id", SHOW_MONO},
+	{"status", SHOW_STATUS}, {"updated_at", SHOW_TIME}};
+static const struct json_col notification_cols[] = {
+	{"at", SHOW_TEXT}, {"bank", SHOW_BANK}, {"source", SHOW_TEXT}, {"outcome", SHOW_TEXT}, {"amount", SHOW_VND}};
+static const struct json_col transfer_cols[] = {
+	{"at", SHOW_TEXT}, {"code", SHOW_TEXT}, {"debit", SHOW_MONO}, {"credit", SHOW_MONO}, {"amount", SHOW_VND}};
+static const struct json_col webhook_cols[] = {
+	{"at", SHOW_TEXT}, {"type", SHOW_TEXT}, {"status", SHOW_TEXT}, {"attempts", SHOW_INT}};
+static const struct json_col refund_cols[] = {
+	{"at", SHOW_TEXT}, {"reason", SHOW_TEXT}, {"status", SHOW_STATUS}, {"amount", SHOW_VND}};
+
+static void json_table(struct evbuffer *b, const char *title, const char *id, const char *cols, json_t *rows,
+		       const struct json_col *spec, size_t n)
+{
+	struct ui_table t;
+	size_t i;
+	json_t *v;
+	evbuffer_add_printf(b, "<h2>%s</h2>", title);
+	ui_table_start(&t, b, id, NULL, cols);
+	json_array_foreach(rows, i, v)
+	{
+		ui_row(&t);
+		for (size_t k = 0; k < n; k++) {
+			const char *text = ui_jstr(v, spec[k].key);
+			json_int_t num = json_integer_value(json_object_get(v, spec[k].key));
+			switch (spec[k].how) {
+			case SHOW_TEXT: ui_td(&t, text); break;
+			case SHOW_MONO: ui_td_mono(&t, text); break;
+			case SHOW_VND: ui_td_vnd(&t, num); break;
+			case SHOW_INT: ui_td_int(&t, num); break;
+			case SHOW_BANK: ui_td(&t, UI_WORD(ui_banks, text)); break;
+			case SHOW_STATUS: ui_td_tag(&t, text, UI_WORD(ui_statuses, text)); break;
+			case SHOW_TIME: ui_td_time(&t, text); break;
+			}
+		}
+	}
+	ui_table_end(&t, "Chưa có.");
+}
+
 static void order_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = req->state;
-	if (st != PG_OK) {
-		ui_db_failed(req, res, st);
+	struct cctx *c = ui_result_one(req, res, st);
+	if (!c)
 		return;
-	}
-	if (PQntuples(res) != 1) {
-		ui_not_found(req);
-		return;
-	}
 	json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
 	json_t *d = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
 	if (!o || !d) {
@@ -183,74 +214,16 @@ static void order_found(void *arg, PGresult *res, enum pg_status st)
 	ui_fact_end(b);
 	ui_facts_end(b);
 
-	struct ui_table tb;
-	size_t i;
-	json_t *v;
-	evbuffer_add_printf(b, "<h2>Lần thanh toán</h2>");
-	ui_table_start(&tb, b, "attempts", NULL, "Ngân hàng|Mã gửi ngân hàng|Mã ngân hàng|Trạng thái|Cập nhật");
-	json_array_foreach(json_object_get(o, "attempts"), i, v)
-	{
-		ui_row(&tb);
-		ui_td(&tb, UI_WORD(ui_banks, ui_jstr(v, "bank")));
-		ui_td_mono(&tb, ui_jstr(v, "bank_order_ref"));
-		ui_td_mono(&tb, ui_jstr(v, "bank_txn_id"));
-		ui_td_tag(&tb, ui_jstr(v, "status"), UI_WORD(ui_statuses, ui_jstr(v, "status")));
-		ui_time(ui_jstr(v, "updated_at"), t);
-		ui_td(&tb, t);
-	}
-	ui_table_end(&tb, "Chưa có.");
-
-	evbuffer_add_printf(b, "<h2>Thông báo từ ngân hàng</h2>");
-	ui_table_start(&tb, b, NULL, NULL, "Lúc|Ngân hàng|Nguồn|Kết quả|#Số tiền");
-	json_array_foreach(json_object_get(d, "notifications"), i, v)
-	{
-		ui_row(&tb);
-		ui_td(&tb, ui_jstr(v, "at"));
-		ui_td(&tb, UI_WORD(ui_banks, ui_jstr(v, "bank")));
-		ui_td(&tb, ui_jstr(v, "source"));
-		ui_td(&tb, ui_jstr(v, "outcome"));
-		ui_td_vnd(&tb, json_integer_value(json_object_get(v, "amount")));
-	}
-	ui_table_end(&tb, "Chưa có.");
-
-	evbuffer_add_printf(b, "<h2>Bút toán sổ cái</h2>");
-	ui_table_start(&tb, b, NULL, NULL, "Lúc|Loại|Nợ|Có|#Số tiền");
-	json_array_foreach(json_object_get(d, "transfers"), i, v)
-	{
-		ui_row(&tb);
-		ui_td(&tb, ui_jstr(v, "at"));
-		ui_td(&tb, ui_jstr(v, "code"));
-		ui_td_mono(&tb, ui_jstr(v, "debit"));
-		ui_td_mono(&tb, ui_jstr(v, "credit"));
-		ui_td_vnd(&tb, json_integer_value(json_object_get(v, "amount")));
-	}
-	ui_table_end(&tb, "Chưa có.");
-
-	evbuffer_add_printf(b, "<h2>Webhook tới cổng dịch vụ công</h2>");
-	ui_table_start(&tb, b, NULL, NULL, "Lúc|Sự kiện|Trạng thái|#Số lần gửi");
-	json_array_foreach(json_object_get(d, "webhooks"), i, v)
-	{
-		char n[24];
-		snprintf(n, sizeof n, "%lld", (long long)json_integer_value(json_object_get(v, "attempts")));
-		ui_row(&tb);
-		ui_td(&tb, ui_jstr(v, "at"));
-		ui_td(&tb, ui_jstr(v, "type"));
-		ui_td(&tb, ui_jstr(v, "status"));
-		ui_td(&tb, n);
-	}
-	ui_table_end(&tb, "Chưa có.");
-
-	evbuffer_add_printf(b, "<h2>Hoàn tiền</h2>");
-	ui_table_start(&tb, b, NULL, NULL, "Lúc|Lý do|Trạng thái|#Số tiền");
-	json_array_foreach(json_object_get(d, "refunds"), i, v)
-	{
-		ui_row(&tb);
-		ui_td(&tb, ui_jstr(v, "at"));
-		ui_td(&tb, ui_jstr(v, "reason"));
-		ui_td(&tb, UI_WORD(ui_statuses, ui_jstr(v, "status")));
-		ui_td_vnd(&tb, json_integer_value(json_object_get(v, "amount")));
-	}
-	ui_table_end(&tb, "Chưa có.");
+	json_table(b, "Lần thanh toán", "attempts", "Ngân hàng|Mã gửi ngân hàng|Mã ngân hàng|Trạng thái|Cập nhật",
+		   json_object_get(o, "attempts"), attempt_cols, ARRAY_LEN(attempt_cols));
+	json_table(b, "Thông báo từ ngân hàng", NULL, "Lúc|Ngân hàng|Nguồn|Kết quả|#Số tiền",
+		   json_object_get(d, "notifications"), notification_cols, ARRAY_LEN(notification_cols));
+	json_table(b, "Bút toán sổ cái", NULL, "Lúc|Loại|Nợ|Có|#Số tiền", json_object_get(d, "transfers"), transfer_cols,
+		   ARRAY_LEN(transfer_cols));
+	json_table(b, "Webhook tới cổng dịch vụ công", NULL, "Lúc|Sự kiện|Trạng thái|#Số lần gửi",
+		   json_object_get(d, "webhooks"), webhook_cols, ARRAY_LEN(webhook_cols));
+	json_table(b, "Hoàn tiền", NULL, "Lúc|Lý do|Trạng thái|#Số tiền", json_object_get(d, "refunds"), refund_cols,
+		   ARRAY_LEN(refund_cols));
 	json_decref(o);
 	json_decref(d);
 	ui_page_send(req, 200, b);

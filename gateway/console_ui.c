@@ -257,9 +257,9 @@ void ui_alert(struct evbuffer *b, const struct cctx *c, const struct ui_word *do
 		evbuffer_add_printf(b, "<p class=\"success\" role=\"status\" id=\"done\">%s</p>", ui_word(done, n, word));
 }
 
-void ui_message(struct http_req *req, int status, const char *title, const char *msg)
+/* A page of one message; c NULL: without the session's header and navigation. */
+static void message_page(struct http_req *req, struct cctx *c, int status, const char *title, const char *msg)
 {
-	struct cctx *c = req->state;
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, title, NULL);
 	evbuffer_add_printf(b, "<p class=\"notice\" role=\"alert\">");
@@ -268,14 +268,14 @@ void ui_message(struct http_req *req, int status, const char *title, const char 
 	ui_page_send(req, status, b);
 }
 
+void ui_message(struct http_req *req, int status, const char *title, const char *msg)
+{
+	message_page(req, req->state, status, title, msg);
+}
+
 void ui_plain_message(struct http_req *req, int status, const char *title, const char *msg)
 {
-	struct evbuffer *b = evbuffer_new();
-	ui_page_start(b, NULL, title, NULL);
-	evbuffer_add_printf(b, "<p class=\"notice\" role=\"alert\">");
-	ui_esc(b, msg);
-	evbuffer_add_printf(b, "</p><p><a href=\"/console/\">Về bảng điều khiển</a></p>");
-	ui_page_send(req, status, b);
+	message_page(req, NULL, status, title, msg);
 }
 
 void ui_not_found(struct http_req *req)
@@ -297,6 +297,46 @@ void ui_export_refused(struct http_req *req, enum err code, const char *field, c
 	else
 		ui_plain_message(req, 503, "Chưa tải được tệp",
 				 "Hệ thống đang bận hoặc chưa ghi được nhật ký kiểm toán. Vui lòng thử lại sau ít phút.");
+}
+
+struct cctx *ui_result(struct http_req *req, PGresult *res, enum pg_status st)
+{
+	if (st == PG_OK)
+		return req->state;
+	ui_db_failed(req, res, st);
+	return NULL;
+}
+
+const char *ui_fetch_limit(const struct cctx *c, char buf[16])
+{
+	snprintf(buf, 16, "%d", (int)query_num(&c->q, "limit") + 1);
+	return buf;
+}
+
+bool ui_uuid_cursor(struct http_req *req, const struct cctx *c, const char **cursor)
+{
+	*cursor = query_get(&c->q, "cursor");
+	if (!*cursor || util_uuid_valid(*cursor))
+		return true;
+	ui_message(req, 400, "Tham số không hợp lệ", "Con trỏ trang không hợp lệ.");
+	return false;
+}
+
+struct cctx *ui_result_one(struct http_req *req, PGresult *res, enum pg_status st)
+{
+	struct cctx *c = ui_result(req, res, st);
+	if (c && PQntuples(res) != 1) {
+		ui_not_found(req);
+		return NULL;
+	}
+	return c;
+}
+
+int ui_page_rows(const struct cctx *c, int n, bool *more)
+{
+	int limit = (int)query_num(&c->q, "limit");
+	*more = n > limit;
+	return *more ? limit : n;
 }
 
 void ui_done(struct http_req *req, const char *path, const char *word)
@@ -535,16 +575,55 @@ void ui_td_tag(struct ui_table *t, const char *cls, const char *label)
 	ui_td_end(t);
 }
 
+void ui_td_time(struct ui_table *t, const char *iso)
+{
+	char at[24];
+	ui_time(iso, at);
+	ui_td(t, at);
+}
+
+void ui_td_int(struct ui_table *t, long long v)
+{
+	char n[24];
+	snprintf(n, sizeof n, "%lld", v);
+	ui_td(t, n);
+}
+
+void ui_td_agency(struct ui_table *t, const char *name, const char *code)
+{
+	ui_td_begin(t);
+	ui_esc(t->b, name);
+	evbuffer_add_printf(t->b, " <span class=\"tag\">");
+	ui_esc(t->b, code);
+	evbuffer_add_printf(t->b, "</span>");
+	ui_td_end(t);
+}
+
+static void link_v(struct evbuffer *b, const char *text, const char *href_fmt, va_list ap)
+{
+	evbuffer_add_printf(b, "<a href=\"");
+	evbuffer_add_vprintf(b, href_fmt, ap);
+	evbuffer_add_printf(b, "\">");
+	ui_esc(b, text);
+	evbuffer_add_printf(b, "</a>");
+}
+
+void ui_td_link(struct ui_table *t, const char *text, const char *href_fmt, ...)
+{
+	va_list ap;
+	va_start(ap, href_fmt);
+	ui_td_begin(t);
+	link_v(t->b, text, href_fmt, ap);
+	ui_td_end(t);
+	va_end(ap);
+}
+
 void ui_link(struct evbuffer *b, const char *text, const char *href_fmt, ...)
 {
 	va_list ap;
 	va_start(ap, href_fmt);
-	evbuffer_add_printf(b, "<a href=\"");
-	evbuffer_add_vprintf(b, href_fmt, ap);
+	link_v(b, text, href_fmt, ap);
 	va_end(ap);
-	evbuffer_add_printf(b, "\">");
-	ui_esc(b, text);
-	evbuffer_add_printf(b, "</a>");
 }
 
 void ui_table_end(struct ui_table *t, const char *empty)

@@ -117,6 +117,19 @@ void ui_fail(struct cctx *c, int status, const char *alert, const char *detail);
 void ui_message(struct http_req *req, int status, const char *title, const char *msg);
 void ui_not_found(struct http_req *req);
 void ui_db_failed(struct http_req *req, PGresult *res, enum pg_status st);
+/* A page's query answered: the request's context, or NULL when it failed (answered then). */
+struct cctx *ui_result(struct http_req *req, PGresult *res, enum pg_status st);
+/* The same for the query of one object: NULL also when no row came (answered 404: none such, or
+ * another agency's). */
+struct cctx *ui_result_one(struct http_req *req, PGresult *res, enum pg_status st);
+/* The rows a list page fetches: one more than the query's limit, as text for its query. */
+const char *ui_fetch_limit(const struct cctx *c, char buf[16]);
+/* The query's cursor when it is absent or an id of the list's rows (a UUID); false when it
+ * answered that the cursor is not one of ours. */
+bool ui_uuid_cursor(struct http_req *req, const struct cctx *c, const char **cursor) WARN_UNUSED;
+/* Of n rows fetched for a page of the query's limit (one more than it, to know), how many to
+ * show; *more says whether a next page exists. */
+int ui_page_rows(const struct cctx *c, int n, bool *more);
 /* A page for the request's reply without the session's layout (an export that failed after the
  * request was handed over). */
 void ui_plain_message(struct http_req *req, int status, const char *title, const char *msg);
@@ -182,6 +195,12 @@ void ui_td(struct ui_table *t, const char *text);
 void ui_td_vnd(struct ui_table *t, int64_t amount);
 void ui_td_mono(struct ui_table *t, const char *text);
 void ui_td_tag(struct ui_table *t, const char *cls, const char *label);
+void ui_td_time(struct ui_table *t, const char *iso); /* ISO 8601 UTC, shown as Vietnam time */
+void ui_td_int(struct ui_table *t, long long v);
+/* An agency's name with its code as a tag. */
+void ui_td_agency(struct ui_table *t, const char *name, const char *code);
+/* A cell holding one link: text escaped, href printf'd. */
+void ui_td_link(struct ui_table *t, const char *text, const char *href_fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A cell the caller fills (links, forms), closed by ui_td_end. */
 void ui_td_begin(struct ui_table *t);
 void ui_td_end(struct ui_table *t);

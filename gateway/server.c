@@ -83,8 +83,9 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_GET, "/console", console_home, "console_root", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/console/", console_home, "console_home", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/console/orders", console_orders, "console_orders", AUTH_NONE},
-	{EVHTTP_REQ_GET, "/console/orders/{}", console_order, "console_order", AUTH_NONE},
+	/* before /console/orders/{}, which would take "export" for an order's id */
 	{EVHTTP_REQ_GET, "/console/orders/export", console_orders_export, "console_orders_export", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/console/orders/{}", console_order, "console_order", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/console/cases", console_cases, "console_cases", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/console/cases/{}", console_case, "console_case", AUTH_NONE},
 	{EVHTTP_REQ_POST, "/console/cases/{}/acknowledge", console_case_acknowledge, "console_case_acknowledge", AUTH_NONE | HTTP_ROUTE_HTML_FORM},
