@@ -276,7 +276,7 @@ static void home_collections(void *arg, PGresult *res, enum pg_status st)
 	for (int r = 0; r < PQntuples(res); r++) {
 		ui_row(&t);
 		ui_td_agency(&t, PQgetvalue(res, r, DB_NAME), PQgetvalue(res, r, DB_CODE));
-		ui_td(&t, UI_WORD(ui_banks, PQgetvalue(res, r, DB_BANK)));
+		ui_td(&t, ui_bank(PQgetvalue(res, r, DB_BANK)));
 		ui_td(&t, PQgetvalue(res, r, DB_COUNT));
 		ui_td_vnd(&t, strtoll(PQgetvalue(res, r, DB_AMOUNT), NULL, 10));
 	}

@@ -168,7 +168,7 @@ static void cases_found(void *arg, PGresult *res, enum pg_status st)
 		ui_td_link(&t, UI_WORD(case_kinds, ui_jstr(e, "kind")), "/console/cases/%s", ui_jstr(e, "id"));
 		case_state_cell(&t, e);
 		ui_td(&t, ui_jstr(e, "agency"));
-		ui_td(&t, UI_WORD(ui_banks, ui_jstr(e, "bank")));
+		ui_td(&t, ui_bank(ui_jstr(e, "bank")));
 		ui_td_vnd(&t, json_integer_value(json_object_get(e, "amount")));
 	}
 	ui_table_end(&t, "Không có hồ sơ sai lệch phù hợp.");
@@ -224,6 +224,12 @@ static void evidence_value(struct evbuffer *b, const char *key, json_t *v)
 			return;
 		}
 	}
+	if ((strcmp(key, "business_date") == 0 || strcmp(key, "due") == 0) && json_is_string(v)) {
+		char day[11];
+		ui_day(json_string_value(v), day);
+		ui_esc(b, day);
+		return;
+	}
 	if (strcmp(key, "at") == 0 && json_is_string(v)) {
 		char t[24];
 		ui_time(json_string_value(v), t);
@@ -253,7 +259,7 @@ static void case_summary(struct evbuffer *b, json_t *e, json_t *line, const char
 	ui_fact_begin(b, "Số tiền");
 	ui_vnd(b, json_integer_value(json_object_get(e, "amount")));
 	ui_fact_end(b);
-	ui_fact(b, "Ngân hàng", UI_WORD(ui_banks, ui_jstr(e, "bank")));
+	ui_fact(b, "Ngân hàng", ui_bank(ui_jstr(e, "bank")));
 	ui_fact_begin(b, "Mã giao dịch ngân hàng");
 	evbuffer_add_printf(b, "<span class=\"mono\">");
 	ui_esc(b, ui_jstr(e, "bank_txn_id"));
@@ -267,9 +273,10 @@ static void case_summary(struct evbuffer *b, json_t *e, json_t *line, const char
 	}
 	if (json_is_object(line)) {
 		ui_fact_begin(b, "Tệp đối soát");
-		char label[160];
-		snprintf(label, sizeof label, "%s ngày %s, dòng %lld", UI_WORD(sources, ui_jstr(line, "source")),
-			 ui_jstr(line, "business_date"), (long long)json_integer_value(json_object_get(line, "line")));
+		char label[160], day[11];
+		ui_day(ui_jstr(line, "business_date"), day);
+		snprintf(label, sizeof label, "%s ngày %s, dòng %lld", UI_WORD(sources, ui_jstr(line, "source")), day,
+			 (long long)json_integer_value(json_object_get(line, "line")));
 		if (json_is_true(json_object_get(line, "visible")))
 			ui_link(b, label, "/console/statements/%s", ui_jstr(e, "statement_id"));
 		else
@@ -310,7 +317,8 @@ static void case_evidence(struct evbuffer *b, json_t *e, json_t *line)
 	}
 	if (json_is_object(line) && json_is_string(json_object_get(line, "outcome"))) {
 		ui_fact(b, "Kết quả đối chiếu dòng", UI_WORD(line_outcomes, ui_jstr(line, "outcome")));
-		if (json_is_string(json_object_get(line, "content")))
+		const char *said = ui_jstr(json_object_get(e, "details"), "remittance");
+		if (json_is_string(json_object_get(line, "content")) && strcmp(said, ui_jstr(line, "content")) != 0)
 			ui_fact(b, "Nội dung dòng", ui_jstr(line, "content"));
 	}
 	ui_facts_end(b);
@@ -539,7 +547,9 @@ static void statements_found(void *arg, PGresult *res, enum pg_status st)
 		ui_row(&t);
 		ui_td_link(&t, at, "/console/statements/%s", ui_jstr(s, "id"));
 		ui_td(&t, UI_WORD(sources, ui_jstr(s, "source")));
-		ui_td(&t, ui_jstr(s, "business_date"));
+		char day[11];
+		ui_day(ui_jstr(s, "business_date"), day);
+		ui_td(&t, day);
 		ui_td_mono(&t, ui_jstr(s, "account"));
 		for (int k = 0; k < 3; k++)
 			ui_td(&t, count[k]);
@@ -767,7 +777,9 @@ static void statement_facts(struct evbuffer *b, json_t *s)
 	char at[24], n[64];
 	ui_facts_start(b, "statement");
 	ui_fact(b, "Loại tệp", UI_WORD(sources, ui_jstr(s, "source")));
-	ui_fact(b, "Ngày nghiệp vụ", ui_jstr(s, "business_date"));
+	char day[11];
+	ui_day(ui_jstr(s, "business_date"), day);
+	ui_fact(b, "Ngày nghiệp vụ", day);
 	if (json_is_string(json_object_get(s, "account")))
 		ui_fact(b, "Tài khoản", ui_jstr(s, "account"));
 	snprintf(n, sizeof n, "%lld dòng: %lld khớp, %lld sai lệch mở",
@@ -808,7 +820,9 @@ static void statement_found(void *arg, PGresult *res, enum pg_status st)
 	int n = ui_page_rows(c, (int)json_array_size(lines), &more);
 	struct evbuffer *b = evbuffer_new();
 	char title[160];
-	snprintf(title, sizeof title, "%s ngày %s", UI_WORD(sources, ui_jstr(s, "source")), ui_jstr(s, "business_date"));
+	char day[11];
+	ui_day(ui_jstr(s, "business_date"), day);
+	snprintf(title, sizeof title, "%s ngày %s", UI_WORD(sources, ui_jstr(s, "source")), day);
 	ui_page_start(b, c, title, "/console/statements");
 	ui_alert(b, c, statement_done, ARRAY_LEN(statement_done));
 	statement_facts(b, s);
@@ -824,7 +838,7 @@ static void statement_found(void *arg, PGresult *res, enum pg_status st)
 		ui_row(&t);
 		ui_td(&t, no);
 		ui_td(&t, UI_WORD(line_kinds, ui_jstr(l, "kind")));
-		ui_td(&t, UI_WORD(ui_banks, ui_jstr(l, "bank")));
+		ui_td(&t, ui_bank(ui_jstr(l, "bank")));
 		ui_td_mono(&t, ui_jstr(l, "bank_order_ref"));
 		ui_td_mono(&t, ui_jstr(l, "bank_txn_id"));
 		ui_td(&t, at);
@@ -936,7 +950,7 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 	for (int r = 0; r < PQntuples(res); r++) {
 		ui_row(&t);
 		ui_td_agency(&t, PQgetvalue(res, r, ST_NAME), PQgetvalue(res, r, ST_AGENCY));
-		ui_td(&t, UI_WORD(ui_banks, PQgetvalue(res, r, ST_BANK)));
+		ui_td(&t, ui_bank(PQgetvalue(res, r, ST_BANK)));
 		ui_td(&t, PQgetvalue(res, r, ST_COUNT));
 		count += strtoll(PQgetvalue(res, r, ST_COUNT), NULL, 10);
 		for (int k = 0; k < 4; k++) {
@@ -1100,7 +1114,7 @@ static void pending_table(struct evbuffer *b, struct cctx *c, json_t *list)
 	json_array_foreach(list, i, r)
 	{
 		refund_cells(&t, r);
-		ui_td(&t, UI_WORD(ui_banks, ui_jstr(r, "bank")));
+		ui_td(&t, ui_bank(ui_jstr(r, "bank")));
 		ui_td_begin(&t);
 		bool first = json_is_string(json_object_get(r, "confirmed_by"));
 		if (!refund_confirmed_by_finance(ui_jstr(r, "bank"))) {

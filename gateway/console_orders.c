@@ -67,7 +67,7 @@ static void orders_found(void *arg, PGresult *res, enum pg_status st)
 		ui_td_link(&t, PQgetvalue(res, r, OF_REF), "/console/orders/%s", PQgetvalue(res, r, OF_ID));
 		ui_td(&t, PQgetvalue(res, r, OF_AGENCY));
 		ui_td(&t, PQgetvalue(res, r, OF_PAYER));
-		ui_td(&t, PQgetvalue(res, r, OF_BANKS));
+		ui_td(&t, ui_bank(PQgetvalue(res, r, OF_BANKS)));
 		ui_td_tag(&t, PQgetvalue(res, r, OF_STATUS), UI_WORD(order_statuses, PQgetvalue(res, r, OF_STATUS)));
 		ui_td_vnd(&t, strtoll(PQgetvalue(res, r, OF_AMOUNT), NULL, 10));
 	}
@@ -158,7 +158,7 @@ static void json_table(struct evbuffer *b, const char *title, const char *id, co
 			case SHOW_MONO: ui_td_mono(&t, text); break;
 			case SHOW_VND: ui_td_vnd(&t, num); break;
 			case SHOW_INT: ui_td_int(&t, num); break;
-			case SHOW_BANK: ui_td(&t, UI_WORD(ui_banks, text)); break;
+			case SHOW_BANK: ui_td(&t, ui_bank(text)); break;
 			case SHOW_STATUS: ui_td_tag(&t, text, UI_WORD(ui_statuses, text)); break;
 			case SHOW_TIME: ui_td_time(&t, text); break;
 			}

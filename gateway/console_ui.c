@@ -142,6 +142,22 @@ const char *ui_jstr(json_t *o, const char *key)
 	return v ? v : "";
 }
 
+void ui_day(const char *iso, char out[11])
+{
+	int y, m, d;
+	if (iso && strlen(iso) == 10 && sscanf(iso, "%4d-%2d-%2d", &y, &m, &d) == 3)
+		snprintf(out, 11, "%02d/%02d/%04d", d, m, y);
+	else
+		snprintf(out, 11, "%s", iso ? iso : "");
+}
+
+const char *ui_bank(const char *code)
+{
+	static const struct ui_word names[] = {{"treasury", "Kho bạc (sao kê)"}};
+	const char *n = UI_WORD(ui_banks, code);
+	return n == code ? UI_WORD(names, code) : n;
+}
+
 void ui_today(char out[11])
 {
 	time_t now = time(NULL) + VN_OFFSET_S;
@@ -532,13 +548,15 @@ void ui_total_row(struct ui_table *t)
 void ui_td_begin(struct ui_table *t)
 {
 	int i = t->col < t->ncols ? t->col : t->ncols - 1;
-	evbuffer_add_printf(t->b, "<td data-label=\"%s\"%s>", t->label[i], t->num[i] ? " class=\"num\"" : "");
+	/* the value in one box: on a phone the label and it are the row's two columns */
+	evbuffer_add_printf(t->b, "<td data-label=\"%s\"%s><div class=\"v\">", t->label[i],
+			    t->num[i] ? " class=\"num\"" : "");
 	t->col++;
 }
 
 void ui_td_end(struct ui_table *t)
 {
-	evbuffer_add_printf(t->b, "</td>");
+	evbuffer_add_printf(t->b, "</div></td>");
 }
 
 void ui_td(struct ui_table *t, const char *text)
@@ -721,12 +739,14 @@ static const char css[] =
 	"@media (max-width:40rem){main{padding:.6rem}th,td{padding:.4rem}h1{font-size:1.2rem}"
 	"table.stack thead{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0)}"
 	"table.stack tr{display:block;border-bottom:2px solid var(--line);padding:.3rem 0}"
-	"table.stack td{display:flex;justify-content:space-between;gap:1rem;border:0;padding:.2rem .6rem;text-align:right}"
-	"table.stack td::before{content:attr(data-label);font-weight:600;color:#33404f;text-align:left;flex:0 0 40%}"
-	"table.stack td.num{white-space:normal}table.stack td[colspan]{display:block;text-align:left}"
-	"table.stack td[colspan]::before{content:none}"
-	"table.facts th,table.facts td{display:block;width:auto;border:0;padding:.1rem .4rem}"
-	"table.facts tr{display:block;border-bottom:1px solid var(--line);padding:.3rem 0}}";
+	"table.stack td{display:grid;grid-template-columns:38% 1fr;gap:.6rem;border:0;padding:.2rem .6rem;"
+	"text-align:left;overflow-wrap:anywhere}"
+	"table.stack td::before{content:attr(data-label);font-weight:600;color:#33404f;overflow-wrap:normal}"
+	"table.stack td.num{white-space:normal;text-align:left}table.stack td[colspan]{display:block}"
+	"table.stack td[colspan]::before{content:none}table.stack td button{margin:.1rem 0}"
+	"table.facts tr{display:flex;gap:.5rem;border-bottom:1px solid var(--line);padding:.3rem 0}"
+	"table.facts th,table.facts td{display:block;border:0;padding:0 .2rem;overflow-wrap:anywhere}"
+	"table.facts th{flex:0 0 38%;width:auto}}";
 
 void console_css(struct http_req *req)
 {

@@ -147,6 +147,10 @@ void ui_vnd(struct evbuffer *b, int64_t amount);
 void ui_time(const char *iso, char out[24]);
 /* A string member of a JSON object, "" when absent. */
 const char *ui_jstr(json_t *o, const char *key);
+/* A YYYY-MM-DD date as "dd/mm/yyyy" (as it came when it is not one). */
+void ui_day(const char *iso, char out[11]);
+/* A bank's name for people (the treasury, for a statement's cases, too). */
+const char *ui_bank(const char *code);
 /* Today's business day in Vietnam, YYYY-MM-DD. */
 void ui_today(char out[11]);
 

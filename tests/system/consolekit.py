@@ -47,8 +47,9 @@ def browser():
 def shot(driver, name, width=None):
     """A screenshot of the whole page (its full height), at width when given."""
     w = width or 1280
+    driver.set_window_size(w, 900)  # the page's height at this width
     height = driver.execute_script("return Math.max(document.body.scrollHeight, 600)")
-    driver.set_window_size(w, min(height + 120, 4000))
+    driver.set_window_size(w, min(height + 140, 5000))
     driver.save_screenshot(str(SHOTS / f"{name}.png"))
     driver.set_window_size(1280, 900)
 

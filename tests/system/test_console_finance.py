@@ -358,7 +358,7 @@ def test_refund_approved_and_payout_confirmed_by_a_second_finance_member(browser
 
     sign_in_finance(browser, gateway, f1)
     browser.get(gateway.url + "/console/refunds")
-    row = browser.find_element(By.XPATH, f"//table[@id='approvals']//tr[td/a[text()='{big['reference']}']]")
+    row = browser.find_element(By.XPATH, f"//table[@id='approvals']//tr[td/div/a[text()='{big['reference']}']]")
     assert "55.000.000 ₫" in row.text and f1["email"] in row.text and "cần người khác phê duyệt" in row.text
     shot(browser, "refunds-waiting")
     shot(browser, "refunds-waiting-phone", width=390)
@@ -368,7 +368,7 @@ def test_refund_approved_and_payout_confirmed_by_a_second_finance_member(browser
     # the payout: the first confirmation is recorded, the same member's second refused
     submit(browser, f"form[action='/console/refunds/{payout['id']}/confirm']")
     assert "Cần một cán bộ tài chính khác xác nhận" in browser.find_element(By.ID, "done").text
-    row = browser.find_element(By.XPATH, f"//table[@id='pending']//tr[td/a[text()='{qr['reference']}']]")
+    row = browser.find_element(By.XPATH, f"//table[@id='pending']//tr[td/div/a[text()='{qr['reference']}']]")
     assert f"Lần 1: {f1['email']}" in row.text and "Xác nhận lần 2" in row.text, row.text
     submit(browser, f"form[action='/console/refunds/{payout['id']}/confirm']")
     assert "không thể tự" in alert(browser), alert(browser)
