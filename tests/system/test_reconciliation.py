@@ -311,6 +311,27 @@ def test_refused_files_store_nothing(finance, stack):
     assert count_statements(stack) == before
 
 
+def test_an_import_is_audited_with_it_and_a_refused_one_as_failed(finance, stack):
+    """The statement.import row commits with the import (same transaction); a refused file,
+    which stores nothing, is recorded as failed."""
+    def rows():
+        return stack.query("SELECT object, outcome, role, detail, actor IS NOT NULL FROM audit_log "
+                           "WHERE action = 'statement.import' ORDER BY id")
+    before = len(rows())
+    account = stack.env["FEEGATE_AGENCY_ACCOUNT"]
+    body = camt053(account, vn_day(-20), [(5000, "CRDT", "AUD1", "chuyen khoan")], opening=0)
+    first = import_file(finance, "camt053", body)
+    again = import_file(finance, "camt053", body, status=200)
+    assert again["id"] == first["id"]
+    r = finance.post("/v1/statements?source=vnpay", data=b"not a settlement file\r\n")
+    assert r.status_code == 400, r.text
+    new = rows()[before:]
+    assert new[0] == (first["id"], "ok", "finance", "camt053", True)
+    assert new[1] == (first["id"], "ok", "finance", "camt053", True)
+    assert new[2][1:4] == ("failed", "finance", "vnpay") and new[2][0] == ""
+    assert len(new) == 3
+
+
 def test_statement_routes_refuse_portal_keys_and_agency_imports(api, agency_staff, finance, stack):
     account = stack.env["FEEGATE_AGENCY_ACCOUNT"]
     body = camt053(account, vn_day(-30), [(1000, "CRDT", f"U{uuid.uuid4().hex[:8]}", "not a payout")])
