@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adapters/adapter.h"
 #include "ledger/camt053.h"
@@ -99,9 +100,18 @@ static const char copy_signature[11] = "PGCOPY\n\377\r\n";
 #define COPY_FIELDS 12
 #define PG_EPOCH 946684800 /* 2000-01-01T00:00:00Z in Unix time */
 
+/* The spooled file is mapped whole; the pages the parser has left behind are given back every
+ * RELEASE_STEP bytes, so the importer's memory does not grow with the file. */
+#define RELEASE_STEP (4u << 20)
+
 struct copier {
 	PGconn *conn;
 	enum stmt_source source;
+	const char *map;      /* the spooled file */
+	size_t map_len;
+	const char *cursor;   /* the start of physical line cursor_line */
+	size_t cursor_line;
+	size_t released;      /* bytes from map given back to the kernel */
 	char buf[64 * 1024]; /* rows are sent in blocks of about this size */
 	size_t n;
 	bool failed;
@@ -180,9 +190,29 @@ static void copy_row(struct copier *c, int64_t line, const char *kind, const cha
 	copy_text(c, content);
 }
 
+/* The parser has read every line before line (its records begin on physical lines): give back
+ * the pages before it. */
+static void release_before(struct copier *c, size_t line)
+{
+	const char *end = c->map + c->map_len;
+	while (c->cursor_line < line && c->cursor < end) {
+		const char *nl = memchr(c->cursor, '\n', (size_t)(end - c->cursor));
+		c->cursor = nl ? nl + 1 : end;
+		c->cursor_line++;
+	}
+	size_t done = (size_t)(c->cursor - c->map);
+	if (done - c->released < RELEASE_STEP)
+		return;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t upto = done / page * page;
+	if (upto > c->released && madvise((char *)c->map + c->released, upto - c->released, MADV_DONTNEED) == 0)
+		c->released = upto;
+}
+
 static bool settlement_line(void *ctx, const adapter_settlement_line *l)
 {
 	struct copier *c = ctx;
+	release_before(c, l->line_no);
 	const char *kind = l->kind == ADAPTER_SETTLE_REFUND ? "refund" : c->source == STMT_VIETQR ? "credit" : "payment";
 	copy_row(c, (int64_t)l->line_no, kind, stmt_source_name(c->source), l->bank_order_ref, l->bank_txn_id,
 		 l->refund_ref, l->refund_txn_id, l->amount, l->fee, l->at, l->account_no, l->content);
@@ -319,6 +349,10 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 	c = xcalloc(1, sizeof(*c));
 	c->conn = conn;
 	c->source = im->source;
+	c->map = map;
+	c->map_len = im->len;
+	c->cursor = map;
+	c->cursor_line = 1;
 	copy_put(c, copy_signature, sizeof(copy_signature));
 	copy_be(c, 0, 4); /* flags */
 	copy_be(c, 0, 4); /* header extension length */
@@ -345,7 +379,8 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 			cfg.merchant_id = NULL;
 		adapter_settlement_summary sum;
 		adapter_error err;
-		parsed = a && adapter_parse_settlement(a, &cfg, map, im->len, settlement_line, c, &sum, &err) == ADAPTER_OK;
+		/* one pass: a file refused at its trailer ends the COPY with an error, storing nothing */
+		parsed = a && adapter_stream_settlement(a, &cfg, map, im->len, settlement_line, c, &sum, &err) == ADAPTER_OK;
 		if (!parsed && !c->failed) {
 			snprintf(out->field, sizeof(out->field), "line %zu", err.line ? err.line : (size_t)1);
 			snprintf(out->message, sizeof(out->message), "%s", err.message);
