@@ -20,7 +20,20 @@ void console_staff(struct http_req *req);
 void console_staff_disable(struct http_req *req);
 void console_token_create(struct http_req *req);
 void console_token_revoke(struct http_req *req);
+void console_orders_export(struct http_req *req);       /* GET /console/orders/export?...&format=csv|xlsx */
+void console_cases(struct http_req *req);
+void console_case(struct http_req *req);
+void console_case_acknowledge(struct http_req *req);
+void console_case_resolve(struct http_req *req);
+void console_case_approve(struct http_req *req);
+void console_statements(struct http_req *req);
+void console_statement_upload(struct http_req *req);    /* POST /console/statements, a streamed multipart body */
+void console_statement(struct http_req *req);
+void console_settlement(struct http_req *req);
+void console_settlement_download(struct http_req *req); /* the report's CSV, XLSX or JSON */
 void console_refunds(struct http_req *req);
+void console_refund_approve(struct http_req *req);
+void console_refund_confirm(struct http_req *req);
 void console_password_page(struct http_req *req);
 void console_password(struct http_req *req);
 void console_totp_page(struct http_req *req);

@@ -229,11 +229,47 @@ const struct pg_statement db_statements[] = {
 	{"console_open_cases",
 	 "SELECT count(*) FROM payment_exceptions WHERE resolved_at IS NULL "
 	 "AND ($1::bigint[] IS NULL OR agency_id = ANY ($1::bigint[]))"},
-	{"console_refunds_pending",
-	 "SELECT r.id, r.order_id, o.reference, a.code, r.amount, r.reason, t.bank, "
-	 "to_char(r.created_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'DD/MM/YYYY HH24:MI') FROM refunds r "
-	 "JOIN orders o ON o.id = r.order_id JOIN agencies a ON a.id = o.agency_id JOIN attempts t ON t.id = r.attempt_id "
-	 "WHERE r.status = 'pending' ORDER BY r.created_at DESC LIMIT 200"},
+	/* the refunds finance acts on: asked above the approval amount, and pending ones (payout
+	 * instructions with their first confirmation, if any) */
+	{"console_refunds",
+	 "SELECT coalesce((SELECT json_agg(x ORDER BY x.at DESC) FROM (SELECT ra.id, ra.order_id, o.reference, "
+	 "a.code AS agency, ra.amount, ra.reason, ra.requested_by, s.email AS requested_by_email, "
+	 "to_char(ra.requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at "
+	 "FROM refund_approvals ra JOIN orders o ON o.id = ra.order_id JOIN agencies a ON a.id = o.agency_id "
+	 "JOIN staff s ON s.id = ra.requested_by WHERE ra.kind = 'refund' AND ra.approved_by IS NULL "
+	 "ORDER BY ra.requested_at DESC LIMIT 200) x), '[]')::text, "
+	 "coalesce((SELECT json_agg(y ORDER BY y.at DESC) FROM (SELECT r.id, r.order_id, o.reference, a.code AS agency, "
+	 "r.amount, r.reason, t.bank, to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, "
+	 "pa.requested_by AS confirmed_by, ps.email AS confirmed_by_email, "
+	 "to_char(pa.requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS confirmed_at "
+	 "FROM refunds r JOIN orders o ON o.id = r.order_id JOIN agencies a ON a.id = o.agency_id "
+	 "JOIN attempts t ON t.id = r.attempt_id "
+	 "LEFT JOIN refund_approvals pa ON pa.refund_id = r.id AND pa.kind = 'payout' "
+	 "LEFT JOIN staff ps ON ps.id = pa.requested_by "
+	 "WHERE r.status = 'pending' ORDER BY r.created_at DESC LIMIT 200) y), '[]')::text"},
+	/* a case with its evidence: the statement line it came from (and whether the staff member
+	 * may open that statement), the order's reference, the e-mail of every staff actor */
+	{"console_case",
+	 "SELECT feegate_case_json(e)::text, "
+	 "(SELECT json_build_object('source', s.source, 'business_date', s.business_date, 'status', s.status, "
+	 "'visible', ($2::bigint[] IS NULL OR s.account IN (SELECT g.account_number FROM agencies g "
+	 "WHERE g.id = ANY ($2::bigint[]))), 'line', l.line, 'kind', l.kind, 'bank', l.bank, "
+	 "'bank_order_ref', nullif(l.bank_order_ref, ''), 'bank_txn_id', nullif(l.bank_txn_id, ''), "
+	 "'amount', l.amount, 'fee', l.fee, 'content', nullif(l.content, ''), 'outcome', l.outcome, "
+	 "'at', to_char(l.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) "
+	 "FROM statements s LEFT JOIN statement_lines l ON l.statement_id = s.id AND l.line = e.line "
+	 "WHERE s.id = e.statement_id)::text, "
+	 "(SELECT o.reference FROM orders o WHERE o.id = e.order_id), "
+	 "coalesce((SELECT json_object_agg(s.id, s.email) FROM staff s WHERE s.id = e.proposed_by "
+	 "OR s.id::text IN (SELECT a.actor FROM case_actions a WHERE a.case_id = e.id)), '{}')::text "
+	 "FROM payment_exceptions e WHERE e.id = $1::uuid AND ($2::bigint[] IS NULL OR e.agency_id = ANY ($2::bigint[]))"},
+	{"console_agencies",
+	 "SELECT id, code, name FROM agencies WHERE $1::bigint[] IS NULL OR id = ANY ($1::bigint[]) ORDER BY code"},
+	/* the settlement report's totals of one business day, as the export writes them */
+	{"console_settlement_totals",
+	 "SELECT t.agency, a.name, t.bank, t.count, t.gross, t.refunds, t.fees, t.net, t.cases_open, t.payout "
+	 "FROM feegate_report_totals($1::date, $1::date, $2::bigint[], NULL) t JOIN agencies a ON a.code = t.agency "
+	 "ORDER BY t.agency, t.bank"},
 	/* two-person rule (refunds.c); who/where as audit_params() */
 	{"refund_ask",
 	 "SELECT feegate_refund_ask($1::uuid, $2::uuid, $3::bigint[], $4::bigint, $5::text, $6::uuid, $7::text, $8::text, "

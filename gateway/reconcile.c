@@ -95,35 +95,101 @@ void exceptions_list(struct http_req *req)
 	query_free(&q);
 }
 
-/* ---- POST /v1/exceptions/{id}/acknowledge|resolve|approve ---- */
+/* ---- working a case: POST /v1/exceptions/{id}/acknowledge|resolve|approve, and the console ---- */
+
+/* feegate_case_act's outcome words */
+static const struct {
+	const char *word;
+	enum case_outcome outcome;
+} case_outcomes[] = {
+	{"ok", CASE_OK},
+	{"not_found", CASE_NOT_FOUND},
+	{"invalid_state", CASE_INVALID_STATE},
+	{"forbidden", CASE_FORBIDDEN},
+};
+
+const char *case_input_check(const char *verb, const char *resolution, const char *note, const char **field)
+{
+	bool resolve = strcmp(verb, "resolve") == 0;
+	long chars = note ? util_utf8_length(note, strlen(note)) : 0;
+	*field = "note";
+	if ((note || resolve) && (chars < 1 || chars > 1000))
+		return "note must be 1 to 1000 characters";
+	*field = "resolution";
+	if (resolve && (!resolution || (strcmp(resolution, "posted") && strcmp(resolution, "refund") &&
+					strcmp(resolution, "accepted") && strcmp(resolution, "void"))))
+		return "resolution must be posted, refund, accepted or void";
+	*field = NULL;
+	return NULL;
+}
+
+struct case_call {
+	struct http_req *req;
+	case_done_fn done;
+};
 
 static void case_acted(void *arg, PGresult *res, enum pg_status st)
 {
-	struct http_req *req = arg;
-	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
+	struct case_call *call = arg;
+	struct case_result r = {.outcome = CASE_FAILED, .res = res, .st = st};
+	if (st == PG_OK) {
+		r.outcome = CASE_NOT_FOUND;
+		for (size_t i = 0; i < ARRAY_LEN(case_outcomes); i++)
+			if (strcmp(PQgetvalue(res, 0, 0), case_outcomes[i].word) == 0)
+				r.outcome = case_outcomes[i].outcome;
+		r.message = PQgetvalue(res, 0, 1);
+		r.case_json = pg_value(res, 0, 2);
+	}
+	call->done(call->req, &r);
+	free(call);
+}
+
+void case_act(struct http_req *req, const char *id, const char *verb, const char *resolution, const char *note,
+	      case_done_fn done)
+{
+	struct case_result none = {.outcome = CASE_NOT_FOUND, .message = "no such case"};
+	if (!util_uuid_valid(id)) {
+		done(req, &none);
 		return;
 	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	const char *message = PQgetvalue(res, 0, 1);
-	if (strcmp(outcome, "ok") == 0) {
-		http_reply_json(req, 200, json_loads(PQgetvalue(res, 0, 2), 0, NULL));
-	} else if (strcmp(outcome, "forbidden") == 0) {
-		http_reply_error(req, ERR_FORBIDDEN, NULL, message);
-	} else if (strcmp(outcome, "invalid_state") == 0) {
-		http_reply_error(req, ERR_INVALID_STATE, NULL, message);
-	} else {
+	struct case_call *call = xcalloc(1, sizeof *call);
+	call->req = req;
+	call->done = done;
+	char scope[AUTH_SCOPE_CAP], ip[AUDIT_IP_CAP];
+	const char *params[12] = {id, req_principal(req)->id, auth_agency_scope(req_principal(req), scope, sizeof scope),
+				  verb, resolution, note};
+	audit_params(req, NULL, params + 6, ip);
+	pg_query(gw.db, "case_act", 12, params, cfg.db_timeout_ms, case_acted, call);
+}
+
+static void case_answered(struct http_req *req, const struct case_result *r)
+{
+	switch (r->outcome) {
+	case CASE_OK:
+		http_reply_json(req, 200, json_loads(r->case_json, 0, NULL));
+		break;
+	case CASE_FORBIDDEN:
+		http_reply_error(req, ERR_FORBIDDEN, NULL, r->message);
+		break;
+	case CASE_INVALID_STATE:
+		http_reply_error(req, ERR_INVALID_STATE, NULL, r->message);
+		break;
+	case CASE_NOT_FOUND:
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such case");
+		break;
+	case CASE_FAILED:
+		reply_db_failure(req, r->res, r->st);
+		break;
 	}
 }
 
-static void case_act(struct http_req *req, const char *action)
+static void case_route(struct http_req *req, const char *verb)
 {
 	if (!auth_require(req, PERM_CASES))
 		return;
 	const char *resolution = NULL, *note = NULL;
 	json_t *body = NULL;
-	if (req->body_len > 0 || strcmp(action, "resolve") == 0) {
+	if (req->body_len > 0 || strcmp(verb, "resolve") == 0) {
 		body = http_parse_json_body(req, cfg.max_json_depth);
 		if (!body)
 			return;
@@ -139,47 +205,31 @@ static void case_act(struct http_req *req, const char *action)
 			return;
 		}
 		note = json_string_value(n);
-		long chars = note ? util_utf8_length(note, strlen(note)) : 0;
-		if ((note || strcmp(action, "resolve") == 0) && (chars < 1 || chars > 1000)) {
-			json_decref(body);
-			http_reply_error(req, ERR_VALIDATION, "note", "note must be 1 to 1000 characters");
-			return;
-		}
 		resolution = json_string_value(json_object_get(body, "resolution"));
-		if (strcmp(action, "resolve") == 0 &&
-		    (!resolution || (strcmp(resolution, "posted") && strcmp(resolution, "refund") &&
-				     strcmp(resolution, "accepted") && strcmp(resolution, "void")))) {
+		const char *field, *msg = case_input_check(verb, resolution, note, &field);
+		if (msg) {
 			json_decref(body);
-			http_reply_error(req, ERR_VALIDATION, "resolution", "resolution must be posted, refund, accepted or void");
+			http_reply_error(req, ERR_VALIDATION, field, msg);
 			return;
 		}
 	}
-	if (!util_uuid_valid(req->params[0])) {
-		json_decref(body);
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such case");
-		return;
-	}
-	char scope[32], ip[AUDIT_IP_CAP];
-	const char *params[12] = {req->params[0], req_principal(req)->id,
-				  auth_agency_scope(req_principal(req), scope, sizeof scope), action, resolution, note};
-	audit_params(req, NULL, params + 6, ip);
-	pg_query(gw.db, "case_act", 12, params, cfg.db_timeout_ms, case_acted, req);
+	case_act(req, req->params[0], verb, resolution, note, case_answered);
 	json_decref(body);
 }
 
 void cases_acknowledge(struct http_req *req)
 {
-	case_act(req, "acknowledge");
+	case_route(req, "acknowledge");
 }
 
 void cases_resolve(struct http_req *req)
 {
-	case_act(req, "resolve");
+	case_route(req, "resolve");
 }
 
 void cases_approve(struct http_req *req)
 {
-	case_act(req, "approve");
+	case_route(req, "approve");
 }
 
 /* ---- GET /v1/statements, GET /v1/statements/{id} ---- */
@@ -259,7 +309,7 @@ void statements_get(struct http_req *req)
 	pg_query(gw.db, "statement_get", 4, params, cfg.db_timeout_ms, statement_got, req);
 }
 
-/* ---- POST /v1/statements?source=S ---- */
+/* ---- importing a statement: POST /v1/statements?source=S, and the console's upload ---- */
 
 struct import_job {
 	struct http_req *req;  /* NULL once the client has gone (the thread's result is dropped) */
@@ -267,6 +317,7 @@ struct import_job {
 	char staff[37];
 	struct stmt_import *im; /* fed on the loop as the body arrives (a temporary file) */
 	bool started;           /* the thread owns im and the job until it reports back */
+	import_done_fn done;
 	struct stmt_result result;
 };
 
@@ -323,22 +374,9 @@ static void import_done(evutil_socket_t fd, short what, void *arg)
 		 * failed one stored nothing, and its row is written here */
 		if (r->outcome != STMT_CREATED && r->outcome != STMT_EXISTING)
 			audit_record(req, "statement.import", "", "failed", stmt_source_name(job->source), NULL);
-		switch (r->outcome) {
-		case STMT_CREATED:
-		case STMT_EXISTING:
-			http_reply_json(req, r->outcome == STMT_CREATED ? 201 : 200, json_loads(r->record, 0, NULL));
-			break;
-		case STMT_MALFORMED:
-			http_reply_error(req, ERR_VALIDATION, r->field, r->message);
-			break;
-		case STMT_TOO_LARGE:
-			http_reply_error(req, ERR_PAYLOAD_TOO_LARGE, NULL, r->message);
-			break;
-		case STMT_FAILED:
+		if (r->outcome == STMT_FAILED)
 			log_error(req->id, "statement import failed: %s", r->message);
-			http_reply_error(req, ERR_UNAVAILABLE, NULL, "the import could not be completed; nothing was stored");
-			break;
-		}
+		job->done(req, r);
 		job_free(job);
 	}
 }
@@ -353,10 +391,6 @@ static bool import_init(void)
 	return done_ev && event_add(done_ev, NULL) == 0;
 }
 
-static const struct query_field import_query[] = {
-	{"source", Q_CHOICE, "vnpay|momo|vietqr|camt053", 0, 0},
-};
-
 static void import_start(struct import_job *job)
 {
 	pthread_t t;
@@ -367,38 +401,99 @@ static void import_start(struct import_job *job)
 	pthread_attr_destroy(&attr);
 	if (!job->started) {
 		struct http_req *req = job->req;
+		import_done_fn done = job->done;
+		struct stmt_result r = {.outcome = STMT_FAILED};
+		snprintf(r.message, sizeof r.message, "no thread for the import");
+		log_error(req->id, "statement import: %s", r.message);
 		job_free(job);
-		http_reply_error(req, ERR_UNAVAILABLE, NULL, "imports are busy; try again shortly");
+		done(req, &r);
+	}
+}
+
+struct import_job *import_open(struct http_req *req, enum stmt_source source, import_done_fn done)
+{
+	if (!import_init() || running >= IMPORT_THREADS)
+		return NULL;
+	struct import_job *job = xcalloc(1, sizeof *job);
+	running++;
+	job->req = req;
+	job->source = source;
+	job->done = done;
+	snprintf(job->staff, sizeof job->staff, "%s", req_principal(req)->id);
+	job->im = stmt_import_new(source, job->staff, (size_t)cfg.max_statement_bytes);
+	const char *who[6];
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, who, ip);
+	stmt_import_set_actor(job->im, who);
+	return job;
+}
+
+void import_feed(struct import_job *job, const char *data, size_t len)
+{
+	if (job->started || stmt_import_feed(job->im, data, len))
+		return;
+	/* over the cap or the temporary file failed: stop reading; the thread's finish says which */
+	http_body_pause(job->req);
+	import_start(job);
+}
+
+bool import_close(struct import_job *job, enum http_body_end end)
+{
+	if (job->started) {
+		if (end != HTTP_BODY_GONE)
+			return true;
+		job->req = NULL; /* the thread's answer has nobody to go to */
+		return false;
+	}
+	if (end != HTTP_BODY_DONE) {
+		job_free(job);
+		return false;
+	}
+	import_start(job);
+	return true;
+}
+
+void import_drop(struct import_job *job)
+{
+	if (job->started)
+		job->req = NULL;
+	else
+		job_free(job);
+}
+
+static const struct query_field import_query[] = {
+	{"source", Q_CHOICE, "vnpay|momo|vietqr|camt053", 0, 0},
+};
+
+static void import_answered(struct http_req *req, const struct stmt_result *r)
+{
+	switch (r->outcome) {
+	case STMT_CREATED:
+	case STMT_EXISTING:
+		http_reply_json(req, r->outcome == STMT_CREATED ? 201 : 200, json_loads(r->record, 0, NULL));
+		break;
+	case STMT_MALFORMED:
+		http_reply_error(req, ERR_VALIDATION, r->field, r->message);
+		break;
+	case STMT_TOO_LARGE:
+		http_reply_error(req, ERR_PAYLOAD_TOO_LARGE, NULL, r->message);
+		break;
+	case STMT_FAILED:
+		http_reply_error(req, ERR_UNAVAILABLE, NULL, "the import could not be completed; nothing was stored");
+		break;
 	}
 }
 
 /* The body as it arrives goes to the importer's temporary file; memory stays flat. */
 static void import_chunk(struct http_req *req, const char *data, size_t len, void *arg)
 {
-	struct import_job *job = arg;
-	if (job->started || stmt_import_feed(job->im, data, len))
-		return;
-	/* over the cap or the temporary file failed: stop reading; the thread's finish says which */
-	http_body_pause(req);
-	import_start(job);
+	import_feed(arg, data, len);
 }
 
 static void import_end(struct http_req *req, enum http_body_end end, void *arg)
 {
-	struct import_job *job = arg;
-	if (job->started) {
-		if (end == HTTP_BODY_GONE) {
-			job->req = NULL; /* the thread's answer has nobody to go to */
-			http_reply_body_error(req, end);
-		}
-		return;
-	}
-	if (end != HTTP_BODY_DONE) {
-		job_free(job);
+	if (!import_close(arg, end))
 		http_reply_body_error(req, end);
-		return;
-	}
-	import_start(job);
 }
 
 void statements_import(struct http_req *req)
@@ -413,19 +508,10 @@ void statements_import(struct http_req *req)
 		http_reply_error(req, ERR_VALIDATION, "source", "source is required: vnpay, momo, vietqr or camt053");
 		return;
 	}
-	if (!import_init() || running >= IMPORT_THREADS) {
+	struct import_job *job = import_open(req, source, import_answered);
+	if (!job) {
 		http_reply_error(req, ERR_UNAVAILABLE, NULL, "imports are busy; try again shortly");
 		return;
 	}
-	struct import_job *job = xcalloc(1, sizeof *job);
-	running++;
-	job->req = req;
-	job->source = source;
-	snprintf(job->staff, sizeof job->staff, "%s", req_principal(req)->id);
-	job->im = stmt_import_new(source, job->staff, (size_t)cfg.max_statement_bytes);
-	const char *who[6];
-	char ip[AUDIT_IP_CAP];
-	audit_params(req, NULL, who, ip);
-	stmt_import_set_actor(job->im, who);
 	http_body_stream(req, import_chunk, import_end, job);
 }

@@ -136,13 +136,37 @@ void refund_send(const struct refund_to_send *in, refund_sent_fn done, void *arg
 	adapter_request_free(&out);
 }
 
-/* ---- POST /v1/orders/{id}/refunds ---- */
+/* ---- creating and approving refunds: POST /v1/orders/{id}/refunds, the two-person rule ---- */
 
-struct create_state {
+/* One refund call from a route or a console page to its answer. */
+struct refund_call {
+	struct http_req *req;
+	refund_done_fn done;
 	char refund_id[37];
 	char refund_ref[40];
 	char *created_json;
 };
+
+static struct refund_call *call_new(struct http_req *req, refund_done_fn done)
+{
+	struct refund_call *call = xcalloc(1, sizeof *call);
+	call->req = req;
+	call->done = done;
+	return call;
+}
+
+static void call_finish(struct refund_call *call, const struct refund_result *r)
+{
+	call->done(call->req, r);
+	free(call->created_json);
+	free(call);
+}
+
+static void call_failed(struct refund_call *call, PGresult *res, enum pg_status st)
+{
+	struct refund_result r = {.outcome = REFUND_FAILED, .res = res, .st = st};
+	call_finish(call, &r);
+}
 
 /* The reference the bank sees: "RF" and 16 hex digits of the refund id. */
 static void make_refund_ref(const char *refund_id, char out[40])
@@ -157,70 +181,64 @@ static void make_refund_ref(const char *refund_id, char out[40])
 	out[o] = '\0';
 }
 
-static void create_state_free(void *p)
+static void call_new_refund(struct refund_call *call)
 {
-	struct create_state *s = p;
-	free(s->created_json);
-	free(s);
+	util_uuid(call->refund_id);
+	make_refund_ref(call->refund_id, call->refund_ref);
 }
 
 static void refund_sent(void *arg, const char *refund_json)
 {
-	struct http_req *req = arg;
-	struct create_state *s = req->state;
-	reply_json_text(req, 201, refund_json ? refund_json : s->created_json);
+	struct refund_call *call = arg;
+	struct refund_result r = {.outcome = REFUND_CREATED, .json = refund_json ? refund_json : call->created_json};
+	call_finish(call, &r);
 }
+
+/* feegate_refund_create's and feegate_refund_approve's outcome words */
+static const struct {
+	const char *word;
+	enum refund_outcome outcome;
+} create_outcomes[] = {
+	{"created", REFUND_CREATED},
+	{"replay", REFUND_REPLAY},
+	{"not_found", REFUND_NO_ORDER},
+	{"approval_not_found", REFUND_NO_APPROVAL},
+	{"same_person", REFUND_SAME_PERSON},
+	{"already_approved", REFUND_ALREADY_APPROVED},
+	{"key_reused", REFUND_KEY_REUSED},
+	{"invalid_state", REFUND_NOT_PAID},
+	{"too_much", REFUND_TOO_MUCH},
+};
 
 static void refund_created(void *arg, PGresult *res, enum pg_status st)
 {
-	struct http_req *req = arg;
-	struct create_state *s = req->state;
+	struct refund_call *call = arg;
 	if (st == PG_SQL_ERROR && strcmp(pg_sqlstate(res), "55P03") == 0) {
-		http_reply_error(req, ERR_IDEMPOTENCY_IN_USE, "Idempotency-Key", NULL);
+		struct refund_result r = {.outcome = REFUND_KEY_IN_USE};
+		call_finish(call, &r);
 		return;
 	}
 	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
+		call_failed(call, res, st);
 		return;
 	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	if (strcmp(outcome, "not_found") == 0 || strcmp(outcome, "approval_not_found") == 0) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, *outcome == 'a' ? "no such approval" : "no such order");
+	struct refund_result r = {.outcome = REFUND_FAILED, .res = res, .st = PG_SQL_ERROR};
+	for (size_t i = 0; i < ARRAY_LEN(create_outcomes); i++)
+		if (strcmp(PQgetvalue(res, 0, 0), create_outcomes[i].word) == 0)
+			r.outcome = create_outcomes[i].outcome;
+	if (r.outcome == REFUND_FAILED)
+		log_error(call->req->id, "refund: an outcome this gateway does not know: %s", PQgetvalue(res, 0, 0));
+	if (r.outcome != REFUND_CREATED) {
+		r.json = pg_value(res, 0, 1);
+		r.refundable = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+		call_finish(call, &r);
 		return;
 	}
-	if (strcmp(outcome, "same_person") == 0) {
-		http_reply_error(req, ERR_FORBIDDEN, NULL, "the finance member who asked for this refund cannot approve it");
-		return;
-	}
-	if (strcmp(outcome, "already_approved") == 0) {
-		http_reply_error(req, ERR_INVALID_STATE, NULL, "this refund was approved already");
-		return;
-	}
-	if (strcmp(outcome, "key_reused") == 0) {
-		http_reply_error(req, ERR_IDEMPOTENCY_REUSED, "Idempotency-Key", NULL);
-		return;
-	}
-	if (strcmp(outcome, "invalid_state") == 0) {
-		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a paid order can be refunded");
-		return;
-	}
-	if (strcmp(outcome, "too_much") == 0) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "the amount is more than what is paid and not yet refunded (%s VND)",
-			 PQgetvalue(res, 0, 2));
-		json_t *extra = json_pack("{s:I}", "refundable", (json_int_t)strtoll(PQgetvalue(res, 0, 2), NULL, 10));
-		http_reply_error_extra(req, ERR_INVALID_STATE, "amount", msg, extra);
-		return;
-	}
-	if (strcmp(outcome, "replay") == 0) {
-		reply_json_text(req, 201, PQgetvalue(res, 0, 1));
-		return;
-	}
-	s->created_json = xstrdup(PQgetvalue(res, 0, 1));
-	json_t *created = json_loads(s->created_json, 0, NULL);
+	call->created_json = xstrdup(PQgetvalue(res, 0, 1));
+	json_t *created = json_loads(call->created_json, 0, NULL);
 	struct refund_to_send in = {
-		.refund_id = s->refund_id,
-		.refund_ref = s->refund_ref,
+		.refund_id = call->refund_id,
+		.refund_ref = call->refund_ref,
 		.bank = PQgetvalue(res, 0, 3),
 		.bank_order_ref = PQgetvalue(res, 0, 4),
 		.bank_txn_id = pg_value(res, 0, 5),
@@ -228,11 +246,69 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 		.paid = strtoll(PQgetvalue(res, 0, 6), NULL, 10),
 		.attempt_created = (time_t)strtoll(PQgetvalue(res, 0, 7), NULL, 10),
 		.reason = json_string_value(json_object_get(created, "reason")),
-		.created_by = req_principal(req)->id,
+		.created_by = req_principal(call->req)->id,
 	};
-	log_info(req->id, "refund %s of %lld VND created for order %s", s->refund_ref, (long long)in.amount, req->params[0]);
-	refund_send(&in, refund_sent, req);
+	log_info(call->req->id, "refund %s of %lld VND created for order %s", call->refund_ref, (long long)in.amount,
+		 json_string_value(json_object_get(created, "order_id")));
+	refund_send(&in, refund_sent, call);
 	json_decref(created);
+}
+
+/* The API's answer to every refund outcome. */
+static void refund_answered(struct http_req *req, const struct refund_result *r)
+{
+	char msg[128];
+	switch (r->outcome) {
+	case REFUND_CREATED:
+	case REFUND_REPLAY:
+		reply_json_text(req, 201, r->json);
+		break;
+	case REFUND_CONFIRMED:
+		reply_json_text(req, 200, r->json);
+		break;
+	case REFUND_ASKED:
+		http_reply_json(req, 202, json_pack("{s:s,s:s}", "id", req->params[0], "status", "awaiting_approval"));
+		break;
+	case REFUND_NO_ORDER:
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
+		break;
+	case REFUND_NO_APPROVAL:
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such approval");
+		break;
+	case REFUND_NO_REFUND:
+		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
+		break;
+	case REFUND_SAME_PERSON:
+		http_reply_error(req, ERR_FORBIDDEN, NULL, "a second finance member must approve this; you asked for it");
+		break;
+	case REFUND_ALREADY_APPROVED:
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "this refund was approved already");
+		break;
+	case REFUND_KEY_REUSED:
+		http_reply_error(req, ERR_IDEMPOTENCY_REUSED, "Idempotency-Key", NULL);
+		break;
+	case REFUND_KEY_IN_USE:
+		http_reply_error(req, ERR_IDEMPOTENCY_IN_USE, "Idempotency-Key", NULL);
+		break;
+	case REFUND_NOT_PAID:
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a paid order can be refunded");
+		break;
+	case REFUND_TOO_MUCH:
+		snprintf(msg, sizeof msg, "the amount is more than what is paid and not yet refunded (%lld VND)",
+			 (long long)r->refundable);
+		http_reply_error_extra(req, ERR_INVALID_STATE, "amount", msg,
+				       json_pack("{s:I}", "refundable", (json_int_t)r->refundable));
+		break;
+	case REFUND_BANK_CONFIRMS:
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "refunds at this bank are confirmed by the bank itself");
+		break;
+	case REFUND_NOT_PENDING:
+		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a pending refund can be confirmed");
+		break;
+	case REFUND_FAILED:
+		reply_db_failure(req, r->res, r->st);
+		break;
+	}
 }
 
 static void approval_asked(void *arg, PGresult *res, enum pg_status st)
@@ -251,7 +327,7 @@ static void approval_asked(void *arg, PGresult *res, enum pg_status st)
 }
 
 /* Two-person rule: a refund above FEEGATE_REFUND_APPROVAL_VND is only asked for here; it is
- * created when a second finance member approves it (refunds_approve). */
+ * created when a second finance member approves it (refund_approve). */
 static void ask_approval(struct http_req *req, int64_t amount, const char *reason)
 {
 	char id[37], amount_s[24], scope[AUTH_SCOPE_CAP], ip[AUDIT_IP_CAP];
@@ -264,24 +340,26 @@ static void ask_approval(struct http_req *req, int64_t amount, const char *reaso
 	pg_query(gw.db, "refund_ask", 11, params, cfg.db_timeout_ms, approval_asked, req);
 }
 
-void refunds_approve(struct http_req *req)
+void refund_approve(struct http_req *req, const char *approval_id, refund_done_fn done)
 {
-	if (!auth_require(req, PERM_REFUND))
-		return;
-	if (!util_uuid_valid(req->params[0])) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such approval");
+	if (!util_uuid_valid(approval_id)) {
+		struct refund_result r = {.outcome = REFUND_NO_APPROVAL};
+		done(req, &r);
 		return;
 	}
-	struct create_state *s = xcalloc(1, sizeof *s);
-	req->state = s;
-	req->state_free = create_state_free;
-	util_uuid(s->refund_id);
-	make_refund_ref(s->refund_id, s->refund_ref);
+	struct refund_call *call = call_new(req, done);
+	call_new_refund(call);
 	char ip[AUDIT_IP_CAP];
 	const char *who[6];
 	audit_params(req, NULL, who, ip);
-	const char *params[9] = {req->params[0], who[0], s->refund_id, s->refund_ref, who[1], who[2], who[3], who[4], who[5]};
-	pg_query(gw.db, "refund_approve", 9, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
+	const char *params[9] = {approval_id, who[0], call->refund_id, call->refund_ref, who[1], who[2], who[3], who[4], who[5]};
+	pg_query(gw.db, "refund_approve", 9, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, call);
+}
+
+void refunds_approve(struct http_req *req)
+{
+	if (auth_require(req, PERM_REFUND))
+		refund_approve(req, req->params[0], refund_answered);
 }
 
 void refunds_create(struct http_req *req)
@@ -323,27 +401,24 @@ void refunds_create(struct http_req *req)
 		json_decref(body);
 		return;
 	}
-	struct create_state *s = xcalloc(1, sizeof *s);
-	req->state = s;
-	req->state_free = create_state_free;
 	if (json_integer_value(amount) > cfg.refund_approval_vnd) {
 		ask_approval(req, json_integer_value(amount), json_string_value(reason));
 		json_decref(body);
 		return;
 	}
-	util_uuid(s->refund_id);
-	make_refund_ref(s->refund_id, s->refund_ref);
+	struct refund_call *call = call_new(req, refund_answered);
+	call_new_refund(call);
 	char amount_s[24], hash[65];
 	snprintf(amount_s, sizeof amount_s, "%lld", (long long)json_integer_value(amount));
 	/* the key answers for this order and this body: the same key on another order is a reuse */
 	char *scoped = xasprintf("%s:%.*s", req->params[0], (int)req->body_len, req->body);
 	util_sha256_hex(scoped, strlen(scoped), hash);
 	free(scoped);
-	const char *params[15] = {req->params[0], NULL, amount_s, json_string_value(reason), p->id, s->refund_id, s->refund_ref,
-				 key, key ? hash : NULL};
+	const char *params[15] = {req->params[0], NULL, amount_s, json_string_value(reason), p->id, call->refund_id,
+				  call->refund_ref, key, key ? hash : NULL};
 	char ip[AUDIT_IP_CAP];
 	audit_params(req, NULL, params + 9, ip);
-	pg_query(gw.db, "refund_create", 15, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, req);
+	pg_query(gw.db, "refund_create", 15, params, cfg.idempotency_wait_ms + cfg.db_timeout_ms, refund_created, call);
 	json_decref(body);
 }
 
@@ -413,82 +488,88 @@ void refunds_list(struct http_req *req)
 
 static void confirmed(void *arg, PGresult *res, enum pg_status st)
 {
-	struct http_req *req = arg;
+	struct refund_call *call = arg;
 	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
+		call_failed(call, res, st);
 		return;
 	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	if (strcmp(outcome, "not_found") == 0) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
-		return;
-	}
-	reply_json_text(req, 200, PQgetvalue(res, 0, 1));
+	struct refund_result r = {.outcome = REFUND_CONFIRMED, .json = PQgetvalue(res, 0, 1)};
+	if (strcmp(PQgetvalue(res, 0, 0), "not_found") == 0)
+		r.outcome = REFUND_NO_REFUND;
+	call_finish(call, &r);
 }
 
-/* Two-person rule for payouts: the first finance member's confirmation is recorded and
- * answered 202; a second member's confirmation completes the refund. */
+/* Two-person rule for payouts: the first finance member's confirmation is recorded (asked); a
+ * second member's confirmation completes the refund. */
 static void payout_decided(void *arg, PGresult *res, enum pg_status st)
 {
-	struct http_req *req = arg;
+	struct refund_call *call = arg;
+	struct http_req *req = call->req;
 	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
+		call_failed(call, res, st);
 		return;
 	}
 	const char *verdict = PQgetvalue(res, 0, 0);
 	if (strcmp(verdict, "asked") == 0 || strcmp(verdict, "same_person") == 0) {
-		if (*verdict == 's') {
-			http_reply_error(req, ERR_FORBIDDEN, NULL,
-					 "a second finance member must confirm this payout; you asked for it already");
-			return;
-		}
-		http_reply_json(req, 202, json_pack("{s:s,s:s}", "id", req->params[0], "status", "awaiting_approval"));
+		struct refund_result r = {.outcome = *verdict == 'a' ? REFUND_ASKED : REFUND_SAME_PERSON};
+		call_finish(call, &r);
 		return;
 	}
-	const char *params[11] = {req->params[0], "true", NULL, NULL, req_principal(req)->id};
+	const char *params[11] = {call->refund_id, "true", NULL, NULL, req_principal(req)->id};
 	char ip[AUDIT_IP_CAP];
 	audit_params(req, NULL, params + 5, ip);
-	pg_query(gw.db, "refund_confirm", 11, params, cfg.db_timeout_ms, confirmed, req);
+	pg_query(gw.db, "refund_confirm", 11, params, cfg.db_timeout_ms, confirmed, call);
+}
+
+bool refund_confirmed_by_finance(const char *bank)
+{
+	const struct bank *bk = bank_find(bank);
+	return !bk || !bk->adapter->build_refund;
 }
 
 static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 {
-	struct http_req *req = arg;
+	struct refund_call *call = arg;
 	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
+		call_failed(call, res, st);
 		return;
 	}
-	if (PQntuples(res) != 1) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
-		return;
-	}
-	const struct bank *bk = bank_find(PQgetvalue(res, 0, 1));
-	if (bk && bk->adapter->build_refund) {
-		http_reply_error(req, ERR_INVALID_STATE, NULL, "refunds at this bank are confirmed by the bank itself");
-		return;
-	}
-	if (strcmp(PQgetvalue(res, 0, 2), "pending") != 0) {
-		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a pending refund can be confirmed");
+	struct refund_result r = {.outcome = REFUND_NO_REFUND};
+	if (PQntuples(res) == 1 && !refund_confirmed_by_finance(PQgetvalue(res, 0, 1)))
+		r.outcome = REFUND_BANK_CONFIRMS;
+	else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 2), "pending") != 0)
+		r.outcome = REFUND_NOT_PENDING;
+	else if (PQntuples(res) == 1)
+		r.outcome = REFUND_ASKED;
+	if (r.outcome != REFUND_ASKED) {
+		call_finish(call, &r);
 		return;
 	}
 	char id[37], ip[AUDIT_IP_CAP];
 	util_uuid(id);
 	const char *who[6];
-	audit_params(req, NULL, who, ip);
-	const char *params[8] = {id, req->params[0], who[0], who[1], who[2], who[3], who[4], who[5]};
-	pg_query(gw.db, "payout_approval", 8, params, cfg.db_timeout_ms, payout_decided, req);
+	audit_params(call->req, NULL, who, ip);
+	const char *params[8] = {id, call->refund_id, who[0], who[1], who[2], who[3], who[4], who[5]};
+	pg_query(gw.db, "payout_approval", 8, params, cfg.db_timeout_ms, payout_decided, call);
+}
+
+void refund_confirm(struct http_req *req, const char *refund_id, refund_done_fn done)
+{
+	if (!util_uuid_valid(refund_id)) {
+		struct refund_result r = {.outcome = REFUND_NO_REFUND};
+		done(req, &r);
+		return;
+	}
+	struct refund_call *call = call_new(req, done);
+	snprintf(call->refund_id, sizeof call->refund_id, "%s", refund_id);
+	const char *params[1] = {refund_id};
+	pg_query(gw.db, "refund_lookup", 1, params, cfg.db_timeout_ms, confirm_checked, call);
 }
 
 void refunds_confirm(struct http_req *req)
 {
-	if (!auth_require(req, PERM_REFUND))
-		return;
-	if (!util_uuid_valid(req->params[0])) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such refund");
-		return;
-	}
-	const char *params[1] = {req->params[0]};
-	pg_query(gw.db, "refund_lookup", 1, params, cfg.db_timeout_ms, confirm_checked, req);
+	if (auth_require(req, PERM_REFUND))
+		refund_confirm(req, req->params[0], refund_answered);
 }
 
 /* ---- the ledger's read API ---- */

@@ -59,6 +59,44 @@ static long day_span(const char *a, const char *b)
 	return (long)((timegm(&tb) - timegm(&ta)) / 86400);
 }
 
+/* ---- what an export thread produces ---- */
+
+#define ORDERS_FILTERS 6 /* from, to, status, bank, reference, payer, as struct orders_filter */
+
+enum export_kind { EXPORT_SETTLEMENT, EXPORT_ORDERS };
+
+struct export_spec {
+	enum export_kind kind;
+	struct report_request r;      /* the settlement report; an order search's format and scope */
+	char scope[AUTH_SCOPE_CAP];   /* r.scope points here */
+	char *orders[ORDERS_FILTERS]; /* the order search's filters, NULL when not given */
+	char filename[96];
+	export_refuse_fn refuse;      /* answers an error found before the first byte */
+};
+
+static struct export_spec *spec_new(enum export_kind kind, const struct report_request *r, export_refuse_fn refuse)
+{
+	struct export_spec *e = xcalloc(1, sizeof *e);
+	e->kind = kind;
+	e->r = *r;
+	e->refuse = refuse;
+	if (r->scope) {
+		snprintf(e->scope, sizeof e->scope, "%s", r->scope);
+		e->r.scope = e->scope;
+	}
+	return e;
+}
+
+static void spec_free(void *p)
+{
+	struct export_spec *e = p;
+	if (!e)
+		return;
+	for (int i = 0; i < ORDERS_FILTERS; i++)
+		free(e->orders[i]);
+	free(e);
+}
+
 /* ---- the report, for every caller ---- */
 
 static PGresult *q(PGconn *c, const char *sql, int n, const char *const *params, char *err, size_t cap)
@@ -80,6 +118,59 @@ static const char *val(const PGresult *r, int row, int col)
 static int64_t num(const PGresult *r, int row, int col)
 {
 	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* One snapshot for a whole export (totals and lines agree even while payments arrive), with
+ * the session's settings for big scans. */
+static bool export_begin(PGconn *c, char *err, size_t errcap)
+{
+	/* A day of a million payments is three scans joined by hash: with the default 4 MB they
+	 * spill to disk batch by batch (measured 3x slower). JIT only adds its compile time here. */
+	static const char *const steps[] = {"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+					    "SET LOCAL work_mem = '" EXPORT_WORK_MEM "'", "SET LOCAL jit = off"};
+	for (size_t i = 0; i < ARRAY_LEN(steps); i++) {
+		PGresult *res = q(c, steps[i], 0, NULL, err, errcap);
+		if (!res)
+			return false;
+		PQclear(res);
+	}
+	return true;
+}
+
+/* libxlsxwriter writes a file; the caller's sink gets its bytes afterwards (xlsx_send). */
+static bool xlsx_temp(char path[256], char *err, size_t errcap)
+{
+	const char *tmp = getenv("TMPDIR");
+	snprintf(path, 256, "%s/feegate-report-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemp(path);
+	if (fd < 0) {
+		snprintf(err, errcap, "cannot create a temporary file: %s", strerror(errno));
+		path[0] = '\0';
+		return false;
+	}
+	close(fd);
+	return true;
+}
+
+static enum report_outcome xlsx_send(const char *path, report_sink sink, void *arg, char *err, size_t errcap)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, errcap, "cannot read the workbook back");
+		return REPORT_WRITE_FAILED;
+	}
+	char *buf = xmalloc(CHUNK_BYTES);
+	size_t got;
+	enum report_outcome out = REPORT_OK;
+	while ((got = fread(buf, 1, CHUNK_BYTES, f)) > 0) {
+		if (!sink(arg, buf, got)) {
+			out = REPORT_STOPPED;
+			break;
+		}
+	}
+	free(buf);
+	fclose(f);
+	return out;
 }
 
 /* Columns of the lines cursor, named once. */
@@ -105,18 +196,8 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 	const char *agency_param = r->scope;
 	err[0] = '\0';
 
-	/* One snapshot for totals and lines: they agree even while payments arrive. */
-	if (!(res = q(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", 0, NULL, err, errcap)))
+	if (!export_begin(c, err, errcap))
 		goto done;
-	PQclear(res);
-	/* A day of a million payments is three scans joined by hash: with the default 4 MB they
-	 * spill to disk batch by batch (measured 3x slower). JIT only adds its compile time here. */
-	if (!(res = q(c, "SET LOCAL work_mem = '" EXPORT_WORK_MEM "'", 0, NULL, err, errcap)))
-		goto done;
-	PQclear(res);
-	if (!(res = q(c, "SET LOCAL jit = off", 0, NULL, err, errcap)))
-		goto done;
-	PQclear(res);
 	if (r->agency[0]) {
 		const char *p[2] = {r->agency, r->scope};
 		if (!(res = q(c, "SELECT id FROM agencies WHERE code = $1::text AND ($2::bigint[] IS NULL OR id = ANY ($2::bigint[]))",
@@ -146,18 +227,9 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 		      "FROM feegate_report_totals($1::date, $2::date, $3::bigint[], $4::text)",
 		      4, params, err, errcap)))
 		goto done;
-	if (r->format == REPORT_XLSX) {
-		/* libxlsxwriter writes a file; the caller's sink gets its bytes afterwards */
-		const char *tmp = getenv("TMPDIR");
-		snprintf(xlsx_path, sizeof xlsx_path, "%s/feegate-report-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		int fd = mkstemp(xlsx_path);
-		if (fd < 0) {
-			snprintf(err, errcap, "cannot create a temporary file: %s", strerror(errno));
-			xlsx_path[0] = '\0';
-			out = REPORT_WRITE_FAILED;
-			goto done;
-		}
-		close(fd);
+	if (r->format == REPORT_XLSX && !xlsx_temp(xlsx_path, err, errcap)) {
+		out = REPORT_WRITE_FAILED;
+		goto done;
 	}
 	w = report_writer_new(r->format, r->from, r->to, (const char *const *)keys, nkeys, sink, arg, xlsx_path);
 	out = REPORT_STOPPED;
@@ -212,27 +284,7 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 			snprintf(err, errcap, "the workbook could not be written");
 		goto done;
 	}
-	if (r->format == REPORT_XLSX) {
-		FILE *f = fopen(xlsx_path, "rb");
-		if (!f) {
-			out = REPORT_WRITE_FAILED;
-			snprintf(err, errcap, "cannot read the workbook back");
-			goto done;
-		}
-		char *buf = xmalloc(CHUNK_BYTES);
-		size_t got;
-		out = REPORT_OK;
-		while ((got = fread(buf, 1, CHUNK_BYTES, f)) > 0) {
-			if (!sink(arg, buf, got)) {
-				out = REPORT_STOPPED;
-				break;
-			}
-		}
-		free(buf);
-		fclose(f);
-		goto done;
-	}
-	out = REPORT_OK;
+	out = r->format == REPORT_XLSX ? xlsx_send(xlsx_path, sink, arg, err, errcap) : REPORT_OK;
 done:
 	if (res)
 		PQclear(res);
@@ -243,6 +295,82 @@ done:
 		free(keys[i]);
 	free(keys);
 	PQclear(PQexec(c, "ROLLBACK")); /* read only: nothing to keep */
+	return out;
+}
+
+/* ---- the staff's order search, exported ---- */
+
+enum { O_ID, O_REF, O_AGENCY, O_CREATED, O_DESC, O_PROC, O_PAYER, O_STATUS, O_AMOUNT, O_BANKS, O_TXN, O_PAID };
+static const char *const orders_columns[] = {
+	"order_id", "reference", "agency", "created_at_asia_ho_chi_minh", "description", "procedure", "payer_name",
+	"status", "amount", "banks", "bank_txn_id", "paid_at_asia_ho_chi_minh",
+};
+/* feegate_orders_find is the console's search (migrations/functions/staff.sql), without its page limit */
+static const char orders_cursor[] =
+	"DECLARE orders_export NO SCROLL CURSOR FOR "
+	"SELECT f.id, f.reference, a.code, feegate_report_local_time(f.created_at), f.description, "
+	"coalesce(f.procedure, ''), coalesce(f.payer->>'name', ''), f.status, f.amount, "
+	"coalesce((SELECT string_agg(DISTINCT t.bank, ', ') FROM attempts t WHERE t.order_id = f.id), ''), "
+	"coalesce(p.bank_txn_id, ''), coalesce(feegate_report_local_time(p.paid_at), '') "
+	"FROM feegate_orders_find(NULL, $1::bigint[], $2::date, $3::date, $4::text, $5::text, $6::text, $7::text, "
+	"NULL, NULL) f JOIN agencies a ON a.id = f.agency_id "
+	"LEFT JOIN LATERAL (SELECT t.bank_txn_id, t.paid_at FROM attempts t WHERE t.order_id = f.id "
+	"AND t.status = 'succeeded' ORDER BY t.paid_at LIMIT 1) p ON true ORDER BY f.id DESC";
+
+static enum report_outcome orders_export(PGconn *c, const struct export_spec *e, report_sink sink, void *arg,
+					 char *err, size_t errcap)
+{
+	enum report_outcome out = REPORT_DB_FAILED;
+	PGresult *res = NULL;
+	struct report_writer *w = NULL;
+	char xlsx_path[256] = "";
+	err[0] = '\0';
+	const char *params[7] = {e->r.scope};
+	for (int i = 0; i < ORDERS_FILTERS; i++)
+		params[1 + i] = e->orders[i];
+	if (!export_begin(c, err, errcap) || !(res = q(c, orders_cursor, 7, params, err, errcap)))
+		goto done;
+	if (e->r.format == REPORT_XLSX && !xlsx_temp(xlsx_path, err, errcap)) {
+		out = REPORT_WRITE_FAILED;
+		goto done;
+	}
+	w = report_table_new(e->r.format, "Orders", orders_columns, (int)ARRAY_LEN(orders_columns), sink, arg, xlsx_path);
+	for (;;) {
+		PQclear(res);
+		if (!(res = q(c, "FETCH " FETCH_ROWS " FROM orders_export", 0, NULL, err, errcap)))
+			goto done;
+		int n = PQntuples(res);
+		if (n == 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct report_cell row[ARRAY_LEN(orders_columns)];
+			for (int k = 0; k < (int)ARRAY_LEN(orders_columns); k++)
+				row[k] = (struct report_cell){.text = PQgetvalue(res, i, k)};
+			row[O_AMOUNT] = (struct report_cell){.num = num(res, i, O_AMOUNT)};
+			if (!report_write_row(w, row)) {
+				out = REPORT_STOPPED;
+				goto done;
+			}
+		}
+	}
+	PQclear(res);
+	res = NULL;
+	out = REPORT_STOPPED;
+	if (!report_finish(w)) {
+		if (e->r.format == REPORT_XLSX) {
+			out = REPORT_WRITE_FAILED;
+			snprintf(err, errcap, "the workbook could not be written");
+		}
+		goto done;
+	}
+	out = e->r.format == REPORT_XLSX ? xlsx_send(xlsx_path, sink, arg, err, errcap) : REPORT_OK;
+done:
+	if (res)
+		PQclear(res);
+	report_writer_free(w);
+	if (xlsx_path[0])
+		unlink(xlsx_path);
+	PQclear(PQexec(c, "ROLLBACK"));
 	return out;
 }
 
@@ -267,15 +395,12 @@ struct export_job {
 
 	/* the thread's own */
 	struct chunk *filling;
-	struct report_request r;
-	char scope[40];
-	bool scope_set;
+	struct export_spec *spec; /* what to export; read by the loop too, never changed */
 
 	/* the loop's own */
 	struct event *wakeup;
 	struct http_req *req; /* NULL once its reply is done */
 	bool started;
-	char filename[96];
 };
 
 static int exports_running;
@@ -359,7 +484,8 @@ static void *job_thread(void *arg)
 		PQclear(PQexec(c, "SET statement_timeout = '" EXPORT_STATEMENT_TIMEOUT "'; "
 				  "SET idle_in_transaction_session_timeout = '" EXPORT_IDLE_TIMEOUT "'; "
 				  "SET client_min_messages = warning"));
-		out = report_export(c, &j->r, job_sink, j, err, sizeof err);
+		out = j->spec->kind == EXPORT_SETTLEMENT ? report_export(c, &j->spec->r, job_sink, j, err, sizeof err)
+							 : orders_export(c, j->spec, job_sink, j, err, sizeof err);
 		if (out == REPORT_OK && j->filling && j->filling->len) {
 			struct chunk *ch = j->filling;
 			j->filling = NULL;
@@ -393,6 +519,7 @@ static void job_free(struct export_job *j)
 	close(j->pipe_wr);
 	pthread_mutex_destroy(&j->mu);
 	pthread_cond_destroy(&j->room);
+	spec_free(j->spec);
 	free(j);
 	exports_running--;
 }
@@ -441,22 +568,24 @@ static void job_pump(struct export_job *j)
 			return;
 		if (!any && outcome != REPORT_OK) {
 			/* nothing sent yet: a proper error answer is still possible */
+			export_refuse_fn refuse = j->spec->refuse;
 			job_detach(j);
-			if (outcome == REPORT_NOT_FOUND)
-				http_reply_error(req, ERR_NOT_FOUND, "agency", "no such agency");
-			else if (outcome == REPORT_DB_FAILED)
-				http_reply_error(req, ERR_UNAVAILABLE, NULL, "the database is unavailable; retry later");
-			else {
-				log_error(req->id, "settlement report failed: %s", j->err);
-				http_reply_error(req, ERR_INTERNAL, NULL, NULL);
+			if (outcome == REPORT_NOT_FOUND) {
+				refuse(req, ERR_NOT_FOUND, "agency", "no such agency");
+			} else if (outcome == REPORT_DB_FAILED) {
+				log_warn(req->id, "export: %s", j->err);
+				refuse(req, ERR_UNAVAILABLE, NULL, "the database is unavailable; retry later");
+			} else {
+				log_error(req->id, "export failed: %s", j->err);
+				refuse(req, ERR_INTERNAL, NULL, NULL);
 			}
 			return;
 		}
-		http_stream_start(req, 200, report_content_type(j->r.format), j->filename);
+		http_stream_start(req, 200, report_content_type(j->spec->r.format), j->spec->filename);
 		j->started = true;
 	}
 	if (http_stream_gone(req)) {
-		log_info(req->id, "settlement report: the client left before the end; stopped");
+		log_info(req->id, "export: the client left before the end; stopped");
 		job_detach(j);
 		http_stream_abort(req);
 		return;
@@ -488,7 +617,7 @@ static void job_pump(struct export_job *j)
 			http_stream_end(req);
 		} else {
 			/* a truncated body, never one that looks complete */
-			log_error(req->id, "settlement report failed midway: %s", j->err);
+			log_error(req->id, "export failed midway: %s", j->err);
 			http_stream_abort(req);
 		}
 		return;
@@ -517,22 +646,20 @@ static void job_release(void *p)
 		job_detach(j);
 }
 
-static bool job_start(struct http_req *req, const struct report_request *r, const char *filename)
+/* Takes spec, whatever the outcome. */
+static bool job_start(struct http_req *req, struct export_spec *spec)
 {
 	int fds[2];
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0)
+	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) {
+		spec_free(spec);
 		return false;
+	}
 	struct export_job *j = xcalloc(1, sizeof *j);
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_cond_init(&j->room, NULL);
 	j->pipe_rd = fds[0];
 	j->pipe_wr = fds[1];
-	j->r = *r;
-	if (r->scope) {
-		snprintf(j->scope, sizeof j->scope, "%s", r->scope);
-		j->r.scope = j->scope;
-	}
-	snprintf(j->filename, sizeof j->filename, "%s", filename);
+	j->spec = spec;
 	j->req = req;
 	j->wakeup = event_new(gw.base, j->pipe_rd, EV_READ | EV_PERSIST, job_wakeup, j);
 	event_add(j->wakeup, NULL);
@@ -611,28 +738,70 @@ static const char *check_range(const char *date, const char *from, const char *t
 	return NULL;
 }
 
-/* The one place an export is recorded for the audit log (export.download), once it starts. */
-/* An export waiting for its export.download audit row, which is written (and committed) before
- * the first byte of the export is sent: an export that cannot be audited is not sent. */
-struct export_pending {
-	struct report_request r;
-	char scope[40];
-	char filename[96];
-};
-
+/* An export waits for its export.download audit row, which is written (and committed) before
+ * the first byte is sent: an export that cannot be audited is not sent. The one place exports
+ * are recorded. */
 static void export_audited(struct http_req *req, bool recorded)
 {
-	struct export_pending *pe = req->state;
+	struct export_spec *spec = req->state;
+	export_refuse_fn refuse = spec->refuse;
 	req->state = NULL;
 	req->state_free = NULL;
 	if (!recorded) {
-		free(pe);
-		http_reply_error(req, ERR_UNAVAILABLE, NULL, "the export could not be recorded in the audit log; retry shortly");
+		spec_free(spec);
+		refuse(req, ERR_UNAVAILABLE, NULL, "the export could not be recorded in the audit log; retry shortly");
 		return;
 	}
-	if (!job_start(req, &pe->r, pe->filename))
-		http_reply_error(req, ERR_UNAVAILABLE, NULL, "cannot start the export; retry shortly");
-	free(pe);
+	if (!job_start(req, spec))
+		refuse(req, ERR_UNAVAILABLE, NULL, "cannot start the export; retry shortly");
+}
+
+static void export_send(struct http_req *req, struct export_spec *spec, const char *object, const char *detail)
+{
+	if (exports_running >= EXPORTS_MAX) {
+		export_refuse_fn refuse = spec->refuse;
+		spec_free(spec);
+		refuse(req, ERR_UNAVAILABLE, NULL, "too many exports are running; retry shortly");
+		return;
+	}
+	if (req->state_free)
+		req->state_free(req->state); /* the caller's (what it held is copied into spec) */
+	req->state = spec;
+	req->state_free = spec_free;
+	audit_record(req, "export.download", object, "ok", detail, export_audited);
+}
+
+void reports_settlement_send(struct http_req *req, const struct report_request *r, export_refuse_fn refuse)
+{
+	struct export_spec *spec = spec_new(EXPORT_SETTLEMENT, r, refuse);
+	snprintf(spec->filename, sizeof spec->filename, "settlement_%s_%s%s%s.%s", r->from, r->to,
+		 r->agency[0] ? "_" : "", r->agency, report_extension(r->format));
+	char object[96], detail[48];
+	snprintf(object, sizeof object, "settlement:%s..%s:%s", r->from, r->to, r->agency[0] ? r->agency : "*");
+	snprintf(detail, sizeof detail, "format=%s%s%s", report_extension(r->format), r->bank[0] ? " bank=" : "",
+		 r->bank);
+	export_send(req, spec, object, detail);
+}
+
+void reports_orders_send(struct http_req *req, const struct orders_filter *f, enum report_format format,
+			 export_refuse_fn refuse)
+{
+	struct report_request r = {.format = format, .scope = f->scope};
+	struct export_spec *spec = spec_new(EXPORT_ORDERS, &r, refuse);
+	const char *given[ORDERS_FILTERS] = {f->from, f->to, f->status, f->bank, f->reference, f->payer};
+	static const char *const names[ORDERS_FILTERS] = {"from", "to", "status", "bank", "reference", "payer"};
+	char detail[512] = "";
+	size_t n = (size_t)snprintf(detail, sizeof detail, "format=%s", report_extension(format));
+	for (int i = 0; i < ORDERS_FILTERS; i++) {
+		spec->orders[i] = given[i] ? xstrdup(given[i]) : NULL;
+		if (given[i] && n < sizeof detail)
+			n += (size_t)snprintf(detail + n, sizeof detail - n, " %s=%s", names[i], given[i]);
+	}
+	snprintf(spec->filename, sizeof spec->filename, "orders_%s_%s.%s", f->from ? f->from : "all",
+		 f->to ? f->to : "all", report_extension(format));
+	char object[64];
+	snprintf(object, sizeof object, "orders:%s..%s", f->from ? f->from : "", f->to ? f->to : "");
+	export_send(req, spec, object, detail);
 }
 
 void reports_settlement(struct http_req *req)
@@ -662,27 +831,9 @@ void reports_settlement(struct http_req *req)
 	if (query_get(&qy, "format") && !report_format_parse(query_get(&qy, "format"), &r.format))
 		r.format = REPORT_JSON;
 	query_free(&qy);
-	char scope[40];
+	char scope[AUTH_SCOPE_CAP];
 	r.scope = auth_agency_scope(p, scope, sizeof scope);
-
-	if (exports_running >= EXPORTS_MAX) {
-		http_reply_error(req, ERR_UNAVAILABLE, NULL, "too many exports are running; retry shortly");
-		return;
-	}
-	struct export_pending *pe = xcalloc(1, sizeof *pe);
-	pe->r = r;
-	if (r.scope) {
-		snprintf(pe->scope, sizeof pe->scope, "%s", r.scope);
-		pe->r.scope = pe->scope;
-	}
-	snprintf(pe->filename, sizeof pe->filename, "settlement_%s_%s%s%s.%s", r.from, r.to, r.agency[0] ? "_" : "",
-		 r.agency, report_extension(r.format));
-	req->state = pe;
-	req->state_free = free;
-	char object[96], detail[48];
-	snprintf(object, sizeof object, "settlement:%s..%s:%s", r.from, r.to, r.agency[0] ? r.agency : "*");
-	snprintf(detail, sizeof detail, "format=%s%s%s", report_extension(r.format), r.bank[0] ? " bank=" : "", r.bank);
-	audit_record(req, "export.download", object, "ok", detail, export_audited);
+	reports_settlement_send(req, &r, http_reply_error);
 }
 
 /* ---- GET /v1/agencies/{code}/collections ---- */
@@ -750,7 +901,7 @@ void reports_collections(struct http_req *req)
 		query_free(&qy);
 		return;
 	}
-	char scope[40], limit[16];
+	char scope[AUTH_SCOPE_CAP], limit[16];
 	snprintf(limit, sizeof limit, "%lld", (long long)query_num(&qy, "limit"));
 	const char *params[9] = {req->params[0],
 				 auth_agency_scope(p, scope, sizeof scope),

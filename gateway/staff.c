@@ -190,15 +190,28 @@ static void admin_done(void *arg, PGresult *res, enum pg_status st)
 		http_reply_json(req, 200, json_pack("{s:s,s:s}", "id", req->params[0], "state", "done"));
 }
 
-/* The target, the acting admin's six audit values, then extra ones (see db.c). */
-static void admin_run(struct http_req *req, const char *stmt, const char *const *extra, int nextra)
+void staff_admin_query(struct http_req *req, const char *stmt, const char *const *extra, int nextra, pg_done_fn done)
 {
 	const char *params[12] = {req->params[0]};
 	char ip[AUDIT_IP_CAP];
 	audit_params(req, NULL, params + 1, ip);
-	for (int i = 0; i < nextra; i++)
+	for (int i = 0; i < nextra && i < 5; i++)
 		params[7 + i] = extra[i];
-	pg_query(gw.db, stmt, 7 + nextra, params, cfg.db_timeout_ms, admin_done, req);
+	pg_query(gw.db, stmt, 7 + nextra, params, cfg.db_timeout_ms, done, req);
+}
+
+void staff_token_new(char id[37], char token[80], char hash[65])
+{
+	util_uuid(id);
+	char *t = util_token("fgs_", 32);
+	snprintf(token, 80, "%s", t);
+	free(t);
+	util_sha256_hex(token, strlen(token), hash);
+}
+
+static void admin_run(struct http_req *req, const char *stmt, const char *const *extra, int nextra)
+{
+	staff_admin_query(req, stmt, extra, nextra, admin_done);
 }
 
 static bool admin_target(struct http_req *req)
@@ -249,11 +262,7 @@ void staff_api_token_create(struct http_req *req)
 		label = l ? json_string_value(l) : "";
 	}
 	char hash[65];
-	util_uuid(s->id);
-	char *token = util_token("fgs_", 32);
-	snprintf(s->token, sizeof s->token, "%s", token);
-	free(token);
-	util_sha256_hex(s->token, strlen(s->token), hash);
+	staff_token_new(s->id, s->token, hash);
 	const char *extra[3] = {s->id, hash, label};
 	admin_run(req, "token_create", extra, 3);
 	json_decref(body);

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "lib/http.h"
+#include "lib/pgpool.h"
 #include "lib/util.h"
 
 #define STAFF_RECOVERY_CODES 10
@@ -32,6 +33,12 @@ typedef void (*staff_passwd_fn)(void *arg, bool ok);
 bool staff_passwd_verify(const char *password, const char *stored, staff_passwd_fn done, void *arg) WARN_UNUSED;
 bool staff_passwd_hash(const char *password, char *out, staff_passwd_fn done, void *arg) WARN_UNUSED;
 void staff_shutdown(void);
+
+/* Runs an admin statement of db.c on the request's target (req->params[0]): its parameters are
+ * the target, the acting staff's six audit values (audit_params), then up to five extra. */
+void staff_admin_query(struct http_req *req, const char *stmt, const char *const *extra, int nextra, pg_done_fn done);
+/* A new staff API token: its id, the token (shown once) and the SHA-256 that is stored. */
+void staff_token_new(char id[37], char token[80], char hash[65]);
 
 void staff_api_list(struct http_req *req);
 void staff_api_disable(struct http_req *req);

@@ -42,6 +42,8 @@ struct report_writer {
 	lxw_worksheet *totals_ws, *lines_ws;
 	lxw_format *bold;
 	uint32_t totals_row, lines_row;
+	char **cols; /* a plain table's columns (report_table_new), else NULL */
+	int ncols;
 };
 
 bool report_format_parse(const char *name, enum report_format *out)
@@ -408,11 +410,89 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 	return !w->failed;
 }
 
+/* ---- plain tables ---- */
+
+struct report_writer *report_table_new(enum report_format f, const char *sheet, const char *const *cols, int ncols,
+				       report_sink sink, void *arg, const char *xlsx_path)
+{
+	struct report_writer *w = xcalloc(1, sizeof *w);
+	w->format = f;
+	w->sink = sink;
+	w->arg = arg;
+	w->out = xmalloc(OUT_CAP);
+	w->keys = xcalloc(1, sizeof *w->keys);
+	w->ncols = ncols;
+	w->cols = xcalloc((size_t)(ncols ? ncols : 1), sizeof *w->cols);
+	for (int i = 0; i < ncols; i++)
+		w->cols[i] = xstrdup(cols[i]);
+	if (f == REPORT_CSV) {
+		puts_(w, "\xEF\xBB\xBF");
+		for (int c = 0; c < ncols; c++)
+			csv_text(w, cols[c], c == 0);
+		puts_(w, "\r\n");
+	} else if (f == REPORT_JSON) {
+		puts_(w, "[");
+	} else {
+		lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
+		w->wb = workbook_new_opt(xlsx_path, &opt);
+		if (!w->wb) {
+			w->failed = true;
+			return w;
+		}
+		w->bold = workbook_add_format(w->wb);
+		format_set_bold(w->bold);
+		w->lines_ws = workbook_add_worksheet(w->wb, sheet);
+		xlsx_header(w, w->lines_ws, (const char *const *)w->cols, ncols, false);
+		w->lines_row = 1;
+	}
+	return w;
+}
+
+bool report_write_row(struct report_writer *w, const struct report_cell *cells)
+{
+	if (w->failed)
+		return false;
+	if (w->format == REPORT_CSV) {
+		for (int c = 0; c < w->ncols; c++) {
+			if (cells[c].text) {
+				csv_text(w, cells[c].text, c == 0);
+			} else {
+				char buf[24];
+				int n = snprintf(buf, sizeof buf, "%s%lld", c ? "," : "", (long long)cells[c].num);
+				put(w, buf, (size_t)n);
+			}
+		}
+		puts_(w, "\r\n");
+	} else if (w->format == REPORT_JSON) {
+		json_t *o = json_object();
+		for (int c = 0; c < w->ncols; c++)
+			json_object_set_new(o, w->cols[c], cells[c].text ? json_string(cells[c].text) : json_integer(cells[c].num));
+		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		json_decref(o);
+		if (w->any_line)
+			put(w, ",", 1);
+		puts_(w, text);
+		free(text);
+		w->any_line = true;
+	} else {
+		uint32_t r = w->lines_row++;
+		for (int c = 0; c < w->ncols; c++) {
+			if (cells[c].text)
+				xlsx_text(w->lines_ws, r, c, cells[c].text);
+			else
+				xlsx_num(w->lines_ws, r, c, cells[c].num);
+		}
+	}
+	return !w->failed;
+}
+
 bool report_finish(struct report_writer *w)
 {
 	if (w->failed)
 		return false;
-	if (w->format == REPORT_JSON) {
+	if (w->format == REPORT_JSON && w->cols) {
+		puts_(w, "]");
+	} else if (w->format == REPORT_JSON) {
 		puts_(w, w->in_lines ? "]}" : "],\"lines\":[]}");
 	} else if (w->format == REPORT_XLSX) {
 		lxw_error e = workbook_close(w->wb);
@@ -432,6 +512,9 @@ void report_writer_free(struct report_writer *w)
 	for (int i = 0; i < w->nkeys; i++)
 		free(w->keys[i]);
 	free(w->keys);
+	for (int i = 0; i < w->ncols; i++)
+		free(w->cols[i]);
+	free(w->cols);
 	free(w->out);
 	free(w);
 }

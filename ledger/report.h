@@ -50,6 +50,18 @@ bool report_write_line(struct report_writer *w, const struct report_line *l) WAR
 bool report_finish(struct report_writer *w) WARN_UNUSED;
 void report_writer_free(struct report_writer *w);
 
+/* A plain table, for a list exported as it is shown (the console's order search): a header row
+ * of cols, then rows, in CSV (as the report's), XLSX (one sheet, amounts as numbers, the header
+ * frozen) or JSON (an array of objects). The writer is then finished and freed as a report's. */
+struct report_cell {
+	const char *text; /* the cell's text, or NULL for a number */
+	int64_t num;
+};
+struct report_writer *report_table_new(enum report_format f, const char *sheet, const char *const *cols, int ncols,
+				       report_sink sink, void *arg, const char *xlsx_path);
+/* One row of ncols cells. */
+bool report_write_row(struct report_writer *w, const struct report_cell *cells) WARN_UNUSED;
+
 bool report_format_parse(const char *name, enum report_format *out) WARN_UNUSED;
 const char *report_content_type(enum report_format f);
 const char *report_extension(enum report_format f);

@@ -156,7 +156,7 @@ BEGIN
 END $$;
 
 -- A VietQR payout confirmation: the first finance member asks ('asked'), a second one's
--- confirmation goes through ('approved'); the asker again gets 'same_person'.
+-- confirmation goes through ('approved'); the asker again gets 'same_person' (audited as denied).
 CREATE OR REPLACE FUNCTION feegate_payout_approval(p_approval uuid, p_refund uuid, p_staff uuid, p_label text,
                                                    p_role text, p_request_id text, p_ip text, p_user_agent text)
 RETURNS text LANGUAGE plpgsql AS $$
@@ -173,6 +173,8 @@ BEGIN
     END IF;
     SELECT * INTO a FROM refund_approvals WHERE refund_id = p_refund AND kind = 'payout' FOR UPDATE;
     IF a.requested_by = p_staff THEN
+        PERFORM feegate_audit(p_staff, p_label, p_role, 'refund.confirm', p_refund::text, 'denied', p_request_id, p_ip,
+                              p_user_agent, 'the member who confirmed first cannot confirm again');
         RETURN 'same_person';
     END IF;
     UPDATE refund_approvals SET approved_by = p_staff, approved_at = now() WHERE id = a.id AND approved_by IS NULL;

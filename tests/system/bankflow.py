@@ -11,8 +11,10 @@ Test modules do `from bankflow import *`. What is here:
   * the citizen's steps (checkout page, choose a bank, approve at the bank), the bank formats
     in Python (VNPAY IPN, MoMo IPN, VietQR credit, all signed here, not by the C), ledger and
     webhook queries, `feegate ledger check`.
+  * business days in Vietnam (`vn_day`, `compact`) and camt.053 treasury statements (`camt053`).
 """
 import contextlib
+import datetime
 import hashlib
 import hmac
 import html
@@ -23,6 +25,8 @@ import signal
 import subprocess
 import time
 import urllib.parse
+import uuid
+from zoneinfo import ZoneInfo
 from pathlib import Path
 
 import pytest
@@ -41,7 +45,7 @@ __all__ = [
     "transfers", "payment_transfers", "account_id", "account_balance", "notification_rows",
     "exception_rows", "ledger_check", "assert_ledger_ok", "assert_single_payment",
     "webhooks_for", "wait_webhook", "verify_webhook_signature", "psql_superuser",
-    "json_body", "last_notification", "park_pending_queries",
+    "json_body", "last_notification", "park_pending_queries", "VN", "vn_day", "compact", "camt053",
 ]
 
 BANKSIM_BIN = os.environ.get("BANKSIM_BIN") or str(REPO / "build" / "banksim")
@@ -610,3 +614,34 @@ def last_notification(sim, bank, ref, after_id=0, timeout=10):
         got = [n for n in sim.notifications(bank=bank, ref=ref) if n["id"] > after_id and "status" in n]
         return got[-1] if got else None
     return wait_until(look, timeout, what=f"a {bank} notification for {ref}")
+
+
+# ------------------------------------------------------------------------------ statements
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def vn_day(offset=0):
+    return datetime.datetime.now(VN).date() + datetime.timedelta(days=offset)
+
+
+def compact(d):
+    return d.strftime("%Y%m%d")
+
+
+def camt053(account, day, entries, opening=0, closing=None, ns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"):
+    """A camt.053 statement: entries are (amount, "CRDT"|"DBIT", reference, remittance)."""
+    net = sum(a if cd == "CRDT" else -a for a, cd, _, _ in entries)
+    closing = opening + net if closing is None else closing
+    ntry = "".join(
+        f"<Ntry><Amt Ccy=\"VND\">{a}</Amt><CdtDbtInd>{cd}</CdtDbtInd><BookgDt><Dt>{day}</Dt></BookgDt>"
+        f"<AcctSvcrRef>{ref}</AcctSvcrRef><NtryDtls><TxDtls><RmtInf><Ustrd>{rmt}</Ustrd></RmtInf></TxDtls>"
+        f"</NtryDtls></Ntry>" for a, cd, ref, rmt in entries)
+    return (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Document xmlns=\"{ns}\"><BkToCstmrStmt>"
+            f"<GrpHdr><MsgId>{uuid.uuid4().hex[:16]}</MsgId></GrpHdr><Stmt><Id>S1</Id>"
+            f"<Acct><Id><Othr><Id>{account}</Id></Othr></Id></Acct>"
+            f"<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"VND\">{opening}</Amt>"
+            f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>"
+            f"<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"VND\">{closing}</Amt>"
+            f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>{ntry}</Stmt></BkToCstmrStmt></Document>"
+            ).encode()

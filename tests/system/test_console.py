@@ -1,68 +1,17 @@
-"""The staff console in headless Chromium (and, where no browser is needed, over plain HTTP).
+"""The staff console in headless Chromium (and, where no browser is needed, over plain HTTP):
+sign-in, sessions, CSRF, the order search and page, the audit log, staff and tokens. The money
+pages (cases, statements, the settlement report, refunds) are test_console_finance.py.
 
 Screenshots go to $FEEGATE_SCREENSHOTS, by default build/screenshots/ of the checkout."""
-import os
 import re
-import shutil
-import tempfile
 import time
-from pathlib import Path
 
-import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
-from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import REPO, order_body
+from conftest import order_body
+from consolekit import browser, session_cookie, shot, sign_in, submit
 from staffkit import audit_rows, console_login, csrf_of, new_staff, totp, wait_ready
-
-SHOTS = Path(os.environ.get("FEEGATE_SCREENSHOTS") or REPO / "build" / "screenshots")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    profile = tempfile.mkdtemp(prefix="feegate-chromium-")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for a in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1280,900", "--lang=vi"):
-        opts.add_argument(a)
-    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
-                              options=opts)
-    driver.set_page_load_timeout(30)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
-
-
-def shot(driver, name, width=None):
-    if width:
-        driver.set_window_size(width, 900)
-    driver.save_screenshot(str(SHOTS / f"{name}.png"))
-    if width:
-        driver.set_window_size(1280, 900)
-
-
-def sign_in(driver, base, email, password, code=""):
-    driver.delete_all_cookies()
-    driver.get(base + "/console/login")
-    driver.find_element(By.ID, "email").send_keys(email)
-    driver.find_element(By.ID, "password").send_keys(password)
-    if code:
-        driver.find_element(By.ID, "totp").send_keys(code)
-    form = driver.find_element(By.CSS_SELECTOR, "main form")
-    driver.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    # click() does not wait for the answer: wait until the sign-in page has been replaced
-    WebDriverWait(driver, 30).until(EC.staleness_of(form))
-
-
-def session_cookie(driver):
-    return next((c for c in driver.get_cookies() if c["name"] == "fg_session"), None)
 
 
 def test_sign_in_wrong_password_then_right_with_totp(browser, gateway, stack):
@@ -201,9 +150,7 @@ def test_admin_staff_page_and_first_totp_enrolment(browser, gateway, stack):
     assert browser.current_url.endswith("/console/totp")  # nothing else opens meanwhile
     secret = browser.find_element(By.ID, "totp-secret").text
     browser.find_element(By.ID, "code").send_keys(totp(secret))
-    form = browser.find_element(By.CSS_SELECTOR, "main form")
-    browser.find_element(By.CSS_SELECTOR, "main form button[type=submit]").click()
-    WebDriverWait(browser, 30).until(EC.staleness_of(form))
+    submit(browser, "main form")
     codes = browser.find_elements(By.CSS_SELECTOR, "#recovery code")
     assert len(codes) == 10
     browser.get(gateway.url + "/console/staff")

@@ -3,23 +3,11 @@ through POST /v1/statements, matched against the ledger, the differences opened 
 worked to an end through /v1/exceptions; refused files store nothing."""
 import datetime
 import uuid
-from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
 from bankflow import *
-
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
-
-
-def vn_day(offset=0):
-    return datetime.datetime.now(VN).date() + datetime.timedelta(days=offset)
-
-
-def compact(d):
-    return d.strftime("%Y%m%d")
-
 
 def settlement(sim, bank, day):
     r = sim.get(f"/settlement/{bank}/{compact(day)}")
@@ -50,24 +38,6 @@ def cases_of(finance, order_id):
 
 def open_kinds(finance, order_id):
     return sorted(c["kind"] for c in cases_of(finance, order_id) if c["state"] != "resolved")
-
-
-def camt053(account, day, entries, opening=0, closing=None, ns="urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"):
-    """A camt.053 statement: entries are (amount, "CRDT"|"DBIT", reference, remittance)."""
-    net = sum(a if cd == "CRDT" else -a for a, cd, _, _ in entries)
-    closing = opening + net if closing is None else closing
-    ntry = "".join(
-        f"<Ntry><Amt Ccy=\"VND\">{a}</Amt><CdtDbtInd>{cd}</CdtDbtInd><BookgDt><Dt>{day}</Dt></BookgDt>"
-        f"<AcctSvcrRef>{ref}</AcctSvcrRef><NtryDtls><TxDtls><RmtInf><Ustrd>{rmt}</Ustrd></RmtInf></TxDtls>"
-        f"</NtryDtls></Ntry>" for a, cd, ref, rmt in entries)
-    return (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Document xmlns=\"{ns}\"><BkToCstmrStmt>"
-            f"<GrpHdr><MsgId>{uuid.uuid4().hex[:16]}</MsgId></GrpHdr><Stmt><Id>S1</Id>"
-            f"<Acct><Id><Othr><Id>{account}</Id></Othr></Id></Acct>"
-            f"<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"VND\">{opening}</Amt>"
-            f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>"
-            f"<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"VND\">{closing}</Amt>"
-            f"<CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>{day}</Dt></Dt></Bal>{ntry}</Stmt></BkToCstmrStmt></Document>"
-            ).encode()
 
 
 def pay_out(sim, account, bank, day, agency, amount, paid_on):
