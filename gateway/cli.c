@@ -305,6 +305,32 @@ static bool migrate_file(PGconn *c, const char *path, const char *version, const
 	return ok;
 }
 
+/* Forgets the records of function files no longer in the folder: one added again later is
+ * applied again, whatever a numbered migration dropped meanwhile. */
+static bool forget_removed(PGconn *c, char **fnames, int nf)
+{
+	size_t len = 1;
+	for (int i = 0; i < nf; i++)
+		len += strlen("functions/ ") + strlen(fnames[i]);
+	char *present = xmalloc(len);
+	present[0] = '\0';
+	for (int i = 0; i < nf; i++)
+		strcat(strcat(strcat(present, i ? " " : ""), "functions/"), fnames[i]);
+	const char *p1[1] = {present};
+	PGresult *r = PQexecParams(c,
+				   "DELETE FROM schema_migrations WHERE version LIKE 'functions/%' "
+				   "AND version <> ALL (string_to_array($1, ' ')) RETURNING version",
+				   1, NULL, p1, NULL, NULL, 0);
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		fprintf(stderr, "%s", PQresultErrorMessage(r));
+	for (int i = 0; ok && i < PQntuples(r); i++)
+		printf("forgot %s (no longer in the folder)\n", PQgetvalue(r, i, 0));
+	PQclear(r);
+	free(present);
+	return ok;
+}
+
 /*
  * The migrations folder (migrations/README.md): schema.sql, the schema of a new database, which
  * squashes history/NNNN_name.sql; NNNN_name.sql beside it, the migrations since; functions/,
@@ -352,6 +378,8 @@ int cli_migrate(int argc, char **argv)
 		free(version);
 		free(path);
 	}
+	if (rc == 0 && !forget_removed(c, fnames, nf))
+		rc = 1;
 	if (rc == 0)
 		printf("%d migration(s) and %d function file(s) applied; schema up to date\n", applied, refreshed);
 	if (c)

@@ -23,6 +23,7 @@ import signal
 import subprocess
 import time
 import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ __all__ = [
     "momo_signature", "momo_ipn_body", "vietqr_signature", "send_vietqr_credit",
     "transfers", "payment_transfers", "account_id", "account_balance", "notification_rows",
     "exception_rows", "ledger_check", "assert_ledger_ok", "assert_single_payment",
-    "webhooks_for", "wait_webhook", "verify_webhook_signature", "psql_superuser",
+    "webhooks_for", "wait_webhook", "verify_webhook_signature", "psql_superuser", "scratch_database",
     "json_body", "last_notification", "park_pending_queries",
 ]
 
@@ -575,6 +576,20 @@ def psql_superuser(stack, sql, dbname="feegate"):
     if os.geteuid() == 0 and f.get("PG_USER") and f["PG_USER"] != "root":
         cmd = ["runuser", "-u", f["PG_USER"], "--"] + cmd
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
+
+
+@contextlib.contextmanager
+def scratch_database(stack):
+    """A new empty database owned by the gateway's role, dropped afterwards; yields its URL."""
+    name = "feegate_scratch_" + uuid.uuid4().hex[:10]
+    r = psql_superuser(stack, f"CREATE DATABASE {name} OWNER feegate", dbname="postgres")
+    assert r.returncode == 0, r.stderr
+    u = urllib.parse.urlsplit(stack.database_url)
+    try:
+        yield urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+    finally:
+        r = psql_superuser(stack, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", dbname="postgres")
+        assert r.returncode == 0, r.stderr
 
 
 # ------------------------------------------------------------------------------ portal webhooks

@@ -369,16 +369,8 @@ def test_ledger_rows_cannot_be_changed(sql, stack):
 
 @pytest.fixture
 def scratch_db(stack):
-    name = "feegate_scratch_" + uuid.uuid4().hex[:10]
-    r = psql_superuser(stack, f"CREATE DATABASE {name} OWNER feegate", dbname="postgres")
-    assert r.returncode == 0, r.stderr
-    u = urllib.parse.urlsplit(stack.database_url)
-    url = urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
-    try:
+    with scratch_database(stack) as url:
         yield url
-    finally:
-        r = psql_superuser(stack, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", dbname="postgres")
-        assert r.returncode == 0, r.stderr
 
 
 def cli_on(stack, url, *args):
