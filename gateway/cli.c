@@ -100,17 +100,27 @@ static void free_names(char **names, int n)
 
 enum file_state { FILE_NEW, FILE_SAME, FILE_CHANGED, FILE_ERROR };
 
+/* Runs a statement with text parameters: its result, or NULL (the error printed) unless its
+ * status is want. */
+static PGresult *exec_params(PGconn *c, const char *sql, int n, const char *const *params, ExecStatusType want)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) == want)
+		return r;
+	fprintf(stderr, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	return NULL;
+}
+
 /* Whether the file recorded under version was applied, and with this content. */
 static enum file_state file_state(PGconn *c, const char *version, const char *hash)
 {
 	const char *p1[1] = {version};
-	PGresult *r = PQexecParams(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, NULL, p1, NULL, NULL, 0);
-	enum file_state st = PQresultStatus(r) != PGRES_TUPLES_OK ? FILE_ERROR
-			     : PQntuples(r) == 0		     ? FILE_NEW
+	PGresult *r = exec_params(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, p1, PGRES_TUPLES_OK);
+	enum file_state st = !r			       ? FILE_ERROR
+			     : PQntuples(r) == 0	       ? FILE_NEW
 			     : strcmp(PQgetvalue(r, 0, 0), hash) == 0 ? FILE_SAME
 								    : FILE_CHANGED;
-	if (st == FILE_ERROR)
-		fprintf(stderr, "%s", PQresultErrorMessage(r));
 	PQclear(r);
 	return st;
 }
@@ -120,15 +130,12 @@ static enum file_state file_state(PGconn *c, const char *version, const char *ha
 static bool record_file(PGconn *c, const char *version, const char *name, const char *hash)
 {
 	const char *p3[3] = {version, name, hash};
-	PGresult *r = PQexecParams(c,
-				   "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3) "
-				   "ON CONFLICT (version) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()",
-				   3, NULL, p3, NULL, NULL, 0);
-	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		fprintf(stderr, "%s", PQresultErrorMessage(r));
+	PGresult *r = exec_params(c,
+				  "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3) "
+				  "ON CONFLICT (version) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()",
+				  3, p3, PGRES_COMMAND_OK);
 	PQclear(r);
-	return ok;
+	return r != NULL;
 }
 
 /* Runs sql in one transaction with the row that records it. */
@@ -317,18 +324,15 @@ static bool forget_removed(PGconn *c, char **fnames, int nf)
 	for (int i = 0; i < nf; i++)
 		strcat(strcat(strcat(present, i ? " " : ""), "functions/"), fnames[i]);
 	const char *p1[1] = {present};
-	PGresult *r = PQexecParams(c,
-				   "DELETE FROM schema_migrations WHERE version LIKE 'functions/%' "
-				   "AND version <> ALL (string_to_array($1, ' ')) RETURNING version",
-				   1, NULL, p1, NULL, NULL, 0);
-	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
-	if (!ok)
-		fprintf(stderr, "%s", PQresultErrorMessage(r));
-	for (int i = 0; ok && i < PQntuples(r); i++)
+	PGresult *r = exec_params(c,
+				  "DELETE FROM schema_migrations WHERE version LIKE 'functions/%' "
+				  "AND version <> ALL (string_to_array($1, ' ')) RETURNING version",
+				  1, p1, PGRES_TUPLES_OK);
+	for (int i = 0; r && i < PQntuples(r); i++)
 		printf("forgot %s (no longer in the folder)\n", PQgetvalue(r, i, 0));
 	PQclear(r);
 	free(present);
-	return ok;
+	return r != NULL;
 }
 
 /*

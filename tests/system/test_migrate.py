@@ -14,7 +14,7 @@ import uuid
 import psycopg
 
 from bankflow import *
-from test_ledger import REPO, cli_on, scratch_db  # noqa: F401  (a fixture)
+from test_ledger import scratch_db  # noqa: F401  (a fixture)
 
 PROBE = "\nCREATE OR REPLACE FUNCTION feegate_migrate_probe() RETURNS int LANGUAGE sql AS $$ SELECT {} $$;\n"
 MIGRATIONS = REPO / "migrations"
@@ -212,29 +212,12 @@ def test_a_database_made_before_the_squash_upgrades_in_place(stack, tmp_path):
         r = migrate(stack, url, before)
         assert r.returncode == 0, r.stdout + r.stderr
         # data of every kind the money path writes: an agency, a portal with webhooks, a paid
-        # order, a refund confirmed, finance staff
-        cli_on(stack, url, "agency", "create", "--code", "UPG", "--name", "Upgraded agency",
-               "--account", "970436:0099887711:UPGRADE", "--banks", "vnpay")
-        client = cli_on(stack, url, "client", "create", "--name", "Upgraded portal", "--agency", "UPG",
-                        "--webhook-url", "http://127.0.0.1:9/hook")
-        client_id = [l.split(": ", 1)[1] for l in client.splitlines() if l.startswith("client_id: ")][0]
+        # order, finance staff, a refund confirmed
+        order_id, _ = scratch_paid_order(stack, url, "UPG", "FGUPGRADE001", "910001",
+                                         webhook_url="http://127.0.0.1:9/hook")
         cli_on(stack, url, "staff", "create", "--name", "Upgrade finance", "--role", "finance")
-        order_id, attempt_id = str(uuid.uuid4()), str(uuid.uuid4())
         with psycopg.connect(url, autocommit=True) as conn:
             staff_id = conn.execute("SELECT id FROM staff").fetchone()[0]
-            conn.execute(
-                "INSERT INTO orders (id, client_id, agency_id, reference, description, amount, return_url, "
-                "checkout_token, created_at, updated_at, expires_at) SELECT %s, %s, id, 'UPG-1', 'Upgrade fee', "
-                "50000, 'https://portal.example/r', %s, now(), now(), now() + interval '15 minutes' "
-                "FROM agencies WHERE code = 'UPG'", (order_id, client_id, uuid.uuid4().hex * 2))
-            conn.execute("INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount) "
-                         "VALUES (%s, %s, 'vnpay', 'FGUPGRADE001', 50000)", (attempt_id, order_id))
-            item = {"i": 0, "bank": "vnpay", "kind": "payment", "ref": "FGUPGRADE001", "amount": 50000,
-                    "success": True, "txn_id": "910001", "failure_code": "", "source": "notification"}
-            out = conn.execute("SELECT r_outcome, r_status FROM feegate_apply_notifications(%s::json)",
-                               (json.dumps([item]),)).fetchall()
-            assert out == [("applied", "succeeded")], out
-
             assert refund(conn, order_id, staff_id, 20000) == ("created", 30000)
             kept = contents(conn)
             assert kept[0][0][1] == "partially_refunded" and len(kept[2]) == 2 and len(kept[4]) == 2, kept
