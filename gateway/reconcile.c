@@ -319,10 +319,10 @@ static void import_done(evutil_socket_t fd, short what, void *arg)
 			job_free(job);
 			continue;
 		}
-		/* its own transaction, after the import's: the importer runs on a connection of its thread */
-		audit_record(req, "statement.import", r->outcome == STMT_CREATED || r->outcome == STMT_EXISTING ? r->id : "",
-			     r->outcome == STMT_CREATED || r->outcome == STMT_EXISTING ? "ok" : "failed",
-			     stmt_source_name(job->source), NULL);
+		/* an import that committed wrote its audit row in its own transaction; a refused or
+		 * failed one stored nothing, and its row is written here */
+		if (r->outcome != STMT_CREATED && r->outcome != STMT_EXISTING)
+			audit_record(req, "statement.import", "", "failed", stmt_source_name(job->source), NULL);
 		switch (r->outcome) {
 		case STMT_CREATED:
 		case STMT_EXISTING:
@@ -423,5 +423,9 @@ void statements_import(struct http_req *req)
 	job->source = source;
 	snprintf(job->staff, sizeof job->staff, "%s", req_principal(req)->id);
 	job->im = stmt_import_new(source, job->staff, (size_t)cfg.max_statement_bytes);
+	const char *who[6];
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, who, ip);
+	stmt_import_set_actor(job->im, who);
 	http_body_stream(req, import_chunk, import_end, job);
 }
