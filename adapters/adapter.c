@@ -198,17 +198,33 @@ adapter_rc adapter_parse_refund_response(const adapter *a, const adapter_config 
 	return a->parse_refund_response(cfg, r, resp, out);
 }
 
+/* Counts the lines as they pass on to the caller's callback (none: only counted). */
+struct settle_tally {
+	adapter_settlement_cb cb;
+	void *ctx;
+	adapter_settlement_summary seen;
+};
+
 static bool settle_count(void *ctx, const adapter_settlement_line *line)
 {
-	adapter_settlement_summary *seen = ctx;
-	seen->lines++;
-	seen->total += line->amount;
-	return true;
+	struct settle_tally *t = ctx;
+	t->seen.lines++;
+	t->seen.total += line->amount;
+	return !t->cb || t->cb(t->ctx, line);
+}
+
+/* The line number of the record beginning at byte start. */
+static size_t trailer_line_of(const char *data, size_t start)
+{
+	size_t line = 1;
+	for (const char *p = data, *end = data + start; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+		line++;
+	return line;
 }
 
 /* Finds the file's last record and reads it as the trailer; *body_len is where it begins. */
-static bool settlement_trailer(const char *data, size_t len, size_t *body_len, size_t *line_no,
-			       adapter_settlement_summary *out, adapter_error *err)
+static bool settlement_trailer(const char *data, size_t len, size_t *body_len, adapter_settlement_summary *out,
+			       adapter_error *err)
 {
 	size_t end = len;
 	while (end > 0 && (data[end - 1] == '\n' || data[end - 1] == '\r'))
@@ -216,15 +232,12 @@ static bool settlement_trailer(const char *data, size_t len, size_t *body_len, s
 	size_t start = end;
 	while (start > 0 && data[start - 1] != '\n')
 		start--;
-	size_t line = 1;
-	for (size_t i = 0; i < start; i++)
-		line += data[i] == '\n';
 	*body_len = start;
-	*line_no = line;
-	err->line = line;
+	/* err->line is counted only for an error: counting reads the whole file */
 	char rec[96];
 	size_t n = end - start;
 	if (n == 0 || n >= sizeof(rec)) {
+		err->line = trailer_line_of(data, start);
 		snprintf(err->message, sizeof(err->message), "the last record must be the trailer "
 			 ADAPTER_SETTLEMENT_TRAILER ",yyyymmdd,line count,amount total");
 		return false;
@@ -235,6 +248,7 @@ static bool settlement_trailer(const char *data, size_t len, size_t *body_len, s
 	time_t t;
 	if (sscanf(rec, ADAPTER_SETTLEMENT_TRAILER ",%15[0-9],%23[0-9],%23[0-9]", day, count, total) != 3 ||
 	    strlen(day) != 8 || !adapter_parse_int64(count, &out->lines) || !adapter_parse_int64(total, &out->total)) {
+		err->line = trailer_line_of(data, start);
 		snprintf(err->message, sizeof(err->message), "the last record must be the trailer "
 			 ADAPTER_SETTLEMENT_TRAILER ",yyyymmdd,line count,amount total");
 		return false;
@@ -242,6 +256,7 @@ static bool settlement_trailer(const char *data, size_t len, size_t *body_len, s
 	char compact[15];
 	snprintf(compact, sizeof(compact), "%s000000", day);
 	if (!adapter_parse_vn_compact(compact, &t)) {
+		err->line = trailer_line_of(data, start);
 		snprintf(err->message, sizeof(err->message), "the trailer's business day is not a date");
 		return false;
 	}
@@ -249,33 +264,54 @@ static bool settlement_trailer(const char *data, size_t len, size_t *body_len, s
 	return true;
 }
 
-adapter_rc adapter_parse_settlement(const adapter *a, const adapter_config *cfg,
-				    const char *data, size_t len, adapter_settlement_cb cb,
-				    void *ctx, adapter_settlement_summary *summary, adapter_error *err)
+/* One pass over the lines before the trailer, handing them to cb (NULL: only counted), then
+ * the trailer's comparison. */
+static adapter_rc settle_pass(const adapter *a, const adapter_config *cfg, const char *data, size_t len,
+			      adapter_settlement_cb cb, void *ctx, adapter_settlement_summary *summary,
+			      adapter_error *err, size_t *body_len_out)
 {
 	memset(err, 0, sizeof(*err));
 	memset(summary, 0, sizeof(*summary));
 	if (!a->parse_settlement)
 		return ADAPTER_UNSUPPORTED;
-	size_t body_len, trailer_line;
-	if (!settlement_trailer(data, len, &body_len, &trailer_line, summary, err))
+	size_t body_len;
+	if (!settlement_trailer(data, len, &body_len, summary, err))
 		return ADAPTER_MALFORMED;
-	/* Two passes: the whole file is checked before any line is handed on, so a caller
-	 * never has to undo what it did with the lines of a file refused at its end. */
-	adapter_settlement_summary seen;
-	memset(&seen, 0, sizeof(seen));
-	adapter_rc rc = a->parse_settlement(cfg, data, body_len, settle_count, &seen, err);
+	*body_len_out = body_len;
+	struct settle_tally t = {.cb = cb, .ctx = ctx};
+	adapter_rc rc = a->parse_settlement(cfg, data, body_len, settle_count, &t, err);
 	if (rc != ADAPTER_OK)
 		return rc;
-	if (seen.lines != summary->lines || seen.total != summary->total) {
-		err->line = trailer_line;
+	if (t.seen.lines != summary->lines || t.seen.total != summary->total) {
+		err->line = trailer_line_of(data, body_len);
 		snprintf(err->message, sizeof(err->message),
 			 "the trailer states %lld lines totalling %lld VND, the file has %lld totalling %lld",
-			 (long long)summary->lines, (long long)summary->total, (long long)seen.lines,
-			 (long long)seen.total);
+			 (long long)summary->lines, (long long)summary->total, (long long)t.seen.lines,
+			 (long long)t.seen.total);
 		return ADAPTER_MALFORMED;
 	}
+	return ADAPTER_OK;
+}
+
+adapter_rc adapter_parse_settlement(const adapter *a, const adapter_config *cfg,
+				    const char *data, size_t len, adapter_settlement_cb cb,
+				    void *ctx, adapter_settlement_summary *summary, adapter_error *err)
+{
+	/* Two passes: the whole file is checked before any line is handed on, so a caller
+	 * never has to undo what it did with the lines of a file refused at its end. */
+	size_t body_len = 0;
+	adapter_rc rc = settle_pass(a, cfg, data, len, NULL, NULL, summary, err, &body_len);
+	if (rc != ADAPTER_OK)
+		return rc;
 	return a->parse_settlement(cfg, data, body_len, cb, ctx, err);
+}
+
+adapter_rc adapter_stream_settlement(const adapter *a, const adapter_config *cfg,
+				     const char *data, size_t len, adapter_settlement_cb cb,
+				     void *ctx, adapter_settlement_summary *summary, adapter_error *err)
+{
+	size_t body_len = 0;
+	return settle_pass(a, cfg, data, len, cb, ctx, summary, err, &body_len);
 }
 
 bool adapter_hmac_hex(const char *md_name, const char *key, const void *data, size_t len,

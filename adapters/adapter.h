@@ -306,6 +306,13 @@ adapter_rc adapter_parse_settlement(const adapter *a, const adapter_config *cfg,
 				    const char *data, size_t len, adapter_settlement_cb cb,
 				    void *ctx, adapter_settlement_summary *summary,
 				    adapter_error *err) ADAPTER_WUR;
+/* The same checks in one pass: each line reaches cb as it is read and the trailer is compared
+ * after the last, so a refused file may already have handed on lines. For a caller that can
+ * undo them (the statement importer: its COPY rolls back), and reads the file only once. */
+adapter_rc adapter_stream_settlement(const adapter *a, const adapter_config *cfg,
+				     const char *data, size_t len, adapter_settlement_cb cb,
+				     void *ctx, adapter_settlement_summary *summary,
+				     adapter_error *err) ADAPTER_WUR;
 /* An SVG image (malloc'ed text) of a QR code holding payload. */
 adapter_rc adapter_qr_svg(const char *payload, char **svg) ADAPTER_WUR;
 

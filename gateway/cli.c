@@ -100,23 +100,47 @@ static void free_names(char **names, int n)
 
 enum file_state { FILE_NEW, FILE_SAME, FILE_CHANGED, FILE_ERROR };
 
+/* Runs a statement with text parameters: its result, or NULL (the error printed) unless its
+ * status is want. */
+static PGresult *exec_params(PGconn *c, const char *sql, int n, const char *const *params, ExecStatusType want)
+{
+	PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(r) == want)
+		return r;
+	fprintf(stderr, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	return NULL;
+}
+
 /* Whether the file recorded under version was applied, and with this content. */
 static enum file_state file_state(PGconn *c, const char *version, const char *hash)
 {
 	const char *p1[1] = {version};
-	PGresult *r = PQexecParams(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, NULL, p1, NULL, NULL, 0);
-	enum file_state st = PQresultStatus(r) != PGRES_TUPLES_OK ? FILE_ERROR
-			     : PQntuples(r) == 0		     ? FILE_NEW
+	PGresult *r = exec_params(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, p1, PGRES_TUPLES_OK);
+	enum file_state st = !r			       ? FILE_ERROR
+			     : PQntuples(r) == 0	       ? FILE_NEW
 			     : strcmp(PQgetvalue(r, 0, 0), hash) == 0 ? FILE_SAME
 								    : FILE_CHANGED;
-	if (st == FILE_ERROR)
-		fprintf(stderr, "%s", PQresultErrorMessage(r));
 	PQclear(r);
 	return st;
 }
 
-/* Runs sql in one transaction with the row that records it (replacing an older record). */
-static bool apply_file(PGconn *c, const char *version, const char *label, const char *sql, const char *hash)
+/* Records, in the caller's transaction, that a file was applied with this content (replacing
+ * an older record). */
+static bool record_file(PGconn *c, const char *version, const char *name, const char *hash)
+{
+	const char *p3[3] = {version, name, hash};
+	PGresult *r = exec_params(c,
+				  "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3) "
+				  "ON CONFLICT (version) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()",
+				  3, p3, PGRES_COMMAND_OK);
+	PQclear(r);
+	return r != NULL;
+}
+
+/* Runs sql in one transaction with the row that records it. */
+static bool apply_file(PGconn *c, const char *version, const char *name, const char *label, const char *sql,
+		       const char *hash)
 {
 	if (!exec_ok(c, "BEGIN"))
 		return false;
@@ -125,16 +149,7 @@ static bool apply_file(PGconn *c, const char *version, const char *label, const 
 		exec_ok(c, "ROLLBACK");
 		return false;
 	}
-	const char *p3[3] = {version, label, hash};
-	PGresult *r = PQexecParams(c,
-				   "INSERT INTO schema_migrations (version, name, sha256) VALUES ($1, $2, $3) "
-				   "ON CONFLICT (version) DO UPDATE SET sha256 = excluded.sha256, applied_at = now()",
-				   3, NULL, p3, NULL, NULL, 0);
-	bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (!ok)
-		fprintf(stderr, "%s", PQresultErrorMessage(r));
-	PQclear(r);
-	if (ok && exec_ok(c, "COMMIT")) {
+	if (record_file(c, version, name, hash) && exec_ok(c, "COMMIT")) {
 		printf("applied %s\n", label);
 		return true;
 	}
@@ -142,24 +157,204 @@ static bool apply_file(PGconn *c, const char *version, const char *label, const 
 	return false;
 }
 
+/* A file's content and its hex SHA-256; NULL (and a message) when it cannot be read. */
+static char *read_hashed(const char *path, char hash[65])
+{
+	char *sql = read_file(path);
+	if (!sql)
+		fprintf(stderr, "cannot read %s\n", path);
+	else
+		util_sha256_hex(sql, strlen(sql), hash);
+	return sql;
+}
+
+/* A numbered migration, from history/ (squashed into schema.sql) or from the folder itself. */
+struct numbered {
+	char *name;	/* NNNN_name.sql, as schema_migrations records it */
+	char *label;	/* where it is, relative to the folder */
+	char version[5];
+	bool history;
+};
+
+static int numbered_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct numbered *)a)->name, ((const struct numbered *)b)->name);
+}
+
+static void free_numbered(struct numbered *m, int n)
+{
+	for (int i = 0; i < n; i++) {
+		free(m[i].name);
+		free(m[i].label);
+	}
+	free(m);
+}
+
+/* The numbered migrations of dir/history and dir together, in number order; -1 when dir cannot
+ * be read or two files share a number (two branches that each added the next one). */
+static int list_numbered(const char *dir, struct numbered **out)
+{
+	static const char pattern[] = "^[0-9]{4}_[a-z0-9_]+\\.sql$";
+	char **top = NULL, **old = NULL;
+	char *hdir = xasprintf("%s/history", dir);
+	int nt = list_files(dir, pattern, &top);
+	int nh = list_files(hdir, pattern, &old);
+	free(hdir);
+	if (nt < 0) {
+		fprintf(stderr, "FEEGATE_MIGRATIONS: cannot open %s\n", dir);
+		free_names(old, nh);
+		return -1;
+	}
+	if (nh < 0)
+		nh = 0; /* no history/: every numbered migration is in dir */
+	int n = nh + nt;
+	struct numbered *m = xmalloc(sizeof *m * (size_t)(n + 1));
+	for (int i = 0; i < n; i++) {
+		bool history = i < nh;
+		m[i].name = history ? old[i] : top[i - nh];
+		m[i].label = xasprintf("%s%s", history ? "history/" : "", m[i].name);
+		m[i].history = history;
+		snprintf(m[i].version, sizeof m[i].version, "%.4s", m[i].name);
+	}
+	free(old);
+	free(top);
+	qsort(m, (size_t)n, sizeof *m, numbered_cmp);
+	for (int i = 1; i < n; i++) {
+		if (strcmp(m[i - 1].version, m[i].version) == 0) {
+			fprintf(stderr, "migrations %s and %s share the number %s; renumber the later one\n",
+				m[i - 1].label, m[i].label, m[i].version);
+			free_numbered(m, n);
+			return -1;
+		}
+	}
+	*out = m;
+	return n;
+}
+
 /*
- * Numbered migrations (NNNN_name.sql) are applied once each, in order, and never change once
- * released (a changed one only gets a warning). Stored functions that keep changing live in
- * functions/NAME.sql instead, one current definition each (CREATE OR REPLACE): after the numbered
- * migrations, a function file is applied again whenever its content differs from what was
- * applied, so a change to a function is an edit of one file, not a copy in a new migration.
+ * A new database (nothing in schema_migrations) is made from schema.sql, the squash of
+ * history/, instead of replaying history: schema.sql applied and every history file recorded as
+ * applied, in one transaction. Without schema.sql a new database replays history/.
+ */
+static bool install_schema(PGconn *c, const char *dir, const struct numbered *m, int n)
+{
+	char *path = xasprintf("%s/schema.sql", dir);
+	char hash[65];
+	char *sql = read_file(path);
+	bool absent = !sql && errno == ENOENT;
+	if (sql)
+		util_sha256_hex(sql, strlen(sql), hash);
+	else if (!absent)
+		fprintf(stderr, "cannot read %s\n", path);
+	free(path);
+	if (!sql)
+		return absent;
+	PGresult *r = PQexec(c, "SELECT 1 FROM schema_migrations LIMIT 1");
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK, fresh = ok && PQntuples(r) == 0;
+	if (!ok)
+		fprintf(stderr, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	int recorded = 0;
+	if (fresh && (ok = exec_ok(c, "BEGIN"))) {
+		if (!exec_ok(c, sql)) {
+			fprintf(stderr, "schema.sql failed; nothing of it was applied\n");
+			ok = false;
+		}
+		ok = ok && record_file(c, "schema", "schema.sql", hash);
+		for (int i = 0; i < n && ok; i++) {
+			if (!m[i].history)
+				continue;
+			char *hpath = xasprintf("%s/%s", dir, m[i].label), hhash[65];
+			char *hsql = read_hashed(hpath, hhash);
+			ok = hsql && record_file(c, m[i].version, m[i].name, hhash);
+			recorded += ok;
+			free(hsql);
+			free(hpath);
+		}
+		ok = ok && exec_ok(c, "COMMIT");
+		if (!ok)
+			exec_ok(c, "ROLLBACK");
+		else
+			printf("applied schema.sql\nrecorded %d history migration(s) as applied with it\n", recorded);
+	}
+	free(sql);
+	return ok;
+}
+
+/* Applies one file unless it was applied with this content; once: a numbered migration, applied
+ * once and never again (a changed one only gets a warning). *done counts what was applied. */
+static bool migrate_file(PGconn *c, const char *path, const char *version, const char *name, const char *label,
+			 bool once, int *done)
+{
+	char hash[65];
+	char *sql = read_hashed(path, hash);
+	if (!sql)
+		return false;
+	bool ok = true;
+	switch (file_state(c, version, hash)) {
+	case FILE_ERROR:
+		ok = false;
+		break;
+	case FILE_SAME:
+		break;
+	case FILE_CHANGED:
+		if (once) {
+			fprintf(stderr, "warning: migration %s changed since it was applied\n", label);
+			break;
+		}
+		/* fall through */
+	case FILE_NEW:
+		ok = apply_file(c, version, name, label, sql, hash);
+		*done += ok;
+		break;
+	}
+	free(sql);
+	return ok;
+}
+
+/* Forgets the records of function files no longer in the folder: one added again later is
+ * applied again, whatever a numbered migration dropped meanwhile. */
+static bool forget_removed(PGconn *c, char **fnames, int nf)
+{
+	size_t len = 1;
+	for (int i = 0; i < nf; i++)
+		len += strlen("functions/ ") + strlen(fnames[i]);
+	char *present = xmalloc(len);
+	present[0] = '\0';
+	for (int i = 0; i < nf; i++)
+		strcat(strcat(strcat(present, i ? " " : ""), "functions/"), fnames[i]);
+	const char *p1[1] = {present};
+	PGresult *r = exec_params(c,
+				  "DELETE FROM schema_migrations WHERE version LIKE 'functions/%' "
+				  "AND version <> ALL (string_to_array($1, ' ')) RETURNING version",
+				  1, p1, PGRES_TUPLES_OK);
+	for (int i = 0; r && i < PQntuples(r); i++)
+		printf("forgot %s (no longer in the folder)\n", PQgetvalue(r, i, 0));
+	PQclear(r);
+	free(present);
+	return r != NULL;
+}
+
+/*
+ * The migrations folder (migrations/README.md): schema.sql, the schema of a new database, which
+ * squashes history/NNNN_name.sql; NNNN_name.sql beside it, the migrations since; functions/,
+ * the stored functions. Numbered migrations are applied once each, in number order, history's
+ * and the later ones alike, and never change once released (a changed one only gets a warning);
+ * a new database gets schema.sql in place of history/. Then each function file (one current
+ * definition of each function, CREATE OR REPLACE) is applied again whenever its content
+ * differs from what was applied, so a change to a function is an edit of one file, not a copy
+ * in a new migration.
  */
 int cli_migrate(int argc, char **argv)
 {
 	const char *dir = getenv("FEEGATE_MIGRATIONS");
 	if (!dir || !*dir)
 		dir = "migrations";
-	char **names = NULL, **fnames = NULL;
-	int n = list_files(dir, "^[0-9]{4}_[a-z0-9_]+\\.sql$", &names);
-	if (n < 0) {
-		fprintf(stderr, "FEEGATE_MIGRATIONS: cannot open %s\n", dir);
+	struct numbered *m = NULL;
+	int n = list_numbered(dir, &m);
+	if (n < 0)
 		return 1;
-	}
+	char **fnames = NULL;
 	char *fdir = xasprintf("%s/functions", dir);
 	int nf = list_files(fdir, "^[a-z0-9_]+\\.sql$", &fnames);
 	if (nf < 0)
@@ -170,47 +365,31 @@ int cli_migrate(int argc, char **argv)
 	/* One migrator at a time, whichever host runs it. */
 	if (rc == 0 && (!exec_ok(c, "SELECT pg_advisory_lock(7420190)") ||
 			!exec_ok(c, "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, name text "
-				    "NOT NULL, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")))
+				    "NOT NULL, sha256 text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())") ||
+			!install_schema(c, dir, m, n)))
 		rc = 1;
-	for (int i = 0; i < n + nf && rc == 0; i++) {
-		bool numbered = i < n;
-		const char *name = numbered ? names[i] : fnames[i - n];
-		char *path = xasprintf("%s/%s", numbered ? dir : fdir, name);
-		char *sql = read_file(path);
+	for (int i = 0; i < n && rc == 0; i++) {
+		char *path = xasprintf("%s/%s", dir, m[i].label);
+		if (!migrate_file(c, path, m[i].version, m[i].name, m[i].label, true, &applied))
+			rc = 1;
 		free(path);
-		if (!sql) {
-			fprintf(stderr, "cannot read %s/%s\n", numbered ? dir : fdir, name);
-			rc = 1;
-			break;
-		}
-		char hash[65], version[300];
-		util_sha256_hex(sql, strlen(sql), hash);
-		if (numbered)
-			snprintf(version, sizeof version, "%.4s", name);
-		else
-			snprintf(version, sizeof version, "functions/%s", name);
-		const char *label = numbered ? name : version;
-		enum file_state st = file_state(c, version, hash);
-		if (st == FILE_ERROR) {
-			rc = 1;
-		} else if (st == FILE_CHANGED && numbered) {
-			fprintf(stderr, "warning: migration %s changed since it was applied\n", name);
-		} else if (st != FILE_SAME) {
-			if (!apply_file(c, version, label, sql, hash))
-				rc = 1;
-			else if (numbered)
-				applied++;
-			else
-				refreshed++;
-		}
-		free(sql);
 	}
+	for (int i = 0; i < nf && rc == 0; i++) {
+		char *path = xasprintf("%s/%s", fdir, fnames[i]);
+		char *version = xasprintf("functions/%s", fnames[i]);
+		if (!migrate_file(c, path, version, version, version, false, &refreshed))
+			rc = 1;
+		free(version);
+		free(path);
+	}
+	if (rc == 0 && !forget_removed(c, fnames, nf))
+		rc = 1;
 	if (rc == 0)
 		printf("%d migration(s) and %d function file(s) applied; schema up to date\n", applied, refreshed);
 	if (c)
 		PQfinish(c);
 	free(fdir);
-	free_names(names, n);
+	free_numbered(m, n);
 	free_names(fnames, nf);
 	return rc;
 }

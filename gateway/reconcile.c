@@ -370,10 +370,10 @@ static void import_done(evutil_socket_t fd, short what, void *arg)
 			job_free(job);
 			continue;
 		}
-		/* its own transaction, after the import's: the importer runs on a connection of its thread */
-		bool stored = r->outcome == STMT_CREATED || r->outcome == STMT_EXISTING;
-		audit_record(req, "statement.import", stored ? r->id : "", stored ? "ok" : "failed",
-			     stmt_source_name(job->source), NULL);
+		/* an import that committed wrote its audit row in its own transaction; a refused or
+		 * failed one stored nothing, and its row is written here */
+		if (r->outcome != STMT_CREATED && r->outcome != STMT_EXISTING)
+			audit_record(req, "statement.import", "", "failed", stmt_source_name(job->source), NULL);
 		if (r->outcome == STMT_FAILED)
 			log_error(req->id, "statement import failed: %s", r->message);
 		job->done(req, r);
@@ -421,6 +421,10 @@ struct import_job *import_open(struct http_req *req, enum stmt_source source, im
 	job->done = done;
 	snprintf(job->staff, sizeof job->staff, "%s", req_principal(req)->id);
 	job->im = stmt_import_new(source, job->staff, (size_t)cfg.max_statement_bytes);
+	const char *who[6];
+	char ip[AUDIT_IP_CAP];
+	audit_params(req, NULL, who, ip);
+	stmt_import_set_actor(job->im, who);
 	return job;
 }
 

@@ -55,9 +55,19 @@ const struct ledger_invariant ledger_invariants[] = {
 	 "ledger_transfers l WHERE l.refund_id = r.id AND l.code = 'refund' AND l.amount = r.amount) "
 	 "UNION ALL SELECT 'transfer ' || l.id FROM ledger_transfers l WHERE l.code = 'refund' AND NOT EXISTS "
 	 "(SELECT 1 FROM refunds r WHERE r.id = l.refund_id AND r.status = 'succeeded') ORDER BY 1"},
-	{"every fee transfer is the fee of a settlement line that matched its attempt",
-	 "SELECT t.id FROM ledger_transfers t WHERE t.code = 'fee' AND NOT EXISTS (SELECT 1 FROM statement_lines l "
-	 "WHERE l.attempt_id = t.attempt_id AND l.outcome = 'matched' AND l.kind = 'payment' AND l.fee = t.amount) "
+	/* fee:{statement}:{agency code} (fee-reversal: for a superseded statement); a transfer of
+	 * one attempt's fee is from before fees were posted per statement */
+	{"every fee transfer is the fees of its statement's matched payments of its agency, and every reversal "
+	 "undoes one of a superseded statement",
+	 "SELECT t.id FROM ledger_transfers t WHERE t.code = 'fee' AND CASE "
+	 "WHEN t.attempt_id IS NOT NULL THEN NOT EXISTS (SELECT 1 FROM statement_lines l WHERE l.attempt_id = t.attempt_id "
+	 "AND l.outcome = 'matched' AND l.kind = 'payment' AND l.fee = t.amount) "
+	 "WHEN t.id LIKE 'fee:%' THEN t.amount IS DISTINCT FROM (SELECT sum(l.fee) FROM statement_lines l "
+	 "JOIN agencies a ON a.id = l.agency_id WHERE l.statement_id = split_part(t.id, ':', 2)::uuid "
+	 "AND a.code = split_part(t.id, ':', 3) AND l.outcome = 'matched' AND l.kind = 'payment') "
+	 "ELSE NOT EXISTS (SELECT 1 FROM ledger_transfers f JOIN statements s ON s.id = split_part(t.id, ':', 2)::uuid "
+	 "WHERE t.id LIKE 'fee-reversal:%' AND f.id = 'fee:' || substr(t.id, 14) AND s.status = 'superseded' "
+	 "AND f.amount = t.amount AND f.debit_account = t.credit_account AND f.credit_account = t.debit_account) END "
 	 "ORDER BY t.seq"},
 	{"every payout transfer is a payout credit seen on a treasury statement, of its amount",
 	 "SELECT t.id FROM ledger_transfers t WHERE t.code = 'payout' AND NOT EXISTS (SELECT 1 FROM statement_lines l "

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "adapters/adapter.h"
 #include "ledger/camt053.h"
@@ -34,6 +35,7 @@ struct stmt_import {
 	char staff[37];
 	size_t max_bytes;
 	size_t len;
+	char *who[6];     /* the audit row's actor, label, role, request id, ip, user agent */
 	FILE *spool;      /* the bytes so far, in an unlinked temporary file */
 	EVP_MD_CTX *sha;
 	bool too_large, io_failed;
@@ -51,6 +53,14 @@ struct stmt_import *stmt_import_new(enum stmt_source source, const char *staff, 
 	if (!im->spool || !im->sha || EVP_DigestInit_ex(im->sha, EVP_sha256(), NULL) != 1)
 		im->io_failed = true;
 	return im;
+}
+
+void stmt_import_set_actor(struct stmt_import *im, const char *const who[6])
+{
+	for (size_t i = 0; i < ARRAY_LEN(im->who); i++) {
+		free(im->who[i]);
+		im->who[i] = who[i] ? xstrdup(who[i]) : NULL;
+	}
 }
 
 bool stmt_import_feed(struct stmt_import *im, const void *data, size_t len)
@@ -76,14 +86,32 @@ void stmt_import_free(struct stmt_import *im)
 	if (im->spool)
 		fclose(im->spool);
 	EVP_MD_CTX_free(im->sha);
+	for (size_t i = 0; i < ARRAY_LEN(im->who); i++)
+		free(im->who[i]);
 	free(im);
 }
 
-/* ---- COPY of the lines into statement_staging ---- */
+/* ---- COPY of the lines into statement_staging, in PostgreSQL's binary format ---- */
+
+/* The binary COPY format: a signature, flags and an empty header extension; per row the field
+ * count, then each field as a length (-1 for NULL) and its bytes; integers in network order;
+ * timestamptz as microseconds since 2000-01-01 UTC. The server then parses nothing but UTF-8. */
+static const char copy_signature[11] = "PGCOPY\n\377\r\n";
+#define COPY_FIELDS 12
+#define PG_EPOCH 946684800 /* 2000-01-01T00:00:00Z in Unix time */
+
+/* The spooled file is mapped whole; the pages the parser has left behind are given back every
+ * RELEASE_STEP bytes, so the importer's memory does not grow with the file. */
+#define RELEASE_STEP (4u << 20)
 
 struct copier {
 	PGconn *conn;
 	enum stmt_source source;
+	const char *map;      /* the spooled file */
+	size_t map_len;
+	const char *cursor;   /* the start of physical line cursor_line */
+	size_t cursor_line;
+	size_t released;      /* bytes from map given back to the kernel */
 	char buf[64 * 1024]; /* rows are sent in blocks of about this size */
 	size_t n;
 	bool failed;
@@ -99,7 +127,7 @@ static void copy_flush(struct copier *c)
 	c->n = 0;
 }
 
-static void copy_put(struct copier *c, const char *s, size_t len)
+static void copy_put(struct copier *c, const void *s, size_t len)
 {
 	if (c->n + len > sizeof(c->buf))
 		copy_flush(c);
@@ -111,69 +139,94 @@ static void copy_put(struct copier *c, const char *s, size_t len)
 	c->n += len;
 }
 
-/* One text-format COPY field: backslash, tab, newline and CR escaped. */
-static void copy_field(struct copier *c, const char *s, bool last)
+static void copy_be(struct copier *c, uint64_t v, size_t bytes)
 {
-	char tmp[2 * 512 + 2];
-	size_t n = 0;
-	for (; *s && n < sizeof(tmp) - 3; s++) {
-		char e = *s == '\\' ? '\\' : *s == '\t' ? 't' : *s == '\n' ? 'n' : *s == '\r' ? 'r' : 0;
-		if (e) {
-			tmp[n++] = '\\';
-			tmp[n++] = e;
-		} else {
-			tmp[n++] = *s;
-		}
-	}
-	tmp[n++] = last ? '\n' : '\t';
-	copy_put(c, tmp, n);
+	unsigned char b[8];
+	for (size_t i = 0; i < bytes; i++)
+		b[i] = (unsigned char)(v >> (8 * (bytes - 1 - i)));
+	copy_put(c, b, bytes);
 }
 
-static void copy_int(struct copier *c, int64_t v, bool last)
+static void copy_text(struct copier *c, const char *s)
 {
-	char t[24];
-	snprintf(t, sizeof(t), "%lld", (long long)v);
-	copy_field(c, t, last);
+	size_t len = strlen(s);
+	copy_be(c, (uint32_t)len, 4);
+	copy_put(c, s, len);
+}
+
+static void copy_int8(struct copier *c, int64_t v)
+{
+	copy_be(c, 8, 4);
+	copy_be(c, (uint64_t)v, 8);
+}
+
+/* at: Unix seconds, or 0 for NULL */
+static void copy_time(struct copier *c, time_t at)
+{
+	if (at <= 0) {
+		copy_be(c, UINT32_MAX, 4); /* -1: NULL */
+		return;
+	}
+	copy_int8(c, ((int64_t)at - PG_EPOCH) * 1000000);
 }
 
 static void copy_row(struct copier *c, int64_t line, const char *kind, const char *bank, const char *ref,
 		     const char *txn, const char *refund_ref, const char *refund_txn, int64_t amount, int64_t fee,
-		     const char *at, const char *account, const char *content)
+		     time_t at, const char *account, const char *content)
 {
-	copy_int(c, line, false);
-	copy_field(c, kind, false);
-	copy_field(c, bank, false);
-	copy_field(c, ref, false);
-	copy_field(c, txn, false);
-	copy_field(c, refund_ref, false);
-	copy_field(c, refund_txn, false);
-	copy_int(c, amount, false);
-	copy_int(c, fee, false);
-	if (at && *at)
-		copy_field(c, at, false);
-	else
-		copy_put(c, "\\N\t", 3);
-	copy_field(c, account, false);
-	copy_field(c, content, true);
+	copy_be(c, COPY_FIELDS, 2);
+	copy_be(c, 4, 4);
+	copy_be(c, (uint32_t)line, 4);
+	copy_text(c, kind);
+	copy_text(c, bank);
+	copy_text(c, ref);
+	copy_text(c, txn);
+	copy_text(c, refund_ref);
+	copy_text(c, refund_txn);
+	copy_int8(c, amount);
+	copy_int8(c, fee);
+	copy_time(c, at);
+	copy_text(c, account);
+	copy_text(c, content);
+}
+
+/* The parser has read every line before line (its records begin on physical lines): give back
+ * the pages before it. */
+static void release_before(struct copier *c, size_t line)
+{
+	const char *end = c->map + c->map_len;
+	while (c->cursor_line < line && c->cursor < end) {
+		const char *nl = memchr(c->cursor, '\n', (size_t)(end - c->cursor));
+		c->cursor = nl ? nl + 1 : end;
+		c->cursor_line++;
+	}
+	size_t done = (size_t)(c->cursor - c->map);
+	if (done - c->released < RELEASE_STEP)
+		return;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t upto = done / page * page;
+	if (upto > c->released && madvise((char *)c->map + c->released, upto - c->released, MADV_DONTNEED) == 0)
+		c->released = upto;
 }
 
 static bool settlement_line(void *ctx, const adapter_settlement_line *l)
 {
 	struct copier *c = ctx;
-	char at[32] = "";
-	struct tm tm;
-	if (l->at > 0 && gmtime_r(&l->at, &tm))
-		strftime(at, sizeof(at), "%Y-%m-%d %H:%M:%S+00", &tm);
+	release_before(c, l->line_no);
 	const char *kind = l->kind == ADAPTER_SETTLE_REFUND ? "refund" : c->source == STMT_VIETQR ? "credit" : "payment";
 	copy_row(c, (int64_t)l->line_no, kind, stmt_source_name(c->source), l->bank_order_ref, l->bank_txn_id,
-		 l->refund_ref, l->refund_txn_id, l->amount, l->fee, at, l->account_no, l->content);
+		 l->refund_ref, l->refund_txn_id, l->amount, l->fee, l->at, l->account_no, l->content);
 	return !c->failed;
 }
 
 static bool camt_line(void *ctx, const struct camt_line *l)
 {
 	struct copier *c = ctx;
-	copy_row(c, l->line, l->credit ? "credit" : "debit", "treasury", "", l->ref, "", "", l->amount, 0, l->booked, "",
+	struct tm tm = {0};
+	time_t booked = 0;
+	if (l->booked[0] && strptime(l->booked, "%Y-%m-%d", &tm))
+		booked = timegm(&tm); /* the booking day, at 00:00 UTC */
+	copy_row(c, l->line, l->credit ? "credit" : "debit", "treasury", "", l->ref, "", "", l->amount, 0, booked, "",
 		 l->remittance);
 	return !c->failed;
 }
@@ -201,6 +254,22 @@ static void record_from(PGresult *r, int col, struct stmt_result *out)
 	}
 	if (id)
 		snprintf(out->id, sizeof(out->id), "%.36s", id + skip);
+}
+
+/* The import's audit row, in the caller's transaction (or as a statement of its own). */
+static bool audit_import(struct stmt_import *im, PGconn *conn, const char *statement_id, struct stmt_result *out)
+{
+	bool cli = !im->who[2];
+	const char *p[8] = {im->who[0], cli ? "command line" : im->who[1], cli ? "operator" : im->who[2], statement_id,
+			    im->who[3], im->who[4], im->who[5], stmt_source_name(im->source)};
+	PGresult *r = PQexecParams(conn,
+				   "SELECT feegate_audit($1::uuid, $2, $3, 'statement.import', $4, 'ok', $5, $6, $7, $8)",
+				   8, NULL, p, NULL, NULL, 0);
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
+	if (!ok)
+		snprintf(out->message, sizeof(out->message), "database: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
 }
 
 void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result *out)
@@ -238,6 +307,12 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 	}
 	madvise(map, im->len, MADV_SEQUENTIAL);
 
+	/* The joins of a million lines want memory on the server (this connection is the import's
+	 * own; temp_buffers only takes before the session's first temporary table). */
+	PQclear(PQexec(conn, "SET temp_buffers = '256MB'"));
+	PQclear(PQexec(conn, "SET work_mem = '256MB'"));
+	PQclear(PQexec(conn, "SET jit = off")); /* compiling the matching's plan costs more than it saves */
+
 	/* The same bytes again: the first import's record, nothing changed. */
 	const char *p1[1] = {sha};
 	r = PQexecParams(conn, "SELECT feegate_statement_json(s) FROM statements s WHERE s.sha256 = $1", 1, NULL, p1,
@@ -248,6 +323,11 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 	}
 	if (PQntuples(r) == 1) {
 		record_from(r, 0, out);
+		if (!audit_import(im, conn, out->id, out)) {
+			free(out->record);
+			out->record = NULL;
+			goto done;
+		}
 		out->outcome = STMT_EXISTING;
 		goto done;
 	}
@@ -263,12 +343,19 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 		     "fee bigint, at timestamptz, account_no text, content text) ON COMMIT DELETE ROWS",
 		     PGRES_COMMAND_OK, out) ||
 	    !exec_ok(conn, "TRUNCATE statement_staging", PGRES_COMMAND_OK, out) ||
-	    !exec_ok(conn, "COPY statement_staging FROM STDIN", PGRES_COPY_IN, out))
+	    !exec_ok(conn, "COPY statement_staging FROM STDIN (FORMAT binary)", PGRES_COPY_IN, out))
 		goto done;
 
 	c = xcalloc(1, sizeof(*c));
 	c->conn = conn;
 	c->source = im->source;
+	c->map = map;
+	c->map_len = im->len;
+	c->cursor = map;
+	c->cursor_line = 1;
+	copy_put(c, copy_signature, sizeof(copy_signature));
+	copy_be(c, 0, 4); /* flags */
+	copy_be(c, 0, 4); /* header extension length */
 	char account[64] = "", day[11] = "";
 	int64_t lines = 0, total = 0;
 	bool parsed;
@@ -292,7 +379,8 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 			cfg.merchant_id = NULL;
 		adapter_settlement_summary sum;
 		adapter_error err;
-		parsed = a && adapter_parse_settlement(a, &cfg, map, im->len, settlement_line, c, &sum, &err) == ADAPTER_OK;
+		/* one pass: a file refused at its trailer ends the COPY with an error, storing nothing */
+		parsed = a && adapter_stream_settlement(a, &cfg, map, im->len, settlement_line, c, &sum, &err) == ADAPTER_OK;
 		if (!parsed && !c->failed) {
 			snprintf(out->field, sizeof(out->field), "line %zu", err.line ? err.line : (size_t)1);
 			snprintf(out->message, sizeof(out->message), "%s", err.message);
@@ -301,6 +389,7 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 		lines = sum.lines;
 		total = sum.total;
 	}
+	copy_be(c, UINT16_MAX, 2); /* the trailer: -1 */
 	copy_flush(c);
 	if (c->failed || !parsed) {
 		/* end the COPY with an error, so the transaction can be rolled back */
@@ -361,7 +450,7 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 	record_from(r, 1, out);
 	PQclear(r);
 	r = NULL;
-	if (!exec_ok(conn, "COMMIT", PGRES_COMMAND_OK, out)) {
+	if (!audit_import(im, conn, out->id, out) || !exec_ok(conn, "COMMIT", PGRES_COMMAND_OK, out)) {
 		free(out->record);
 		out->record = NULL;
 		in_tx = false;

@@ -47,6 +47,12 @@ const char *stmt_source_name(enum stmt_source s);
 
 /* staff: the importing staff member's id, or NULL (command line). max_bytes: the file's cap. */
 struct stmt_import *stmt_import_new(enum stmt_source source, const char *staff, size_t max_bytes);
+/* Who imports, for the audit row finish writes in the import's own transaction (action
+ * statement.import, outcome ok): feegate_audit's actor, actor_label, role, request_id, ip and
+ * user_agent (migrations/functions/audit.sql), copied; NULL entries are empty. Without it the
+ * import is recorded as the command line's. A refused file is not recorded here (nothing of it
+ * commits): the caller records the failure. */
+void stmt_import_set_actor(struct stmt_import *im, const char *const who[6]);
 /* false when the file grew over its cap or the temporary file failed (finish then says which). */
 bool stmt_import_feed(struct stmt_import *im, const void *data, size_t len) WARN_UNUSED;
 /* Fills out (free out->record with free()). */

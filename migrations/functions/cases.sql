@@ -126,7 +126,7 @@ BEGIN
             END IF;
             v_ref := 'RC' || upper(substr(md5(e.id::text || clock_timestamp()::text), 1, 20));
             SELECT f.r_refund INTO v_refund
-              FROM feegate_refund_create(e.order_id, NULL, least(e.amount, feegate_refundable(e.order_id)),
+              FROM feegate_refund_create(e.order_id, NULL, least(e.amount, feegate_refundable(e.order_id, true)),
                                          left(p_note, 255), p_actor, gen_random_uuid(), v_ref, NULL, NULL) f
              WHERE f.r_outcome = 'created';
             IF v_refund IS NULL THEN

@@ -9,6 +9,14 @@
 -- of a series is locked by the numberer alone (the cursor row serializes numberers), so it is
 -- never a hot row for payments.
 
+-- The receipt's public code: derived from the checkout token (itself unguessable and never
+-- shown to anyone but the payer and the portal), so the order's webhook can carry the receipt
+-- URL before the receipt is numbered, and nobody can guess one from an order id.
+CREATE OR REPLACE FUNCTION feegate_receipt_code(p_token text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'R' || upper(substr(encode(sha256(convert_to('receipt:' || p_token, 'UTF8')), 'hex'), 1, 24))
+$$;
+
 -- Times on a receipt: Asia/Ho_Chi_Minh wall time with its offset.
 CREATE OR REPLACE FUNCTION feegate_receipt_time(p_ts timestamptz) RETURNS text
 LANGUAGE sql STABLE AS $$

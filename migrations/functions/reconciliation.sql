@@ -83,106 +83,159 @@ $$;
 -- The bank's net payout expected for each agency and business day from the current bank files:
 -- gross payments minus refunds minus the bank's fees (the bank keeps its fee either way).
 CREATE OR REPLACE VIEW reconciliation_expected_payouts AS
-    SELECT o.agency_id, s.source AS bank, s.business_date,
+    SELECT l.agency_id, s.source AS bank, s.business_date,
            sum(CASE WHEN l.kind = 'payment' THEN l.amount - l.fee ELSE -l.amount - l.fee END)::bigint AS payout
       FROM statements s
       JOIN statement_lines l ON l.statement_id = s.id
-      JOIN attempts t ON t.id = l.attempt_id
-      JOIN orders o ON o.id = t.order_id
-     WHERE s.status = 'imported' AND s.source IN ('vnpay', 'momo')
+     WHERE s.status = 'imported' AND s.source IN ('vnpay', 'momo') AND l.agency_id IS NOT NULL
        AND l.outcome IN ('matched', 'amount_mismatch', 'refund_mismatch')
-     GROUP BY o.agency_id, s.source, s.business_date;
+     GROUP BY l.agency_id, s.source, s.business_date;
 
--- A bank's settlement file: payments to attempts (by bank transaction id, else by bank_order_ref
--- and amount; VietQR credits by content, amount and account), refunds to refunds, fees posted
--- on matched lines, cases for the rest. Returns the number of matched lines and of cases opened.
-CREATE OR REPLACE FUNCTION feegate_match_bank_file(p_statement uuid, OUT r_matched int, OUT r_cases int)
+-- The bank's fees of a statement's matched payments, one transfer per agency: from the agency's
+-- payable (it is paid the net), or from fees:platform where the platform bears the fee. With
+-- p_reverse, the same transfers reversed (the statement was superseded by a correction).
+-- p_agencies and p_fees, when given, are the sums per agency already counted by the caller.
+-- Posting twice changes nothing: the transfer ids are the statement's and the agency's.
+CREATE OR REPLACE FUNCTION feegate_post_statement_fees(p_statement uuid, p_reverse boolean,
+                                                       p_agencies bigint[] DEFAULT NULL, p_fees bigint[] DEFAULT NULL)
+RETURNS int
 LANGUAGE plpgsql AS $$
 DECLARE
     st statements;
     v_clearing bigint;
-    v_fee_ids text[];
-    v_fee_debit bigint[];
-    v_fee_amount bigint[];
-    v_fee_order uuid[];
-    v_fee_att uuid[];
+    v_ids text[];
+    v_from bigint[];
+    v_amount bigint[];
     v_n int;
-    c record;
 BEGIN
     SELECT * INTO st FROM statements WHERE id = p_statement;
     v_clearing := feegate_account_id('bank:' || st.source || ':clearing');
-    r_cases := 0;
-
-    -- Payments and credits: which attempt is each line about? By the bank's transaction id,
-    -- else by bank_order_ref, else (VietQR credits) by content, amount and account. Set-based
-    -- joins: a file can hold a million lines.
-    UPDATE statement_lines l SET attempt_id = t.id
-      FROM attempts t
-     WHERE l.statement_id = p_statement AND l.kind IN ('payment', 'credit') AND l.bank_txn_id <> ''
-       AND t.bank = l.bank AND t.bank_txn_id = l.bank_txn_id;
-    UPDATE statement_lines l SET attempt_id = t.id
-      FROM attempts t
-     WHERE l.statement_id = p_statement AND l.kind IN ('payment', 'credit') AND l.attempt_id IS NULL
-       AND l.bank_order_ref <> '' AND t.bank_order_ref = l.bank_order_ref AND t.bank = l.bank;
-    UPDATE statement_lines l SET attempt_id =
-        (SELECT t.id FROM attempts t JOIN orders o ON o.id = t.order_id JOIN agencies a ON a.id = o.agency_id
-          WHERE t.bank = l.bank AND t.bank_order_ref IN (SELECT feegate_content_refs(l.content))
-            AND t.amount = l.amount AND a.account_number = l.account_no
-          ORDER BY (t.status = 'succeeded') DESC LIMIT 1)
-     WHERE l.statement_id = p_statement AND l.kind = 'credit' AND l.attempt_id IS NULL;
-    UPDATE statement_lines l SET refund_id = (SELECT r.id FROM refunds r
-                                                WHERE (l.refund_txn_id <> '' AND r.bank_refund_id = l.refund_txn_id)
-                                                   OR (l.refund_ref <> '' AND r.refund_ref = l.refund_ref)
-                                                ORDER BY (r.status = 'succeeded') DESC LIMIT 1)
-     WHERE l.statement_id = p_statement AND l.kind = 'refund';
-    UPDATE statement_lines l SET agency_id = o.agency_id
-      FROM attempts t JOIN orders o ON o.id = t.order_id
-     WHERE l.statement_id = p_statement AND t.id = l.attempt_id;
-    UPDATE statement_lines l SET agency_id = o.agency_id
-      FROM refunds r JOIN orders o ON o.id = r.order_id
-     WHERE l.statement_id = p_statement AND r.id = l.refund_id;
-
-    -- Outcomes. A payment listed again (in this file or in another current file of the bank) is a
-    -- duplicate; the first listing is the one matched.
-    UPDATE statement_lines l SET outcome = 'duplicate'
-      FROM (SELECT p.statement_id, p.line,
-                   row_number() OVER (PARTITION BY p.bank, p.bank_txn_id ORDER BY ps.imported_at, p.line) AS rn
-              FROM statement_lines p JOIN statements ps ON ps.id = p.statement_id
-             WHERE ps.status = 'imported' AND ps.source = st.source AND p.kind IN ('payment', 'credit')
-               AND p.bank_txn_id <> ''
-               AND p.bank_txn_id IN (SELECT y.bank_txn_id FROM statement_lines y WHERE y.statement_id = p_statement)) d
-     WHERE d.rn > 1 AND d.statement_id = p_statement AND l.statement_id = p_statement AND l.line = d.line;
-    UPDATE statement_lines l SET outcome = CASE WHEN t.status <> 'succeeded' THEN 'missing_in_ledger'
-                                                WHEN t.amount <> l.amount THEN 'amount_mismatch'
-                                                ELSE 'matched' END
-      FROM attempts t
-     WHERE l.statement_id = p_statement AND l.outcome IS NULL AND l.kind IN ('payment', 'credit') AND t.id = l.attempt_id;
-    UPDATE statement_lines l SET outcome = CASE WHEN r.status = 'succeeded' AND r.amount = l.amount THEN 'matched'
-                                                ELSE 'refund_mismatch' END
-      FROM refunds r
-     WHERE l.statement_id = p_statement AND l.outcome IS NULL AND l.kind = 'refund' AND r.id = l.refund_id;
-    UPDATE statement_lines l SET outcome = CASE WHEN l.kind = 'refund' THEN 'refund_mismatch' ELSE 'missing_in_ledger' END
-     WHERE l.statement_id = p_statement AND l.outcome IS NULL;
-
-    -- The bank's fee on each newly matched payment: borne by the agency (from its payable) unless
-    -- the agency's setting makes the platform bear it. One fee transfer per attempt.
-    SELECT array_agg('fee:' || q.attempt_id ORDER BY q.line), array_agg(q.debit ORDER BY q.line),
-           array_agg(q.fee ORDER BY q.line), array_agg(q.order_id ORDER BY q.line),
-           array_agg(q.attempt_id ORDER BY q.line)
-      INTO v_fee_ids, v_fee_debit, v_fee_amount, v_fee_order, v_fee_att
-      FROM (SELECT DISTINCT ON (l.attempt_id) l.attempt_id, l.line, l.fee, t.order_id,
-                   CASE WHEN ag.platform_bears_fee THEN feegate_account_id('fees:platform') ELSE pa.id END AS debit
-              FROM statement_lines l JOIN attempts t ON t.id = l.attempt_id JOIN orders o ON o.id = t.order_id
-              JOIN agencies ag ON ag.id = o.agency_id
-              JOIN ledger_accounts pa ON pa.agency_id = o.agency_id AND pa.type = 'agency_payable'
-             WHERE l.statement_id = p_statement AND l.outcome = 'matched' AND l.kind = 'payment' AND l.fee > 0
-               AND NOT EXISTS (SELECT 1 FROM ledger_transfers lt WHERE lt.id = 'fee:' || l.attempt_id)
-             ORDER BY l.attempt_id, l.line) q;
-    v_n := coalesce(cardinality(v_fee_ids), 0);
+    SELECT array_agg(CASE WHEN p_reverse THEN 'fee-reversal:' ELSE 'fee:' END || p_statement || ':' || ag.code
+                     ORDER BY ag.code),
+           array_agg(CASE WHEN ag.platform_bears_fee THEN feegate_account_id('fees:platform') ELSE pa.id END
+                     ORDER BY ag.code),
+           array_agg(f.fee ORDER BY ag.code)
+      INTO v_ids, v_from, v_amount
+      FROM (SELECT l.agency_id, sum(l.fee)::bigint AS fee FROM statement_lines l
+             WHERE p_agencies IS NULL AND l.statement_id = p_statement AND l.outcome = 'matched'
+               AND l.kind = 'payment' AND l.fee > 0
+             GROUP BY l.agency_id
+            UNION ALL
+            SELECT a, f FROM unnest(p_agencies, p_fees) u(a, f) WHERE p_agencies IS NOT NULL) f
+      JOIN agencies ag ON ag.id = f.agency_id
+      JOIN ledger_accounts pa ON pa.agency_id = ag.id AND pa.type = 'agency_payable'
+     WHERE NOT EXISTS (SELECT 1 FROM ledger_transfers t
+                        WHERE t.id = CASE WHEN p_reverse THEN 'fee-reversal:' ELSE 'fee:' END || p_statement || ':' || ag.code);
+    v_n := coalesce(cardinality(v_ids), 0);
     IF v_n > 0 THEN
-        PERFORM feegate_ledger_write(v_fee_ids, v_fee_debit, array_fill(v_clearing, ARRAY[v_n]), v_fee_amount,
-                                     array_fill('fee'::text, ARRAY[v_n]), v_fee_order, v_fee_att,
-                                     array_fill(NULL::uuid, ARRAY[v_n]));
+        IF p_reverse THEN
+            PERFORM feegate_ledger_write(v_ids, array_fill(v_clearing, ARRAY[v_n]), v_from, v_amount,
+                                         array_fill('fee'::text, ARRAY[v_n]), array_fill(NULL::uuid, ARRAY[v_n]),
+                                         array_fill(NULL::uuid, ARRAY[v_n]), array_fill(NULL::uuid, ARRAY[v_n]));
+        ELSE
+            PERFORM feegate_ledger_write(v_ids, v_from, array_fill(v_clearing, ARRAY[v_n]), v_amount,
+                                         array_fill('fee'::text, ARRAY[v_n]), array_fill(NULL::uuid, ARRAY[v_n]),
+                                         array_fill(NULL::uuid, ARRAY[v_n]), array_fill(NULL::uuid, ARRAY[v_n]));
+        END IF;
+    END IF;
+    RETURN v_n;
+END
+$$;
+
+-- A bank's settlement file, from the session's statement_staging: each line is written once,
+-- with the attempt it is about (by the bank's transaction id, else by bank_order_ref; a VietQR
+-- credit else by content, amount and account) or its refund, its agency and its outcome, in one
+-- set-based INSERT (a file can hold a million lines); then the fees of the matched payments,
+-- and a case for each line that does not match. Returns the matched lines and the cases opened.
+CREATE OR REPLACE FUNCTION feegate_match_bank_file(p_statement uuid, OUT r_matched int, OUT r_cases int)
+LANGUAGE plpgsql AS $$
+DECLARE
+    st statements;
+    v_day_start timestamptz;
+    v_day_end timestamptz;
+    v_neighbours uuid[];
+    v_next_in boolean;
+    v_day date;
+    v_unmatched int[];
+    v_fee_agencies bigint[];
+    v_fees bigint[];
+    c record;
+BEGIN
+    SELECT * INTO st FROM statements WHERE id = p_statement;
+    v_day_start := feegate_business_day_start(st.business_date);
+    v_day_end := feegate_business_day_start(st.business_date + 1);
+    r_cases := 0;
+    -- The current files of the days around this one: a payment they already list is a duplicate
+    -- here. Cut-off skew puts a payment in its own day's file or the next, so only a payment of
+    -- another day is looked for in them (all are once the next day's file is in).
+    SELECT array_agg(s.id), bool_or(s.business_date = st.business_date + 1) INTO v_neighbours, v_next_in
+      FROM statements s
+     WHERE s.source = st.source AND s.status = 'imported' AND s.id <> p_statement
+       AND s.business_date BETWEEN st.business_date - 3 AND st.business_date + 3;
+    v_next_in := coalesce(v_next_in, false);
+
+    WITH ins AS (
+    INSERT INTO statement_lines (statement_id, line, kind, bank, bank_order_ref, bank_txn_id, refund_ref,
+                                 refund_txn_id, amount, fee, at, account_no, content, outcome, attempt_id,
+                                 refund_id, agency_id)
+    SELECT p_statement, s.line, s.kind, s.bank, s.bank_order_ref, s.bank_txn_id, s.refund_ref, s.refund_txn_id,
+           s.amount, s.fee, s.at, s.account_no, s.content,
+           CASE WHEN s.kind = 'refund' THEN
+                    CASE WHEN rf.status = 'succeeded' AND rf.amount = s.amount THEN 'matched' ELSE 'refund_mismatch' END
+                WHEN rep.first_line IS NOT NULL AND s.line > rep.first_line THEN 'duplicate'
+                WHEN t.id IS NULL OR t.status <> 'succeeded' THEN 'missing_in_ledger'
+                WHEN v_neighbours IS NOT NULL AND (v_next_in OR t.paid_at < v_day_start OR t.paid_at >= v_day_end)
+                     AND EXISTS (SELECT 1 FROM statement_lines p
+                                  WHERE p.attempt_id = t.id AND p.statement_id = ANY (v_neighbours)
+                                    AND p.outcome IN ('matched', 'amount_mismatch')) THEN 'duplicate'
+                WHEN t.amount <> s.amount THEN 'amount_mismatch'
+                ELSE 'matched' END,
+           t.id, rf.id, coalesce(o.agency_id, ro.agency_id)
+      FROM statement_staging s
+      LEFT JOIN (SELECT x.bank_txn_id, min(x.line) AS first_line FROM statement_staging x
+                  WHERE x.kind <> 'refund' AND x.bank_txn_id <> ''
+                  GROUP BY x.bank_txn_id HAVING count(*) > 1) rep ON rep.bank_txn_id = s.bank_txn_id
+      LEFT JOIN attempts tx ON s.kind <> 'refund' AND s.bank_txn_id <> '' AND tx.bank = s.bank
+                           AND tx.bank_txn_id = s.bank_txn_id
+      -- the lines the transaction id leaves (few): by bank_order_ref, then VietQR credits by content
+      LEFT JOIN LATERAL (SELECT q.* FROM attempts q
+                          WHERE s.kind <> 'refund' AND tx.id IS NULL AND s.bank_order_ref <> ''
+                            AND q.bank_order_ref = s.bank_order_ref AND q.bank = s.bank LIMIT 1) tr ON true
+      LEFT JOIN LATERAL (SELECT q.* FROM attempts q JOIN orders qo ON qo.id = q.order_id
+                           JOIN agencies qa ON qa.id = qo.agency_id
+                          WHERE s.kind = 'credit' AND tx.id IS NULL AND tr.id IS NULL
+                            AND q.bank = s.bank AND q.bank_order_ref IN (SELECT feegate_content_refs(s.content))
+                            AND q.amount = s.amount AND qa.account_number = s.account_no
+                          ORDER BY (q.status = 'succeeded') DESC LIMIT 1) tq ON true
+      -- at most one of tx, tr and tq is found
+      LEFT JOIN LATERAL (SELECT coalesce(tx.id, tr.id, tq.id) AS id, coalesce(tx.status, tr.status, tq.status) AS status,
+                                coalesce(tx.amount, tr.amount, tq.amount) AS amount,
+                                coalesce(tx.paid_at, tr.paid_at, tq.paid_at) AS paid_at,
+                                coalesce(tx.order_id, tr.order_id, tq.order_id) AS order_id) t ON true
+      LEFT JOIN LATERAL (SELECT x.agency_id FROM orders x WHERE x.id = t.order_id LIMIT 1) o ON true
+      -- refund lines: by the bank's refund id, else by our refund reference
+      LEFT JOIN LATERAL (SELECT r.* FROM refunds r
+                          WHERE s.kind = 'refund'
+                            AND ((s.refund_txn_id <> '' AND r.bank_refund_id = s.refund_txn_id)
+                                 OR (s.refund_ref <> '' AND r.refund_ref = s.refund_ref))
+                          ORDER BY (s.refund_txn_id <> '' AND r.bank_refund_id = s.refund_txn_id) DESC,
+                                   (r.status = 'succeeded') DESC LIMIT 1) rf ON true
+      LEFT JOIN LATERAL (SELECT x.agency_id FROM orders x WHERE x.id = rf.order_id LIMIT 1) ro ON true
+    RETURNING line, kind, outcome, agency_id, fee),
+    fees AS (SELECT agency_id, sum(fee)::bigint AS fee FROM ins
+              WHERE outcome = 'matched' AND kind = 'payment' AND fee > 0 GROUP BY agency_id)
+    SELECT count(*) FILTER (WHERE outcome = 'matched'),
+           array_agg(line) FILTER (WHERE outcome IN ('missing_in_ledger', 'amount_mismatch', 'duplicate',
+                                                     'refund_mismatch')),
+           (SELECT array_agg(agency_id ORDER BY agency_id) FROM fees),
+           (SELECT array_agg(fee ORDER BY agency_id) FROM fees)
+      INTO r_matched, v_unmatched, v_fee_agencies, v_fees
+      FROM ins;
+    v_unmatched := coalesce(v_unmatched, '{}');
+
+    PERFORM feegate_post_statement_fees(p_statement, false, coalesce(v_fee_agencies, '{}'), coalesce(v_fees, '{}'));
+    IF st.supersedes IS NOT NULL THEN
+        PERFORM feegate_post_statement_fees(st.supersedes, true);
     END IF;
 
     -- Cases of an earlier file of the same day that this file no longer raises: settled.
@@ -190,7 +243,8 @@ BEGIN
               WHERE e.resolved_at IS NULL AND s.status = 'superseded' AND s.source = st.source
                 AND s.business_date = st.business_date
                 AND NOT EXISTS (SELECT 1 FROM statement_lines l WHERE l.statement_id = p_statement
-                                   AND l.outcome = e.kind AND e.object = feegate_line_object(l))
+                                   AND l.line = ANY (v_unmatched) AND l.outcome = e.kind
+                                   AND e.object = feegate_line_object(l))
     LOOP
         PERFORM feegate_case_auto(c.id, p_statement);
     END LOOP;
@@ -199,14 +253,12 @@ BEGIN
     -- still open for the same object now points at this file's line instead.
     UPDATE payment_exceptions e SET statement_id = p_statement, line = l.line
       FROM statement_lines l
-     WHERE l.statement_id = p_statement
-       AND l.outcome IN ('missing_in_ledger', 'amount_mismatch', 'duplicate', 'refund_mismatch')
+     WHERE l.statement_id = p_statement AND l.line = ANY (v_unmatched)
        AND e.resolved_at IS NULL AND e.kind = l.outcome AND e.object = feegate_line_object(l);
     WITH want AS (
         SELECT DISTINCT ON (l.outcome, feegate_line_object(l)) l.*, feegate_line_object(l) AS object
           FROM statement_lines l
-         WHERE l.statement_id = p_statement
-           AND l.outcome IN ('missing_in_ledger', 'amount_mismatch', 'duplicate', 'refund_mismatch')
+         WHERE l.statement_id = p_statement AND l.line = ANY (v_unmatched)
          ORDER BY l.outcome, feegate_line_object(l), l.line),
     ins AS (
         INSERT INTO payment_exceptions (kind, bank, bank_txn_id, order_id, attempt_id, agency_id, amount, details,
@@ -233,25 +285,29 @@ BEGIN
     LOOP
         PERFORM feegate_case_auto(c.id, p_statement);
     END LOOP;
-    SELECT r_cases + coalesce(sum(feegate_case_open('missing_at_bank', 'attempt:' || t.id, t.bank, t.bank_txn_id, t.id,
-                                                    NULL, t.amount,
-                                                    json_build_object('business_date', feegate_business_date(t.paid_at),
-                                                                      'bank_order_ref', t.bank_order_ref),
-                                                    p_statement, NULL)), 0)
-      INTO r_cases
-      FROM attempts t
-     WHERE t.bank = st.source AND t.status = 'succeeded'
-       AND t.paid_at >= ((st.business_date - 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-       AND t.paid_at < ((st.business_date + 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh')
-       AND EXISTS (SELECT 1 FROM statements s WHERE s.status = 'imported' AND s.source = st.source
-                      AND s.business_date = feegate_business_date(t.paid_at))
-       AND EXISTS (SELECT 1 FROM statements s WHERE s.status = 'imported' AND s.source = st.source
-                      AND s.business_date = feegate_business_date(t.paid_at) + 1)
-       AND NOT EXISTS (SELECT 1 FROM statement_lines l JOIN statements s ON s.id = l.statement_id
-                        WHERE s.status = 'imported' AND l.attempt_id = t.id
-                          AND l.outcome IN ('matched', 'amount_mismatch', 'duplicate'));
-
-    SELECT count(*) INTO r_matched FROM statement_lines l WHERE l.statement_id = p_statement AND l.outcome = 'matched';
+    -- The days whose two files this import completes: the day before (its next day's file is
+    -- this one) and this day (when its next day's file came first).
+    FOR v_day IN SELECT d FROM (VALUES (st.business_date - 1), (st.business_date)) v(d)
+                  WHERE EXISTS (SELECT 1 FROM statements s WHERE s.status = 'imported' AND s.source = st.source
+                                   AND s.business_date = v.d)
+                    AND EXISTS (SELECT 1 FROM statements s WHERE s.status = 'imported' AND s.source = st.source
+                                   AND s.business_date = v.d + 1)
+    LOOP
+        SELECT r_cases + coalesce(sum(feegate_case_open('missing_at_bank', 'attempt:' || t.id, t.bank, t.bank_txn_id,
+                                                        t.id, NULL, t.amount,
+                                                        json_build_object('business_date', v_day,
+                                                                          'bank_order_ref', t.bank_order_ref),
+                                                        p_statement, NULL)), 0)
+          INTO r_cases
+          FROM attempts t
+         WHERE t.bank = st.source AND t.status = 'succeeded'
+           AND t.paid_at >= feegate_business_day_start(v_day) AND t.paid_at < feegate_business_day_start(v_day + 1)
+           AND NOT EXISTS (SELECT 1 FROM statement_lines l
+                            WHERE l.statement_id IN (SELECT s.id FROM statements s
+                                                      WHERE s.status = 'imported' AND s.source = st.source
+                                                        AND s.business_date IN (v_day, v_day + 1))
+                              AND l.attempt_id = t.id AND l.outcome IN ('matched', 'amount_mismatch', 'duplicate'));
+    END LOOP;
 END
 $$;
 
@@ -406,14 +462,15 @@ BEGIN
     RETURNING id INTO v_prev;
     INSERT INTO statements (source, sha256, account, business_date, lines, total, supersedes, imported_by)
     VALUES (p_source, p_sha, p_account, p_date, p_lines, p_total, v_prev, p_staff) RETURNING id INTO v_id;
-    INSERT INTO statement_lines (statement_id, line, kind, bank, bank_order_ref, bank_txn_id, refund_ref, refund_txn_id,
-                                 amount, fee, at, account_no, content)
-    SELECT v_id, s.line, s.kind, s.bank, s.bank_order_ref, s.bank_txn_id, s.refund_ref, s.refund_txn_id, s.amount,
-           s.fee, s.at, s.account_no, s.content
-      FROM statement_staging s;
     -- the planner must know how many lines arrived to join them set-based
-    IF p_lines > 1000 THEN
-        ANALYZE statement_lines;
+    ANALYZE statement_staging;
+    IF p_source = 'camt053' THEN
+        -- a treasury statement's entries are matched one by one (a day of an account is small)
+        INSERT INTO statement_lines (statement_id, line, kind, bank, bank_order_ref, bank_txn_id, refund_ref,
+                                     refund_txn_id, amount, fee, at, account_no, content)
+        SELECT v_id, s.line, s.kind, s.bank, s.bank_order_ref, s.bank_txn_id, s.refund_ref, s.refund_txn_id,
+               s.amount, s.fee, s.at, s.account_no, s.content
+          FROM statement_staging s;
     END IF;
     RETURN QUERY SELECT true, feegate_statement_finish(v_id);
 END

@@ -6,7 +6,7 @@
 --     treasury statement (no row when none was seen).
 -- A payment is `case` while an unresolved case names it, `matched` once a line of a current
 -- bank file (or, for VietQR, of a treasury statement) matched it, else `pending`. Its fee is
--- the fee transfer posted when its settlement line matched.
+-- the fee its matched settlement line states.
 -- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
 
 CREATE OR REPLACE VIEW reconciliation_payments AS
@@ -19,7 +19,8 @@ CREATE OR REPLACE VIEW reconciliation_payments AS
                               WHERE l.attempt_id = a.id AND s.status = 'imported' AND l.outcome = 'matched')
                 THEN 'matched'
                 ELSE 'pending' END AS reconciliation,
-           coalesce((SELECT t.amount FROM ledger_transfers t WHERE t.attempt_id = a.id AND t.code = 'fee'), 0)::bigint
+           coalesce((SELECT l.fee FROM statement_lines l JOIN statements s ON s.id = l.statement_id
+                      WHERE l.attempt_id = a.id AND s.status = 'imported' AND l.outcome = 'matched' LIMIT 1), 0)::bigint
                AS fee
       FROM attempts a
      WHERE a.status = 'succeeded';

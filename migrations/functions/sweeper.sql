@@ -1,11 +1,14 @@
+-- The sweeper's work: orders that expire on the clock, and the attempts to ask their bank about.
+-- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
+
 -- Pending attempts to ask their bank about: those whose order has expired (before expiring
 -- them) and those older than p_after_s (a notification may have been lost), not asked about in
 -- the last min(p_after_s, 10) seconds; never-asked ones first, then the oldest. Claimed with
 -- last_query_at, so several sweepers never ask twice at once.
--- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
 --
--- Each kind of candidate is read from its own index up to the limit (0011), so a sweep costs
--- the same with 60,000 pending attempts as with 60; the rows are then locked and checked again.
+-- Each kind of candidate is read from its own index up to the limit (attempts_unqueried,
+-- attempts_queried, orders_open_expiry), so a sweep costs the same with 60,000 pending
+-- attempts as with 60; the rows are then locked and checked again.
 
 CREATE OR REPLACE FUNCTION feegate_attempts_to_query(p_after_s int, p_limit int)
 RETURNS TABLE (r_id uuid, r_bank text, r_ref text, r_txn text, r_amount bigint, r_description text,
@@ -39,4 +42,20 @@ LANGUAGE sql AS $$
             ORDER BY t2.last_query_at NULLS FIRST, t2.created_at LIMIT p_limit FOR UPDATE OF t2 SKIP LOCKED)
     RETURNING t.id, t.bank, t.bank_order_ref, t.bank_txn_id, t.amount, o.description,
               extract(epoch FROM t.created_at)::bigint, extract(epoch FROM now() - o.expires_at)::bigint
+$$;
+
+-- Orders that were never taken to a bank expire on the clock.
+CREATE OR REPLACE FUNCTION feegate_expire_due(p_limit int) RETURNS int LANGUAGE plpgsql AS $$
+DECLARE
+    o record;
+    n int := 0;
+BEGIN
+    FOR o IN SELECT id FROM orders WHERE status = 'created' AND expires_at < now()
+              ORDER BY expires_at LIMIT p_limit FOR UPDATE SKIP LOCKED LOOP
+        IF feegate_order_transition(o.id, NULL, 'expired') = 'changed' THEN
+            n := n + 1;
+        END IF;
+    END LOOP;
+    RETURN n;
+END
 $$;

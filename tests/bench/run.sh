@@ -40,6 +40,7 @@ case $MODE in
     REFUND_ORDERS=20000    # paid orders; each takes 10 partial refunds, so 200,000 requests
     APPLY_ORDERS=40000     # attempts posted by pgbench_apply.sql (a multiple of 400)
     REPORT_PAYMENTS=1000000 # payments of one business day in the settlement export scenarios
+    IMPORT_LINES=1000000    # lines of the VNPAY settlement file in the import scenarios
     ;;
   quick)
     SAT_ARGS=(--rate-factor 2 --step-duration 1 --step-warmup 0.3 --step-pause 0.2 --refine 1
@@ -51,6 +52,7 @@ case $MODE in
     REFUND_ORDERS=3000
     APPLY_ORDERS=20000
     REPORT_PAYMENTS=20000
+    IMPORT_LINES=20000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
 esac
@@ -58,7 +60,7 @@ CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
 SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
-  pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx)
+  pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx import_copy import)
 
 # ---------------------------------------------------------------- helpers
 
@@ -308,31 +310,39 @@ scenario_idle_memory() {
 # orders and attempts: the export reads them, not the ledger), exported as the settlement
 # report. The ceiling is PostgreSQL alone writing the same rows: COPY (the report's lines
 # query, in the same order) TO STDOUT CSV, read by psql into /dev/null.
-REPORT_DAY=2026-01-15
-REPORT_READY=0
-report_seed() {
-  ((REPORT_READY)) && return 0
-  log "writing $REPORT_PAYMENTS payments of $REPORT_DAY for the export scenarios"
-  bench_psql -v n="$REPORT_PAYMENTS" -v day="$REPORT_DAY" -v client="$FEEGATE_CLIENT_ID" \
-    -v agency="$FEEGATE_AGENCY" <<'SQL' || return 1
+# seed_payments PREFIX N DAY BANKS: N paid orders of the demo agency on business day DAY, each
+# with one succeeded attempt at a bank of BANKS (a SQL text array), written straight into orders
+# and attempts. References are HS-PREFIX-n, bank_order_refs PREFIX and n on 12 digits, bank
+# transaction ids TXPREFIXn (PREFIX: three capitals).
+seed_payments() {
+  bench_psql -v prefix="$1" -v n="$2" -v day="$3" -v banks="$4" -v client="$FEEGATE_CLIENT_ID" \
+    -v agency="$FEEGATE_AGENCY" <<'SQL'
 WITH o AS (
   INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
                       checkout_token, created_at, updated_at, expires_at, procedure, payer, metadata)
   SELECT feegate_uuid7(), :'client'::uuid, (SELECT id FROM agencies WHERE code = :'agency'),
-         'HS-RPT-' || g, 'Lệ phí cấp hộ chiếu', 200000 + g % 1000, 'succeeded', 'https://portal.example/return',
-         md5('rpt' || g), now(), now(), now() + interval '1 day', 'PP-0' || g % 3,
+         'HS-' || :'prefix' || '-' || g, 'Lệ phí cấp hộ chiếu', 200000 + g % 1000, 'succeeded',
+         'https://portal.example/return', md5(:'prefix' || g), now(), now(), now() + interval '1 day', 'PP-0' || g % 3,
          json_build_object('name', 'Nguyễn Văn An ' || g, 'id_number', '0792030' || lpad(g::text, 5, '0')),
          json_build_object('ho_so', 'HS-' || g, 'kenh', CASE WHEN g % 2 = 0 THEN 'web' ELSE 'app' END)
     FROM generate_series(1, :n) g
   RETURNING id, amount, reference)
 INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount, status, bank_txn_id, paid_at)
-SELECT feegate_uuid7(), o.id, (ARRAY['vnpay', 'momo', 'vietqr'])[1 + abs(hashtext(o.reference)) % 3],
-       'RPT' || lpad(substr(o.reference, 8), 12, '0'), o.amount, 'succeeded', 'TX' || substr(o.reference, 8),
+SELECT feegate_uuid7(), o.id, (:'banks'::text[])[1 + abs(hashtext(o.reference)) % cardinality(:'banks'::text[])],
+       :'prefix' || lpad(substr(o.reference, 8), 12, '0'), o.amount, 'succeeded', 'TX' || :'prefix' || substr(o.reference, 8),
        feegate_business_day_start(:'day'::date) + (substr(o.reference, 8)::int % 86400) * interval '1 second'
   FROM o;
 ANALYZE orders;
 ANALYZE attempts;
 SQL
+}
+
+REPORT_DAY=2026-01-15
+REPORT_READY=0
+report_seed() {
+  ((REPORT_READY)) && return 0
+  log "writing $REPORT_PAYMENTS payments of $REPORT_DAY for the export scenarios"
+  seed_payments RPT "$REPORT_PAYMENTS" "$REPORT_DAY" '{vnpay,momo,vietqr}' || return 1
   REPORT_READY=1
 }
 
@@ -340,35 +350,44 @@ report_lines() {
   bench_psql -c "SELECT count(*) FROM feegate_report_lines('$REPORT_DAY', '$REPORT_DAY', NULL, NULL)"
 }
 
-# report_measure NAME FORMAT: GET the day's settlement report (all agencies) once with curl,
-# sampling the gateway's resident memory (all its processes) meanwhile; writes RAW/NAME.json.
-report_measure() {
-  local name=$1 format=$2 before during pid t lines code first total bytes
-  lines=$(report_lines) || return 1
+# rss_watch_start / rss_watch_stop: the gateway's resident memory (all its processes) before,
+# in RSS_BEFORE, and the most seen while a request ran, in RSS_DURING (KiB; sampled every 0.1 s).
+rss_watch_start() {
   gateway_sample "$TMP/procs_before.txt"
-  before=$(awk '{s += $3} END {print s + 0}' "$TMP/procs_before.txt")
+  RSS_BEFORE=$(awk '{s += $3} END {print s + 0}' "$TMP/procs_before.txt")
   : >"$TMP/rss_samples.txt"
   (while :; do
     gateway_sample "$TMP/procs_now.txt"
     awk '{s += $3} END {print s + 0}' "$TMP/procs_now.txt" >>"$TMP/rss_samples.txt"
     sleep 0.1
   done) &
-  pid=$!
-  bg_track "$pid"
+  RSS_PID=$!
+  bg_track "$RSS_PID"
+}
+rss_watch_stop() {
+  stop_pid "$RSS_PID"
+  RSS_DURING=$(sort -n "$TMP/rss_samples.txt" | tail -n 1)
+  RSS_DURING=${RSS_DURING:-$RSS_BEFORE}
+}
+
+# report_measure NAME FORMAT: GET the day's settlement report (all agencies) once with curl,
+# watching the gateway's resident memory meanwhile; writes RAW/NAME.json.
+report_measure() {
+  local name=$1 format=$2 t lines code first total bytes
+  lines=$(report_lines) || return 1
+  rss_watch_start
   t=$(curl -sS -o /dev/null --max-time 300 -H "Authorization: Bearer $FEEGATE_FINANCE_TOKEN" \
     -w '%{http_code} %{time_starttransfer} %{time_total} %{size_download}' \
     "$FEEGATE_URL/v1/reports/settlement?date=$REPORT_DAY&format=$format")
-  stop_pid "$pid"
-  during=$(sort -n "$TMP/rss_samples.txt" | tail -n 1)
-  during=${during:-$before}
+  rss_watch_stop
   read -r code first total bytes <<<"$t"
-  log "$format: HTTP $code, first byte ${first}s, last byte ${total}s, $bytes bytes, $lines lines, gateway RSS +$(((during - before) / 1024)) MiB"
+  log "$format: HTTP $code, first byte ${first}s, last byte ${total}s, $bytes bytes, $lines lines, gateway RSS +$(((RSS_DURING - RSS_BEFORE) / 1024)) MiB"
   [[ $code == 200 ]] || return 1
   "$PYTHON" -c 'import json, sys
 a = sys.argv
 json.dump({"rows": int(a[2]), "seconds": float(a[3]), "first_byte_s": float(a[4]), "bytes": int(a[5]),
            "rss_growth_kib": max(0, int(a[7]) - int(a[6]))}, open(a[1], "w"), indent=1)' \
-    "$RAW/$name.json" "$lines" "$total" "$first" "$bytes" "$before" "$during"
+    "$RAW/$name.json" "$lines" "$total" "$first" "$bytes" "$RSS_BEFORE" "$RSS_DURING"
 }
 
 scenario_report_copy() {
@@ -405,6 +424,72 @@ scenario_report_xlsx() {
     "label=settlement report XLSX, one day (rows/s)" target_seconds=20 target_rss_mib=16
   report_seed || return 1
   report_measure report_xlsx xlsx
+}
+
+# ---------------------------------------------------------------- settlement import
+# One business day of IMPORT_LINES paid VNPAY attempts (written straight into orders and
+# attempts) and the bank's settlement file listing each of them once, in banksim's format. The
+# ceiling is PostgreSQL alone taking the same file: a plain COPY of its lines into an unindexed
+# table. The import is POST /v1/statements?source=vnpay: parse, store, match, post the fees,
+# open the cases (none here: every line matches).
+IMPORT_DAY=2026-01-20
+IMPORT_READY=0
+import_seed() {
+  ((IMPORT_READY)) && return 0
+  log "writing $IMPORT_LINES VNPAY payments of $IMPORT_DAY and their settlement file"
+  seed_payments IMP "$IMPORT_LINES" "$IMPORT_DAY" '{vnpay}' || return 1
+  local day=${IMPORT_DAY//-/}
+  {
+    printf 'TmnCode,TransactionType,TxnRef,TransactionNo,RefundRequestId,RefundTransactionNo,Amount,Fee,PayDate\r\n'
+    bench_psql -c "COPY (SELECT '$FEEGATE_VNPAY_TMN_CODE', '01', bank_order_ref, bank_txn_id, '', '', amount * 100,
+        (amount * 11 / 1000) * 100, to_char(paid_at AT TIME ZONE 'Asia/Ho_Chi_Minh', 'YYYYMMDDHH24MISS')
+      FROM attempts WHERE bank = 'vnpay' AND bank_order_ref LIKE 'IMP%' ORDER BY paid_at, id) TO STDOUT CSV"
+    bench_psql -c "SELECT 'TOTAL,$day,' || count(*) || ',' || sum(amount) FROM attempts
+      WHERE bank = 'vnpay' AND bank_order_ref LIKE 'IMP%'"
+  } >"$TMP/import.csv" || return 1
+  grep -q '^TmnCode,' "$TMP/import.csv" || { log "the bench's header is not the adapter's"; return 1; }
+  IMPORT_READY=1
+}
+
+scenario_import_copy() {
+  NEEDS_GATEWAY=0
+  record import_copy kind=export raw=import_copy.json \
+    "label=settlement file: plain COPY into an unindexed table (lines/s)"
+  import_seed || return 1
+  sed '1d;$d' "$TMP/import.csv" >"$TMP/import_body.csv"
+  bench_psql -c "DROP TABLE IF EXISTS bench_import_ceiling" -c "CREATE TABLE bench_import_ceiling (tmn text,
+    type text, ref text, txn text, refund_ref text, refund_txn text, amount bigint, fee bigint, paid text)"
+  local t0 t1
+  t0=$(date +%s.%N)
+  bench_psql -c "\\copy bench_import_ceiling FROM '$TMP/import_body.csv' CSV" || return 1
+  t1=$(date +%s.%N)
+  bench_psql -c "DROP TABLE bench_import_ceiling"
+  "$PYTHON" -c 'import json, sys
+a = sys.argv
+json.dump({"rows": int(a[2]), "seconds": float(a[3]) - float(a[4])}, open(a[1], "w"), indent=1)' \
+    "$RAW/import_copy.json" "$IMPORT_LINES" "$t1" "$t0"
+}
+
+scenario_import() {
+  record import kind=export raw=import.json \
+    "label=settlement file import + match, VNPAY (lines/s)" ceiling=import_copy target_ratio=0.25 \
+    target_seconds=10 target_rss_mib=64
+  import_seed || return 1
+  local t code total bytes matched
+  rss_watch_start
+  t=$(curl -sS -o "$TMP/import.json" --max-time 600 -H "Authorization: Bearer $FEEGATE_FINANCE_TOKEN" \
+    -H 'Content-Type: text/csv' --data-binary "@$TMP/import.csv" \
+    -w '%{http_code} %{time_total} %{size_upload}' "$FEEGATE_URL/v1/statements?source=vnpay")
+  rss_watch_stop
+  read -r code total bytes <<<"$t"
+  matched=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1])).get("matched"))' "$TMP/import.json" 2>/dev/null || echo "?")
+  log "import: HTTP $code in ${total}s, $bytes bytes, $matched of $IMPORT_LINES lines matched, gateway RSS +$(((RSS_DURING - RSS_BEFORE) / 1024)) MiB"
+  [[ $code == 201 && $matched == "$IMPORT_LINES" ]] || { head -c 400 "$TMP/import.json" >&2; return 1; }
+  "$PYTHON" -c 'import json, sys
+a = sys.argv
+json.dump({"rows": int(a[2]), "seconds": float(a[3]), "bytes": int(a[4]),
+           "rss_growth_kib": max(0, int(a[6]) - int(a[5]))}, open(a[1], "w"), indent=1)' \
+    "$RAW/import.json" "$IMPORT_LINES" "$total" "$bytes" "$RSS_BEFORE" "$RSS_DURING"
 }
 
 # run_scenario NAME: runs scenario_NAME and notes what may have spoilt it: the gateway stopping

@@ -29,6 +29,7 @@ import uuid
 from zoneinfo import ZoneInfo
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 
@@ -44,7 +45,8 @@ __all__ = [
     "momo_signature", "momo_ipn_body", "vietqr_signature", "send_vietqr_credit",
     "transfers", "payment_transfers", "account_id", "account_balance", "notification_rows",
     "exception_rows", "ledger_check", "assert_ledger_ok", "assert_single_payment",
-    "webhooks_for", "wait_webhook", "verify_webhook_signature", "psql_superuser",
+    "webhooks_for", "wait_webhook", "verify_webhook_signature", "psql_superuser", "scratch_database", "cli_on",
+    "scratch_paid_order",
     "json_body", "last_notification", "park_pending_queries", "VN", "vn_day", "compact", "camt053",
 ]
 
@@ -579,6 +581,53 @@ def psql_superuser(stack, sql, dbname="feegate"):
     if os.geteuid() == 0 and f.get("PG_USER") and f["PG_USER"] != "root":
         cmd = ["runuser", "-u", f["PG_USER"], "--"] + cmd
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd="/")
+
+
+@contextlib.contextmanager
+def scratch_database(stack):
+    """A new empty database owned by the gateway's role, dropped afterwards; yields its URL."""
+    name = "feegate_scratch_" + uuid.uuid4().hex[:10]
+    r = psql_superuser(stack, f"CREATE DATABASE {name} OWNER feegate", dbname="postgres")
+    assert r.returncode == 0, r.stderr
+    u = urllib.parse.urlsplit(stack.database_url)
+    try:
+        yield urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
+    finally:
+        r = psql_superuser(stack, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", dbname="postgres")
+        assert r.returncode == 0, r.stderr
+
+
+def cli_on(stack, url, *args):
+    """Runs a feegate command against the database at url; returns what it printed."""
+    env = dict(os.environ, DATABASE_URL=url, FEEGATE_MIGRATIONS=str(REPO / "migrations"))
+    r = subprocess.run([stack.bin, *args], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, f"feegate {' '.join(args)}: {r.stdout}{r.stderr}"
+    return r.stdout
+
+
+def scratch_paid_order(stack, url, code, ref, txn_id, webhook_url=None, amount=50000):
+    """In a migrated database no gateway serves: agency `code`, a portal client of it, and an
+    order of `amount` paid by one VNPAY notification applied in SQL. Returns (order, attempt)."""
+    cli_on(stack, url, "agency", "create", "--code", code, "--name", f"Scratch agency {code}",
+           "--account", "970436:0099887766:SCRATCH", "--banks", "vnpay")
+    hook = ["--webhook-url", webhook_url] if webhook_url else []
+    client = cli_on(stack, url, "client", "create", "--name", f"Scratch portal {code}", "--agency", code, *hook)
+    client_id = [l.split(": ", 1)[1] for l in client.splitlines() if l.startswith("client_id: ")][0]
+    order_id, attempt_id = str(uuid.uuid4()), str(uuid.uuid4())
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO orders (id, client_id, agency_id, reference, description, amount, return_url, checkout_token, "
+            "created_at, updated_at, expires_at) SELECT %s, %s, id, %s, 'Scratch fee', %s, "
+            "'https://portal.example/r', %s, now(), now(), now() + interval '15 minutes' FROM agencies WHERE code = %s",
+            (order_id, client_id, code + "-1", amount, uuid.uuid4().hex * 2, code))
+        conn.execute("INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount) "
+                     "VALUES (%s, %s, 'vnpay', %s, %s)", (attempt_id, order_id, ref, amount))
+        item = {"i": 0, "bank": "vnpay", "kind": "payment", "ref": ref, "amount": amount,
+                "success": True, "txn_id": txn_id, "failure_code": "", "source": "notification"}
+        out = conn.execute("SELECT r_outcome, r_status FROM feegate_apply_notifications(%s::json)",
+                           (json.dumps([item]),)).fetchall()
+        assert out == [("applied", "succeeded")], out
+    return order_id, attempt_id
 
 
 # ------------------------------------------------------------------------------ portal webhooks

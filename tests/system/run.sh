@@ -4,7 +4,8 @@
 #
 # Usage: tests/system/run.sh BUILD_DIR [PYTEST_ARGS...]
 #   BUILD_DIR    where feegate and banksim were built (relative to the repo, or absolute)
-#   PYTEST_ARGS  passed to pytest after tests/system (e.g. -k checkout, -x)
+#   PYTEST_ARGS  passed to pytest after tests/system (e.g. -k checkout, -x); when they name
+#                test files (tests/system/test_x.py[::name]), only those run
 # Exports to pytest: FEEGATE_STACK_DIR (holds env and stack.env), FEEGATE_BIN, BANKSIM_BIN,
 #   FEEGATE_MIGRATIONS, STACK_FREE_PORTS=1. pytest's fixtures start the gateway and banksim.
 # Exit status: pytest's; "no tests collected" (5) counts as a failure.
@@ -56,9 +57,12 @@ log "starting PostgreSQL and Redis in $STACK_DIR"
 bash "$REPO/deploy/stack.sh" start "$STACK_DIR"
 
 cd "$REPO"
-log "running: $PYTHON -m pytest -q tests/system $*"
+# test files or node ids among the arguments run alone; otherwise the whole folder
+TARGETS=(tests/system)
+for a in "$@"; do [[ $a == tests/system/* ]] && TARGETS=(); done
+log "running: $PYTHON -m pytest -q ${TARGETS[*]} $*"
 rc=0
-"$PYTHON" -m pytest -q -p no:cacheprovider tests/system "$@" || rc=$?
+"$PYTHON" -m pytest -q -p no:cacheprovider "${TARGETS[@]}" "$@" || rc=$?
 if ((rc == 5)); then
   log "FAILED: pytest collected no tests"
   rc=1

@@ -369,45 +369,13 @@ def test_ledger_rows_cannot_be_changed(sql, stack):
 
 @pytest.fixture
 def scratch_db(stack):
-    name = "feegate_scratch_" + uuid.uuid4().hex[:10]
-    r = psql_superuser(stack, f"CREATE DATABASE {name} OWNER feegate", dbname="postgres")
-    assert r.returncode == 0, r.stderr
-    u = urllib.parse.urlsplit(stack.database_url)
-    url = urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + name, u.query, u.fragment))
-    try:
+    with scratch_database(stack) as url:
         yield url
-    finally:
-        r = psql_superuser(stack, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", dbname="postgres")
-        assert r.returncode == 0, r.stderr
-
-
-def cli_on(stack, url, *args):
-    env = dict(os.environ, DATABASE_URL=url, FEEGATE_MIGRATIONS=str(REPO / "migrations"))
-    r = subprocess.run([stack.bin, *args], capture_output=True, text=True, env=env, timeout=120)
-    assert r.returncode == 0, f"feegate {' '.join(args)}: {r.stdout}{r.stderr}"
-    return r.stdout
 
 
 def test_ledger_check_catches_corrupted_rows_in_a_scratch_database(stack, scratch_db):
     cli_on(stack, scratch_db, "migrate")
-    cli_on(stack, scratch_db, "agency", "create", "--code", "SCR", "--name", "Scratch agency",
-           "--account", "970436:0099887766:SCRATCH", "--banks", "vnpay")
-    client = cli_on(stack, scratch_db, "client", "create", "--name", "Scratch portal", "--agency", "SCR")
-    client_id = [l.split(": ", 1)[1] for l in client.splitlines() if l.startswith("client_id: ")][0]
-    order_id, attempt_id = str(uuid.uuid4()), str(uuid.uuid4())
-    with psycopg.connect(scratch_db, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO orders (id, client_id, agency_id, reference, description, amount, return_url, checkout_token, "
-            "created_at, updated_at, expires_at) SELECT %s, %s, id, 'SCR-1', 'Scratch fee', 50000, "
-            "'https://portal.example/r', %s, now(), now(), now() + interval '15 minutes' FROM agencies WHERE code = 'SCR'",
-            (order_id, client_id, uuid.uuid4().hex * 2))
-        conn.execute("INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount) "
-                     "VALUES (%s, %s, 'vnpay', 'FGSCRATCH001', 50000)", (attempt_id, order_id))
-        item = {"i": 0, "bank": "vnpay", "kind": "payment", "ref": "FGSCRATCH001", "amount": 50000,
-                "success": True, "txn_id": "900001", "failure_code": "", "source": "notification"}
-        out = conn.execute("SELECT r_outcome, r_status FROM feegate_apply_notifications(%s::json)",
-                           (json.dumps([item]),)).fetchall()
-        assert out == [("applied", "succeeded")], out
+    order_id, attempt_id = scratch_paid_order(stack, scratch_db, "SCR", "FGSCRATCH001", "900001")
     pay = f"pay:{attempt_id}"
     ok = ledger_check(stack, scratch_db)
     assert ok.returncode == 0, ok.stdout + ok.stderr

@@ -110,9 +110,14 @@ def test_a_day_at_three_banks_reconciled_and_worked(api, sim, finance, agency_st
     assert recon[attempt_of(a, sa["ref"])["id"]] == "matched"
     assert recon[attempt_of(d, sd["ref"])["id"]] == "matched"
     assert recon[attempt_of(b, sb["ref"])["id"]] == "case"
-    # the bank's fee was posted on the matched line
-    fee = [t for t in transfers(stack, order_id=a["id"]) if t["code"] == "fee"]
-    assert len(fee) == 1 and fee[0]["debit"] == "agency:XNC:payable" and fee[0]["credit"] == "bank:vnpay:clearing"
+    # the bank's fees of the matched payments, one transfer per statement and agency
+    [fee] = [t for t in transfers(stack, code="fee") if t["id"] == f"fee:{vnpay_day['id']}:XNC"]
+    assert fee["debit"] == "agency:XNC:payable" and fee["credit"] == "bank:vnpay:clearing"
+    [[line_fees, a_fee]] = stack.query(
+        "SELECT sum(l.fee), sum(l.fee) FILTER (WHERE l.bank_order_ref = %s) FROM statement_lines l "
+        "JOIN agencies g ON g.id = l.agency_id WHERE l.statement_id = %s AND g.code = 'XNC' "
+        "AND l.outcome = 'matched' AND l.kind = 'payment'", (sa["ref"], vnpay_day["id"]))
+    assert fee["amount"] == line_fees and a_fee == 100000 * 110 // 10000
     # account entries carry their order reference, bank transaction id and running balance
     acct = account_id(stack, "agency:XNC:payable")
     page = finance.get(f"/v1/ledger/accounts/{acct}", params={"from": str(today), "to": str(today), "limit": 500})
@@ -141,6 +146,11 @@ def test_a_day_at_three_banks_reconciled_and_worked(api, sim, finance, agency_st
     assert finance.get(f"/v1/statements/{vnpay_day['id']}").json()["status"] == "superseded"
     [cb] = [x for x in cases_of(finance, b["id"]) if x["kind"] == "amount_mismatch"]
     assert cb["state"] == "resolved" and cb["resolution"] == "auto" and corrected["id"] in cb["note"]
+    # the superseded file's fees are reversed, the correction's posted
+    by_id = {t["id"]: t for t in transfers(stack, code="fee")}
+    reversal = by_id[f"fee-reversal:{vnpay_day['id']}:XNC"]
+    assert reversal["amount"] == fee["amount"] and reversal["debit"] == fee["credit"]
+    assert by_id[f"fee:{corrected['id']}:XNC"]["amount"] > 0
     assert open_kinds(finance, c["id"]) == ["duplicate"] and open_kinds(finance, e["id"]) == ["missing_in_ledger"]
 
     # the treasury statements: XNC gets its vnpay payout right and its momo payout wrong;
@@ -269,6 +279,27 @@ def test_refused_files_store_nothing(finance, stack):
     assert finance.post("/v1/statements?source=sepa", data=b"x").status_code == 400
     assert finance.post("/v1/statements", data=b"x").status_code == 400
     assert count_statements(stack) == before
+
+
+def test_an_import_is_audited_with_it_and_a_refused_one_as_failed(finance, stack):
+    """The statement.import row commits with the import (same transaction); a refused file,
+    which stores nothing, is recorded as failed."""
+    def rows():
+        return stack.query("SELECT object, outcome, role, detail, actor IS NOT NULL FROM audit_log "
+                           "WHERE action = 'statement.import' ORDER BY id")
+    before = len(rows())
+    account = stack.env["FEEGATE_AGENCY_ACCOUNT"]
+    body = camt053(account, vn_day(-20), [(5000, "CRDT", "AUD1", "chuyen khoan")], opening=0)
+    first = import_file(finance, "camt053", body)
+    again = import_file(finance, "camt053", body, status=200)
+    assert again["id"] == first["id"]
+    r = finance.post("/v1/statements?source=vnpay", data=b"not a settlement file\r\n")
+    assert r.status_code == 400, r.text
+    new = rows()[before:]
+    assert new[0] == (first["id"], "ok", "finance", "camt053", True)
+    assert new[1] == (first["id"], "ok", "finance", "camt053", True)
+    assert new[2][1:4] == ("failed", "finance", "vnpay") and new[2][0] == ""
+    assert len(new) == 3
 
 
 def test_statement_routes_refuse_portal_keys_and_agency_imports(api, agency_staff, finance, stack):

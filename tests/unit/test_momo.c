@@ -357,6 +357,27 @@ static void test_settlement(void **state)
 	assert_int_equal(adapter_parse_settlement(&momo_adapter, &cfg, bad, strlen(bad), count_lines, &n, &sum, &err),
 			 ADAPTER_MALFORMED);
 	assert_int_equal(err.line, 2);
+
+	/* one pass: the lines are handed on as read, the trailer is checked after them */
+	n = 0;
+	assert_int_equal(adapter_stream_settlement(&momo_adapter, &cfg, file, strlen(file), count_lines, &n, &sum, &err),
+			 ADAPTER_OK);
+	assert_int_equal(n, 2);
+	assert_string_equal(sum.business_day, "20240501");
+	const char *short_total = MOMO_SETTLEMENT_HEADER "\n"
+				  "MOMOTEST,payment,ORD12345678,4088878653,,,50000,500,1714530612000\n"
+				  "TOTAL,20240501,2,50000\n";
+	n = 0;
+	assert_int_equal(adapter_stream_settlement(&momo_adapter, &cfg, short_total, strlen(short_total), count_lines, &n,
+						   &sum, &err),
+			 ADAPTER_MALFORMED);
+	assert_int_equal(n, 1);
+	assert_int_equal(err.line, 3);
+	n = 0;
+	assert_int_equal(adapter_parse_settlement(&momo_adapter, &cfg, short_total, strlen(short_total), count_lines, &n,
+						  &sum, &err),
+			 ADAPTER_MALFORMED);
+	assert_int_equal(n, 0); /* two passes: nothing before the whole file is checked */
 }
 
 int main(void)

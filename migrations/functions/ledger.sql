@@ -1,5 +1,54 @@
--- Writing staged and given transfers to the ledger: one hash-chain extension per transaction.
+-- The ledger: accounts and their balances, posting a transfer, and writing staged and given
+-- transfers with one hash-chain extension per transaction. The tables are in schema.sql; the
+-- triggers that keep entries and transfers append-only in triggers.sql.
 -- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
+
+-- An account's id by name (bank:<bank>:clearing, agency:<code>:payable, suspense...).
+CREATE OR REPLACE FUNCTION feegate_account_id(p_name text) RETURNS bigint LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT id FROM ledger_accounts WHERE name = p_name);
+END
+$$;
+
+-- An account as GET /v1/ledger/accounts shows it. Balances: debit-normal accounts (bank
+-- clearing) show debits minus credits, the others credits minus debits, so every balance reads
+-- as a positive amount in normal use.
+CREATE OR REPLACE FUNCTION feegate_account_json(a ledger_accounts) RETURNS json LANGUAGE sql STABLE AS $$
+    SELECT json_build_object('id', a.id, 'name', a.name, 'type', a.type,
+        'agency', (SELECT code FROM agencies WHERE id = a.agency_id), 'bank', a.bank,
+        'balance', coalesce((SELECT sum(amount) FROM ledger_entries WHERE account_id = a.id), 0)
+                   * CASE WHEN a.type = 'bank_clearing' THEN 1 ELSE -1 END)
+$$;
+
+-- Posts one transfer: 'posted', 'exists' (same id, same content) or 'conflict' (same id, other
+-- content: nothing changes). The transfer is staged; feegate_ledger_flush() chains and writes it.
+CREATE OR REPLACE FUNCTION feegate_post(p_id text, p_debit bigint, p_credit bigint, p_amount bigint, p_code text,
+                                        p_order uuid, p_attempt uuid, p_refund uuid)
+RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    t record;
+BEGIN
+    SELECT * INTO t FROM ledger_transfers WHERE id = p_id;
+    IF NOT FOUND THEN
+        SELECT id, debit AS debit_account, credit AS credit_account, amount, code, order_id, attempt_id, refund_id
+          INTO t FROM ledger_staging WHERE id = p_id AND txid = txid_current();
+    END IF;
+    IF FOUND THEN
+        IF t.debit_account = p_debit AND t.credit_account = p_credit AND t.amount = p_amount AND t.code = p_code
+           AND t.order_id IS NOT DISTINCT FROM p_order AND t.attempt_id IS NOT DISTINCT FROM p_attempt
+           AND t.refund_id IS NOT DISTINCT FROM p_refund THEN
+            RETURN 'exists';
+        END IF;
+        RETURN 'conflict';
+    END IF;
+    IF p_amount IS NULL OR p_amount <= 0 OR p_debit IS NULL OR p_credit IS NULL OR p_debit = p_credit THEN
+        RETURN 'invalid';
+    END IF;
+    INSERT INTO ledger_staging (id, debit, credit, amount, code, order_id, attempt_id, refund_id)
+    VALUES (p_id, p_debit, p_credit, p_amount, p_code, p_order, p_attempt, p_refund);
+    RETURN 'posted';
+END
+$$;
 
 -- A transfer's link in the hash chain. STABLE, not IMMUTABLE: concat_ws and convert_to are
 -- stable, and an IMMUTABLE SQL function whose body is not is never inlined -- each call ran as

@@ -1,0 +1,75 @@
+-- Order intake: one call inserts a whole group-committed batch of orders and their
+-- Idempotency-Key records in one transaction.
+-- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
+
+-- A request whose Idempotency-Key is held by a transaction still in flight must not make its
+-- whole batch wait on the key's unique index. Each keyed row first takes a transaction-scoped
+-- advisory lock on (client, key) without waiting: when another transaction holds it, the row's
+-- outcome is 'busy' and the gateway retries that row alone, with backoff, until
+-- FEEGATE_IDEMPOTENCY_WAIT_MS has passed (then 409 idempotency_key_in_use). Two rows with one
+-- key in the same batch share the transaction, so the second simply replays the first.
+CREATE OR REPLACE FUNCTION feegate_idem_lock_key(p_client uuid, p_key text) RETURNS bigint
+LANGUAGE sql IMMUTABLE AS $$
+    SELECT hashtextextended(p_client::text || ':' || p_key, 0)
+$$;
+
+-- The batch is read once into typed rows (json_to_recordset) instead of re-parsing each item's
+-- JSON for every field. Nothing in it raises for an expected outcome (duplicate reference,
+-- replayed key): each item's outcome is a row (created, replay, key_reused, duplicate, busy).
+-- A 409 is not kept as the key's answer: the key stays free for a corrected body.
+CREATE OR REPLACE FUNCTION feegate_intake(batch json)
+RETURNS TABLE (r_idx int, r_outcome text, r_status int, r_body text, r_order_id uuid)
+LANGUAGE plpgsql SET lock_timeout = '10s' AS $$
+DECLARE
+    it record;
+    prev record;
+    existing uuid;
+BEGIN
+    FOR it IN SELECT * FROM json_to_recordset(batch) AS x(
+            i int, id uuid, client_id uuid, agency_id bigint, reference text, description text, amount bigint,
+            items json, procedure text, payer json, metadata json, return_url text, checkout_token text,
+            created_at timestamptz, expires_at timestamptz, idem_key text, idem_hash text, response text)
+    LOOP
+        r_idx := it.i;
+        r_body := NULL;
+        r_order_id := NULL;
+        IF it.idem_key IS NOT NULL THEN
+            IF NOT pg_try_advisory_xact_lock(feegate_idem_lock_key(it.client_id, it.idem_key)) THEN
+                r_outcome := 'busy'; r_status := 409;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+            INSERT INTO idempotency_keys (client_id, idem_key, request_hash, http_status, response_body)
+            VALUES (it.client_id, it.idem_key, it.idem_hash, 201, it.response)
+            ON CONFLICT DO NOTHING;
+            IF NOT FOUND THEN
+                SELECT k.request_hash, k.http_status, k.response_body INTO prev
+                  FROM idempotency_keys k WHERE k.client_id = it.client_id AND k.idem_key = it.idem_key;
+                IF prev.request_hash IS DISTINCT FROM it.idem_hash THEN
+                    r_outcome := 'key_reused'; r_status := 422;
+                ELSE
+                    r_outcome := 'replay'; r_status := prev.http_status; r_body := prev.response_body;
+                END IF;
+                RETURN NEXT;
+                CONTINUE;
+            END IF;
+        END IF;
+        INSERT INTO orders (id, client_id, agency_id, reference, description, amount, currency, items, procedure,
+                            payer, metadata, return_url, checkout_token, created_at, updated_at, expires_at)
+        VALUES (it.id, it.client_id, it.agency_id, it.reference, it.description, it.amount, 'VND', it.items,
+                it.procedure, it.payer, it.metadata, it.return_url, it.checkout_token, it.created_at,
+                it.created_at, it.expires_at)
+        ON CONFLICT (client_id, reference) DO NOTHING;
+        IF FOUND THEN
+            r_outcome := 'created'; r_status := 201; r_order_id := it.id;
+        ELSE
+            SELECT o.id INTO existing FROM orders o WHERE o.client_id = it.client_id AND o.reference = it.reference;
+            IF it.idem_key IS NOT NULL THEN
+                DELETE FROM idempotency_keys k WHERE k.client_id = it.client_id AND k.idem_key = it.idem_key;
+            END IF;
+            r_outcome := 'duplicate'; r_status := 409; r_order_id := existing;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
