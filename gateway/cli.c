@@ -14,6 +14,7 @@
 #include "ledger/statement.h"
 #include "lib/config.h"
 #include "lib/mem.h"
+#include "lib/pgpool.h"
 #include "lib/util.h"
 
 PGconn *cli_connect(void)
@@ -37,13 +38,7 @@ PGconn *cli_connect(void)
 
 static bool exec_ok(PGconn *c, const char *sql)
 {
-	PGresult *r = PQexec(c, sql);
-	ExecStatusType st = PQresultStatus(r);
-	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-	if (!ok)
-		fprintf(stderr, "%s", PQresultErrorMessage(r));
-	PQclear(r);
-	return ok;
+	return pg_exec_blocking(c, sql, stderr);
 }
 
 static char *read_file(const char *path)
@@ -620,107 +615,20 @@ bool cli_exec(PGconn *c, const char *sql)
 	return exec_ok(c, sql);
 }
 
-/* ---- feegate ledger check ---- */
-
-static int report_rows(PGconn *c, const char *name, const char *sql)
-{
-	PGresult *r = PQexec(c, sql);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		printf("ERROR %s: %s", name, PQresultErrorMessage(r));
-		PQclear(r);
-		return 1;
-	}
-	int n = PQntuples(r);
-	if (n) {
-		printf("FAIL  %s: %d row(s)\n", name, n);
-		for (int i = 0; i < n && i < 50; i++)
-			printf("      %s\n", PQgetvalue(r, i, 0));
-		if (n > 50)
-			printf("      ... and %d more\n", n - 50);
-	} else {
-		printf("ok    %s\n", name);
-	}
-	PQclear(r);
-	return n ? 1 : 0;
-}
-
-/* Recomputes the hash chain row by row (single-row mode: the ledger may be large). */
-static int check_chain(PGconn *c, long *count)
-{
-	if (!PQsendQuery(c, ledger_chain_sql) || !PQsetSingleRowMode(c)) {
-		printf("ERROR hash chain: %s", PQerrorMessage(c));
-		return 1;
-	}
-	char prev[65] = LEDGER_GENESIS_HASH;
-	long long expect_seq = 1;
-	int bad = 0;
-	PGresult *r;
-	while ((r = PQgetResult(c)) != NULL) {
-		if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
-			const char *id = PQgetvalue(r, 0, 0);
-			long long seq = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
-			char h[65];
-			ledger_transfer_hash(prev, id, seq, strtoll(PQgetvalue(r, 0, 2), NULL, 10),
-					     strtoll(PQgetvalue(r, 0, 3), NULL, 10), strtoll(PQgetvalue(r, 0, 4), NULL, 10),
-					     PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8),
-					     h);
-			const char *stored_prev = PQgetvalue(r, 0, 9), *stored = PQgetvalue(r, 0, 10);
-			if (seq != expect_seq || strcmp(stored_prev, prev) != 0 || strcmp(stored, h) != 0) {
-				if (bad < 50)
-					printf("      transfer %s (seq %lld): %s\n", id, seq,
-					       seq != expect_seq	       ? "gap in the sequence"
-					       : strcmp(stored_prev, prev) != 0 ? "does not link to the previous transfer"
-										: "its fields do not match its hash");
-				bad++;
-			}
-			memcpy(prev, stored, 64);
-			prev[64] = '\0';
-			expect_seq = seq + 1;
-			(*count)++;
-		} else if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-			printf("ERROR hash chain: %s", PQresultErrorMessage(r));
-			bad++;
-		}
-		PQclear(r);
-	}
-	printf("%s  the transfers' hash chain is intact%s\n", bad ? "FAIL" : "ok  ", bad ? " (rows above)" : "");
-	return bad ? 1 : 0;
-}
+/* ---- feegate ledger check [--incremental] (ledger/check.c) ---- */
 
 int cli_ledger(int argc, char **argv)
 {
-	if (argc < 1 || strcmp(argv[0], "check") != 0) {
-		fprintf(stderr, "usage: feegate ledger check\n");
+	bool incremental = argc == 2 && strcmp(argv[1], "--incremental") == 0;
+	if (argc < 1 || strcmp(argv[0], "check") != 0 || (argc == 2 && !incremental) || argc > 2) {
+		fprintf(stderr, "usage: feegate ledger check [--incremental]\n");
 		return 2;
 	}
 	PGconn *c = cli_connect();
 	if (!c)
 		return 1;
-	/* One consistent snapshot for every check. */
-	exec_ok(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-	int failed = 0;
-	for (size_t i = 0; i < ledger_invariant_count; i++)
-		failed += report_rows(c, ledger_invariants[i].name, ledger_invariants[i].sql);
-	long transfers = 0;
-	failed += check_chain(c, &transfers);
-	exec_ok(c, "COMMIT");
-	/* The outcome is kept for /metrics (feegate_ledger_check_*), so an alert sees a failing or
-	 * a forgotten check; best effort: a read-only role still gets its answer. */
-	char outcome[64];
-	snprintf(outcome, sizeof outcome, "%d %ld", failed, (long)time(NULL));
-	const char *params[1] = {outcome};
-	PGresult *saved = PQexecParams(c,
-				       "INSERT INTO settings (name, value) VALUES ('ledger_check', $1) "
-				       "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-				       1, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(saved) != PGRES_COMMAND_OK)
-		fprintf(stderr, "ledger check: outcome not recorded for /metrics: %s", PQresultErrorMessage(saved));
-	PQclear(saved);
+	int failed = ledger_check_run(c, incremental, stdout);
 	PQfinish(c);
-	if (failed)
-		printf("ledger check: %d invariant(s) violated\n", failed);
-	else
-		printf("ledger check: ok, %ld transfers\n", transfers);
 	return failed ? 1 : 0;
 }
 

@@ -112,7 +112,7 @@ const struct pg_statement db_statements[] = {
 	 "'created_at', to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) ORDER BY e.id DESC) "
 	 "FROM (SELECT r.*, o.reference, t.bank_txn_id FROM (SELECT le.id, le.transfer_id, le.amount, le.created_at, "
 	 "lt.code, lt.order_id, lt.attempt_id, sum(le.amount) OVER (ORDER BY le.id) "
-	 "* CASE WHEN a.type = 'bank_clearing' THEN 1 ELSE -1 END AS balance FROM ledger_entries le "
+	 "* feegate_account_sign(a.type) AS balance FROM ledger_entries le "
 	 "JOIN ledger_transfers lt ON lt.id = le.transfer_id WHERE le.account_id = a.id) r "
 	 "LEFT JOIN orders o ON o.id = r.order_id LEFT JOIN attempts t ON t.id = r.attempt_id "
 	 "WHERE ($3::bigint IS NULL OR r.id < $3::bigint) "

@@ -572,6 +572,17 @@ const char *pg_sqlstate(const PGresult *res)
 	return s ? s : "";
 }
 
+bool pg_exec_blocking(PGconn *c, const char *sql, FILE *err)
+{
+	PGresult *r = PQexec(c, sql);
+	ExecStatusType st = PQresultStatus(r);
+	bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+	if (!ok && err)
+		fprintf(err, "%s", PQresultErrorMessage(r));
+	PQclear(r);
+	return ok;
+}
+
 const char *pg_value(const PGresult *res, int row, int col)
 {
 	if (PQgetisnull(res, row, col))

@@ -12,6 +12,7 @@
  * run by name with PQsendQueryPrepared.
  */
 #include <libpq-fe.h>
+#include <stdio.h>
 #include <stdbool.h>
 
 #include "lib/metrics.h"
@@ -53,6 +54,9 @@ int pg_pool_pending(const struct pg_pool *pool);
 void pg_pool_gauges(const struct pg_pool *pool, struct pool_gauges *g);
 
 const char *pg_sqlstate(const PGresult *res);
+/* Blocking, for the command line and worker threads (never the event loop): runs sql, true
+ * when it succeeded; else its error message is written to err (when not NULL). */
+bool pg_exec_blocking(PGconn *c, const char *sql, FILE *err);
 const char *pg_value(const PGresult *res, int row, int col); /* NULL for SQL NULL */
 
 #endif

@@ -10,14 +10,26 @@ BEGIN
 END
 $$;
 
--- An account as GET /v1/ledger/accounts shows it. Balances: debit-normal accounts (bank
--- clearing) show debits minus credits, the others credits minus debits, so every balance reads
--- as a positive amount in normal use.
+-- The sign an account's balance is shown in: debit-normal accounts (a bank's clearing, an
+-- agency's receivable) show debits minus credits, the others credits minus debits, so every
+-- balance reads as a positive amount in normal use.
+CREATE OR REPLACE FUNCTION feegate_account_sign(p_type text) RETURNS int LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN p_type IN ('bank_clearing', 'agency_receivable') THEN 1 ELSE -1 END
+$$;
+
+-- An account's debits minus credits, with what this transaction has staged but not yet written.
+CREATE OR REPLACE FUNCTION feegate_balance_staged(p_account bigint) RETURNS bigint LANGUAGE sql STABLE AS $$
+    SELECT coalesce((SELECT sum(amount) FROM ledger_entries WHERE account_id = p_account), 0)
+         + coalesce((SELECT sum(CASE WHEN debit = p_account THEN amount ELSE -amount END) FROM ledger_staging
+                      WHERE txid = txid_current() AND p_account IN (debit, credit)), 0)
+$$;
+
+-- An account as GET /v1/ledger/accounts shows it, its balance in its own sign.
 CREATE OR REPLACE FUNCTION feegate_account_json(a ledger_accounts) RETURNS json LANGUAGE sql STABLE AS $$
     SELECT json_build_object('id', a.id, 'name', a.name, 'type', a.type,
         'agency', (SELECT code FROM agencies WHERE id = a.agency_id), 'bank', a.bank,
         'balance', coalesce((SELECT sum(amount) FROM ledger_entries WHERE account_id = a.id), 0)
-                   * CASE WHEN a.type = 'bank_clearing' THEN 1 ELSE -1 END)
+                   * feegate_account_sign(a.type))
 $$;
 
 -- Posts one transfer: 'posted', 'exists' (same id, same content) or 'conflict' (same id, other

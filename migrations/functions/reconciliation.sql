@@ -315,6 +315,30 @@ $$;
 -- (RmtInf/Ustrd "FGPAYOUT {BANK} {yyyymmdd} {AGENCY}") checked against the payout the bank files
 -- make due, or a citizen's VietQR transfer matched to its attempt by content and amount, or an
 -- unexpected credit. Payouts due by the statement's day and not seen are payout_missing.
+-- After a matched payout: what the agency owes on its receivable (refunds made after their
+-- payments were paid out) is netted against what its payable still holds, Dr payable, Cr
+-- receivable, as far as the payable goes. Balances include what this transaction staged (the
+-- payout just posted); the receivable's row is locked so two payouts do not net it twice.
+CREATE OR REPLACE FUNCTION feegate_net_receivable(p_agency agencies, p_id text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_payable bigint := (SELECT id FROM ledger_accounts WHERE agency_id = p_agency.id AND type = 'agency_payable');
+    v_recv bigint;
+    v_owed bigint;
+    v_held bigint;
+BEGIN
+    SELECT id INTO v_recv FROM ledger_accounts WHERE agency_id = p_agency.id AND type = 'agency_receivable' FOR UPDATE;
+    IF v_recv IS NULL OR v_payable IS NULL THEN
+        RETURN;
+    END IF;
+    v_owed := feegate_balance_staged(v_recv);
+    v_held := -feegate_balance_staged(v_payable);
+    IF least(v_owed, v_held) > 0 THEN
+        PERFORM feegate_post(p_id, v_payable, v_recv, least(v_owed, v_held), 'netting', NULL, NULL, NULL);
+    END IF;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION feegate_match_treasury(p_statement uuid, OUT r_matched int, OUT r_cases int)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -351,6 +375,7 @@ BEGIN
                         WHERE id = 'payout:' || v_agency.code || ':' || lower(m[1]) || ':' || m[2]) THEN
                     PERFORM feegate_post('payout:' || v_agency.code || ':' || lower(m[1]) || ':' || m[2], v_payable,
                                          v_clearing, l.amount, 'payout', NULL, NULL, NULL);
+                    PERFORM feegate_net_receivable(v_agency, 'net:' || v_agency.code || ':' || lower(m[1]) || ':' || m[2]);
                 END IF;
             ELSE
                 r_cases := r_cases + feegate_case_open('payout_amount_mismatch',

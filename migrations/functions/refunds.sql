@@ -104,7 +104,14 @@ BEGIN
         r_outcome := 'failed'; r_refund := feegate_refund_json(rf); RETURN NEXT; RETURN;
     END IF;
     v_bank := (SELECT bank FROM attempts WHERE id = rf.attempt_id);
-    v_payable := (SELECT id FROM ledger_accounts WHERE agency_id = o.agency_id AND type = 'agency_payable');
+    -- Paid out already (the payout of the payment's bank and business day is in the ledger):
+    -- the agency owes the refund back, on its receivable, until the next payout nets it.
+    v_payable := (SELECT id FROM ledger_accounts WHERE agency_id = o.agency_id AND type =
+        CASE WHEN EXISTS (SELECT 1 FROM ledger_transfers p JOIN agencies a ON a.id = o.agency_id
+                           JOIN attempts t ON t.id = rf.attempt_id
+                          WHERE p.id = 'payout:' || a.code || ':' || t.bank || ':'
+                                       || to_char(feegate_business_date(coalesce(t.paid_at, t.updated_at)), 'YYYYMMDD'))
+             THEN 'agency_receivable' ELSE 'agency_payable' END);
     v_clearing := feegate_account_id('bank:' || v_bank || ':clearing');
     PERFORM feegate_post('refund:' || rf.id, v_payable, v_clearing, rf.amount, 'refund', o.id, rf.attempt_id, rf.id);
     UPDATE refunds SET status = 'succeeded', bank_refund_id = p_bank_id, confirmed_by = p_staff, updated_at = now()

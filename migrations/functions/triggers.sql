@@ -77,11 +77,12 @@ CREATE OR REPLACE TRIGGER attempts_no_truncate BEFORE TRUNCATE ON attempts
     FOR EACH STATEMENT EXECUTE FUNCTION feegate_never_delete();
 
 -- ---------------------------------------------------------------- rows filled in on their own
--- A new agency gets its payable account in the ledger.
+-- A new agency gets its payable and receivable accounts in the ledger.
 CREATE OR REPLACE FUNCTION feegate_agency_account() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO ledger_accounts (name, type, agency_id)
-    VALUES ('agency:' || NEW.code || ':payable', 'agency_payable', NEW.id) ON CONFLICT DO NOTHING;
+    VALUES ('agency:' || NEW.code || ':payable', 'agency_payable', NEW.id),
+           ('agency:' || NEW.code || ':receivable', 'agency_receivable', NEW.id) ON CONFLICT DO NOTHING;
     RETURN NEW;
 END
 $$;

@@ -41,6 +41,7 @@ case $MODE in
     APPLY_ORDERS=40000     # attempts posted by pgbench_apply.sql (a multiple of 400)
     REPORT_PAYMENTS=1000000 # payments of one business day in the settlement export scenarios
     IMPORT_LINES=1000000    # lines of the VNPAY settlement file in the import scenarios
+    LEDGER_PAYMENTS=1000000 # paid orders with their payment transfers in the ledger check scenarios
     ;;
   quick)
     SAT_ARGS=(--rate-factor 2 --step-duration 1 --step-warmup 0.3 --step-pause 0.2 --refine 1
@@ -53,6 +54,7 @@ case $MODE in
     APPLY_ORDERS=20000
     REPORT_PAYMENTS=20000
     IMPORT_LINES=20000
+    LEDGER_PAYMENTS=20000
     ;;
   *) die "mode must be full or quick, not $MODE" ;;
 esac
@@ -60,7 +62,7 @@ CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
 SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
-  pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx import_copy import)
+  pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx import_copy import ledger_check ledger_check_incremental)
 
 # ---------------------------------------------------------------- helpers
 
@@ -490,6 +492,103 @@ a = sys.argv
 json.dump({"rows": int(a[2]), "seconds": float(a[3]), "bytes": int(a[4]),
            "rss_growth_kib": max(0, int(a[6]) - int(a[5]))}, open(a[1], "w"), indent=1)' \
     "$RAW/import.json" "$IMPORT_LINES" "$total" "$bytes" "$RSS_BEFORE" "$RSS_DURING"
+}
+
+# ---------------------------------------------------------------- ledger check
+# `feegate ledger check` over a ledger of LEDGER_PAYMENTS paid orders, each with its payment
+# transfer, in a database of its own (the other scenarios write paid orders without transfers),
+# then `--incremental` after one more per cent of payments. The transfers are written by the
+# ledger's own function (feegate_ledger_write), so the chain is the one the gateway builds.
+LEDGER_READY=0
+ledger_db_url() { printf '%s/feegate_ledger_bench' "${DATABASE_URL%/*}"; }
+bench_psql_super() {
+  local cmd=("$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$PG_SOCKET_DIR" -p "$PG_PORT"
+    -U "${PG_SUPERUSER:-postgres}" -d postgres "$@")
+  if ((EUID == 0)) && [[ -n ${PG_USER:-} && $PG_USER != root ]]; then cmd=(runuser -u "$PG_USER" -- "${cmd[@]}"); fi
+  (cd / && "${cmd[@]}")
+}
+# ledger_payments PREFIX N: N paid orders and attempts of the demo agency and their payments.
+ledger_payments() {
+  "$PG_BIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 "$(ledger_db_url)" -v prefix="$1" -v n="$2" <<'SQL'
+CREATE TEMP TABLE paid AS
+WITH o AS (
+  INSERT INTO orders (id, client_id, agency_id, reference, description, amount, status, return_url,
+                      checkout_token, created_at, updated_at, expires_at)
+  SELECT feegate_uuid7(), (SELECT id FROM clients LIMIT 1), (SELECT id FROM agencies WHERE code = 'LCK'),
+         'LCK-' || :'prefix' || '-' || g, 'Lệ phí', 100000 + g % 1000, 'succeeded', 'https://portal.example/r',
+         md5(:'prefix' || g), now(), now(), now() + interval '1 day'
+    FROM generate_series(1, :n) g
+  RETURNING id, amount)
+SELECT o.id AS order_id, feegate_uuid7() AS attempt_id, o.amount, row_number() OVER () AS k FROM o;
+INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount, status, bank_txn_id, paid_at)
+SELECT attempt_id, order_id, 'vnpay', 'LCK' || :'prefix' || lpad(k::text, 12, '0'), amount, 'succeeded', 'TX' || :'prefix' || k, now() FROM paid;
+DO $$
+DECLARE
+    clearing bigint := feegate_account_id('bank:vnpay:clearing');
+    payable bigint := feegate_account_id('agency:LCK:payable');
+    lo bigint := 0;
+    top bigint := (SELECT max(k) FROM paid);
+BEGIN
+    WHILE lo < top LOOP
+        PERFORM feegate_ledger_write(array_agg('pay:' || attempt_id ORDER BY k), array_agg(clearing ORDER BY k),
+                                     array_agg(payable ORDER BY k), array_agg(amount ORDER BY k),
+                                     array_agg('payment'::text ORDER BY k), array_agg(order_id ORDER BY k),
+                                     array_agg(attempt_id ORDER BY k), array_agg(NULL::uuid ORDER BY k))
+          FROM paid WHERE k > lo AND k <= lo + 20000;
+        lo := lo + 20000;
+    END LOOP;
+END
+$$;
+ANALYZE orders;
+ANALYZE attempts;
+ANALYZE ledger_transfers;
+ANALYZE ledger_entries;
+SQL
+}
+ledger_seed() {
+  ((LEDGER_READY)) && return 0
+  log "writing $LEDGER_PAYMENTS paid orders with their payment transfers for the ledger check"
+  bench_psql_super -c "DROP DATABASE IF EXISTS feegate_ledger_bench" \
+    -c "CREATE DATABASE feegate_ledger_bench OWNER $(bench_psql -c 'SELECT current_user')" >/dev/null || return 1
+  local url
+  url=$(ledger_db_url)
+  DATABASE_URL=$url "$BUILD/feegate" migrate >/dev/null || return 1
+  DATABASE_URL=$url "$BUILD/feegate" agency create --code LCK --name "Ledger bench" \
+    --account 970436:0011223344:LCK --banks vnpay >/dev/null || return 1
+  DATABASE_URL=$url "$BUILD/feegate" client create --name "Ledger bench portal" --agency LCK >/dev/null || return 1
+  ledger_payments LA "$LEDGER_PAYMENTS" || return 1
+  LEDGER_READY=1
+}
+# ledger_time NAME ROWS ARGS...: times `feegate ledger check ARGS` into RAW/NAME.json.
+ledger_time() {
+  local name=$1 rows=$2 t0 t1 out
+  shift 2
+  t0=$(date +%s.%N)
+  out=$(DATABASE_URL=$(ledger_db_url) "$BUILD/feegate" ledger check "$@") || { printf '%s\n' "$out" | tail -n 20 >&2; return 1; }
+  t1=$(date +%s.%N)
+  log "ledger check $*: $(printf '%s\n' "$out" | tail -n 1)"
+  "$PYTHON" -c 'import json, sys
+a = sys.argv
+json.dump({"rows": int(a[2]), "seconds": float(a[3]) - float(a[4])}, open(a[1], "w"), indent=1)' \
+    "$RAW/$name.json" "$rows" "$t1" "$t0"
+}
+
+scenario_ledger_check() {
+  NEEDS_GATEWAY=0
+  record ledger_check kind=export raw=ledger_check.json "label=feegate ledger check, full (transfers/s)"
+  ledger_seed || return 1
+  ledger_time ledger_check "$LEDGER_PAYMENTS"
+}
+
+scenario_ledger_check_incremental() {
+  NEEDS_GATEWAY=0
+  record ledger_check_incremental kind=export raw=ledger_check_incremental.json \
+    "label=feegate ledger check --incremental after 1 % more payments (transfers/s)"
+  ledger_seed || return 1
+  DATABASE_URL=$(ledger_db_url) "$BUILD/feegate" ledger check >/dev/null || return 1 # the checkpoint
+  local more=$((LEDGER_PAYMENTS / 100))
+  ledger_payments LB "$more" || return 1
+  ledger_time ledger_check_incremental "$more" --incremental
 }
 
 # run_scenario NAME: runs scenario_NAME and notes what may have spoilt it: the gateway stopping

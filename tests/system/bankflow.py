@@ -547,9 +547,11 @@ def exception_rows(stack, order_id=None, bank_txn_id=None):
     return [dict(zip(keys, r)) for r in rows]
 
 
-def ledger_check(stack, database_url=None):
+def ledger_check(stack, database_url=None, *args):
+    """`feegate ledger check [args]` on the stack's database, or the one at database_url."""
     env = dict(os.environ, DATABASE_URL=database_url or stack.database_url)
-    return subprocess.run([stack.bin, "ledger", "check"], capture_output=True, text=True, env=env, timeout=120)
+    return subprocess.run([stack.bin, "ledger", "check", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
 
 
 def assert_ledger_ok(stack):

@@ -128,7 +128,8 @@ def test_compose_runs_gateway_postgres_redis_and_banksim():
         assert f'"{name}"' in settings, f"compose sets {name}, which the gateway does not read"
 
 
-UNITS = ["feegate.service", "banksim.service", "feegate-ledger-check.service", "feegate-ledger-check.timer"]
+UNITS = ["feegate.service", "banksim.service", "feegate-ledger-check.service", "feegate-ledger-check.timer",
+         "feegate-ledger-check-incremental.service", "feegate-ledger-check-incremental.timer"]
 
 
 @pytest.mark.parametrize("unit", UNITS)

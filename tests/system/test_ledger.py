@@ -1,9 +1,11 @@
 """The double-entry ledger (issue 4): idempotent posting (through the gateway and in SQL),
 concurrent notifications for one agency, a batch in which one item fails, append-only rows, and
 `feegate ledger check` catching corrupted rows in a scratch database."""
+import datetime
 import json
 import os
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.parse
@@ -160,7 +162,8 @@ def test_concurrent_notifications_for_one_agency(gateway, stack, hot_agency, fin
     assert account_balance(stack, f"agency:{code}:payable") == -total
     accounts = json_body(finance.get("/v1/ledger/accounts"))["data"]
     mine = [a for a in accounts if a["agency"] == code]
-    assert [(a["name"], a["balance"]) for a in mine] == [(f"agency:{code}:payable", total)], mine
+    assert sorted((a["name"], a["balance"]) for a in mine) == [(f"agency:{code}:payable", total),
+                                                               (f"agency:{code}:receivable", 0)], mine
 
     # the same notifications again, concurrently: all replays, nothing posted twice
     with ThreadPoolExecutor(N_THREADS) as ex:
@@ -415,3 +418,156 @@ def test_ledger_check_catches_corrupted_rows_in_a_scratch_database(stack, scratc
     assert bad.returncode != 0
     text = bad.stdout + bad.stderr
     assert attempt_id in text and order_id in text, text
+
+
+def test_incremental_check_starts_from_the_last_checkpoint(stack, scratch_db):
+    """A passing check records a checkpoint; `--incremental` re-reads only the transfers after it
+    and the objects changed since, and still sees a change to what it skips when that change
+    touches the checkpoint's transfer or an object updated since."""
+    cli_on(stack, scratch_db, "migrate")
+
+    def check(*args):
+        return ledger_check(stack, scratch_db, *args)
+
+    first = check("--incremental")  # no checkpoint yet: it says so and checks everything
+    assert first.returncode == 0 and "no checkpoint yet" in first.stdout, first.stdout
+    _, att1 = scratch_paid_order(stack, scratch_db, "INA", "FGINCR000001", "910001")
+    full = check()
+    assert full.returncode == 0 and "ok, 1 transfers" in full.stdout, full.stdout
+    quiet = check("--incremental")
+    assert quiet.returncode == 0 and "ok, 0 transfers since the checkpoint" in quiet.stdout, quiet.stdout
+    assert "skip  debits equal credits overall" in quiet.stdout, quiet.stdout
+
+    order2, att2 = scratch_paid_order(stack, scratch_db, "INB", "FGINCR000002", "910002")
+    pay2 = f"pay:{att2}"
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        rows = conn.execute("SELECT count(*), max(seq) FROM ledger_checkpoints").fetchone()
+    assert rows[0] >= 2 and rows[1] == 1, rows  # the full and the quiet check recorded seq 1
+
+    def tamper(table, sql, arg):
+        with psycopg.connect(scratch_db, autocommit=True) as conn:
+            conn.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            conn.execute(sql, (arg,))
+            conn.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+    # a new transfer's entry altered: the incremental check reads it
+    tamper("ledger_entries", "UPDATE ledger_entries SET amount = amount + 1 WHERE transfer_id = %s AND amount > 0", pay2)
+    bad = check("--incremental")
+    assert bad.returncode != 0 and pay2 in bad.stdout, bad.stdout
+    tamper("ledger_entries", "UPDATE ledger_entries SET amount = amount - 1 WHERE transfer_id = %s AND amount > 0", pay2)
+    good = check("--incremental")
+    assert good.returncode == 0 and "ok, 1 transfers since the checkpoint" in good.stdout, good.stdout
+
+    # an attempt verified before the checkpoint, now marked failed (so updated since): re-read
+    tamper("attempts", "UPDATE attempts SET status = 'failed', updated_at = now() WHERE id = %s", att1)
+    bad = check("--incremental")
+    assert bad.returncode != 0 and f"pay:{att1}" in bad.stdout, bad.stdout
+    tamper("attempts", "UPDATE attempts SET status = 'succeeded', updated_at = now() WHERE id = %s", att1)
+
+    # the checkpoint's own transfer rewritten: the checkpoint no longer holds
+    assert check().returncode == 0  # a checkpoint at seq 2
+    tamper("ledger_transfers", "UPDATE ledger_transfers SET hash = repeat('a', 64) WHERE id = %s", pay2)
+    bad = check("--incremental")
+    assert bad.returncode != 0 and "FAIL  the checkpoint at transfer 2 still holds" in bad.stdout, bad.stdout
+    # and a failing check records no checkpoint
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        assert conn.execute("SELECT max(seq) FROM ledger_checkpoints").fetchone()[0] == 2
+        assert conn.execute("SELECT value FROM settings WHERE name = 'ledger_check'").fetchone()[0].split()[0] != "0"
+    assert check().returncode != 0  # the full check sees it too (the chain)
+    assert order2
+
+
+def test_a_refund_after_its_payout_is_owed_by_the_agency_until_the_next_payout_nets_it(stack, scratch_db):
+    """Day 1's payment is paid out; its refund, made after that, is debited to the agency's
+    receivable (the agency owes it); day 2's bank file lists the refund, so day 2's payout is
+    short by it, and matching that payout nets the receivable against what payable still holds.
+    Imports through `feegate statement import`, as finance would."""
+    cli_on(stack, scratch_db, "migrate")
+    order_a, att_a = scratch_paid_order(stack, scratch_db, "RCV", "FGRCVA000001", "920001", amount=300000)
+    d1, d2 = vn_day(-10), vn_day(-9)
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        # day 2's payment, for the same agency (its client), and both payments moved to their days
+        client, agency = conn.execute("SELECT client_id, agency_id FROM orders WHERE id = %s", (order_a,)).fetchone()
+        order_b, att_b = str(uuid.uuid4()), str(uuid.uuid4())
+        conn.execute("INSERT INTO orders (id, client_id, agency_id, reference, description, amount, return_url, "
+                     "checkout_token, created_at, updated_at, expires_at) VALUES (%s, %s, %s, 'RCV-2', 'fee', 200000, "
+                     "'https://portal.example/r', %s, now(), now(), now() + interval '15 minutes')",
+                     (order_b, client, agency, uuid.uuid4().hex * 2))
+        conn.execute("INSERT INTO attempts (id, order_id, bank, bank_order_ref, amount) VALUES (%s, %s, 'vnpay', "
+                     "'FGRCVB000002', 200000)", (att_b, order_b))
+        item = {"i": 0, "bank": "vnpay", "kind": "payment", "ref": "FGRCVB000002", "amount": 200000,
+                "success": True, "txn_id": "920002", "failure_code": "", "source": "notification"}
+        assert conn.execute("SELECT r_outcome FROM feegate_apply_notifications(%s::json)",
+                            (json.dumps([item]),)).fetchall() == [("applied",)]
+        for att, day in ((att_a, d1), (att_b, d2)):
+            conn.execute("UPDATE attempts SET paid_at = feegate_business_day_start(%s) + interval '12 hours' "
+                         "WHERE id = %s", (day, att))
+        account = conn.execute("SELECT account_number FROM agencies WHERE code = 'RCV'").fetchone()[0]
+
+    def balance(kind):
+        with psycopg.connect(scratch_db, autocommit=True) as conn:
+            return conn.execute("SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e JOIN ledger_accounts a "
+                                "ON a.id = e.account_id WHERE a.name = %s", (f"agency:RCV:{kind}",)).fetchone()[0]
+
+    def import_file(tmp_name, source, data):
+        path = Path(tempfile.gettempdir()) / f"{uuid.uuid4().hex}-{tmp_name}"
+        path.write_bytes(data)
+        try:
+            return cli_on(stack, scratch_db, "statement", "import", "--source", source, str(path))
+        finally:
+            path.unlink()
+
+    tmn = stack.env.get("FEEGATE_VNPAY_TMN_CODE", "")
+
+    def vnpay_file(day, lines):  # lines: (type, ref, txn, refund_ref, refund_txn, amount, fee)
+        rows = ["TmnCode,TransactionType,TxnRef,TransactionNo,RefundRequestId,RefundTransactionNo,Amount,Fee,PayDate"]
+        for t, ref, txn, rref, rtxn, amount, fee in lines:
+            rows.append(f"{tmn},{t},{ref},{txn},{rref},{rtxn},{amount * 100},{fee * 100},{compact(day)}120000")
+        rows.append(f"TOTAL,{compact(day)},{len(lines)},{sum(l[5] for l in lines)}")
+        return ("\r\n".join(rows) + "\r\n").encode()
+
+    def payout(day, amount):
+        paid_on = day + datetime.timedelta(days=1)
+        return camt053(account, paid_on.isoformat(), [(amount, "CRDT", f"P{uuid.uuid4().hex[:10]}",
+                                                       f"FGPAYOUT VNPAY {compact(day)} RCV")])
+
+    # day 1: the bank settles A, pays out A less its fee
+    import_file("d1.csv", "vnpay", vnpay_file(d1, [("01", "FGRCVA000001", "920001", "", "", 300000, 3300)]))
+    import_file("p1.xml", "camt053", payout(d1, 296700))
+    # (entries sum debits positive: payable, a credit balance, still holds B's 200,000)
+    assert balance("payable") == -200000 and balance("receivable") == 0
+
+    # A is refunded in part after its payout: the agency owes it
+    cli_on(stack, scratch_db, "staff", "create", "--name", "Receivable finance", "--role", "finance")
+    with psycopg.connect(scratch_db, autocommit=True) as conn:
+        staff = conn.execute("SELECT id FROM staff").fetchone()[0]
+        rid = str(uuid.uuid4())
+        got = conn.execute("SELECT r_outcome FROM feegate_refund_create(%s, NULL, 100000, 'after payout', %s, %s, "
+                           "'RCVREF0001', NULL, NULL)", (order_a, staff, rid)).fetchone()
+        assert got == ("created",), got
+        assert conn.execute("SELECT r_outcome FROM feegate_refund_complete(%s, true, 'RFRCV0001', NULL, %s)",
+                            (rid, staff)).fetchone() == ("succeeded",)
+        debit = conn.execute("SELECT a.name FROM ledger_transfers t JOIN ledger_accounts a ON a.id = t.debit_account "
+                             "WHERE t.id = %s", (f"refund:{rid}",)).fetchone()[0]
+    assert debit == "agency:RCV:receivable"
+    assert balance("receivable") == 100000 and balance("payable") == -200000
+    assert ledger_check(stack, scratch_db).returncode == 0
+
+    # day 2: B settles, and the refund with it, so day 2's payout is short by the refund
+    import_file("d2.csv", "vnpay", vnpay_file(d2, [("01", "FGRCVB000002", "920002", "", "", 200000, 2200),
+                                                  ("02", "FGRCVA000001", "920001", "RCVREF0001", "RFRCV0001", 100000, 0)]))
+    assert balance("payable") == -(200000 - 2200)
+    import_file("p2.xml", "camt053", payout(d2, 200000 - 2200 - 100000))
+    assert balance("payable") == 0 and balance("receivable") == 0
+    net = transfers_on(scratch_db, f"net:RCV:vnpay:{compact(d2)}")
+    assert net == [("agency:RCV:payable", "agency:RCV:receivable", 100000, "netting")], net
+    ok = ledger_check(stack, scratch_db)
+    assert ok.returncode == 0, ok.stdout
+    assert "ok    every netting transfer" in ok.stdout
+
+
+def transfers_on(url, transfer_id):
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute("SELECT d.name, c.name, t.amount, t.code FROM ledger_transfers t "
+                            "JOIN ledger_accounts d ON d.id = t.debit_account "
+                            "JOIN ledger_accounts c ON c.id = t.credit_account WHERE t.id = %s", (transfer_id,)).fetchall()

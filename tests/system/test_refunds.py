@@ -322,7 +322,7 @@ def test_ledger_accounts_by_role(api, sim, finance, agency_staff, stack):
 
     mine = json_body(agency_staff.get("/v1/ledger/accounts"))["data"]
     assert mine and all(a["agency"] == "XNC" for a in mine), mine
-    assert [a["name"] for a in mine] == ["agency:XNC:payable"], mine
+    assert [a["name"] for a in mine] == ["agency:XNC:payable", "agency:XNC:receivable"], mine
 
     r = api.get("/v1/ledger/accounts")
     assert r.status_code == 403 and error_of(r)["code"] == "forbidden"
