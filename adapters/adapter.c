@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "adapters/abuf.h"
 #include "lib/util.h"
 
 extern const adapter vnpay_adapter;
@@ -312,6 +313,18 @@ adapter_rc adapter_stream_settlement(const adapter *a, const adapter_config *cfg
 {
 	size_t body_len = 0;
 	return settle_pass(a, cfg, data, len, cb, ctx, summary, err, &body_len);
+}
+
+bool adapter_sign_timestamped(const char *key, const char *timestamp, const void *body, size_t len, char out[65])
+{
+	abuf data;
+	abuf_init(&data);
+	abuf_puts(&data, timestamp);
+	abuf_putc(&data, '.');
+	abuf_append(&data, body, len);
+	bool ok = !abuf_failed(&data) && adapter_hmac_hex("SHA256", key, data.data, data.len, out, 65);
+	abuf_free(&data);
+	return ok;
 }
 
 bool adapter_hmac_hex(const char *md_name, const char *key, const void *data, size_t len,

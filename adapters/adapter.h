@@ -322,6 +322,10 @@ adapter_rc adapter_qr_svg(const char *payload, char **svg) ADAPTER_WUR;
  * "SHA256" or "SHA512". */
 bool adapter_hmac_hex(const char *md_name, const char *key, const void *data, size_t len,
 		      char *out, size_t out_size) ADAPTER_WUR;
+/* The timestamped signature scheme (VietQR's notifications, feegate's own webhooks): lower-case
+ * hex HMAC-SHA256(key, timestamp "." body). */
+bool adapter_sign_timestamped(const char *key, const char *timestamp, const void *body, size_t len,
+			      char out[65]) ADAPTER_WUR;
 /* Constant-time comparison of an expected lower-case hex digest with a received
  * one (either case). */
 bool adapter_hex_equal(const char *expected, const char *received) ADAPTER_WUR;

@@ -281,15 +281,7 @@ adapter_rc adapter_qr_svg(const char *payload, char **svg)
 bool vietqr_webhook_sign(const char *secret, const char *timestamp, const char *body, size_t len,
 			 char out[VIETQR_SIG_HEX_SIZE])
 {
-	abuf data;
-	abuf_init(&data);
-	abuf_puts(&data, timestamp);
-	abuf_putc(&data, '.');
-	abuf_append(&data, body, len);
-	bool ok = !abuf_failed(&data) &&
-		  adapter_hmac_hex("SHA256", secret, data.data, data.len, out, VIETQR_SIG_HEX_SIZE);
-	abuf_free(&data);
-	return ok;
+	return adapter_sign_timestamped(secret, timestamp, body, len, out);
 }
 
 adapter_rc vietqr_webhook_verify(const char *secret, const char *timestamp, const char *signature,

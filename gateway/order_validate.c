@@ -4,11 +4,15 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_AMOUNT 100000000000LL
 #define MAX_ITEMS 100
 
 static bool fail(struct validation_error *e, const char *field, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+
+bool order_amount_valid(const json_t *v)
+{
+	return json_is_integer(v) && json_integer_value(v) >= 1 && json_integer_value(v) <= ADAPTER_AMOUNT_MAX;
+}
 
 static bool fail(struct validation_error *e, const char *field, const char *fmt, ...)
 {
@@ -83,8 +87,8 @@ static bool check_items(json_t *items, int64_t amount, struct validation_error *
 		if (!text_ok(json_object_get(it, "name"), 1, 255))
 			return fail(e, "items", "items[%zu].name must be a string of 1 to 255 characters", i);
 		json_t *a = json_object_get(it, "amount");
-		if (!json_is_integer(a) || json_integer_value(a) < 1 || json_integer_value(a) > MAX_AMOUNT)
-			return fail(e, "items", "items[%zu].amount must be an integer number of VND, 1 to 100000000000", i);
+		if (!order_amount_valid(a))
+			return fail(e, "items", "items[%zu].amount must be " ORDER_AMOUNT_RULE, i, ORDER_AMOUNT_LIMIT);
 		sum += json_integer_value(a);
 	}
 	if (sum != amount)
@@ -186,9 +190,9 @@ bool order_validate(json_t *body, struct order_input *out, struct validation_err
 		return fail(e, "amount", "amount is required");
 	if (!json_is_integer(amount))
 		return fail(e, "amount", "amount must be an integer number of VND");
+	if (!order_amount_valid(amount))
+		return fail(e, "amount", "amount must be " ORDER_AMOUNT_RULE, ORDER_AMOUNT_LIMIT);
 	out->amount = json_integer_value(amount);
-	if (out->amount < 1 || out->amount > MAX_AMOUNT)
-		return fail(e, "amount", "amount must be between 1 and 100000000000 VND");
 
 	json_t *currency = json_object_get(body, "currency");
 	if (currency && !json_is_null(currency) &&

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "adapters/adapter.h"
 #include "lib/errors.h"
 #include "lib/util.h"
 
@@ -29,6 +30,12 @@ struct validation_error {
 
 /* Checks every rule except "agency is one this client may bill" (needs the caller). */
 bool order_validate(json_t *body, struct order_input *out, struct validation_error *e) WARN_UNUSED;
+
+/* An amount of money a request may name (an order, an item, a refund): an integer number of VND
+ * from 1 to ADAPTER_AMOUNT_MAX, the one limit every bank's adapter applies too. */
+bool order_amount_valid(const json_t *v) WARN_UNUSED;
+#define ORDER_AMOUNT_RULE "an integer number of VND, 1 to %lld"
+#define ORDER_AMOUNT_LIMIT ((long long)ADAPTER_AMOUNT_MAX)
 
 /* Idempotency-Key: 1-255 printable ASCII. */
 bool idempotency_key_valid(const char *key) WARN_UNUSED;

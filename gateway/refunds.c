@@ -382,6 +382,8 @@ void refunds_create(struct http_req *req)
 	json_t *amount = json_object_get(body, "amount");
 	json_t *reason = json_object_get(body, "reason");
 	const char *bad = NULL, *msg = NULL;
+	char amount_msg[80];
+	snprintf(amount_msg, sizeof amount_msg, "amount must be " ORDER_AMOUNT_RULE, ORDER_AMOUNT_LIMIT);
 	const char *k;
 	json_t *v;
 	json_object_foreach(body, k, v)
@@ -391,8 +393,8 @@ void refunds_create(struct http_req *req)
 	}
 	if (!json_is_object(body))
 		bad = "", msg = "the body must be a JSON object";
-	else if (!json_is_integer(amount) || json_integer_value(amount) < 1 || json_integer_value(amount) > 100000000000LL)
-		bad = "amount", msg = "amount must be an integer number of VND, 1 to 100000000000";
+	else if (!order_amount_valid(amount))
+		bad = "amount", msg = amount_msg;
 	else if (!json_is_string(reason) || util_utf8_length(json_string_value(reason), json_string_length(reason)) < 1 ||
 		 util_utf8_length(json_string_value(reason), json_string_length(reason)) > 255)
 		bad = "reason", msg = "reason must be a string of 1 to 255 characters";

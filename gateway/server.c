@@ -279,9 +279,8 @@ static int worker_main(int index)
 	for (const char *c = cfg.public_url; *c; c++)
 		evbuffer_add_printf(session, *c == '\'' ? "''" : "%c", *c);
 	evbuffer_add_printf(session, "';");
-	/* The lease on the webhook rows a notification batch hands to this worker (see webhooks.c):
-	 * as long as the relay's claim would take (the call's timeout, and time to save the answer). */
-	evbuffer_add_printf(session, "SET feegate.webhook_lease_s = '%d';", cfg.webhook_timeout_ms / 1000 + 30);
+	/* The lease on the webhook rows a notification batch hands to this worker (see webhooks.c). */
+	evbuffer_add_printf(session, "SET feegate.webhook_lease_s = '%d';", cfg_webhook_lease_s());
 	evbuffer_add(session, "", 1);
 	gw.db = pg_pool_new(gw.base, cfg.database_url, cfg.db_pool_size, db_statements, db_statement_count,
 			    cfg.db_connect_timeout_ms, cfg.idempotency_wait_ms + cfg.db_timeout_ms * 2,

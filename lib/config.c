@@ -256,3 +256,8 @@ void config_dump(void (*line)(const char *text, void *arg), void *arg)
 		line(buf, arg);
 	}
 }
+
+int cfg_webhook_lease_s(void)
+{
+	return cfg.webhook_timeout_ms / 1000 + 30;
+}

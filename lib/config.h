@@ -81,6 +81,9 @@ bool config_load(char *err, size_t errlen) WARN_UNUSED;
 bool config_load_from(const char *(*env_lookup)(const char *name), char *err, size_t errlen) WARN_UNUSED;
 /* The value of a string setting by name ("" when unset), or NULL for an unknown name. */
 const char *config_string(const char *name);
+/* How long a worker holds the webhook rows it claims or is handed, in seconds: as long as one
+ * delivery can take (the call's timeout) and time to save its answer. */
+int cfg_webhook_lease_s(void);
 /* Writes the effective settings as "NAME=value" lines, secrets masked. */
 void config_dump(void (*line)(const char *text, void *arg), void *arg);
 
