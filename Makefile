@@ -28,7 +28,7 @@ FUZZ_NAMES  := $(FUZZ_SRC:tests/fuzz/%.c=%)
 REPLAY_BIN  := $(FUZZ_NAMES:%=$(BUILD)/tests/replay_%)
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps run test unit system asan valgrind bench soak fuzz chaos clean
+.PHONY: all deps run test unit system asan valgrind bench soak fuzz chaos image clean
 .SECONDARY:
 all: $(BUILD)/feegate $(BUILD)/banksim $(BUILD)/faultproxy $(UNIT_BIN) $(REPLAY_BIN)
 
@@ -72,6 +72,11 @@ unit: all
 
 system: all
 	@bash tests/system/run.sh $(BUILD)
+
+# The container image, built with podman from a debootstrap base and tried (deploy/image.sh;
+# minutes, root, not part of make test).
+image:
+	@bash deploy/image.sh
 
 test: deps
 	@$(MAKE) --no-print-directory all

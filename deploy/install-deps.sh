@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages feegate needs to build, run and test.
-# Usage: deploy/install-deps.sh [--build | fuzz]
+# Usage: deploy/install-deps.sh [--build | fuzz | image]
 #   --build  only what building the binaries needs (the container image's build stage)
 #   fuzz     also libFuzzer's compiler and runtime (make fuzz)
+#   image    also what building and trying the container image needs (make image)
 # Idempotent and fast: one dpkg-query; apt-get runs only when a package is missing.
 set -euo pipefail
 
@@ -49,13 +50,20 @@ PKGS=(
   faketime
 )
 
+# tests: Node.js and npm install the pinned OpenAPI linter (tools/openapi-lint). Only when
+# there is no npm: a Node.js from elsewhere that bundles npm conflicts with Debian's npm.
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
+
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 
 case "${1:-}" in
   "") ;;
   --build) PKGS=("${BUILD_PKGS[@]}") ;;
   fuzz) PKGS+=(clang libclang-rt-14-dev) ;;
-  *) log "usage: deploy/install-deps.sh [--build | fuzz]"; exit 2 ;;
+  # deploy/image.sh: podman, a Debian base made with debootstrap, runc (crun refuses hosts with
+  # a hybrid cgroup layout), slirp4netns (the smoke run reaches this host's loopback)
+  image) PKGS+=(podman debootstrap runc slirp4netns) ;;
+  *) log "usage: deploy/install-deps.sh [--build | fuzz | image]"; exit 2 ;;
 esac
 
 # Which of PKGS are not fully installed ("ii")?

@@ -22,13 +22,19 @@ def stages():
     """[(name, [(instruction, argument)])] of deploy/Containerfile, continuation lines joined."""
     text = re.sub(r"\\\n", " ", (DEPLOY / "Containerfile").read_text())
     out = []
+    args = {}  # ARGs before the first FROM: the base images' defaults
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
             continue
         instr, _, arg = line.partition(" ")
         instr = instr.upper()
+        if instr == "ARG" and not out:
+            name, _, default = arg.partition("=")
+            args[name.strip()] = default.strip()
+            continue
         if instr == "FROM":
+            arg = re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], arg)
             m = re.match(r"(\S+)(?:\s+AS\s+(\S+))?", arg, re.I)
             out.append((m.group(2) or m.group(1), []))
         out[-1][1].append((instr, arg.strip()))

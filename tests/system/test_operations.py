@@ -2,6 +2,8 @@
 figures an operator alerts on (breakers, outbox, batchers, sweeper, ledger check, process_*),
 the alerting rules and dashboard in deploy/, and the gateway's log as valid JSON lines whatever
 the bytes of a request."""
+import hashlib
+import hmac
 import json
 import re
 import shutil
@@ -237,6 +239,42 @@ def test_gateway_log_is_json_lines_whatever_the_bytes(gateway_factory, free_tcp_
         logged.append(obj["msg"])
     assert sum("orders_get -> 503" in m for m in logged) == 3, logged[-10:]
     assert not any("/v1/orders/" in m for m in logged), logged[-10:]
+
+
+def json_log(path):
+    """Every line of a gateway log as a JSON object (the harness's run markers skipped)."""
+    out = []
+    for line in path.read_bytes().splitlines():
+        text = line.decode("utf-8")  # raises on invalid UTF-8
+        if not text.startswith("---- feegate serve"):
+            out.append(json.loads(text))
+    return out
+
+
+def test_gateway_log_stays_json_when_a_signed_notification_carries_invalid_utf8(gateway_factory, stack):
+    """Bytes that do reach the log: a correctly signed VNPAY notification whose vnp_TxnRef is not
+    UTF-8 is logged with that reference (an unknown order). The line is valid JSON, the bad
+    bytes written as U+FFFD."""
+    gw = gateway_factory()
+    env = stack.env
+    ref = b"ZZ\xff\xfe\xc3(\xed\xa0\x80Q"
+
+    def enc(v):  # PHP's urlencode, over bytes
+        return "".join(chr(b) if chr(b).isascii() and (chr(b).isalnum() or chr(b) in "-_.") else "%%%02X" % b
+                       for b in (v if isinstance(v, bytes) else v.encode()))
+
+    params = {"vnp_Amount": "20000000", "vnp_BankCode": "NCB", "vnp_BankTranNo": "VNP1",
+              "vnp_CardType": "ATM", "vnp_OrderInfo": "x", "vnp_PayDate": time.strftime(
+                  "%Y%m%d%H%M%S", time.gmtime(time.time() + 7 * 3600)),
+              "vnp_ResponseCode": "00", "vnp_TmnCode": env["FEEGATE_VNPAY_TMN_CODE"],
+              "vnp_TransactionNo": "1", "vnp_TransactionStatus": "00", "vnp_TxnRef": ref}
+    data = "&".join(f"{k}={enc(v)}" for k, v in sorted(params.items()))  # docs/openapi.yaml: VNPAY
+    sig = hmac.new(env["FEEGATE_VNPAY_HASH_SECRET"].encode(), data.encode(), hashlib.sha512).hexdigest()
+    r = requests.get(f"{gw.url}/ipn/vnpay?{data}&vnp_SecureHash={sig}", timeout=15)
+    assert r.status_code == 200 and r.json()["RspCode"] != "97", r.text  # signature accepted
+    assert gw.stop() == 0
+    msgs = [o["msg"] for o in json_log(gw.log_path)]
+    assert any("vnpay notification for ZZ\ufffd" in m for m in msgs), msgs[-10:]
 
 
 @pytest.fixture
