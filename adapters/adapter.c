@@ -255,7 +255,7 @@ static bool settlement_trailer(const char *data, size_t len, size_t *body_len, a
 		return false;
 	}
 	char compact[15];
-	snprintf(compact, sizeof(compact), "%s000000", day);
+	snprintf(compact, sizeof(compact), "%.8s000000", day); /* day is 8 digits (checked above) */
 	if (!adapter_parse_vn_compact(compact, &t)) {
 		err->line = trailer_line_of(data, start);
 		snprintf(err->message, sizeof(err->message), "the trailer's business day is not a date");

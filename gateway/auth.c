@@ -150,33 +150,20 @@ struct auth_wait {
 	char hash[65];
 };
 
-/* Token bucket per key and worker: each worker allows its share of FEEGATE_RATE_LIMIT_RPS, with
- * a burst of one second's worth. */
-static bool rate_ok(struct principal *p)
+static void rate_decided(void *arg, bool allowed, int retry_after_s)
 {
-	if (cfg.rate_limit_rps <= 0)
-		return true;
-	double rate = (double)cfg.rate_limit_rps / cfg.workers;
-	int64_t now = util_monotonic_us();
-	if (p->refilled_us == 0)
-		p->tokens = rate;
-	else
-		p->tokens += rate * (double)(now - p->refilled_us) / 1e6;
-	if (p->tokens > rate)
-		p->tokens = rate;
-	p->refilled_us = now;
-	if (p->tokens < 1.0)
-		return false;
-	p->tokens -= 1.0;
-	return true;
-}
-
-static void finish(struct http_req *req, struct principal *p, enum auth_rule rule, http_handler next)
-{
-	p->refs++;
-	req->principal = p;
-	req->principal_free = principal_release;
-	if (!rate_ok(p)) {
+	struct http_req *req = arg;
+	struct auth_wait *w = req->state;
+	http_handler next = w->next;
+	enum auth_rule rule = w->rule;
+	free(w);
+	req->state = NULL;
+	req->state_free = NULL;
+	const struct principal *p = req_principal(req);
+	if (!allowed) {
+		char s[16];
+		snprintf(s, sizeof s, "%d", retry_after_s);
+		http_add_header(req, "Retry-After", s);
 		http_reply_error(req, ERR_RATE_LIMITED, NULL, NULL);
 		return;
 	}
@@ -186,6 +173,23 @@ static void finish(struct http_req *req, struct principal *p, enum auth_rule rul
 		return;
 	}
 	next(req);
+}
+
+/* The principal is the request's from here on; the rate limit (one budget per client or
+ * staff member, lib/ratelimit.h) decides before the route's rule. */
+static void finish(struct http_req *req, struct principal *p, enum auth_rule rule, http_handler next)
+{
+	p->refs++;
+	req->principal = p;
+	req->principal_free = principal_release;
+	struct auth_wait *w = xcalloc(1, sizeof *w);
+	w->next = next;
+	w->rule = rule;
+	req->state = w;
+	req->state_free = free;
+	char key[48];
+	snprintf(key, sizeof key, "%c:%s", p->kind == PRINCIPAL_CLIENT ? 'c' : 's', p->id);
+	ratelimit_check(gw.ratelimit, key, &p->bucket, rate_decided, req);
 }
 
 static struct principal *principal_from_row(PGresult *res, const char *hash)

@@ -6,12 +6,14 @@
 
 #include "lib/http.h"
 #include "lib/pgpool.h"
+#include "lib/ratelimit.h"
 #include "lib/redis.h"
 
 struct gateway {
 	struct event_base *base;
 	struct pg_pool *db;
 	struct redis *redis;
+	struct ratelimit *ratelimit; /* per-client budgets (FEEGATE_RATE_LIMIT_*) */
 	int worker; /* 0..FEEGATE_WORKERS-1; worker 0 also runs the background sweepers */
 	bool draining;
 };
@@ -38,8 +40,7 @@ struct principal {
 	struct agency_ref *agencies;
 	char key_hash[65];
 	int64_t expires_us; /* cache expiry */
-	double tokens;      /* rate-limit bucket of this worker (FEEGATE_RATE_LIMIT_RPS) */
-	int64_t refilled_us;
+	struct rl_bucket bucket; /* this worker's rate-limit bucket: decides when Redis cannot */
 };
 
 /* What a staff member may do. Roles are sets of these (the one table is in auth.c); every

@@ -291,6 +291,13 @@ static int worker_main(int index)
 		log_error(NULL, "REDIS_URL: not a redis:// URL");
 		return 2;
 	}
+	gw.ratelimit = ratelimit_new(gw.base, gw.redis,
+				     &(struct ratelimit_config){.rps = cfg.rate_limit_rps,
+								.window_s = cfg.rate_limit_window_s,
+								.shares = cfg.workers,
+								.shared = strcmp(cfg.rate_limit_store, "redis") == 0,
+								.wait_ms = cfg.rate_limit_wait_ms,
+								.fallback_ms = cfg.rate_limit_fallback_ms});
 	intake_init();
 	notify_init();
 	if (!httpc_init(gw.base)) {
@@ -322,6 +329,7 @@ static int worker_main(int index)
 	pg_pool_free(gw.db);
 	httpc_shutdown();
 	redis_free(gw.redis);
+	ratelimit_free(gw.ratelimit);
 	auth_cache_clear();
 	event_free(term);
 	if (drain_timer)

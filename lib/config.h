@@ -30,7 +30,11 @@ struct config {
 	int http_idle_timeout_s;
 	int shutdown_timeout_ms;
 	int auth_cache_ttl_s;
-	int rate_limit_rps;
+	int rate_limit_rps;         /* per client: budget a second, shared through Redis (lib/ratelimit.h) */
+	int rate_limit_window_s;    /* the counting window; budget per window = rps * window */
+	char *rate_limit_store;     /* "redis" (one budget for every worker and gateway) or "local" */
+	int rate_limit_wait_ms;     /* longest wait for Redis before the worker's own bucket decides */
+	int rate_limit_fallback_ms; /* after Redis failed, the workers' buckets decide alone this long */
 	char *log_level;
 	char *migrations_dir;
 	char *vnpay_tmn_code;

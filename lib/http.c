@@ -452,8 +452,8 @@ static void add_common_headers(struct http_req *req, int status, const char *con
 	http_add_header(req, "X-Request-Id", req->id);
 	http_add_header(req, "Cache-Control", "no-store");
 	http_add_header(req, "X-Content-Type-Options", "nosniff");
-	if (status == 503 || status == 429)
-		http_add_header(req, "Retry-After", "1");
+	if ((status == 503 || status == 429) && !evhttp_find_header(&req->out_headers, "Retry-After"))
+		http_add_header(req, "Retry-After", "1"); /* unless the handler said how long */
 	if (is_html(content_type)) {
 		/* The pages take their style and script from us only (never inline), images from us
 		 * or data: (the QR), polls to us, forms posting to us and redirecting on to a bank,

@@ -33,6 +33,9 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 STACK_SH = REPO / "deploy" / "stack.sh"
+# How much slower than a normal build the gateway under test may be: `make asan` sets it (the
+# sanitizers' build answers several times slower); tests scale their time limits by it.
+TIME_SCALE = float(os.environ.get("FEEGATE_TEST_TIME_SCALE") or 1)
 
 # Settings of the gateway that a stray variable in the caller's environment must not change.
 _GATEWAY_SETTINGS = (
@@ -44,6 +47,8 @@ _GATEWAY_SETTINGS = (
     "FEEGATE_LOG_LEVEL",
     "FEEGATE_HTTP_HEAD_TIMEOUT_MS", "FEEGATE_HTTP_BODY_MIN_RATE", "FEEGATE_MAX_CONNECTIONS",
     "FEEGATE_MAX_STATEMENT_BYTES", "FEEGATE_TLS_PORT", "FEEGATE_TLS_CERT", "FEEGATE_TLS_KEY", "FEEGATE_TEST_SINK",
+    "FEEGATE_RATE_LIMIT_RPS", "FEEGATE_RATE_LIMIT_WINDOW_S", "FEEGATE_RATE_LIMIT_STORE",
+    "FEEGATE_RATE_LIMIT_WAIT_MS", "FEEGATE_RATE_LIMIT_FALLBACK_MS",
 )
 
 
@@ -316,6 +321,7 @@ class Gateway:
         return self
 
     def wait_healthy(self, timeout=15):
+        timeout *= TIME_SCALE
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -12,6 +12,7 @@
 #include "lib/config.h"
 #include "lib/errors.h"
 #include "lib/http.h"
+#include "lib/ratelimit.h"
 #include "lib/redis.h"
 #include "lib/util.h"
 
@@ -196,13 +197,72 @@ static void test_redis_url(void **state)
 	assert_false(redis_parse_url("redis://", &u));
 }
 
+/* The local bucket: a window's worth of burst per share, refilled at rps/shares a second,
+ * Retry-After the seconds until one token is back. */
+static void test_ratelimit_local(void **state)
+{
+	struct ratelimit_config c = {.rps = 10, .window_s = 3, .shares = 2};
+	struct rl_bucket b = {0};
+	int64_t t = 1000000;
+	int retry = -1, allowed = 0;
+	for (int i = 0; i < 100; i++)
+		allowed += ratelimit_local(&c, &b, t, &retry);
+	assert_int_equal(allowed, 15); /* 10/2 a second, 3 s of burst */
+	assert_int_equal(retry, 1);
+	assert_false(ratelimit_local(&c, &b, t + 100000, &retry)); /* 0.5 token back */
+	assert_true(ratelimit_local(&c, &b, t + 200000, &retry));  /* 1 token */
+	assert_false(ratelimit_local(&c, &b, t + 200000, &retry));
+	/* a slow budget: one request every 10 s per share */
+	struct ratelimit_config slow = {.rps = 1, .window_s = 10, .shares = 10};
+	struct rl_bucket s = {0};
+	assert_true(ratelimit_local(&slow, &s, t, &retry));
+	assert_false(ratelimit_local(&slow, &s, t, &retry));
+	assert_int_equal(retry, 10);
+	assert_false(ratelimit_local(&slow, &s, t + 4000000, &retry));
+	assert_int_equal(retry, 6);
+}
+
+static int decided_ok, decided_no, last_retry;
+static void decided(void *arg, bool allowed, int retry_after_s)
+{
+	(void)arg;
+	if (allowed)
+		decided_ok++;
+	else
+		decided_no++;
+	last_retry = retry_after_s;
+}
+
+/* Without Redis (none, or "local"), ratelimit_check answers at once from the bucket; rps 0 is
+ * no limit. */
+static void test_ratelimit_without_redis(void **state)
+{
+	struct ratelimit *rl = ratelimit_new(NULL, NULL, &(struct ratelimit_config){.rps = 4, .window_s = 1, .shares = 1,
+										     .shared = true, .wait_ms = 50,
+										     .fallback_ms = 1000});
+	struct rl_bucket b = {0};
+	for (int i = 0; i < 10; i++)
+		ratelimit_check(rl, "c:x", &b, decided, NULL);
+	assert_int_equal(decided_ok, 4);
+	assert_int_equal(decided_no, 6);
+	assert_int_equal(last_retry, 1);
+	ratelimit_free(rl);
+	decided_ok = decided_no = 0;
+	rl = ratelimit_new(NULL, NULL, &(struct ratelimit_config){.rps = 0, .window_s = 1, .shares = 1});
+	for (int i = 0; i < 10; i++)
+		ratelimit_check(rl, "c:x", &b, decided, NULL);
+	assert_int_equal(decided_ok, 10);
+	ratelimit_free(rl);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8),   cmocka_unit_test(test_uuid),       cmocka_unit_test(test_time),
 		cmocka_unit_test(test_url),    cmocka_unit_test(test_token),      cmocka_unit_test(test_json_depth),
 		cmocka_unit_test(test_errors), cmocka_unit_test(test_config),     cmocka_unit_test(test_config_file),
-		cmocka_unit_test(test_redis_url),
+		cmocka_unit_test(test_redis_url), cmocka_unit_test(test_ratelimit_local),
+		cmocka_unit_test(test_ratelimit_without_redis),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
