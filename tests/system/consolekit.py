@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 from conftest import REPO
@@ -68,7 +68,17 @@ def submit(driver, form_css, button_css="button[type=submit]"):
     """Clicks the form's button and waits until its answer has replaced the page."""
     form = driver.find_element(By.CSS_SELECTOR, form_css)
     form.find_element(By.CSS_SELECTOR, button_css).click()
-    WebDriverWait(driver, 30).until(EC.staleness_of(form))
+
+    def replaced(_):
+        # the old form is gone once touching it fails; while the page is being replaced,
+        # chromedriver may say so as "Node ... does not belong to the document" (an unknown
+        # error) rather than as a stale element
+        try:
+            form.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+    WebDriverWait(driver, 30).until(replaced)
 
 
 def session_cookie(driver):
