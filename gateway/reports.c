@@ -40,6 +40,7 @@
 #define EXPORTS_MAX 2           /* export threads per worker: more get 503 */
 #define EXPORT_STATEMENT_TIMEOUT "120s"
 #define EXPORT_IDLE_TIMEOUT "600s" /* a client that stops reading holds the snapshot this long */
+#define EXPORT_STREAM_TIMEOUT "600s" /* the lines' one statement, however slowly they are read */
 #define EXPORT_WORK_MEM "64MB"     /* per export session, in PostgreSQL (never in the gateway) */
 
 /* ---- dates ---- */
@@ -173,16 +174,151 @@ static enum report_outcome xlsx_send(const char *path, report_sink sink, void *a
 	return out;
 }
 
-/* Columns of the lines cursor, named once. */
+/* The lines, in the order the report shows them; their columns named once. */
 enum {
-	L_KIND, L_DATE, L_TIME, L_AGENCY, L_BANK, L_ORDER, L_REF, L_PROC, L_PAYER, L_LAST4, L_TXN, L_AMOUNT,
-	L_FEE, L_NET, L_RECON, L_CHAPTER, L_NDKT, L_DBHC, L_META
+	L_KIND, L_DATE, L_AGENCY, L_BANK, L_ORDER, L_REF, L_PROC, L_PAYER, L_TXN, L_AMOUNT, L_FEE, L_NET, L_RECON,
+	L_CHAPTER, L_NDKT, L_DBHC, L_META, L_AT
 };
-static const char lines_cursor[] =
-	"DECLARE report_lines NO SCROLL CURSOR FOR "
-	"SELECT kind, business_date, local_time, agency, bank, order_id, reference, procedure, payer_name, "
-	"payer_id_last4, bank_txn_id, amount, fee, net, reconciliation, chapter, ndkt, dbhc, metadata "
+static const char lines_query[] =
+	"SELECT kind, business_date, agency, bank, order_id, reference, procedure, payer, bank_txn_id, amount, fee, "
+	"net, reconciliation, chapter, ndkt, dbhc, metadata, at_s "
 	"FROM feegate_report_lines($1::date, $2::date, $3::bigint[], $4::text) ORDER BY at, kind, order_id";
+
+/* Sends the lines' query in single-row mode: PostgreSQL produces the next rows while this thread
+ * formats the last, and, not being a cursor, the query may use parallel workers. A reader who
+ * stops reading stops this thread in the sink and the server then waits on its socket:
+ * EXPORT_STREAM_TIMEOUT bounds the whole statement. */
+static bool lines_send(PGconn *c, const char *const *params, char *err, size_t errcap)
+{
+	PGresult *res = q(c, "SET LOCAL statement_timeout = '" EXPORT_STREAM_TIMEOUT "'", 0, NULL, err, errcap);
+	if (!res)
+		return false;
+	PQclear(res);
+	if (!PQsendQueryParams(c, lines_query, 4, NULL, params, NULL, NULL, 0) || !PQsetSingleRowMode(c)) {
+		snprintf(err, errcap, "%s", PQerrorMessage(c));
+		return false;
+	}
+	return true;
+}
+
+/* Drains c's results; the first error is the outcome. */
+static enum report_outcome drain(PGconn *c, enum report_outcome out, char *err, size_t errcap)
+{
+	PGresult *res;
+	while ((res = PQgetResult(c))) {
+		ExecStatusType st = PQresultStatus(res);
+		if (out == REPORT_OK && st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+			snprintf(err, errcap, "%s", PQresultErrorMessage(res));
+			out = REPORT_DB_FAILED;
+		}
+		PQclear(res);
+	}
+	return out;
+}
+
+/* Cancels what c is running and drains it. */
+static void cancel_query(PGconn *c)
+{
+	PGcancel *cancel = PQgetCancel(c);
+	char ebuf[128];
+	if (cancel) {
+		PQcancel(cancel, ebuf, sizeof ebuf);
+		PQfreeCancel(cancel);
+	}
+	drain(c, REPORT_STOPPED, ebuf, sizeof ebuf);
+}
+
+/* Writes the lines lines_send asked for to w, as they arrive. */
+static enum report_outcome lines_stream(PGconn *c, struct report_writer *w, char *err, size_t errcap)
+{
+	PGresult *res;
+	while ((res = PQgetResult(c))) {
+		ExecStatusType st = PQresultStatus(res);
+		if (st == PGRES_TUPLES_OK) { /* the end of the rows */
+			PQclear(res);
+			return drain(c, REPORT_OK, err, errcap);
+		}
+		if (st != PGRES_SINGLE_TUPLE) {
+			snprintf(err, errcap, "%s", PQresultErrorMessage(res));
+			PQclear(res);
+			return drain(c, REPORT_DB_FAILED, err, errcap);
+		}
+		struct report_line l = {
+			.kind = val(res, 0, L_KIND), .business_date = val(res, 0, L_DATE), .agency = val(res, 0, L_AGENCY),
+			.bank = val(res, 0, L_BANK), .order_id = val(res, 0, L_ORDER), .reference = val(res, 0, L_REF),
+			.procedure = val(res, 0, L_PROC), .payer = val(res, 0, L_PAYER), .bank_txn_id = val(res, 0, L_TXN),
+			.amount = num(res, 0, L_AMOUNT), .fee = num(res, 0, L_FEE), .net = num(res, 0, L_NET),
+			.reconciliation = val(res, 0, L_RECON), .chapter = val(res, 0, L_CHAPTER),
+			.ndkt = val(res, 0, L_NDKT), .dbhc = val(res, 0, L_DBHC), .metadata = val(res, 0, L_META),
+			.at = num(res, 0, L_AT),
+		};
+		bool ok = report_write_line(w, &l);
+		PQclear(res);
+		if (!ok) {
+			/* the reader has gone (or the workbook failed): stop the server's work */
+			cancel_query(c);
+			return REPORT_STOPPED;
+		}
+	}
+	return REPORT_OK;
+}
+
+/* A second session on the same database in the same snapshot as c, so the totals are summed
+ * while c's lines are produced (one export is then two backends at work, not one after the
+ * other) and both still see one moment. NULL when it cannot be had: the caller then asks c for
+ * the totals too. */
+static PGconn *snapshot_peer(PGconn *c)
+{
+	PGresult *res = PQexec(c, "SELECT pg_export_snapshot()");
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+		PQclear(res);
+		return NULL;
+	}
+	char *snap = PQescapeLiteral(c, PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+	PQclear(res);
+	if (!snap)
+		return NULL;
+	PQconninfoOption *opts = PQconninfo(c);
+	PGconn *p = NULL;
+	if (opts) {
+		int n = 0;
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+			n++;
+		const char **k = xcalloc((size_t)n + 1, sizeof *k), **v = xcalloc((size_t)n + 1, sizeof *v);
+		int m = 0;
+		for (PQconninfoOption *o = opts; o->keyword; o++) {
+			if (o->val && *o->val) {
+				k[m] = o->keyword;
+				v[m++] = o->val;
+			}
+		}
+		p = PQconnectdbParams(k, v, 0);
+		free(k);
+		free(v);
+		PQconninfoFree(opts);
+	}
+	char err[8];
+	char *set = xasprintf("SET TRANSACTION SNAPSHOT %s", snap);
+	PQfreemem(snap);
+	const char *steps[] = {set, "SET LOCAL statement_timeout = '" EXPORT_STATEMENT_TIMEOUT "'"};
+	bool ok = p && PQstatus(p) == CONNECTION_OK && export_begin(p, err, sizeof err);
+	for (size_t i = 0; ok && i < ARRAY_LEN(steps); i++) {
+		if ((res = q(p, steps[i], 0, NULL, err, sizeof err)))
+			PQclear(res);
+		else
+			ok = false;
+	}
+	free(set);
+	if (!ok) {
+		PQfinish(p);
+		return NULL;
+	}
+	return p;
+}
+
+static const char totals_query[] =
+	"SELECT business_date, agency, bank, count, gross, refunds, fees, net, cases_open, payout "
+	"FROM feegate_report_totals($1::date, $2::date, $3::bigint[], $4::text)";
 
 enum report_outcome report_export(PGconn *c, const struct report_request *r, report_sink sink, void *arg,
 				  char *err, size_t errcap)
@@ -194,6 +330,8 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 	int nkeys = 0;
 	char agencies[40] = "", xlsx_path[256] = "";
 	const char *agency_param = r->scope;
+	PGconn *peer = NULL;
+	bool lines_sent = false; /* c is busy with the lines' query */
 	err[0] = '\0';
 
 	if (!export_begin(c, err, errcap))
@@ -222,11 +360,23 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 		keys[i] = xstrdup(PQgetvalue(res, i, 0));
 	PQclear(res);
 
-	if (!(res = q(c,
-		      "SELECT business_date, agency, bank, count, gross, refunds, fees, net, cases_open, payout "
-		      "FROM feegate_report_totals($1::date, $2::date, $3::bigint[], $4::text)",
-		      4, params, err, errcap)))
+	/* the totals on a peer while c's lines are sorted; without a peer, on c before the lines */
+	peer = snapshot_peer(c);
+	if (peer) {
+		if (!PQsendQueryParams(peer, totals_query, 4, NULL, params, NULL, NULL, 0) ||
+		    !lines_send(c, params, err, errcap))
+			goto done;
+		lines_sent = true;
+		res = PQgetResult(peer);
+		if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+			snprintf(err, errcap, "%s", PQresultErrorMessage(res));
+			goto done;
+		}
+		PQfinish(peer); /* its part is done: it holds no snapshot while the lines stream */
+		peer = NULL;
+	} else if (!(res = q(c, totals_query, 4, params, err, errcap))) {
 		goto done;
+	}
 	if (r->format == REPORT_XLSX && !xlsx_temp(xlsx_path, err, errcap)) {
 		out = REPORT_WRITE_FAILED;
 		goto done;
@@ -246,38 +396,14 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 	PQclear(res);
 	res = NULL;
 
-	out = REPORT_DB_FAILED;
-	if (!(res = q(c, lines_cursor, 4, params, err, errcap)))
+	if (!lines_sent && !lines_send(c, params, err, errcap)) {
+		out = REPORT_DB_FAILED;
 		goto done;
-	for (;;) {
-		PQclear(res);
-		if (!(res = q(c, "FETCH " FETCH_ROWS " FROM report_lines", 0, NULL, err, errcap))) {
-			out = REPORT_DB_FAILED;
-			goto done;
-		}
-		int n = PQntuples(res);
-		if (n == 0)
-			break;
-		for (int i = 0; i < n; i++) {
-			struct report_line l = {
-				.kind = val(res, i, L_KIND), .business_date = val(res, i, L_DATE),
-				.local_time = val(res, i, L_TIME), .agency = val(res, i, L_AGENCY),
-				.bank = val(res, i, L_BANK), .order_id = val(res, i, L_ORDER),
-				.reference = val(res, i, L_REF), .procedure = val(res, i, L_PROC),
-				.payer_name = val(res, i, L_PAYER), .payer_id_last4 = val(res, i, L_LAST4),
-				.bank_txn_id = val(res, i, L_TXN), .amount = num(res, i, L_AMOUNT),
-				.fee = num(res, i, L_FEE), .net = num(res, i, L_NET),
-				.reconciliation = val(res, i, L_RECON), .chapter = val(res, i, L_CHAPTER),
-				.ndkt = val(res, i, L_NDKT), .dbhc = val(res, i, L_DBHC), .metadata = val(res, i, L_META),
-			};
-			if (!report_write_line(w, &l)) {
-				out = REPORT_STOPPED;
-				goto done;
-			}
-		}
 	}
-	PQclear(res);
-	res = NULL;
+	lines_sent = false;
+	if ((out = lines_stream(c, w, err, errcap)) != REPORT_OK)
+		goto done;
+	out = REPORT_STOPPED;
 	if (!report_finish(w)) {
 		out = r->format == REPORT_XLSX ? REPORT_WRITE_FAILED : REPORT_STOPPED;
 		if (out == REPORT_WRITE_FAILED)
@@ -288,6 +414,9 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 done:
 	if (res)
 		PQclear(res);
+	if (lines_sent) /* an error before the lines were read: stop them */
+		cancel_query(c);
+	PQfinish(peer);
 	report_writer_free(w);
 	if (xlsx_path[0])
 		unlink(xlsx_path);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xlsxwriter.h>
 
 #include "lib/mem.h"
@@ -157,34 +158,272 @@ static void csv_empty(struct report_writer *w, int n)
 		put(w, ",", 1);
 }
 
-/* ---- metadata values ---- */
+/* ---- what a line shows of its payer and its time ---- */
 
-/* The text of each metadata key's value for one line: strings as they are, numbers and
- * booleans as JSON writes them. vals[i] is NULL when the key is absent; free with meta_free. */
-static json_t *meta_values(const struct report_writer *w, const char *metadata, char **vals)
+/* Asia/Ho_Chi_Minh is UTC+7 all year (no daylight saving since 1975), which is what the
+ * "+07:00" every local time carries says. */
+#define LOCAL_OFFSET_S (7 * 3600)
+
+/* 2026-03-10T09:15:00+07:00 (seconds truncated, as the business day is cut). */
+static void local_time(int64_t at, char out[80])
 {
-	for (int i = 0; i < w->nkeys; i++)
-		vals[i] = NULL;
-	if (!metadata || !w->nkeys)
-		return NULL;
-	json_t *m = json_loads(metadata, JSON_DECODE_ANY, NULL);
-	if (!json_is_object(m))
-		return m;
-	for (int i = 0; i < w->nkeys; i++) {
-		json_t *v = json_object_get(m, w->keys[i]);
-		if (json_is_string(v))
-			vals[i] = xstrdup(json_string_value(v));
-		else if (v && !json_is_null(v))
-			vals[i] = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
+	time_t t = (time_t)(at + LOCAL_OFFSET_S);
+	struct tm tm;
+	if (!gmtime_r(&t, &tm)) {
+		out[0] = '\0';
+		return;
 	}
-	return m;
+	snprintf(out, 80, "%04d-%02d-%02dT%02d:%02d:%02d+07:00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+		 tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
-static void meta_free(const struct report_writer *w, json_t *m, char **vals)
+/* ---- a line's JSON: the payer, the metadata ---- */
+
+/* The members of a JSON object as a line needs them: each key with its value's text (a string
+ * unescaped, a number, true or false as written; NULL for null). Orders hold flat objects of a
+ * few scalars (order_validate.c), which are read here in one pass without building a tree: on a
+ * million-line report a parser's tree cost more than all the rest of the formatting. Anything
+ * else (a nested value, more members than FLAT_MAX) is read with jansson, its nested values
+ * written as compact JSON. */
+#define FLAT_MAX 16
+struct flat {
+	int n;
+	const char *key[FLAT_MAX], *val[FLAT_MAX];
+	bool is_str[FLAT_MAX];
+	char *buf; /* the unescaped texts: small, or allocated when the JSON is longer */
+	char small[1024];
+	json_t *doc; /* the jansson reading, when the fast one declined */
+	char *owned[FLAT_MAX];
+};
+
+static const char *skip_ws(const char *p)
 {
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	return p;
+}
+
+static long hex4(const char *p)
+{
+	long v = 0;
+	for (int i = 0; i < 4; i++) {
+		char c = p[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* The JSON string at p (its opening quote) unescaped at *o, NUL terminated; *o moves past it.
+ * Returns what follows the closing quote, or NULL when it is not a string this reader takes. */
+static const char *flat_string(const char *p, char **o)
+{
+	char *d = *o;
+	if (*p++ != '"')
+		return NULL;
+	for (;;) {
+		unsigned char c = (unsigned char)*p++;
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return NULL;
+		if (c != '\\') {
+			*d++ = (char)c;
+			continue;
+		}
+		long cp;
+		switch (*p++) {
+		case '"': *d++ = '"'; continue;
+		case '\\': *d++ = '\\'; continue;
+		case '/': *d++ = '/'; continue;
+		case 'b': *d++ = '\b'; continue;
+		case 'f': *d++ = '\f'; continue;
+		case 'n': *d++ = '\n'; continue;
+		case 'r': *d++ = '\r'; continue;
+		case 't': *d++ = '\t'; continue;
+		case 'u':
+			if ((cp = hex4(p)) < 0)
+				return NULL;
+			p += 4;
+			if (cp >= 0xD800 && cp < 0xDC00) {
+				long lo = p[0] == '\\' && p[1] == 'u' ? hex4(p + 2) : -1;
+				if (lo < 0xDC00 || lo > 0xDFFF)
+					return NULL;
+				p += 6;
+				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+			} else if ((cp >= 0xDC00 && cp < 0xE000) || cp == 0) {
+				return NULL; /* a lone low surrogate; a NUL no C string can hold */
+			}
+			if (cp < 0x80) {
+				*d++ = (char)cp;
+			} else if (cp < 0x800) {
+				*d++ = (char)(0xC0 | (cp >> 6));
+				*d++ = (char)(0x80 | (cp & 0x3F));
+			} else if (cp < 0x10000) {
+				*d++ = (char)(0xE0 | (cp >> 12));
+				*d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+				*d++ = (char)(0x80 | (cp & 0x3F));
+			} else {
+				*d++ = (char)(0xF0 | (cp >> 18));
+				*d++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+				*d++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+				*d++ = (char)(0x80 | (cp & 0x3F));
+			}
+			continue;
+		default:
+			return NULL;
+		}
+	}
+	*d++ = '\0';
+	*o = d;
+	return p;
+}
+
+/* A number, true or false at p, copied as written to *o; NULL when it is none of them. */
+static const char *flat_scalar(const char *p, char **o)
+{
+	size_t n = 0;
+	if (strncmp(p, "true", 4) == 0 || strncmp(p, "false", 5) == 0)
+		n = *p == 't' ? 4 : 5;
+	else
+		while (p[n] && strchr("-+.eE0123456789", p[n]))
+			n++;
+	if (!n)
+		return NULL;
+	memcpy(*o, p, n);
+	(*o)[n] = '\0';
+	*o += n + 1;
+	return p + n;
+}
+
+static bool flat_fast(const char *json, struct flat *f)
+{
+	/* unescaped texts and their NULs never outgrow the JSON: each had quotes or a separator */
+	size_t len = strlen(json);
+	f->buf = len < sizeof f->small ? f->small : xmalloc(len + 1);
+	char *o = f->buf;
+	const char *p = skip_ws(json);
+	if (*p++ != '{')
+		return false;
+	p = skip_ws(p);
+	if (*p == '}')
+		return *skip_ws(p + 1) == '\0';
+	for (;;) {
+		if (f->n == FLAT_MAX)
+			return false;
+		f->key[f->n] = o;
+		if (!(p = flat_string(p, &o)))
+			return false;
+		p = skip_ws(p);
+		if (*p++ != ':')
+			return false;
+		p = skip_ws(p);
+		f->is_str[f->n] = *p == '"';
+		f->val[f->n] = o;
+		if (*p == '"')
+			p = flat_string(p, &o);
+		else if (strncmp(p, "null", 4) == 0)
+			f->val[f->n] = NULL, p += 4;
+		else
+			p = flat_scalar(p, &o);
+		if (!p)
+			return false;
+		f->n++;
+		p = skip_ws(p);
+		if (*p == '}')
+			return *skip_ws(p + 1) == '\0';
+		if (*p++ != ',')
+			return false;
+		p = skip_ws(p);
+	}
+}
+
+static void flat_free(struct flat *f)
+{
+	if (f->buf != f->small)
+		free(f->buf);
+	for (int i = 0; i < FLAT_MAX; i++)
+		free(f->owned[i]);
+	json_decref(f->doc);
+}
+
+/* f->n is 0 when json is NULL or not an object. Free with flat_free. */
+static void flat_read(const char *json, struct flat *f)
+{
+	f->n = 0;
+	f->buf = f->small;
+	f->doc = NULL;
+	memset(f->owned, 0, sizeof f->owned);
+	if (!json || flat_fast(json, f))
+		return;
+	flat_free(f);
+	f->n = 0;
+	f->buf = f->small;
+	memset(f->owned, 0, sizeof f->owned);
+	f->doc = json_loads(json, JSON_DECODE_ANY, NULL);
+	f->doc = json_is_object(f->doc) ? f->doc : (json_decref(f->doc), NULL);
+	const char *k;
+	json_t *v;
+	json_object_foreach (f->doc, k, v) {
+		if (f->n == FLAT_MAX)
+			break;
+		f->key[f->n] = k;
+		f->is_str[f->n] = json_is_string(v);
+		f->val[f->n] = json_is_string(v) ? json_string_value(v)
+			       : json_is_null(v) ? NULL
+						  : (f->owned[f->n] = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT));
+		f->n++;
+	}
+}
+
+/* The value's text for key, NULL when absent or null; strings only when str. */
+static const char *flat_get(const struct flat *f, const char *key, bool str)
+{
+	for (int i = 0; i < f->n; i++)
+		if (strcmp(f->key[i], key) == 0)
+			return str && !f->is_str[i] ? NULL : f->val[i];
+	return NULL;
+}
+
+/* The last four characters (UTF-8) of s, or NULL when s has four or fewer. */
+static const char *last4(const char *s)
+{
+	if (!s)
+		return NULL;
+	const char *p = s + strlen(s);
+	for (int n = 0; n < 4; n++) {
+		if (p == s)
+			return NULL;
+		do
+			p--;
+		while (p > s && ((unsigned char)*p & 0xC0) == 0x80);
+	}
+	return p == s ? NULL : p;
+}
+
+/* What a line shows of its payer and its metadata (vals[i]: the value of w->keys[i], or NULL). */
+struct line_view {
+	struct flat payer, meta;
+	const char *name, *last4;
+};
+
+static void line_view_read(const struct report_writer *w, const struct report_line *l, struct line_view *v,
+			   const char **vals)
+{
+	flat_read(l->payer, &v->payer);
+	v->name = flat_get(&v->payer, "name", true);
+	v->last4 = last4(flat_get(&v->payer, "id_number", true));
+	flat_read(w->nkeys ? l->metadata : NULL, &v->meta);
 	for (int i = 0; i < w->nkeys; i++)
-		free(vals[i]);
-	json_decref(m);
+		vals[i] = flat_get(&v->meta, w->keys[i], false);
+}
+
+static void line_view_free(struct line_view *v)
+{
+	flat_free(&v->payer);
+	flat_free(&v->meta);
 }
 
 /* ---- XLSX ---- */
@@ -326,9 +565,12 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 {
 	if (w->failed)
 		return false;
-	char *vals[w->nkeys ? w->nkeys : 1];
+	const char *vals[w->nkeys ? w->nkeys : 1];
+	char when[80];
+	local_time(l->at, when);
+	struct line_view v;
+	line_view_read(w, l, &v, vals);
 	if (w->format == REPORT_CSV) {
-		json_t *m = meta_values(w, l->metadata, vals);
 		csv_text(w, l->kind, true);
 		csv_text(w, l->business_date, false);
 		csv_text(w, l->agency, false);
@@ -336,12 +578,12 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 		csv_empty(w, 4); /* count, gross, refunds, fees: the totals' own */
 		csv_int(w, l->net);
 		csv_empty(w, 2); /* cases_open, payout */
-		csv_text(w, l->local_time, false);
+		csv_text(w, when, false);
 		csv_text(w, l->order_id, false);
 		csv_text(w, l->reference, false);
 		csv_text(w, l->procedure, false);
-		csv_text(w, l->payer_name, false);
-		csv_text(w, l->payer_id_last4, false);
+		csv_text(w, v.name, false);
+		csv_text(w, v.last4, false);
 		csv_text(w, l->bank_txn_id, false);
 		csv_int(w, l->amount);
 		csv_int(w, l->fee);
@@ -352,7 +594,6 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 		for (int k = 0; k < w->nkeys; k++)
 			csv_text(w, vals[k], false);
 		puts_(w, "\r\n");
-		meta_free(w, m, vals);
 	} else if (w->format == REPORT_JSON) {
 		if (!w->in_lines) {
 			puts_(w, "],\"lines\":[");
@@ -361,14 +602,14 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 		json_t *o = json_object();
 		json_opt(o, "kind", l->kind);
 		json_opt(o, "business_date", l->business_date);
-		json_opt(o, "local_time", l->local_time);
+		json_opt(o, "local_time", when);
 		json_opt(o, "agency", l->agency);
 		json_opt(o, "bank", l->bank);
 		json_opt(o, "order_id", l->order_id);
 		json_opt(o, "reference", l->reference);
 		json_opt(o, "procedure", l->procedure);
-		json_opt(o, "payer_name", l->payer_name);
-		json_opt(o, "payer_id_last4", l->payer_id_last4);
+		json_opt(o, "payer_name", v.name);
+		json_opt(o, "payer_id_last4", v.last4);
 		json_opt(o, "bank_txn_id", l->bank_txn_id);
 		json_object_set_new(o, "amount", json_integer(l->amount));
 		json_object_set_new(o, "fee", json_integer(l->fee));
@@ -389,11 +630,10 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 		free(text);
 		w->any_line = true;
 	} else {
-		json_t *m = meta_values(w, l->metadata, vals);
 		lxw_worksheet *ws = w->lines_ws;
 		uint32_t r = w->lines_row++;
-		const char *text[] = {l->kind, l->business_date, l->local_time, l->agency, l->bank, l->order_id,
-				      l->reference, l->procedure, l->payer_name, l->payer_id_last4, l->bank_txn_id};
+		const char *text[] = {l->kind, l->business_date, when, l->agency, l->bank, l->order_id,
+				      l->reference, l->procedure, v.name, v.last4, l->bank_txn_id};
 		for (int c = 0; c < (int)ARRAY_LEN(text); c++)
 			xlsx_text(ws, r, c, text[c]);
 		xlsx_num(ws, r, 11, l->amount);
@@ -405,8 +645,8 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 		xlsx_text(ws, r, 17, l->dbhc);
 		for (int k = 0; k < w->nkeys; k++)
 			xlsx_text(ws, r, 18 + k, vals[k]);
-		meta_free(w, m, vals);
 	}
+	line_view_free(&v);
 	return !w->failed;
 }
 

@@ -9,6 +9,11 @@
  * refund). CSV is one table: a `record` column says total, payment or refund, and a row leaves
  * empty the columns that are not its own. XLSX has a Totals sheet and a Lines sheet. Times are
  * Asia/Ho_Chi_Minh local time with their offset, and the column says so.
+ *
+ * The writer is where a line's shown fields are made from what the database holds: the local
+ * time from the epoch seconds, and from the payer's JSON its name and, of its identity number,
+ * only the last four characters (nothing when the number is too short for that to hide the
+ * rest), so no format can ever write a whole identity number.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,10 +35,12 @@ struct report_total {
 
 struct report_line {
 	const char *kind; /* payment | refund */
-	const char *business_date, *local_time, *agency, *bank, *order_id, *reference, *procedure;
-	const char *payer_name, *payer_id_last4, *bank_txn_id, *reconciliation;
+	const char *business_date, *agency, *bank, *order_id, *reference, *procedure;
+	const char *bank_txn_id, *reconciliation;
 	const char *chapter, *ndkt, *dbhc; /* budget codes: mã chương, mã NDKT, mã ĐBHC */
 	int64_t amount, fee, net;          /* refunds negative */
+	int64_t at;                        /* the payment's (refund's) time, seconds since the epoch */
+	const char *payer;                 /* the order's payer as JSON text, or NULL */
 	const char *metadata;              /* the order's metadata as JSON text, or NULL */
 };
 

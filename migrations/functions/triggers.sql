@@ -113,3 +113,18 @@ END
 $$;
 CREATE OR REPLACE TRIGGER payment_exceptions_agency BEFORE INSERT ON payment_exceptions
     FOR EACH ROW EXECUTE FUNCTION feegate_exception_agency();
+
+-- The metadata keys an agency's orders use, for the settlement report's columns
+-- (report_metadata_keys, migration 0026). Only an order with metadata calls it, and a key already
+-- known costs one unique-index probe.
+CREATE OR REPLACE FUNCTION feegate_note_metadata_keys() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO report_metadata_keys (agency_id, key)
+    SELECT NEW.agency_id, k
+      FROM json_object_keys(CASE WHEN json_typeof(NEW.metadata) = 'object' THEN NEW.metadata END) k
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+CREATE OR REPLACE TRIGGER orders_metadata_keys AFTER INSERT ON orders
+    FOR EACH ROW WHEN (NEW.metadata IS NOT NULL) EXECUTE FUNCTION feegate_note_metadata_keys();

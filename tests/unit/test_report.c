@@ -65,14 +65,14 @@ static const struct report_total total = {
 	.fees = 3300, .net = 246700, .cases_open = 1, .has_payout = false,
 };
 static const struct report_line pay = {
-	.kind = "payment", .business_date = "2026-03-10", .local_time = "2026-03-10T09:15:00+07:00",
-	.agency = "XNC", .bank = "vnpay", .order_id = "o1", .reference = "=cmd", .payer_name = "Trần Thị B",
-	.payer_id_last4 = "1234", .bank_txn_id = "T1", .amount = 200000, .fee = 2200, .net = 197800,
+	.kind = "payment", .business_date = "2026-03-10", .at = 1773108900, /* 2026-03-10T09:15:00+07:00 */
+	.agency = "XNC", .bank = "vnpay", .order_id = "o1", .reference = "=cmd",
+	.payer = "{\"name\":\"Trần Thị B\",\"id_number\":\"079200001234\"}", .bank_txn_id = "T1", .amount = 200000, .fee = 2200, .net = 197800,
 	.reconciliation = "matched", .chapter = "418", .ndkt = "2662", .dbhc = "79",
 	.metadata = "{\"ho_so\":\"HS-1\",\"n\":3}",
 };
 static const struct report_line refund = {
-	.kind = "refund", .business_date = "2026-03-10", .local_time = "2026-03-10T10:00:00+07:00",
+	.kind = "refund", .business_date = "2026-03-10", .at = 1773111600, /* 2026-03-10T10:00:00+07:00 */
 	.agency = "XNC", .bank = "vnpay", .order_id = "o1", .reference = "=cmd", .amount = -50000, .fee = 0,
 	.net = -50000,
 };
@@ -152,6 +152,67 @@ static void test_sink_that_stops(void **state)
 	assert_int_equal(b.len, 0);
 }
 
+/* What a line shows is made by the writer: the local time (across midnight UTC), the payer's
+ * name, and of the identity number only its last four characters, none when it has four or
+ * fewer (UTF-8 characters, not bytes); no payer, or a payer that is not an object, shows nothing. */
+static const char *shown(const char *payer, int64_t at, const char *field)
+{
+	static char out[64];
+	struct buf b = {.calls_left = -1};
+	struct report_line l = pay;
+	l.payer = payer;
+	l.at = at;
+	struct report_writer *w = report_writer_new(REPORT_JSON, "2026-03-10", "2026-03-10", NULL, 0, sink, &b, NULL);
+	assert_true(report_write_line(w, &l));
+	assert_true(report_finish(w));
+	report_writer_free(w);
+	json_t *doc = json_loads(b.data, 0, NULL);
+	assert_non_null(doc);
+	const char *v = json_string_value(json_object_get(json_array_get(json_object_get(doc, "lines"), 0), field));
+	snprintf(out, sizeof out, "%s", v ? v : "(none)");
+	json_decref(doc);
+	return out;
+}
+
+static void test_line_fields(void **state)
+{
+	assert_string_equal(shown(pay.payer, 1773163800, "local_time"), "2026-03-11T00:30:00+07:00"); /* 17:30Z */
+	assert_string_equal(shown(pay.payer, 1773108900, "payer_name"), "Trần Thị B");
+	assert_string_equal(shown(pay.payer, 0, "payer_id_last4"), "1234");
+	assert_string_equal(shown("{\"id_number\":\"12345\"}", 0, "payer_id_last4"), "2345");
+	assert_string_equal(shown("{\"id_number\":\"1234\"}", 0, "payer_id_last4"), "(none)");
+	assert_string_equal(shown("{\"id_number\":\"ĐĐĐĐ\"}", 0, "payer_id_last4"), "(none)");
+	assert_string_equal(shown("{\"id_number\":\"AĐĐĐĐ\"}", 0, "payer_id_last4"), "ĐĐĐĐ");
+	assert_string_equal(shown("{\"name\":\"An\"}", 0, "payer_id_last4"), "(none)");
+	assert_string_equal(shown(NULL, 0, "payer_name"), "(none)");
+	assert_string_equal(shown("[1]", 0, "payer_name"), "(none)");
+	/* written as PostgreSQL writes json_build_object, with escapes, or not a string */
+	assert_string_equal(shown("{\"name\" : \"B\\u1ea3o \\\"A\\\"\", \"id_number\" : \"0123456\"}", 0, "payer_name"),
+			    "Bảo \"A\"");
+	assert_string_equal(shown("{\"name\":\"\\ud83d\\ude00\"}", 0, "payer_name"), "\xF0\x9F\x98\x80");
+	assert_string_equal(shown("{\"name\":42}", 0, "payer_name"), "(none)");
+	assert_string_equal(shown("{\"name\":\"x\\ud800\"}", 0, "payer_name"), "(none)"); /* not JSON: jansson refuses it too */
+	assert_string_equal(shown("{\"a\":{\"b\":1},\"name\":\"Nested\"}", 0, "payer_name"), "Nested");
+}
+
+/* Metadata values in CSV: strings unescaped, numbers and booleans as written, null and absent
+ * empty, a nested value as compact JSON (read by jansson). */
+static void test_csv_metadata(void **state)
+{
+	struct buf b = {.calls_left = -1};
+	const char *keys[] = {"a", "b", "c", "d", "e"};
+	struct report_writer *w = report_writer_new(REPORT_CSV, "2026-03-10", "2026-03-10", keys, 5, sink, &b, NULL);
+	struct report_line l = pay;
+	l.metadata = "{ \"a\" : \"x\\ny\", \"b\" : -1.5e3, \"c\" : true, \"d\" : null }";
+	assert_true(report_write_line(w, &l));
+	l.metadata = "{\"e\":[1, 2],\"a\":\"z\"}";
+	assert_true(report_write_line(w, &l));
+	assert_true(report_finish(w));
+	report_writer_free(w);
+	assert_non_null(strstr(b.data, ",79,\"x\ny\",'-1.5e3,true,,\r\n"));
+	assert_non_null(strstr(b.data, ",79,z,,,,\"[1,2]\"\r\n"));
+}
+
 static void test_format_names(void **state)
 {
 	enum report_format f;
@@ -169,6 +230,8 @@ int main(void)
 		cmocka_unit_test(test_csv_report),
 		cmocka_unit_test(test_json_report),
 		cmocka_unit_test(test_sink_that_stops),
+		cmocka_unit_test(test_line_fields),
+		cmocka_unit_test(test_csv_metadata),
 		cmocka_unit_test(test_format_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
