@@ -212,7 +212,7 @@ BEGIN
                                 coalesce(tx.amount, tr.amount, tq.amount) AS amount,
                                 coalesce(tx.paid_at, tr.paid_at, tq.paid_at) AS paid_at,
                                 coalesce(tx.order_id, tr.order_id, tq.order_id) AS order_id) t ON true
-      LEFT JOIN LATERAL (SELECT x.agency_id FROM orders x WHERE x.id = t.order_id LIMIT 1) o ON true
+      LEFT JOIN orders o ON o.id = t.order_id
       -- refund lines: by the bank's refund id, else by our refund reference
       LEFT JOIN LATERAL (SELECT r.* FROM refunds r
                           WHERE s.kind = 'refund'
@@ -220,7 +220,7 @@ BEGIN
                                  OR (s.refund_ref <> '' AND r.refund_ref = s.refund_ref))
                           ORDER BY (s.refund_txn_id <> '' AND r.bank_refund_id = s.refund_txn_id) DESC,
                                    (r.status = 'succeeded') DESC LIMIT 1) rf ON true
-      LEFT JOIN LATERAL (SELECT x.agency_id FROM orders x WHERE x.id = rf.order_id LIMIT 1) ro ON true
+      LEFT JOIN orders ro ON ro.id = rf.order_id
     RETURNING line, kind, outcome, agency_id, fee),
     fees AS (SELECT agency_id, sum(fee)::bigint AS fee FROM ins
               WHERE outcome = 'matched' AND kind = 'payment' AND fee > 0 GROUP BY agency_id)
