@@ -41,6 +41,17 @@ STACK_DIR=$(mktemp -d "${TMPDIR:-/tmp}/feegate-system.XXXXXX")
 chmod 755 "$STACK_DIR" # the PostgreSQL user must reach it
 export FEEGATE_STACK_DIR=$STACK_DIR
 
+# A sanitizer build's report fails the run even when no test saw it: a worker that ASan or UBSan
+# ends is restarted by its master, so the test that met it may pass. ASan writes its reports to
+# files of their own here; GCC's UBSan, when linked with ASan, ignores log_path and writes to
+# stderr, which for the gateway, banksim and the fault proxy is their log in this folder, so the
+# logs are searched for its reports too. (Without sanitizers these variables are never read.)
+SAN_DIR=$STACK_DIR/sanitizer
+mkdir -p "$SAN_DIR"
+export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$SAN_DIR/asan
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}print_stacktrace=1:log_path=$SAN_DIR/ubsan
+SAN_REPORT='^[^ ]+:[0-9]+:[0-9]+: runtime error: |^==[0-9]+==ERROR: [A-Za-z]+Sanitizer|^SUMMARY: [A-Za-z]+Sanitizer'
+
 teardown() {
   local rc=$?
   trap - EXIT INT TERM
@@ -68,5 +79,14 @@ if ((rc == 5)); then
   rc=1
 elif ((rc != 0)); then
   log "FAILED: pytest exited with status $rc"
+fi
+mapfile -t reports < <(find "$SAN_DIR" -type f; grep -rlIE --include='*.log' "$SAN_REPORT" "$STACK_DIR" || true)
+if ((${#reports[@]})); then
+  for f in "${reports[@]}"; do
+    log "sanitizer report in ${f#"$STACK_DIR"/}:"
+    if [[ $f == "$SAN_DIR"/* ]]; then cat "$f" >&2; else grep -E -A 30 "$SAN_REPORT" "$f" | head -n 80 >&2; fi
+  done
+  log "FAILED: sanitizer reports in ${#reports[@]} file(s)"
+  ((rc != 0)) || rc=1
 fi
 exit "$rc"

@@ -6,6 +6,9 @@ checkout at the three banks, VNPAY and MoMo notifications; order times (and so e
 the database's clock, and a payment's business day is the bank's payment time in
 Asia/Ho_Chi_Minh."""
 import email.utils
+import os
+import re
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -18,13 +21,22 @@ LIBFAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
 VN = timezone(timedelta(hours=7))
 
 
+def preload(lib):
+    """LD_PRELOAD for the gateway under test: the sanitizers' build (make asan) needs its ASan
+    runtime first in the library list, ahead of libfaketime, or it refuses to start."""
+    ldd = subprocess.run(["ldd", os.environ.get("FEEGATE_BIN", "build/feegate")], capture_output=True,
+                         text=True).stdout
+    asan = re.search(r"^\s*libasan\.so\S* => (\S+)", ldd, re.M)
+    return f"{asan.group(1)}:{lib}" if asan else lib
+
+
 def parse_ts(s):
     return datetime.fromisoformat(s.replace("Z", "+00:00"))
 
 
 @pytest.mark.parametrize("skew_s", [600, -600])
 def test_gateway_clock_skew(skew_s, gateway_factory, stack, sim):
-    gw = gateway_factory(LD_PRELOAD=LIBFAKETIME, FAKETIME=f"{skew_s:+d}", FAKETIME_DONT_FAKE_MONOTONIC="1",
+    gw = gateway_factory(LD_PRELOAD=preload(LIBFAKETIME), FAKETIME=f"{skew_s:+d}", FAKETIME_DONT_FAKE_MONOTONIC="1",
                          FAKETIME_NO_CACHE="1", FEEGATE_SWEEP_INTERVAL_MS=200)
     api = Api(gw.url, stack.env["FEEGATE_API_KEY"])
     # the gateway's clock really is off (its Date header)
