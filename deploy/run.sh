@@ -78,13 +78,21 @@ log "starting banksim on $BANKSIM_URL (log: $RUN_DIR/logs/banksim.log)"
 setsid "$BANKSIM_BIN" </dev/null >>"$RUN_DIR/logs/banksim.log" 2>&1 &
 BS_PID=$!
 
-log "starting the gateway on $FEEGATE_URL with $FEEGATE_WORKERS workers"
-setsid "$FEEGATE_BIN" serve </dev/null &
+# PostgreSQL and Redis write their own logs in the stack (plain text); linked here beside ours
+for key in PG_LOG REDIS_LOG; do
+  f=$(sed -n "s/^$key=//p" "$RUN_DIR/stack.env" 2>/dev/null | tr -d "'\"")
+  [[ -n $f ]] && ln -sfn "$f" "$RUN_DIR/logs/$(basename "$f")"
+done
+log "starting the gateway on $FEEGATE_URL with $FEEGATE_WORKERS workers (log: $RUN_DIR/logs/gateway.log)"
+setsid "$FEEGATE_BIN" serve </dev/null >>"$RUN_DIR/logs/gateway.log" 2>&1 &
 GW_PID=$!
 
 ready=0
 for ((i = 0; i < 300; i++)); do
-  if ! kill -0 "$GW_PID" 2>/dev/null; then die "the gateway exited during startup (see its output above)"; fi
+  if ! kill -0 "$GW_PID" 2>/dev/null; then
+    tail -n 30 "$RUN_DIR/logs/gateway.log" >&2 || true
+    die "the gateway exited during startup"
+  fi
   if ! kill -0 "$BS_PID" 2>/dev/null; then
     tail -n 30 "$RUN_DIR/logs/banksim.log" >&2 || true
     die "banksim exited during startup"
@@ -102,6 +110,7 @@ cat <<EOF
     gateway        $FEEGATE_URL   (healthz, readyz, metrics)
     bank simulator $BANKSIM_URL
     credentials    $RUN_DIR/env   (demo API key, staff tokens, DATABASE_URL, ...)
+    logs           $RUN_DIR/logs/ (gateway.log and banksim.log as JSON lines; PostgreSQL's, Redis's)
     staff console  $FEEGATE_URL/console/   (sign-ins: FEEGATE_FINANCE_EMAIL/_PASSWORD/_TOTP_SECRET,
                    FEEGATE_AGENCY_EMAIL/_PASSWORD in $RUN_DIR/env)
 
@@ -123,6 +132,7 @@ rc=$?
 set -e
 if ! kill -0 "$GW_PID" 2>/dev/null; then
   log "the gateway exited (status $rc); stopping everything"
+  tail -n 30 "$RUN_DIR/logs/gateway.log" >&2 || true
 else
   log "banksim exited (status $rc); stopping everything"
   tail -n 30 "$RUN_DIR/logs/banksim.log" >&2 || true

@@ -896,7 +896,7 @@ static const struct query_field download_query[] = {
 	{"format", Q_CHOICE, "csv|xlsx|json", 0, 0},
 };
 
-enum { ST_AGENCY, ST_NAME, ST_BANK, ST_COUNT, ST_GROSS, ST_REFUNDS, ST_FEES, ST_NET, ST_CASES, ST_PAYOUT };
+enum { ST_AGENCY, ST_NAME, ST_BANK, ST_COUNT, ST_GROSS, ST_REFUNDS, ST_FEES, ST_NET, ST_CASES, ST_PAYOUT, ST_OWED };
 
 /* The report page's agency choices: those the staff member sees. */
 struct report_page {
@@ -945,10 +945,18 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 	struct ui_table t;
 	ui_table_start(&t, b, "totals", "Tổng theo đơn vị và ngân hàng",
 		       "Đơn vị|Ngân hàng|#Số giao dịch|#Tổng thu|#Hoàn tiền|#Phí ngân hàng|#Thực nhận|#Sai lệch mở|"
-		       "#Đã chuyển về kho bạc");
+		       "#Đã chuyển về kho bạc|#Đơn vị còn nợ");
 	int64_t sum[4] = {0}, count = 0;
 	for (int r = 0; r < PQntuples(res); r++) {
 		ui_row(&t);
+		if (PQgetisnull(res, r, ST_BANK)) { /* the agency's own row: what it owes (feegate_report_totals) */
+			ui_td_agency(&t, PQgetvalue(res, r, ST_NAME), PQgetvalue(res, r, ST_AGENCY));
+			ui_td(&t, "Hoàn tiền sau khi đã chuyển về, chờ bù trừ");
+			for (int k = 0; k < 7; k++)
+				ui_td(&t, "");
+			ui_td_vnd(&t, strtoll(PQgetvalue(res, r, ST_OWED), NULL, 10));
+			continue;
+		}
 		ui_td_agency(&t, PQgetvalue(res, r, ST_NAME), PQgetvalue(res, r, ST_AGENCY));
 		ui_td(&t, ui_bank(PQgetvalue(res, r, ST_BANK)));
 		ui_td(&t, PQgetvalue(res, r, ST_COUNT));
@@ -963,6 +971,7 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 			ui_td(&t, "chưa thấy");
 		else
 			ui_td_vnd(&t, strtoll(PQgetvalue(res, r, ST_PAYOUT), NULL, 10));
+		ui_td(&t, "");
 	}
 	if (t.rows) {
 		char n[24];
@@ -973,6 +982,7 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 		ui_td(&t, n);
 		for (int k = 0; k < 4; k++)
 			ui_td_vnd(&t, sum[k]);
+		ui_td(&t, "");
 		ui_td(&t, "");
 		ui_td(&t, "");
 	}

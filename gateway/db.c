@@ -267,7 +267,7 @@ const struct pg_statement db_statements[] = {
 	 "SELECT id, code, name FROM agencies WHERE $1::bigint[] IS NULL OR id = ANY ($1::bigint[]) ORDER BY code"},
 	/* the settlement report's totals of one business day, as the export writes them */
 	{"console_settlement_totals",
-	 "SELECT t.agency, a.name, t.bank, t.count, t.gross, t.refunds, t.fees, t.net, t.cases_open, t.payout "
+	 "SELECT t.agency, a.name, t.bank, t.count, t.gross, t.refunds, t.fees, t.net, t.cases_open, t.payout, t.receivable "
 	 "FROM feegate_report_totals($1::date, $1::date, $2::bigint[], NULL) t JOIN agencies a ON a.code = t.agency "
 	 "ORDER BY t.agency, t.bank"},
 	/* two-person rule (refunds.c); who/where as audit_params() */

@@ -317,7 +317,7 @@ static PGconn *snapshot_peer(PGconn *c)
 }
 
 static const char totals_query[] =
-	"SELECT business_date, agency, bank, count, gross, refunds, fees, net, cases_open, payout "
+	"SELECT business_date, agency, bank, count, gross, refunds, fees, net, cases_open, payout, receivable "
 	"FROM feegate_report_totals($1::date, $2::date, $3::bigint[], $4::text)";
 
 enum report_outcome report_export(PGconn *c, const struct report_request *r, report_sink sink, void *arg,
@@ -385,10 +385,11 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 	out = REPORT_STOPPED;
 	for (int i = 0; i < PQntuples(res); i++) {
 		struct report_total t = {
-			.date = PQgetvalue(res, i, 0), .agency = PQgetvalue(res, i, 1), .bank = PQgetvalue(res, i, 2),
+			.date = PQgetvalue(res, i, 0), .agency = PQgetvalue(res, i, 1), .bank = val(res, i, 2),
 			.count = num(res, i, 3), .gross = num(res, i, 4), .refunds = num(res, i, 5),
 			.fees = num(res, i, 6), .net = num(res, i, 7), .cases_open = num(res, i, 8),
 			.has_payout = !PQgetisnull(res, i, 9), .payout = num(res, i, 9),
+			.has_receivable = !PQgetisnull(res, i, 10), .receivable = num(res, i, 10),
 		};
 		if (!report_write_total(w, &t))
 			goto done;

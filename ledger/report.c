@@ -14,12 +14,13 @@
 /* The columns of every tabular format, in order; the metadata keys follow, "meta.<key>". */
 static const char *const csv_columns[] = {
 	"record", "business_date", "agency", "bank", "count", "gross", "refunds", "fees", "net", "cases_open",
-	"payout", "local_time_asia_ho_chi_minh", "order_id", "reference", "procedure", "payer_name",
+	"payout", "receivable", "local_time_asia_ho_chi_minh", "order_id", "reference", "procedure", "payer_name",
 	"payer_id_last4", "bank_txn_id", "amount", "fee", "reconciliation", "budget_chapter", "budget_ndkt",
 	"budget_dbhc",
 };
 static const char *const total_columns[] = {
 	"business_date", "agency", "bank", "count", "gross", "refunds", "fees", "net", "cases_open", "payout",
+	"receivable",
 };
 static const char *const line_columns[] = {
 	"kind", "business_date", "local_time_asia_ho_chi_minh", "agency", "bank", "order_id", "reference",
@@ -523,14 +524,20 @@ bool report_write_total(struct report_writer *w, const struct report_total *t)
 			csv_int(w, t->payout);
 		else
 			csv_empty(w, 1);
-		csv_empty(w, (int)ARRAY_LEN(csv_columns) - 11 + w->nkeys);
+		if (t->has_receivable)
+			csv_int(w, t->receivable);
+		else
+			csv_empty(w, 1);
+		csv_empty(w, (int)ARRAY_LEN(csv_columns) - 12 + w->nkeys);
 		puts_(w, "\r\n");
 	} else if (w->format == REPORT_JSON) {
-		json_t *o = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "date", t->date, "agency",
+		json_t *o = json_pack("{s:s, s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:I}", "date", t->date, "agency",
 				      t->agency, "bank", t->bank, "count", (json_int_t)t->count, "gross",
 				      (json_int_t)t->gross, "refunds", (json_int_t)t->refunds, "fees", (json_int_t)t->fees,
 				      "net", (json_int_t)t->net, "cases_open", (json_int_t)t->cases_open);
 		json_object_set_new(o, "payout", t->has_payout ? json_integer(t->payout) : json_null());
+		if (t->has_receivable)
+			json_object_set_new(o, "receivable", json_integer(t->receivable));
 		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
 		json_decref(o);
 		if (w->any_total)
@@ -552,6 +559,8 @@ bool report_write_total(struct report_writer *w, const struct report_total *t)
 		xlsx_num(ws, r, 8, t->cases_open);
 		if (t->has_payout)
 			xlsx_num(ws, r, 9, t->payout);
+		if (t->has_receivable)
+			xlsx_num(ws, r, 10, t->receivable);
 	}
 	return !w->failed;
 }
@@ -577,7 +586,7 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 		csv_text(w, l->bank, false);
 		csv_empty(w, 4); /* count, gross, refunds, fees: the totals' own */
 		csv_int(w, l->net);
-		csv_empty(w, 2); /* cases_open, payout */
+		csv_empty(w, 3); /* cases_open, payout, receivable */
 		csv_text(w, when, false);
 		csv_text(w, l->order_id, false);
 		csv_text(w, l->reference, false);

@@ -26,11 +26,16 @@ enum report_format { REPORT_JSON, REPORT_CSV, REPORT_XLSX };
 /* Takes the next bytes of the report; false stops the writer (the reader has gone). */
 typedef bool (*report_sink)(void *arg, const void *data, size_t len);
 
+/* A row per business day, agency and bank; and, for an agency that owes money at the end of a
+ * day (a refund made after its payment was paid out, not yet netted by a payout), a row of that
+ * agency alone (bank NULL, the sums zero) carrying what it owes in receivable. */
 struct report_total {
-	const char *date, *agency, *bank;
+	const char *date, *agency, *bank; /* bank NULL: the agency's own row */
 	int64_t count, gross, refunds, fees, net, cases_open;
 	bool has_payout; /* false: no payout seen on the treasury statement */
 	int64_t payout;
+	bool has_receivable;
+	int64_t receivable;
 };
 
 struct report_line {

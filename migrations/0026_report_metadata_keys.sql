@@ -17,3 +17,5 @@ SELECT DISTINCT o.agency_id, k
 -- formats (ledger/report.c): a new return type, and the last-four rule moves there with it.
 DROP FUNCTION IF EXISTS feegate_report_lines(date, date, bigint[], text);
 DROP FUNCTION IF EXISTS feegate_id_last4(text);
+-- The totals gain what an agency owes (its receivable) as a column.
+DROP FUNCTION IF EXISTS feegate_report_totals(date, date, bigint[], text);

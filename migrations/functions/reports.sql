@@ -76,9 +76,12 @@ $$;
 -- Per business day, agency and bank: payments (count, gross), refunds, the banks' fees, net to
 -- pay out (gross - refunds - fees), open cases and the payout seen on the treasury statement
 -- (NULL when none). A case counts on its payment's business day, else the day it was opened.
+-- And per business day and agency (bank NULL, the sums zero, receivable set), when the report
+-- is not of one bank: what the agency owes at the end of that day, its receivable's balance (a
+-- refund made after its payment was paid out, until a payout nets it; see ledger.sql).
 CREATE OR REPLACE FUNCTION feegate_report_totals(p_from date, p_to date, p_agencies bigint[], p_bank text)
 RETURNS TABLE (business_date date, agency text, bank text, count bigint, gross bigint, refunds bigint,
-               fees bigint, net bigint, cases_open bigint, payout bigint)
+               fees bigint, net bigint, cases_open bigint, payout bigint, receivable bigint)
 LANGUAGE sql STABLE AS $$
     WITH pay AS (
         SELECT rp.business_date AS d, o.agency_id AS ag, rp.bank AS bk, count(*) AS n,
@@ -123,16 +126,31 @@ LANGUAGE sql STABLE AS $$
     ), k AS (
         SELECT d, ag, bk FROM pay UNION SELECT d, ag, bk FROM ref
         UNION SELECT d, ag, bk FROM cases UNION SELECT d, ag, bk FROM po
+    ), owed AS (
+        -- only receivables that ever moved: most agencies' never do
+        SELECT dd.d::date AS d, la.agency_id AS ag, b.bal
+          FROM ledger_accounts la
+         CROSS JOIN generate_series(p_from, p_to, interval '1 day') dd(d)
+         CROSS JOIN LATERAL (SELECT coalesce(sum(e.amount), 0)::bigint AS bal FROM ledger_entries e
+                              WHERE e.account_id = la.id
+                                AND e.created_at < feegate_business_day_start(dd.d::date + 1)) b
+         WHERE la.type = 'agency_receivable' AND p_bank IS NULL
+           AND (p_agencies IS NULL OR la.agency_id = ANY (p_agencies))
+           AND EXISTS (SELECT 1 FROM ledger_entries x WHERE x.account_id = la.id)
+           AND b.bal <> 0
     )
     SELECT k.d, g.code, k.bk, COALESCE(pay.n, 0), COALESCE(pay.gross, 0), COALESCE(ref.refunds, 0),
            COALESCE(pay.fees, 0), COALESCE(pay.gross, 0) - COALESCE(ref.refunds, 0) - COALESCE(pay.fees, 0),
-           COALESCE(cases.n, 0), po.payout
+           COALESCE(cases.n, 0), po.payout, NULL::bigint
       FROM k
       JOIN agencies g ON g.id = k.ag
       LEFT JOIN pay USING (d, ag, bk)
       LEFT JOIN ref USING (d, ag, bk)
       LEFT JOIN cases USING (d, ag, bk)
       LEFT JOIN po USING (d, ag, bk)
+    UNION ALL
+    SELECT owed.d, g.code, NULL, 0, 0, 0, 0, 0, 0, NULL, owed.bal
+      FROM owed JOIN agencies g ON g.id = owed.ag
      ORDER BY 1, 2, 3
 $$;
 

@@ -552,6 +552,12 @@ def test_a_refund_after_its_payout_is_owed_by_the_agency_until_the_next_payout_n
     assert debit == "agency:RCV:receivable"
     assert balance("receivable") == 100000 and balance("payable") == -200000
     assert ledger_check(stack, scratch_db).returncode == 0
+    # the settlement report shows what the agency owes, on a row of its own, from today on
+    assert owed_rows(stack, scratch_db, vn_day(0)) == [{"date": vn_day(0).isoformat(), "agency": "RCV", "bank": None,
+                                                        "count": 0, "gross": 0, "refunds": 0, "fees": 0, "net": 0,
+                                                        "cases_open": 0, "payout": None, "receivable": 100000}]
+    assert owed_rows(stack, scratch_db, d1) == []  # the refund came after day 1 ended
+    assert owed_rows(stack, scratch_db, vn_day(0), "--bank", "vnpay") == []  # a bank's report: no agency rows
 
     # day 2: B settles, and the refund with it, so day 2's payout is short by the refund
     import_file("d2.csv", "vnpay", vnpay_file(d2, [("01", "FGRCVB000002", "920002", "", "", 200000, 2200),
@@ -559,11 +565,23 @@ def test_a_refund_after_its_payout_is_owed_by_the_agency_until_the_next_payout_n
     assert balance("payable") == -(200000 - 2200)
     import_file("p2.xml", "camt053", payout(d2, 200000 - 2200 - 100000))
     assert balance("payable") == 0 and balance("receivable") == 0
+    assert owed_rows(stack, scratch_db, vn_day(0)) == []  # netted: the agency owes nothing
     net = transfers_on(scratch_db, f"net:RCV:vnpay:{compact(d2)}")
     assert net == [("agency:RCV:payable", "agency:RCV:receivable", 100000, "netting")], net
     ok = ledger_check(stack, scratch_db)
     assert ok.returncode == 0, ok.stdout
     assert "ok    every netting transfer" in ok.stdout
+
+
+def owed_rows(stack, url, day, *args):
+    """The settlement report's rows of what an agency owes (bank null) for one day, from the CLI."""
+    out = Path(tempfile.gettempdir()) / f"{uuid.uuid4().hex}-owed.json"
+    try:
+        cli_on(stack, url, "report", "settlement", "--date", day.isoformat(), *args, "--format", "json",
+               "--out", str(out))
+        return [t for t in json.loads(out.read_text(encoding="utf-8"))["totals"] if t["bank"] is None]
+    finally:
+        out.unlink(missing_ok=True)
 
 
 def transfers_on(url, transfer_id):

@@ -2,6 +2,7 @@
 through POST /v1/statements, matched against the ledger, the differences opened as cases and
 worked to an end through /v1/exceptions; refused files store nothing."""
 import datetime
+import time
 import uuid
 
 import pytest
@@ -295,6 +296,10 @@ def test_an_import_is_audited_with_it_and_a_refused_one_as_failed(finance, stack
     assert again["id"] == first["id"]
     r = finance.post("/v1/statements?source=vnpay", data=b"not a settlement file\r\n")
     assert r.status_code == 400, r.text
+    # the refused file's row is written as the answer goes out, not before it: wait for it
+    deadline = time.monotonic() + 5
+    while len(rows()) < before + 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
     new = rows()[before:]
     assert new[0] == (first["id"], "ok", "finance", "camt053", True)
     assert new[1] == (first["id"], "ok", "finance", "camt053", True)

@@ -90,10 +90,10 @@ static void test_csv_report(void **state)
 	assert_memory_equal(b.data, "\xEF\xBB\xBFrecord,business_date,", 24);
 	assert_non_null(strstr(b.data, ",budget_dbhc,meta.ho_so,meta.n\r\n"));
 	assert_non_null(strstr(b.data, "\r\ntotal,2026-03-10,XNC,vnpay,2,300000,50000,3300,246700,1,,"));
-	assert_non_null(strstr(b.data, "\r\npayment,2026-03-10,XNC,vnpay,,,,,197800,,,2026-03-10T09:15:00+07:00,o1,'=cmd,,"
+	assert_non_null(strstr(b.data, "\r\npayment,2026-03-10,XNC,vnpay,,,,,197800,,,,2026-03-10T09:15:00+07:00,o1,'=cmd,,"
 				       "Trần Thị B,1234,T1,200000,2200,matched,418,2662,79,HS-1,3\r\n"));
 	assert_non_null(strstr(b.data, "\r\nrefund,2026-03-10,XNC,vnpay,,,,,-50000,,,"));
-	/* every row has as many cells as the header: 24 columns and 2 metadata keys */
+	/* every row has as many cells as the header: 25 columns and 2 metadata keys */
 	int rows = 0;
 	for (char *line = b.data; *line; rows++) {
 		char *end = strstr(line, "\r\n");
@@ -101,7 +101,7 @@ static void test_csv_report(void **state)
 		int commas = 0;
 		for (char *c = line; c < end; c++)
 			commas += *c == ',';
-		assert_int_equal(commas, 25);
+		assert_int_equal(commas, 26);
 		line = end + 2;
 	}
 	assert_int_equal(rows, 4);
@@ -137,6 +137,36 @@ static void test_json_report(void **state)
 	report_writer_free(w);
 	assert_string_equal(e2.data, "{\"from\":\"2026-03-10\",\"to\":\"2026-03-10\",\"time_zone\":\"Asia/Ho_Chi_Minh\","
 				     "\"totals\":[],\"lines\":[]}");
+}
+
+/* An agency's own row (bank NULL): what it owes, in every format's receivable column */
+static void test_agency_owes(void **state)
+{
+	const struct report_total owed = {.date = "2026-03-10", .agency = "XNC", .has_receivable = true,
+					  .receivable = 100000};
+	struct buf b = {.calls_left = -1};
+	struct report_writer *w = report_writer_new(REPORT_CSV, "2026-03-10", "2026-03-10", NULL, 0, sink, &b, NULL);
+	assert_true(report_write_total(w, &total));
+	assert_true(report_write_total(w, &owed));
+	assert_true(report_finish(w));
+	report_writer_free(w);
+	assert_non_null(strstr(b.data, ",cases_open,payout,receivable,"));
+	assert_non_null(strstr(b.data, "\r\ntotal,2026-03-10,XNC,vnpay,2,300000,50000,3300,246700,1,,,,"));
+	assert_non_null(strstr(b.data, "\r\ntotal,2026-03-10,XNC,,0,0,0,0,0,0,,100000,,"));
+
+	struct buf j = {.calls_left = -1};
+	w = report_writer_new(REPORT_JSON, "2026-03-10", "2026-03-10", NULL, 0, sink, &j, NULL);
+	assert_true(report_write_total(w, &total));
+	assert_true(report_write_total(w, &owed));
+	assert_true(report_finish(w));
+	report_writer_free(w);
+	json_t *doc = json_loads(j.data, 0, NULL);
+	assert_non_null(doc);
+	json_t *t0 = json_array_get(json_object_get(doc, "totals"), 0), *t1 = json_array_get(json_object_get(doc, "totals"), 1);
+	assert_null(json_object_get(t0, "receivable"));
+	assert_true(json_is_null(json_object_get(t1, "bank")));
+	assert_int_equal(json_integer_value(json_object_get(t1, "receivable")), 100000);
+	json_decref(doc);
 }
 
 static void test_sink_that_stops(void **state)
@@ -229,6 +259,7 @@ int main(void)
 		cmocka_unit_test(test_csv_cells),
 		cmocka_unit_test(test_csv_report),
 		cmocka_unit_test(test_json_report),
+		cmocka_unit_test(test_agency_owes),
 		cmocka_unit_test(test_sink_that_stops),
 		cmocka_unit_test(test_line_fields),
 		cmocka_unit_test(test_csv_metadata),
