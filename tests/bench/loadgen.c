@@ -14,7 +14,7 @@
  *       the last pass and the first failure, then measure at half the highest passing rate
  *   loadgen --idle N [--hold S]                                 open N keep-alive connections,
  *       one GET each, print one JSON line when all are up, then hold them open
- * Prints one JSON object (see README "Performance" and tests/bench/run.sh). Run --help.
+ * Prints one JSON object (see docs/performance.md and tests/bench/run.sh). Run --help.
  *
  * Scenarios are request builders in the table `scenarios` below: adding one is a function and
  * a line there.

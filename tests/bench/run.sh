@@ -255,7 +255,7 @@ scenario_pg_ledger() {
 # 4 pgbench clients (the gateway's default of 2 workers with 2 batches in flight each), with no
 # HTTP in front. Every payment to one agency. The webhook rows wait in the outbox (the relay
 # sends them during and after the run). It bounds what the HTTP path can reach on this machine
-# (see the README).
+# (see docs/performance.md).
 scenario_pg_apply() {
   NEEDS_GATEWAY=0
   record pg_apply kind=pgbench raw=pg_apply.txt per_transaction=100 ceiling=pg_naive_posting \

@@ -5,8 +5,8 @@ file is unchanged), so it needs npm and the npm registry: without them it fails 
 The configuration and the reviewed findings are in tools/openapi-lint/ (redocly.yaml,
 .redocly.lint-ignore.yaml); the test accepts no other error or warning.
 
-Also here, because no linter checks it: the document and the README cite only files of this
-repository.
+Also here, because no linter checks it: the document, the README and the pages of docs/ cite
+only files of this repository.
 
 This module uses no fixture of conftest.py, so it starts no PostgreSQL, Redis or gateway."""
 import json
@@ -94,12 +94,13 @@ def cited_files(text):
         set(re.findall(r"\]\((?!https?://|#)([^)\s]+)\)", text))
 
 
-@pytest.mark.parametrize("rel", ["docs/openapi.yaml", "README.md"])
-def test_cites_only_files_of_the_repository(rel):
-    text = (REPO / rel).read_text(encoding="utf-8")
+def tracked_files():
+    return subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True,
+                          check=True).stdout.splitlines()
+
+
+def assert_cites_only_repository_files(rel, text, tracked):
     assert "/work/" not in text, f"{rel} points outside the repository"
-    tracked = subprocess.run(["git", "-C", str(REPO), "ls-files"], capture_output=True, text=True,
-                             check=True).stdout.splitlines()
     for name in ("CONTRACT.md", "DESIGN.md", "STYLE.md"):
         if not any(Path(t).name == name for t in tracked):
             assert name not in text, f"{rel} cites {name}, which is not in the repository"
@@ -109,3 +110,25 @@ def test_cites_only_files_of_the_repository(rel):
     missing = sorted(f for f in cited_files(text) if f.split("/")[0] in top and not re.search(r"NAME|NNNN", f)
                      and not (REPO / f.split("#")[0]).exists())
     assert not missing, f"{rel} cites files that are not in the repository: {missing}"
+
+
+@pytest.mark.parametrize("rel", ["docs/openapi.yaml", "README.md"])
+def test_cites_only_files_of_the_repository(rel):
+    assert_cites_only_repository_files(rel, (REPO / rel).read_text(encoding="utf-8"), tracked_files())
+
+
+DOC_PAGES = sorted(p.name for p in (REPO / "docs").glob("*.md"))
+
+
+@pytest.mark.parametrize("name", DOC_PAGES)
+def test_doc_pages_cite_only_files_of_the_repository(name):
+    """docs/*.md keep the README's rule: file names in backticks are the repository's, every
+    link leads to a file of it (relative to docs/), and none leads outside."""
+    rel = f"docs/{name}"
+    text = (REPO / rel).read_text(encoding="utf-8")
+    assert not re.search(r"\]\(https?://", text), f"{rel} links outside the repository"
+    tracked = tracked_files()
+    assert_cites_only_repository_files(rel, re.sub(r"\]\([^)]*\)", "]", text), tracked)
+    links = re.findall(r"\]\((?!#)([^)\s]+)\)", text)
+    missing = sorted(link for link in links if not (REPO / "docs" / link.split("#")[0]).exists())
+    assert not missing, f"{rel} links to files that are not in the repository: {missing}"
