@@ -15,7 +15,7 @@
 #include "gateway/banks.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
-#include "gateway/sweeper.h"
+#include "gateway/webhooks.h"
 #include "lib/batch.h"
 #include "lib/config.h"
 #include "lib/log.h"

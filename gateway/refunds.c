@@ -1,5 +1,5 @@
 /*
- * Refunds (finance staff) and the ledger's read API. A refund is created under the order's row
+ * Refunds (finance staff). A refund is created under the order's row
  * lock (never more than what is paid and not yet refunded, even under concurrent requests),
  * then sent through the bank adapter's refund API; the reversing transfer is posted when the
  * bank confirms. A bank without a refund API keeps the refund pending as a payout instruction
@@ -426,39 +426,6 @@ void refunds_create(struct http_req *req)
 
 /* ---- GET /v1/orders/{id}/refunds, POST /v1/refunds/{id}/confirm ---- */
 
-static const struct query_field short_list_query[] = {QUERY_LIST};
-
-/* Replies one page of the array in res's first column (the list is read whole: it is short). */
-static void reply_page(struct http_req *req, const char *array_text)
-{
-	struct query *q = req->state;
-	json_t *page = query_page_array(json_loads(array_text, 0, NULL), q);
-	if (!page) {
-		query_reply_bad_cursor(req);
-		return;
-	}
-	http_reply_json(req, 200, page);
-}
-
-static void query_state_free(void *p)
-{
-	query_free(p);
-	free(p);
-}
-
-/* Checks the list rule's parameters; keeps them in req->state for the reply. */
-static bool short_list_query_ok(struct http_req *req)
-{
-	struct query *q = xcalloc(1, sizeof *q);
-	if (!query_parse(req, short_list_query, (int)ARRAY_LEN(short_list_query), q)) {
-		query_state_free(q);
-		return false;
-	}
-	req->state = q;
-	req->state_free = query_state_free;
-	return true;
-}
-
 static void listed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -470,7 +437,7 @@ static void listed(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	reply_page(req, PQgetvalue(res, 0, 0));
+	query_reply_page(req, PQgetvalue(res, 0, 0));
 }
 
 void refunds_list(struct http_req *req)
@@ -481,7 +448,7 @@ void refunds_list(struct http_req *req)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	if (!short_list_query_ok(req))
+	if (!query_parse_list(req))
 		return;
 	char buf[AUTH_SCOPE_CAP];
 	const char *params[2] = {req->params[0], auth_agency_scope(req_principal(req), buf, sizeof buf)};
@@ -572,102 +539,4 @@ void refunds_confirm(struct http_req *req)
 {
 	if (auth_require(req, PERM_REFUND))
 		refund_confirm(req, req->params[0], refund_answered);
-}
-
-/* ---- the ledger's read API ---- */
-
-static void accounts_listed(void *arg, PGresult *res, enum pg_status st)
-{
-	struct http_req *req = arg;
-	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
-		return;
-	}
-	reply_page(req, PQgetvalue(res, 0, 0));
-}
-
-void ledger_accounts(struct http_req *req)
-{
-	if (!auth_require(req, PERM_VIEW) || !short_list_query_ok(req))
-		return;
-	char buf[AUTH_SCOPE_CAP];
-	const char *params[1] = {auth_agency_scope(req_principal(req), buf, sizeof buf)};
-	pg_query(gw.db, "accounts_list", 1, params, cfg.db_timeout_ms, accounts_listed, req);
-}
-
-struct page {
-	int limit;
-};
-
-static void account_got(void *arg, PGresult *res, enum pg_status st)
-{
-	struct http_req *req = arg;
-	struct page *pg = req->state;
-	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
-		return;
-	}
-	if (PQntuples(res) != 1) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such account");
-		return;
-	}
-	json_t *acct = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *entries = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-	size_t n = json_array_size(entries);
-	json_t *last = n ? json_array_get(entries, n - 1) : NULL;
-	json_object_set_new(acct, "entries", entries);
-	if (last && (int)n == pg->limit) {
-		char cursor[32];
-		snprintf(cursor, sizeof cursor, "%lld", (long long)json_integer_value(json_object_get(last, "id")));
-		json_object_set_new(acct, "next_cursor", json_string(cursor));
-	} else {
-		json_object_set_new(acct, "next_cursor", json_null());
-	}
-	http_reply_json(req, 200, acct);
-}
-
-static const struct query_field account_query[] = {{"from", Q_DATE, NULL, 0, 0}, {"to", Q_DATE, NULL, 0, 0}, QUERY_LIST};
-
-void ledger_account(struct http_req *req)
-{
-	if (!auth_require(req, PERM_VIEW))
-		return;
-	struct query q;
-	if (!query_parse(req, account_query, (int)ARRAY_LEN(account_query), &q))
-		return;
-	char *id_end, *end;
-	long long id = strtoll(req->params[0], &id_end, 10);
-	bool id_ok = *req->params[0] != '\0' && *id_end == '\0' && id > 0;
-	long long c = 0;
-	long limit = (long)query_num(&q, "limit");
-	const char *cursor = query_get(&q, "cursor");
-	char from[11] = "", to[11] = "";
-	if (query_get(&q, "from"))
-		snprintf(from, sizeof from, "%s", query_get(&q, "from"));
-	if (query_get(&q, "to"))
-		snprintf(to, sizeof to, "%s", query_get(&q, "to"));
-	if (cursor) {
-		c = strtoll(cursor, &end, 10);
-		if (*end || c <= 0) {
-			query_free(&q);
-			query_reply_bad_cursor(req);
-			return;
-		}
-	}
-	query_free(&q);
-	if (!id_ok) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such account");
-		return;
-	}
-	struct page *pg = xcalloc(1, sizeof *pg);
-	pg->limit = (int)limit;
-	req->state = pg;
-	req->state_free = free;
-	char buf[AUTH_SCOPE_CAP], id_s[24], c_s[24], l_s[24];
-	snprintf(id_s, sizeof id_s, "%lld", id);
-	snprintf(c_s, sizeof c_s, "%lld", c);
-	snprintf(l_s, sizeof l_s, "%ld", limit);
-	const char *params[6] = {id_s, auth_agency_scope(req_principal(req), buf, sizeof buf), c ? c_s : NULL, l_s,
-				 from[0] ? from : NULL, to[0] ? to : NULL};
-	pg_query(gw.db, "account_get", 6, params, cfg.db_timeout_ms, account_got, req);
 }

@@ -18,7 +18,7 @@
 
 #include "adapters/adapter.h"
 #include "gateway/gateway.h"
-#include "gateway/sweeper.h"
+#include "gateway/webhooks.h"
 #include "lib/config.h"
 #include "lib/httpc.h"
 #include "lib/log.h"
