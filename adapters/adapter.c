@@ -152,6 +152,14 @@ adapter_reply adapter_notification_reply(const adapter *a, adapter_outcome outco
 	return r;
 }
 
+size_t adapter_match_candidates(const adapter *a, const adapter_txn *txn, size_t ref_len,
+				char (*out)[ADAPTER_REF_CAP], size_t max)
+{
+	if (!a->match_candidates || ref_len == 0 || ref_len >= ADAPTER_REF_CAP)
+		return 0;
+	return a->match_candidates(txn, ref_len, out, max);
+}
+
 bool adapter_matches(const adapter *a, const adapter_txn *txn, const char *bank_order_ref,
 		     int64_t amount, const char *account_no)
 {

@@ -244,6 +244,8 @@ typedef struct adapter {
 	void (*notification_reply)(adapter_outcome outcome, adapter_reply *out);
 	bool (*matches)(const adapter_txn *txn, const char *bank_order_ref, int64_t amount,
 			const char *account_no);
+	size_t (*match_candidates)(const adapter_txn *txn, size_t ref_len, char (*out)[ADAPTER_REF_CAP],
+				   size_t max);
 	adapter_rc (*build_query)(const adapter_config *cfg, const adapter_query *q,
 				  adapter_request *out);
 	adapter_rc (*parse_query_response)(const adapter_config *cfg, const adapter_query *q,
@@ -280,6 +282,13 @@ adapter_reply adapter_notification_reply(const adapter *a, adapter_outcome outco
  * amount; VietQR applies the transfer-content rule. */
 bool adapter_matches(const adapter *a, const adapter_txn *txn, const char *bank_order_ref,
 		     int64_t amount, const char *account_no) ADAPTER_WUR;
+/* For a transfer (a verified notification without bank_order_ref): the references of
+ * ref_len characters it may be about, at most max, written to out; returns how many. An attempt
+ * with one of them is the transfer's when adapter_matches() says so: its amount and account
+ * are the transfer's (what the caller's lookup of the candidates compares). 0 for banks that
+ * echo our reference. */
+size_t adapter_match_candidates(const adapter *a, const adapter_txn *txn, size_t ref_len,
+				char (*out)[ADAPTER_REF_CAP], size_t max);
 adapter_rc adapter_build_query(const adapter *a, const adapter_config *cfg,
 			       const adapter_query *q, adapter_request *out) ADAPTER_WUR;
 adapter_rc adapter_parse_query_response(const adapter *a, const adapter_config *cfg,

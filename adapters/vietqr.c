@@ -363,17 +363,8 @@ void vietqr_normalize(const char *content, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-bool vietqr_matches(const char *content, int64_t amount, const char *account_no, const char *ref,
-		    int64_t want_amount, const char *want_account)
-{
-	if (!ref || !*ref || !account_no || !want_account || amount != want_amount ||
-	    strcmp(account_no, want_account) != 0)
-		return false;
-	char normalized[ADAPTER_CONTENT_CAP];
-	vietqr_normalize(content, normalized, sizeof(normalized));
-	return strstr(normalized, ref) != NULL;
-}
-
+/* The matching rule: the transfer's content, normalized (match_text), contains the attempt's
+ * bank_order_ref, and the amount and the credited account are the attempt's. */
 static bool vietqr_txn_matches(const adapter_txn *txn, const char *bank_order_ref, int64_t amount,
 			       const char *account_no)
 {
@@ -381,6 +372,30 @@ static bool vietqr_txn_matches(const adapter_txn *txn, const char *bank_order_re
 	    strcmp(txn->account_no, account_no) != 0)
 		return false;
 	return strstr(txn->match_text, bank_order_ref) != NULL;
+}
+
+static bool is_ref_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* The same rule as a lookup: every run of ref_len ASCII letters and digits in match_text is a
+ * reference the content contains (the attempts' references are ASCII). */
+static size_t vietqr_match_candidates(const adapter_txn *txn, size_t ref_len, char (*out)[ADAPTER_REF_CAP],
+				      size_t max)
+{
+	const char *m = txn->match_text;
+	size_t n = strlen(m), found = 0;
+	for (size_t i = 0; i + ref_len <= n && found < max; i++) {
+		size_t k = 0;
+		while (k < ref_len && is_ref_char(m[i + k]))
+			k++;
+		if (k == ref_len) {
+			memcpy(out[found], m + i, ref_len);
+			out[found++][ref_len] = '\0';
+		}
+	}
+	return found;
 }
 
 void vietqr_format_time(time_t t, char out[32])
@@ -564,6 +579,7 @@ const adapter vietqr_adapter = {
 	.verify_notification = vietqr_verify_notification,
 	.notification_reply = vietqr_reply,
 	.matches = vietqr_txn_matches,
+	.match_candidates = vietqr_match_candidates,
 	.build_query = NULL,
 	.parse_query_response = NULL,
 	.build_refund = NULL,

@@ -72,10 +72,7 @@ adapter_rc vietqr_webhook_verify(const char *secret, const char *timestamp, cons
  * (Vietnamese letters are letters and keep their marks; letters of other scripts
  * are dropped). */
 void vietqr_normalize(const char *content, char *out, size_t cap);
-/* The matching rule: normalized content contains ref, and amount and account
- * are the attempt's. */
-bool vietqr_matches(const char *content, int64_t amount, const char *account_no, const char *ref,
-		    int64_t want_amount, const char *want_account) __attribute__((warn_unused_result));
+/* The matching rule is the adapter's: adapter_matches() and adapter_match_candidates(). */
 
 /* ISO 8601 in Vietnam time ("2024-05-01T09:30:00+07:00") and its parser (any
  * offset or Z). */

@@ -483,16 +483,16 @@ static void start_attempt(struct http_req *req, PGresult *res, int first)
 }
 
 /* Attempt references: 12 characters of [A-Z0-9], "FG" and 10 random; see notify.c. */
-void checkout_new_ref(char out[13])
+void checkout_new_ref(char out[CHECKOUT_REF_LEN + 1])
 {
 	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-	unsigned char rnd[10];
+	unsigned char rnd[CHECKOUT_REF_LEN - 2];
 	util_random(rnd, sizeof rnd);
 	out[0] = 'F';
 	out[1] = 'G';
-	for (int i = 0; i < 10; i++)
+	for (int i = 0; i < CHECKOUT_REF_LEN - 2; i++)
 		out[2 + i] = alphabet[rnd[i] % 36];
-	out[12] = '\0';
+	out[CHECKOUT_REF_LEN] = '\0';
 }
 
 static void open_new_attempt(struct http_req *req)

@@ -22,7 +22,7 @@
 #include "lib/mem.h"
 #include "lib/metrics.h"
 
-#define REF_LEN 12 /* see checkout_new_ref() */
+#define MAX_CANDIDATES 64
 
 static struct batcher *batcher;
 
@@ -62,17 +62,14 @@ json_t *notify_item(const char *bank, const adapter_txn *txn, const char *raw, s
 	if (txn->bank_time > 0)
 		json_object_set_new(it, "paid_at", json_integer((json_int_t)txn->bank_time));
 	if (credit) {
-		/* Every run of REF_LEN letters and digits in the normalized content may be a reference. */
+		/* the references the adapter's rule finds in the content; the batch looks them up with
+		 * the amount and the account (feegate_apply_notifications) */
+		char refs[MAX_CANDIDATES][ADAPTER_REF_CAP];
+		const adapter *a = adapter_find(bank);
+		size_t n = a ? adapter_match_candidates(a, txn, CHECKOUT_REF_LEN, refs, MAX_CANDIDATES) : 0;
 		json_t *cands = json_array();
-		const char *m = txn->match_text;
-		size_t n = strlen(m);
-		for (size_t i = 0; i + REF_LEN <= n && json_array_size(cands) < 64; i++) {
-			bool ok = true;
-			for (size_t k = 0; k < REF_LEN && ok; k++)
-				ok = (m[i + k] >= 'A' && m[i + k] <= 'Z') || (m[i + k] >= '0' && m[i + k] <= '9');
-			if (ok)
-				json_array_append_new(cands, json_stringn(m + i, REF_LEN));
-		}
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(cands, json_string(refs[i]));
 		json_object_set_new(it, "candidates", cands);
 		json_object_set_new(it, "account_no", json_string(txn->account_no));
 		json_object_set_new(it, "content", json_string(txn->content));
