@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "adapters/abuf.h"
+#include "lib/strbuf.h"
 #include "adapters/adapter.h"
 
 #define VIETQR_GUID "A000000727"
@@ -36,7 +36,7 @@ typedef struct vietqr_tlv {
 bool vietqr_tlv_parse(const char *text, size_t len, vietqr_tlv *out, size_t cap, size_t *n)
 	__attribute__((warn_unused_result));
 /* Appends one item; the value must be printable ASCII of at most 99 characters. */
-bool vietqr_tlv_append(abuf *out, const char *tag, const char *value, size_t len)
+bool vietqr_tlv_append(struct strbuf *out, const char *tag, const char *value, size_t len)
 	__attribute__((warn_unused_result));
 
 /* The payload for a transfer of amount VND to account number at bank BIN with

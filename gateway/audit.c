@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/abuf.h"
+#include "lib/strbuf.h"
 #include "adapters/csv.h"
 #include "gateway/gateway.h"
 #include "lib/config.h"
@@ -86,7 +86,7 @@ struct audit_page {
 };
 
 /* A cell a spreadsheet would run as a formula is prefixed with ' */
-static void csv_cell(abuf *b, const char *s, bool first)
+static void csv_cell(struct strbuf *b, const char *s, bool first)
 {
 	if (*s && strchr("=+-@\t\r", *s)) {
 		char *safe = xasprintf("'%s", s);
@@ -111,27 +111,27 @@ static void listed(void *arg, PGresult *res, enum pg_status st)
 		n = pg->limit;
 	const char *next = more ? PQgetvalue(res, n - 1, AL_ID) : NULL;
 	if (pg->csv) {
-		abuf b;
-		abuf_init(&b);
-		abuf_puts(&b, "\xef\xbb\xbf");
+		struct strbuf b;
+		strbuf_init(&b);
+		strbuf_puts(&b, "\xef\xbb\xbf");
 		static const char *const head[] = {"id", "at", "actor", "actor_email", "role", "action",
 						   "object", "outcome", "request_id", "ip"};
 		for (size_t i = 0; i < ARRAY_LEN(head); i++)
 			csv_write_field(&b, head[i], i == 0);
-		abuf_puts(&b, "\r\n");
+		strbuf_puts(&b, "\r\n");
 		for (int r = 0; r < n; r++) {
 			for (int c = AL_ID; c <= AL_IP; c++) {
 				if (c == AL_JSON)
 					continue;
 				csv_cell(&b, PQgetvalue(res, r, c), c == AL_ID);
 			}
-			abuf_puts(&b, "\r\n");
+			strbuf_puts(&b, "\r\n");
 		}
 		http_add_header(req, "Content-Disposition", "attachment; filename=\"audit.csv\"");
 		if (next)
 			http_add_header(req, "X-Next-Cursor", next);
 		http_reply_raw(req, 200, "text/csv; charset=utf-8", b.data ? b.data : "", b.len);
-		abuf_free(&b);
+		strbuf_free(&b);
 		return;
 	}
 	json_t *data = json_array();

@@ -176,7 +176,7 @@ static void send_delivery(const char *id, int portal, const char *url, const cha
 	char ts[24];
 	snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
 	char hex[65], sig[70];
-	if (!adapter_sign_timestamped(secret, ts, payload, strlen(payload), hex)) {
+	if (!util_sign_timestamped(secret, ts, payload, strlen(payload), hex)) {
 		log_error(NULL, "webhook %s: out of memory while signing", id); /* lib/mem.h's policy */
 		abort();
 	}

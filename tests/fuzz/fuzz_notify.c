@@ -7,7 +7,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "adapters/abuf.h"
+#include "lib/strbuf.h"
 #include "adapters/adapter.h"
 #include "adapters/momo.h"
 #include "adapters/params.h"

@@ -102,8 +102,8 @@ static void test_tlv(void **state)
 	assert_false(vietqr_tlv_parse("000", 3, items, 4, &n));      /* truncated header */
 	assert_false(vietqr_tlv_parse("00010001000100010001a", 21, items, 4, &n)); /* too many */
 
-	abuf out;
-	abuf_init(&out);
+	struct strbuf out;
+	strbuf_init(&out);
 	char value[101];
 	memset(value, 'A', sizeof(value));
 	assert_true(vietqr_tlv_append(&out, "62", value, 99));
@@ -112,7 +112,7 @@ static void test_tlv(void **state)
 	assert_false(vietqr_tlv_append(&out, "62", value, 100)); /* length > 99 rejected */
 	assert_false(vietqr_tlv_append(&out, "6", value, 1));
 	assert_false(vietqr_tlv_append(&out, "62", "\xC3\xA9", 2)); /* not ASCII */
-	abuf_free(&out);
+	strbuf_free(&out);
 
 	/* 62/08 holds at most 25 characters (EMVCo); a longer reference is refused. */
 	char *p = NULL;
