@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 
 #include "gateway/banks.h"
+#include "gateway/db.h"
 #include "adapters/vietqr.h"
 #include "gateway/gateway.h"
 #include "gateway/pages.h"
@@ -413,51 +414,83 @@ static void call_answered(void *arg, int status, const char *body, size_t len, c
 	fail_attempt(req, rc == ADAPTER_DECLINED ? "declined" : "bank_unavailable");
 }
 
-static void start_attempt(struct http_req *req, PGresult *res, int first);
+static void start_attempt(struct http_req *req, PGresult *res);
 static void state_page(struct http_req *req);
+
+/* What an attempt is started from: the last columns of open_attempt and of checkout_vietqr
+ * (feegate_open_attempt, feegate_checkout_vietqr). */
+#define ATTEMPT_FIRST_COL 2
+struct attempt_row {
+	int64_t r_amount;
+	const char *r_description;
+	int64_t r_created_ms, r_expires_ms;
+	const char *r_bin, *r_account, *r_holder; /* the agency's collection account */
+};
+static const struct pg_col attempt_cols[] = {
+	PG_COL(struct attempt_row, r_amount, PG_INT64),
+	PG_COL(struct attempt_row, r_description, PG_TEXT),
+	PG_COL(struct attempt_row, r_created_ms, PG_INT64),
+	PG_COL(struct attempt_row, r_expires_ms, PG_INT64),
+	PG_COL(struct attempt_row, r_bin, PG_TEXT),
+	PG_COL(struct attempt_row, r_account, PG_TEXT),
+	PG_COL(struct attempt_row, r_holder, PG_TEXT),
+};
+
+/* open_attempt's first columns */
+struct opened_row {
+	int r_outcome; /* enum db_outcome */
+};
+static const struct pg_col opened_cols[] = {PG_COL_WORD(struct opened_row, r_outcome, db_outcomes)};
 
 static void attempt_opened(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct opened_row r;
+	if (st == PG_OK && !PG_ROW(res, 0, opened_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	if (strcmp(outcome, "not_found") == 0) {
+	switch ((enum db_outcome)r.r_outcome) {
+	case OUTCOME_OPENED:
+		start_attempt(req, res);
+		return;
+	case OUTCOME_NOT_FOUND:
 		not_found_page(req);
 		return;
-	}
-	if (strcmp(outcome, "bank_not_enabled") == 0) {
+	case OUTCOME_BANK_NOT_ENABLED:
 		message_page(req, 400, "Ngân hàng này không nhận thanh toán cho cơ quan này.",
 			     "This bank does not take payments for this agency.");
 		return;
-	}
-	if (strcmp(outcome, "opened") != 0) {
-		/* paid, cancelled or expired (also when the clock ran out while the page was open):
-		 * the order's state page, with its way back to the portal */
+	default:
+		/* paid, cancelled or expired (state_<status>; also when the clock ran out while the
+		 * page was open): the order's state page, with its way back to the portal */
 		state_page(req);
 		return;
 	}
-	start_attempt(req, res, 2);
 }
 
-/* Starts the attempt at its bank from the order's row (columns from `first`: amount,
- * description, created ms, expires ms, BIN, account, holder). */
-static void start_attempt(struct http_req *req, PGresult *res, int first)
+/* Starts the attempt at its bank from the order's row (attempt_cols). */
+static void start_attempt(struct http_req *req, PGresult *res)
 {
 	struct checkout_state *s = req->state;
 	const struct bank *bk = bank_find(s->bank);
-	s->description = xstrdup(PQgetvalue(res, 0, first + 1));
-	snprintf(s->bin, sizeof s->bin, "%s", PQgetvalue(res, 0, first + 4));
-	snprintf(s->account, sizeof s->account, "%s", PQgetvalue(res, 0, first + 5));
-	snprintf(s->holder, sizeof s->holder, "%s", PQgetvalue(res, 0, first + 6));
+	struct attempt_row a;
+	if (!PG_ROW_FROM(res, 0, ATTEMPT_FIRST_COL, attempt_cols, &a)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	s->description = xstrdup(a.r_description);
+	snprintf(s->bin, sizeof s->bin, "%s", a.r_bin);
+	snprintf(s->account, sizeof s->account, "%s", a.r_account);
+	snprintf(s->holder, sizeof s->holder, "%s", a.r_holder);
 	adapter_payment *p = &s->payment;
 	p->bank_order_ref = s->ref;
-	p->amount = strtoll(PQgetvalue(res, 0, first), NULL, 10);
+	p->amount = a.r_amount;
 	p->description = s->description;
-	p->created_at = (time_t)(strtoll(PQgetvalue(res, 0, first + 2), NULL, 10) / 1000);
-	p->expires_at = (time_t)(strtoll(PQgetvalue(res, 0, first + 3), NULL, 10) / 1000);
+	p->created_at = (time_t)(a.r_created_ms / 1000);
+	p->expires_at = (time_t)(a.r_expires_ms / 1000);
 	p->account.bin = s->bin;
 	p->account.number = s->account;
 	p->account.holder = s->holder;
@@ -504,7 +537,15 @@ static void open_new_attempt(struct http_req *req)
 	pg_query(gw.db, "open_attempt", 4, params, cfg.db_timeout_ms, attempt_opened, req);
 }
 
-/* checkout_vietqr columns: attempt, ref, then the order's row as open_attempt gives it */
+/* checkout_vietqr's first columns; then attempt_cols */
+struct vietqr_row {
+	const char *r_attempt, *r_ref;
+};
+static const struct pg_col vietqr_cols[] = {
+	PG_COL(struct vietqr_row, r_attempt, PG_TEXT),
+	PG_COL(struct vietqr_row, r_ref, PG_TEXT),
+};
+
 static void got_vietqr(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -525,9 +566,14 @@ static void got_vietqr(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	/* the same transfer content as before: the citizen may already have typed it */
-	snprintf(s->attempt_id, sizeof s->attempt_id, "%s", PQgetvalue(res, 0, 0));
-	snprintf(s->ref, sizeof s->ref, "%s", PQgetvalue(res, 0, 1));
-	start_attempt(req, res, 2);
+	struct vietqr_row v;
+	if (!PG_ROW(res, 0, vietqr_cols, &v)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	snprintf(s->attempt_id, sizeof s->attempt_id, "%s", v.r_attempt);
+	snprintf(s->ref, sizeof s->ref, "%s", v.r_ref);
+	start_attempt(req, res);
 }
 
 static void got_state(void *arg, PGresult *res, enum pg_status st)

@@ -16,6 +16,7 @@
 #include "adapters/vietqr.h"
 #include "gateway/audit.h"
 #include "gateway/console_ui.h"
+#include "gateway/db.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -84,12 +85,14 @@ static void login_recorded(void *arg, PGresult *res, enum pg_status st)
 	struct cctx *c = ui_result(req, res, st);
 	if (!c)
 		return;
-	const char *verdict = PQgetvalue(res, 0, 0);
-	if (strcmp(verdict, "locked") == 0) {
+	struct outcome_row verdict = {OUTCOME_UNKNOWN};
+	if (!PG_ROW(res, 0, outcome_cols, &verdict))
+		verdict.outcome = OUTCOME_UNKNOWN;
+	if (verdict.outcome == OUTCOME_LOCKED) {
 		login_form(req, 200, locked_login, c->email);
 		return;
 	}
-	if (strcmp(verdict, "ok") != 0) {
+	if (verdict.outcome != OUTCOME_OK) {
 		login_form(req, 200, bad_login, c->email);
 		return;
 	}

@@ -20,7 +20,7 @@ const struct pg_statement db_statements[] = {
 	{"order_get", "SELECT r.doc FROM feegate_orders_json(ARRAY[$1::uuid], $3::text) r WHERE r.client_id = $2::uuid"},
 	{"order_by_ref", "SELECT r.doc FROM orders o, feegate_orders_json(ARRAY[o.id], $3::text) r "
 			 "WHERE o.client_id = $1::uuid AND o.reference = $2::text"},
-	{"order_transition", "SELECT feegate_order_transition($1::uuid, $2::uuid, $3::text)"},
+	{"order_transition", "SELECT feegate_order_transition($1::uuid, $2::uuid, $3::text) AS outcome"},
 	{"checkout_get",
 	 "SELECT o.id, a.code, a.name, o.description, o.amount, o.items, o.status, "
 	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text, o.reference, o.procedure, "
@@ -45,7 +45,7 @@ const struct pg_statement db_statements[] = {
 	{"set_public_url",
 	 "INSERT INTO settings (name, value) VALUES ('public_url', $1::text) "
 	 "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"},
-	{"close_attempt", "SELECT feegate_close_attempt($1::uuid, $2::text, $3::text)"},
+	{"close_attempt", "SELECT feegate_close_attempt($1::uuid, $2::text, $3::text) AS outcome"},
 	{"expire_due", "SELECT feegate_expire_due($1::int)"},
 	{"attempts_to_query", "SELECT * FROM feegate_attempts_to_query($1::int, $2::int)"},
 	{"idempotency_cleanup",
@@ -96,17 +96,18 @@ const struct pg_statement db_statements[] = {
 	{"refund_lookup", "SELECT r.id, t.bank, r.status FROM refunds r JOIN attempts t ON t.id = r.attempt_id WHERE r.id = $1::uuid"},
 	{"refunds_list",
 	 "SELECT coalesce((SELECT json_agg(feegate_refund_json(r) ORDER BY r.created_at) FROM refunds r "
-	 "WHERE r.order_id = $1::uuid), '[]'), "
-	 "(SELECT count(*) FROM orders o WHERE o.id = $1::uuid AND ($2::bigint[] IS NULL OR o.agency_id = ANY($2::bigint[])))"},
+	 "WHERE r.order_id = $1::uuid), '[]') AS refunds, "
+	 "(SELECT count(*) FROM orders o WHERE o.id = $1::uuid AND ($2::bigint[] IS NULL OR o.agency_id = ANY($2::bigint[]))) "
+	 "AS orders"},
 	{"refunds_to_retry", "SELECT * FROM feegate_refunds_to_retry($1::int, $2::int)"},
 	{"accounts_list",
-	 "SELECT coalesce(json_agg(feegate_account_json(a) ORDER BY a.id), '[]') FROM ledger_accounts a "
+	 "SELECT coalesce(json_agg(feegate_account_json(a) ORDER BY a.id), '[]') AS accounts FROM ledger_accounts a "
 	 "WHERE $1::bigint[] IS NULL OR a.agency_id = ANY($1::bigint[])"},
 	/* entries with their order reference, bank transaction id and the running balance after
 	 * each (in the account's own sign, as feegate_account_json shows it); from/to are business
 	 * days (Asia/Ho_Chi_Minh) */
 	{"account_get",
-	 "SELECT feegate_account_json(a), coalesce((SELECT json_agg(json_build_object('id', e.id, "
+	 "SELECT feegate_account_json(a) AS account, coalesce((SELECT json_agg(json_build_object('id', e.id, "
 	 "'transfer_id', e.transfer_id, 'amount', e.amount, 'code', e.code, 'order_id', e.order_id, "
 	 "'reference', e.reference, 'bank_txn_id', e.bank_txn_id, 'balance', e.balance, "
 	 "'created_at', to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) ORDER BY e.id DESC) "
@@ -118,7 +119,7 @@ const struct pg_statement db_statements[] = {
 	 "WHERE ($3::bigint IS NULL OR r.id < $3::bigint) "
 	 "AND ($5::date IS NULL OR feegate_business_date(r.created_at) >= $5::date) "
 	 "AND ($6::date IS NULL OR feegate_business_date(r.created_at) <= $6::date) "
-	 "ORDER BY r.id DESC LIMIT $4::int) e), '[]') "
+	 "ORDER BY r.id DESC LIMIT $4::int) e), '[]') AS entries "
 	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint[] IS NULL OR a.agency_id = ANY($2::bigint[]))"},
 	/* reconciliation: statements and cases (gateway/reconcile.c) */
 	{"cases_list",
@@ -171,7 +172,7 @@ const struct pg_statement db_statements[] = {
 	 "array_length(s.recovery_hashes, 1) IS NOT NULL "
 	 "FROM staff s WHERE s.email = lower($1::text) AND s.disabled_at IS NULL"},
 	{"login_result",
-	 "SELECT feegate_staff_login($1::text, $2::uuid, $3::text, $4::bigint, $5::text, $6::text, $7::text)"},
+	 "SELECT feegate_staff_login($1::text, $2::uuid, $3::text, $4::bigint, $5::text, $6::text, $7::text) AS outcome"},
 	{"login_recovery",
 	 "UPDATE staff SET recovery_hashes = array_remove(recovery_hashes, $2::text) "
 	 "WHERE id = $1::uuid AND $2::text = ANY (recovery_hashes) RETURNING id"},
@@ -278,7 +279,8 @@ const struct pg_statement db_statements[] = {
 	 "SELECT * FROM feegate_refund_approve($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, "
 	 "$8::text, $9::text)"},
 	{"payout_approval",
-	 "SELECT feegate_payout_approval($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, $8::text)"},
+	 "SELECT feegate_payout_approval($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, $8::text) "
+	 "AS outcome"},
 	/* receipts (gateway/receipts.c) */
 	{"receipts_issue", "SELECT r_code, r_body FROM feegate_receipts_issue($1::int)"},
 	{"receipts_sign", "SELECT feegate_receipts_sign($1::json)"},
@@ -290,3 +292,35 @@ const struct pg_statement db_statements[] = {
 	{"receipt_by_order", "SELECT * FROM feegate_receipt_get(NULL, $1::uuid, $2::uuid)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);
+
+const struct pg_word db_outcomes[] = {
+	{"changed", OUTCOME_CHANGED},
+	{"unchanged", OUTCOME_UNCHANGED},
+	{"not_found", OUTCOME_NOT_FOUND},
+	{"invalid_state", OUTCOME_INVALID_STATE},
+	{"applied", OUTCOME_APPLIED},
+	{"replayed", OUTCOME_REPLAYED},
+	{"unknown_order", OUTCOME_UNKNOWN_ORDER},
+	{"wrong_amount", OUTCOME_WRONG_AMOUNT},
+	{"txn_id_conflict", OUTCOME_TXN_ID_CONFLICT},
+	{"created", OUTCOME_CREATED},
+	{"replay", OUTCOME_REPLAY},
+	{"duplicate", OUTCOME_DUPLICATE},
+	{"busy", OUTCOME_BUSY},
+	{"key_reused", OUTCOME_KEY_REUSED},
+	{"too_much", OUTCOME_TOO_MUCH},
+	{"approval_not_found", OUTCOME_APPROVAL_NOT_FOUND},
+	{"already_approved", OUTCOME_ALREADY_APPROVED},
+	{"same_person", OUTCOME_SAME_PERSON},
+	{"asked", OUTCOME_ASKED},
+	{"approved", OUTCOME_APPROVED},
+	{"succeeded", OUTCOME_SUCCEEDED},
+	{"failed", OUTCOME_FAILED},
+	{"opened", OUTCOME_OPENED},
+	{"bank_not_enabled", OUTCOME_BANK_NOT_ENABLED},
+	{"ok", OUTCOME_OK},
+	{"locked", OUTCOME_LOCKED},
+	{NULL, OUTCOME_UNKNOWN},
+};
+
+const struct pg_col outcome_cols[1] = {PG_COL_WORD(struct outcome_row, outcome, db_outcomes)};

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
 #include "lib/config.h"
@@ -305,17 +306,24 @@ static void cancelled(void *arg, PGresult *res, enum pg_status st)
 		reply_db_failure(req, res, st);
 		return;
 	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	if (strcmp(outcome, "not_found") == 0) {
+	struct outcome_row r;
+	if (!PG_ROW(res, 0, outcome_cols, &r)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	switch ((enum db_outcome)r.outcome) {
+	case OUTCOME_NOT_FOUND:
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
-	}
-	if (strcmp(outcome, "invalid_state") == 0) {
+	case OUTCOME_INVALID_STATE:
 		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a created or pending order can be cancelled");
 		return;
-	}
-	if (strcmp(outcome, "changed") == 0)
+	case OUTCOME_CHANGED:
 		log_info(req->id, "order %s cancelled", req->params[0]);
+		break;
+	default: /* unchanged: cancelled already */
+		break;
+	}
 	fetch_order(req);
 }
 

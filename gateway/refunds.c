@@ -13,6 +13,7 @@
 
 #include "gateway/audit.h"
 #include "gateway/banks.h"
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
 #include "gateway/refunds.h"
@@ -53,16 +54,27 @@ static void send_finish(struct refund_send *s, const char *refund_json)
 	free(s);
 }
 
+/* refund_complete and refund_confirm (feegate_refund_complete) */
+struct completed_row {
+	int r_outcome; /* enum db_outcome: succeeded, failed, unchanged, not_found */
+	const char *r_refund;
+};
+static const struct pg_col completed_cols[] = {
+	PG_COL_WORD(struct completed_row, r_outcome, db_outcomes),
+	PG_COL(struct completed_row, r_refund, PG_TEXT),
+};
+
 static void completed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct refund_send *s = arg;
-	if (st != PG_OK) {
+	struct completed_row r;
+	if (st != PG_OK || !PG_ROW(res, 0, completed_cols, &r)) {
 		log_error(NULL, "recording the bank's verdict on refund %s failed; the sweeper will ask again", s->ref);
 		send_finish(s, NULL);
 		return;
 	}
-	log_info(NULL, "refund %s: %s", s->ref, PQgetvalue(res, 0, 0));
-	send_finish(s, PQgetvalue(res, 0, 1));
+	log_info(NULL, "refund %s: %s", s->ref, pg_word_name(db_outcomes, r.r_outcome));
+	send_finish(s, r.r_refund);
 }
 
 static void complete(struct refund_send *s, bool ok, const char *bank_id, const char *reason)
@@ -194,21 +206,50 @@ static void refund_sent(void *arg, const char *refund_json)
 	call_finish(call, &r);
 }
 
-/* feegate_refund_create's and feegate_refund_approve's outcome words */
-static const struct {
-	const char *word;
-	enum refund_outcome outcome;
-} create_outcomes[] = {
-	{"created", REFUND_CREATED},
-	{"replay", REFUND_REPLAY},
-	{"not_found", REFUND_NO_ORDER},
-	{"approval_not_found", REFUND_NO_APPROVAL},
-	{"same_person", REFUND_SAME_PERSON},
-	{"already_approved", REFUND_ALREADY_APPROVED},
-	{"key_reused", REFUND_KEY_REUSED},
-	{"invalid_state", REFUND_NOT_PAID},
-	{"too_much", REFUND_TOO_MUCH},
+/* refund_create and refund_approve (feegate_refund_create, feegate_refund_approve) */
+struct created_row {
+	int r_outcome; /* enum db_outcome */
+	const char *r_refund; /* the refund (created, replay), NULL otherwise */
+	int64_t r_refundable;
+	const char *r_bank, *r_bank_order_ref, *r_bank_txn_id; /* the paid attempt's (created) */
+	int64_t r_paid, r_attempt_created;
 };
+static const struct pg_col created_cols[] = {
+	PG_COL_WORD(struct created_row, r_outcome, db_outcomes),
+	PG_COL(struct created_row, r_refund, PG_TEXT_NULL),
+	PG_COL(struct created_row, r_refundable, PG_INT64),
+	PG_COL(struct created_row, r_bank, PG_TEXT),
+	PG_COL(struct created_row, r_bank_order_ref, PG_TEXT),
+	PG_COL(struct created_row, r_bank_txn_id, PG_TEXT_NULL),
+	PG_COL(struct created_row, r_paid, PG_INT64),
+	PG_COL(struct created_row, r_attempt_created, PG_INT64),
+};
+
+static enum refund_outcome refund_outcome_of(enum db_outcome o)
+{
+	switch (o) {
+	case OUTCOME_CREATED:
+		return REFUND_CREATED;
+	case OUTCOME_REPLAY:
+		return REFUND_REPLAY;
+	case OUTCOME_NOT_FOUND:
+		return REFUND_NO_ORDER;
+	case OUTCOME_APPROVAL_NOT_FOUND:
+		return REFUND_NO_APPROVAL;
+	case OUTCOME_SAME_PERSON:
+		return REFUND_SAME_PERSON;
+	case OUTCOME_ALREADY_APPROVED:
+		return REFUND_ALREADY_APPROVED;
+	case OUTCOME_KEY_REUSED:
+		return REFUND_KEY_REUSED;
+	case OUTCOME_INVALID_STATE:
+		return REFUND_NOT_PAID;
+	case OUTCOME_TOO_MUCH:
+		return REFUND_TOO_MUCH;
+	default:
+		return REFUND_FAILED;
+	}
+}
 
 static void refund_created(void *arg, PGresult *res, enum pg_status st)
 {
@@ -223,28 +264,31 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	struct refund_result r = {.outcome = REFUND_FAILED, .res = res, .st = PG_SQL_ERROR};
-	for (size_t i = 0; i < ARRAY_LEN(create_outcomes); i++)
-		if (strcmp(PQgetvalue(res, 0, 0), create_outcomes[i].word) == 0)
-			r.outcome = create_outcomes[i].outcome;
-	if (r.outcome == REFUND_FAILED)
-		log_error(call->req->id, "refund: an outcome this gateway does not know: %s", PQgetvalue(res, 0, 0));
-	if (r.outcome != REFUND_CREATED) {
-		r.json = pg_value(res, 0, 1);
-		r.refundable = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	struct created_row row;
+	if (!PG_ROW(res, 0, created_cols, &row)) {
 		call_finish(call, &r);
 		return;
 	}
-	call->created_json = xstrdup(PQgetvalue(res, 0, 1));
+	r.outcome = refund_outcome_of((enum db_outcome)row.r_outcome);
+	if (r.outcome == REFUND_FAILED)
+		log_error(call->req->id, "refund: an outcome this gateway does not know: %s", PQgetvalue(res, 0, 0));
+	if (r.outcome != REFUND_CREATED) {
+		r.json = row.r_refund;
+		r.refundable = row.r_refundable;
+		call_finish(call, &r);
+		return;
+	}
+	call->created_json = xstrdup(row.r_refund ? row.r_refund : "{}");
 	json_t *created = json_loads(call->created_json, 0, NULL);
 	struct refund_to_send in = {
 		.refund_id = call->refund_id,
 		.refund_ref = call->refund_ref,
-		.bank = PQgetvalue(res, 0, 3),
-		.bank_order_ref = PQgetvalue(res, 0, 4),
-		.bank_txn_id = pg_value(res, 0, 5),
+		.bank = row.r_bank,
+		.bank_order_ref = row.r_bank_order_ref,
+		.bank_txn_id = row.r_bank_txn_id,
 		.amount = json_integer_value(json_object_get(created, "amount")),
-		.paid = strtoll(PQgetvalue(res, 0, 6), NULL, 10),
-		.attempt_created = (time_t)strtoll(PQgetvalue(res, 0, 7), NULL, 10),
+		.paid = row.r_paid,
+		.attempt_created = (time_t)row.r_attempt_created,
 		.reason = json_string_value(json_object_get(created, "reason")),
 		.created_by = req_principal(call->req)->id,
 	};
@@ -426,18 +470,31 @@ void refunds_create(struct http_req *req)
 
 /* ---- GET /v1/orders/{id}/refunds, POST /v1/refunds/{id}/confirm ---- */
 
+/* refunds_list */
+struct listed_row {
+	const char *refunds; /* a JSON array */
+	int64_t orders;      /* 1 when the order exists in the caller's scope */
+};
+static const struct pg_col listed_cols[] = {
+	PG_COL(struct listed_row, refunds, PG_TEXT),
+	PG_COL(struct listed_row, orders, PG_INT64),
+};
+
 static void listed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct listed_row r;
+	if (st == PG_OK && !PG_ROW(res, 0, listed_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), "0") == 0) {
+	if (r.orders == 0) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	query_reply_page(req, PQgetvalue(res, 0, 0));
+	query_reply_page(req, r.refunds);
 }
 
 void refunds_list(struct http_req *req)
@@ -462,8 +519,13 @@ static void confirmed(void *arg, PGresult *res, enum pg_status st)
 		call_failed(call, res, st);
 		return;
 	}
-	struct refund_result r = {.outcome = REFUND_CONFIRMED, .json = PQgetvalue(res, 0, 1)};
-	if (strcmp(PQgetvalue(res, 0, 0), "not_found") == 0)
+	struct completed_row row;
+	if (!PG_ROW(res, 0, completed_cols, &row)) {
+		call_failed(call, res, PG_SQL_ERROR);
+		return;
+	}
+	struct refund_result r = {.outcome = REFUND_CONFIRMED, .json = row.r_refund};
+	if (row.r_outcome == OUTCOME_NOT_FOUND)
 		r.outcome = REFUND_NO_REFUND;
 	call_finish(call, &r);
 }
@@ -478,9 +540,13 @@ static void payout_decided(void *arg, PGresult *res, enum pg_status st)
 		call_failed(call, res, st);
 		return;
 	}
-	const char *verdict = PQgetvalue(res, 0, 0);
-	if (strcmp(verdict, "asked") == 0 || strcmp(verdict, "same_person") == 0) {
-		struct refund_result r = {.outcome = *verdict == 'a' ? REFUND_ASKED : REFUND_SAME_PERSON};
+	struct outcome_row verdict;
+	if (!PG_ROW(res, 0, outcome_cols, &verdict)) {
+		call_failed(call, res, PG_SQL_ERROR);
+		return;
+	}
+	if (verdict.outcome == OUTCOME_ASKED || verdict.outcome == OUTCOME_SAME_PERSON) {
+		struct refund_result r = {.outcome = verdict.outcome == OUTCOME_ASKED ? REFUND_ASKED : REFUND_SAME_PERSON};
 		call_finish(call, &r);
 		return;
 	}
@@ -496,6 +562,16 @@ bool refund_confirmed_by_finance(const char *bank)
 	return !bk || !bk->adapter->build_refund;
 }
 
+/* refund_lookup */
+struct lookup_row {
+	const char *id, *bank, *status;
+};
+static const struct pg_col lookup_cols[] = {
+	PG_COL(struct lookup_row, id, PG_TEXT),
+	PG_COL(struct lookup_row, bank, PG_TEXT),
+	PG_COL(struct lookup_row, status, PG_TEXT),
+};
+
 static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 {
 	struct refund_call *call = arg;
@@ -504,11 +580,13 @@ static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	struct refund_result r = {.outcome = REFUND_NO_REFUND};
-	if (PQntuples(res) == 1 && !refund_confirmed_by_finance(PQgetvalue(res, 0, 1)))
+	struct lookup_row found;
+	bool one = PQntuples(res) == 1 && PG_ROW(res, 0, lookup_cols, &found);
+	if (one && !refund_confirmed_by_finance(found.bank))
 		r.outcome = REFUND_BANK_CONFIRMS;
-	else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 2), "pending") != 0)
+	else if (one && strcmp(found.status, "pending") != 0)
 		r.outcome = REFUND_NOT_PENDING;
-	else if (PQntuples(res) == 1)
+	else if (one)
 		r.outcome = REFUND_ASKED;
 	if (r.outcome != REFUND_ASKED) {
 		call_finish(call, &r);

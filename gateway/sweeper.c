@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "gateway/banks.h"
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
 #include "gateway/refunds.h"

@@ -10,16 +10,26 @@
 #include "gateway/gateway.h"
 #include "lib/config.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/query.h"
+
+/* accounts_list */
+struct accounts_row {
+	const char *accounts; /* a JSON array */
+};
+static const struct pg_col accounts_cols[] = {PG_COL(struct accounts_row, accounts, PG_TEXT)};
 
 static void accounts_listed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct accounts_row r;
+	if (st == PG_OK && !PG_ROW(res, 0, accounts_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
-	query_reply_page(req, PQgetvalue(res, 0, 0));
+	query_reply_page(req, r.accounts);
 }
 
 void ledger_accounts(struct http_req *req)
@@ -35,10 +45,22 @@ struct page {
 	int limit;
 };
 
+/* account_get */
+struct account_row {
+	const char *account, *entries; /* JSON: the account, a page of its entries */
+};
+static const struct pg_col account_cols[] = {
+	PG_COL(struct account_row, account, PG_TEXT),
+	PG_COL(struct account_row, entries, PG_TEXT),
+};
+
 static void account_got(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct page *pg = req->state;
+	struct account_row r;
+	if (st == PG_OK && PQntuples(res) == 1 && !PG_ROW(res, 0, account_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
@@ -47,8 +69,8 @@ static void account_got(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such account");
 		return;
 	}
-	json_t *acct = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *entries = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	json_t *acct = json_loads(r.account, 0, NULL);
+	json_t *entries = json_loads(r.entries, 0, NULL);
 	size_t n = json_array_size(entries);
 	json_t *last = n ? json_array_get(entries, n - 1) : NULL;
 	json_object_set_new(acct, "entries", entries);

@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/log.h"
 #include "lib/mem.h"
 
 void strbuf_init(struct strbuf *b)
@@ -30,10 +29,8 @@ void strbuf_reset(struct strbuf *b)
 
 static void reserve(struct strbuf *b, size_t extra)
 {
-	if (extra > (size_t)-1 / 2 - b->len) {
-		log_error(NULL, "strbuf: %zu more bytes than memory can hold", extra);
-		abort();
-	}
+	if (extra > (size_t)-1 / 2 - b->len)
+		abort(); /* no allocation can hold it: lib/mem.h's policy */
 	size_t need = b->len + extra + 1;
 	if (need <= b->cap)
 		return;
