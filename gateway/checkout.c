@@ -650,10 +650,19 @@ void checkout_vietqr_again(struct http_req *req)
 
 /* ---- GET /checkout/{token}/status: the VietQR page's light poll ---- */
 
+/* checkout_status */
+struct status_row {
+	const char *status;
+};
+static const struct pg_col status_cols[] = {PG_COL(struct status_row, status, PG_TEXT)};
+
 static void got_status(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct checkout_state *s = req->state;
+	struct status_row r;
+	if (st == PG_OK && PQntuples(res) == 1 && !PG_ROW(res, 0, status_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
@@ -663,7 +672,7 @@ static void got_status(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	char *next = xasprintf("/checkout/%s", s->token);
-	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", PQgetvalue(res, 0, 0), "next", next));
+	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", r.status, "next", next));
 	free(next);
 }
 

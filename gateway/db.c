@@ -5,12 +5,12 @@
 const struct pg_statement db_statements[] = {
 	{"ping", "SELECT 1"},
 	{"auth",
-	 "SELECT 'client', c.id::text, c.name, NULL::text, NULL::text, NULL::text, "
-	 "coalesce((SELECT string_agg(a.id || ':' || a.code, ',' ORDER BY a.code) FROM client_agencies ca "
-	 "JOIN agencies a ON a.id = ca.agency_id WHERE ca.client_id = c.id), '') "
+	 "SELECT 'client' AS kind, c.id::text AS id, c.name AS name, NULL::text AS role, NULL::text AS email, "
+	 "coalesce((SELECT string_agg(a.id || ':' || a.code, ',' ORDER BY a.code) "
+	 "FROM client_agencies ca JOIN agencies a ON a.id = ca.agency_id WHERE ca.client_id = c.id), '') AS agencies "
 	 "FROM clients c WHERE c.key_hash = $1::text AND c.disabled_at IS NULL "
 	 "UNION ALL "
-	 "SELECT 'staff', s.id::text, s.name, s.role, s.email, NULL, "
+	 "SELECT 'staff', s.id::text, s.name, s.role, s.email, "
 	 "coalesce((SELECT string_agg(a.id || ':' || a.code, ',' ORDER BY a.code) FROM staff_agencies sa "
 	 "JOIN agencies a ON a.id = sa.agency_id WHERE sa.staff_id = s.id), '') "
 	 "FROM staff_tokens t JOIN staff s ON s.id = t.staff_id "
@@ -33,7 +33,7 @@ const struct pg_statement db_statements[] = {
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.id = $1::uuid AND o.checkout_token = $2::text"},
 	{"checkout_vietqr", "SELECT * FROM feegate_checkout_vietqr($1::text)"},
 	{"checkout_status", "SELECT CASE WHEN o.status IN ('created', 'pending') AND o.expires_at <= now() THEN 'expired' "
-			    "ELSE o.status END FROM orders o WHERE o.checkout_token = $1::text"},
+			    "ELSE o.status END AS status FROM orders o WHERE o.checkout_token = $1::text"},
 	{"open_attempt", "SELECT * FROM feegate_open_attempt($1::text, $2::text, $3::uuid, $4::text)"},
 	{"fail_attempt", "SELECT feegate_fail_attempt($1::uuid, $2::text)"},
 	{"return_lookup",
@@ -46,7 +46,7 @@ const struct pg_statement db_statements[] = {
 	 "INSERT INTO settings (name, value) VALUES ('public_url', $1::text) "
 	 "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"},
 	{"close_attempt", "SELECT feegate_close_attempt($1::uuid, $2::text, $3::text) AS outcome"},
-	{"expire_due", "SELECT feegate_expire_due($1::int)"},
+	{"expire_due", "SELECT feegate_expire_due($1::int) AS expired"},
 	{"attempts_to_query", "SELECT * FROM feegate_attempts_to_query($1::int, $2::int)"},
 	{"idempotency_cleanup",
 	 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
@@ -54,7 +54,7 @@ const struct pg_statement db_statements[] = {
 	/* the webhook outbox's backlog for /metrics: rows due now (counted up to 100,000, so a
 	 * huge backlog costs a bounded read of the due index) and how long the oldest has waited */
 	{"outbox_backlog",
-	 "SELECT count(*), coalesce(extract(epoch FROM now() - min(due)), 0)::float8 FROM ("
+	 "SELECT count(*) AS due, coalesce(extract(epoch FROM now() - min(due)), 0)::float8 AS oldest_s FROM ("
 	 "SELECT next_attempt_at AS due FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
 	 "ORDER BY next_attempt_at LIMIT 100000) d"},
 	/* the last `feegate ledger check`: "<invariants violated> <unix time>" */
@@ -78,10 +78,10 @@ const struct pg_statement db_statements[] = {
 	 "SELECT json_build_object('data', coalesce((SELECT json_agg(feegate_delivery_json(w) ORDER BY s.created_at DESC, "
 	 "s.id DESC) FROM shown s JOIN webhook_deliveries w ON w.id = s.id), '[]'), 'next_cursor', "
 	 "CASE WHEN (SELECT count(*) FROM page) > $5::int THEN (SELECT at_us || '.' || id FROM shown "
-	 "ORDER BY created_at ASC, id ASC LIMIT 1) END)"},
+	 "ORDER BY created_at ASC, id ASC LIMIT 1) END) AS doc"},
 	{"delivery_redeliver",
 	 "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(), retry_from = now(), last_error = NULL "
-	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d)"},
+	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d) AS doc"},
 	/* the audit row is written in the refund's own transaction; $10..$15 as audit_params() */
 	{"refund_create",
 	 "SELECT f.*, CASE WHEN f.r_outcome = 'created' THEN feegate_audit($10::uuid, $11::text, $12::text, "

@@ -61,6 +61,9 @@ bool pg_row_from(const PGresult *res, int row, int first, const struct pg_col *c
 		case PG_INT64:
 			*(int64_t *)dst = null ? 0 : strtoll(v, NULL, 10);
 			break;
+		case PG_DOUBLE:
+			*(double *)dst = null ? 0 : strtod(v, NULL);
+			break;
 		case PG_BOOL:
 			*(bool *)dst = !null && v[0] == 't';
 			break;

@@ -20,6 +20,7 @@ enum pg_col_type {
 	PG_TEXT,      /* const char *: the text, "" for SQL NULL (as PQgetvalue) */
 	PG_TEXT_NULL, /* const char *: the text, NULL for SQL NULL */
 	PG_INT64,     /* int64_t: 0 for SQL NULL */
+	PG_DOUBLE,    /* double: 0 for SQL NULL */
 	PG_BOOL,      /* bool: the SQL's true */
 	PG_WORD,      /* int: the word's value in the column's word table */
 };
