@@ -206,23 +206,44 @@ static void refund_sent(void *arg, const char *refund_json)
 	call_finish(call, &r);
 }
 
-/* refund_create and refund_approve (feegate_refund_create, feegate_refund_approve) */
+/* The paid attempt's columns that refund_attempt_from() reads */
+struct attempt_row {
+	const char *r_bank, *r_bank_order_ref, *r_bank_txn_id;
+	int64_t r_paid, r_attempt_created;
+};
+static const struct pg_col attempt_cols[] = {
+	PG_COL(struct attempt_row, r_bank, PG_TEXT),
+	PG_COL(struct attempt_row, r_bank_order_ref, PG_TEXT),
+	PG_COL(struct attempt_row, r_bank_txn_id, PG_TEXT_NULL),
+	PG_COL(struct attempt_row, r_paid, PG_INT64),
+	PG_COL(struct attempt_row, r_attempt_created, PG_INT64),
+};
+
+bool refund_attempt_from(const PGresult *res, int row, int first, struct refund_to_send *r)
+{
+	struct attempt_row a;
+	if (!PG_ROW_FROM(res, row, first, attempt_cols, &a))
+		return false;
+	r->bank = a.r_bank;
+	r->bank_order_ref = a.r_bank_order_ref;
+	r->bank_txn_id = a.r_bank_txn_id;
+	r->paid = a.r_paid;
+	r->attempt_created = (time_t)a.r_attempt_created;
+	return true;
+}
+
+/* refund_create and refund_approve (feegate_refund_create, feegate_refund_approve); then, when
+ * created, the paid attempt's columns */
+#define CREATED_ATTEMPT_COL 3
 struct created_row {
 	int r_outcome; /* enum db_outcome */
 	const char *r_refund; /* the refund (created, replay), NULL otherwise */
 	int64_t r_refundable;
-	const char *r_bank, *r_bank_order_ref, *r_bank_txn_id; /* the paid attempt's (created) */
-	int64_t r_paid, r_attempt_created;
 };
 static const struct pg_col created_cols[] = {
 	PG_COL_WORD(struct created_row, r_outcome, db_outcomes),
 	PG_COL(struct created_row, r_refund, PG_TEXT_NULL),
 	PG_COL(struct created_row, r_refundable, PG_INT64),
-	PG_COL(struct created_row, r_bank, PG_TEXT),
-	PG_COL(struct created_row, r_bank_order_ref, PG_TEXT),
-	PG_COL(struct created_row, r_bank_txn_id, PG_TEXT_NULL),
-	PG_COL(struct created_row, r_paid, PG_INT64),
-	PG_COL(struct created_row, r_attempt_created, PG_INT64),
 };
 
 static enum refund_outcome refund_outcome_of(enum db_outcome o)
@@ -278,20 +299,17 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 		call_finish(call, &r);
 		return;
 	}
+	struct refund_to_send in = {.refund_id = call->refund_id, .refund_ref = call->refund_ref};
+	if (!refund_attempt_from(res, 0, CREATED_ATTEMPT_COL, &in)) {
+		r.outcome = REFUND_FAILED;
+		call_finish(call, &r);
+		return;
+	}
 	call->created_json = xstrdup(row.r_refund ? row.r_refund : "{}");
 	json_t *created = json_loads(call->created_json, 0, NULL);
-	struct refund_to_send in = {
-		.refund_id = call->refund_id,
-		.refund_ref = call->refund_ref,
-		.bank = row.r_bank,
-		.bank_order_ref = row.r_bank_order_ref,
-		.bank_txn_id = row.r_bank_txn_id,
-		.amount = json_integer_value(json_object_get(created, "amount")),
-		.paid = row.r_paid,
-		.attempt_created = (time_t)row.r_attempt_created,
-		.reason = json_string_value(json_object_get(created, "reason")),
-		.created_by = req_principal(call->req)->id,
-	};
+	in.amount = json_integer_value(json_object_get(created, "amount"));
+	in.reason = json_string_value(json_object_get(created, "reason"));
+	in.created_by = req_principal(call->req)->id;
 	log_info(call->req->id, "refund %s of %lld VND created for order %s", call->refund_ref, (long long)in.amount,
 		 json_string_value(json_object_get(created, "order_id")));
 	refund_send(&in, refund_sent, call);

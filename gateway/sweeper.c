@@ -178,12 +178,12 @@ static void refund_retried(void *arg, const char *refund_json)
 	busy--;
 }
 
-/* refunds_to_retry (feegate_refunds_to_retry) */
+/* refunds_to_retry (feegate_refunds_to_retry): the refund, then its paid attempt's columns */
+#define RETRY_ATTEMPT_COL 5
 struct retry_row {
 	const char *r_id, *r_ref;
 	int64_t r_amount;
-	const char *r_reason, *r_created_by, *r_bank, *r_bank_order_ref, *r_bank_txn_id;
-	int64_t r_paid, r_attempt_created;
+	const char *r_reason, *r_created_by;
 };
 static const struct pg_col retry_cols[] = {
 	PG_COL(struct retry_row, r_id, PG_TEXT),
@@ -191,11 +191,6 @@ static const struct pg_col retry_cols[] = {
 	PG_COL(struct retry_row, r_amount, PG_INT64),
 	PG_COL(struct retry_row, r_reason, PG_TEXT),
 	PG_COL(struct retry_row, r_created_by, PG_TEXT),
-	PG_COL(struct retry_row, r_bank, PG_TEXT),
-	PG_COL(struct retry_row, r_bank_order_ref, PG_TEXT),
-	PG_COL(struct retry_row, r_bank_txn_id, PG_TEXT_NULL),
-	PG_COL(struct retry_row, r_paid, PG_INT64),
-	PG_COL(struct retry_row, r_attempt_created, PG_INT64),
 };
 
 static void got_refunds(void *arg, PGresult *res, enum pg_status st)
@@ -211,12 +206,9 @@ static void got_refunds(void *arg, PGresult *res, enum pg_status st)
 			.amount = f.r_amount,
 			.reason = f.r_reason,
 			.created_by = f.r_created_by,
-			.bank = f.r_bank,
-			.bank_order_ref = f.r_bank_order_ref,
-			.bank_txn_id = f.r_bank_txn_id,
-			.paid = f.r_paid,
-			.attempt_created = (time_t)f.r_attempt_created,
 		};
+		if (!refund_attempt_from(res, r, RETRY_ATTEMPT_COL, &in))
+			break;
 		const struct bank *bk = bank_find(in.bank);
 		if (!bk || !bk->adapter->build_refund)
 			continue; /* payout instructions wait for finance */
