@@ -7,8 +7,8 @@
 
 #include <jansson.h>
 
-#include "lib/strbuf.h"
 #include "adapters/adapter.h"
+#include "lib/strbuf.h"
 
 #define MOMO_CREATE_PATH "/v2/gateway/api/create"
 #define MOMO_QUERY_PATH "/v2/gateway/api/query"

@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "lib/strbuf.h"
 #include "adapters/adapter.h"
+#include "lib/strbuf.h"
 
 #define VIETQR_GUID "A000000727"
 #define VIETQR_SERVICE "QRIBFTTA" /* transfer to an account */

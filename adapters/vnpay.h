@@ -8,9 +8,9 @@
 
 #include <jansson.h>
 
-#include "lib/strbuf.h"
 #include "adapters/adapter.h"
 #include "adapters/params.h"
+#include "lib/strbuf.h"
 
 #define VNPAY_VERSION "2.1.0"
 #define VNPAY_HASH_HEX_SIZE 129 /* hex HMAC-SHA512 and its NUL */

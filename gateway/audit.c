@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "lib/strbuf.h"
 #include "adapters/csv.h"
 #include "gateway/gateway.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/query.h"
+#include "lib/strbuf.h"
 
 void audit_client_ip(struct http_req *req, char out[AUDIT_IP_CAP])
 {
@@ -186,16 +187,24 @@ static void chain_again(int ms)
 	evtimer_add(chain_timer, &tv);
 }
 
+/* audit_chain: how many rows it chained */
+struct chained_row {
+	int64_t chained;
+};
+static const struct pg_col chained_cols[] = {PG_COL(struct chained_row, chained, PG_INT64)};
+
 static void chained(void *arg, PGresult *res, enum pg_status st)
 {
 	chaining = false;
 	if (!chain_timer)
 		return;
-	int n = st == PG_OK ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	struct chained_row r = {0};
+	if (st == PG_OK && !PG_ROW(res, 0, chained_cols, &r))
+		r.chained = 0;
 	if (st != PG_OK)
 		log_warn(NULL, "audit chainer: %s", st == PG_SQL_ERROR ? PQresultErrorMessage(res) : "no database");
 	/* a full batch: more are waiting */
-	chain_again(n >= 500 ? 0 : 1000);
+	chain_again(r.chained >= 500 ? 0 : 1000);
 }
 
 static void chain_tick(evutil_socket_t fd, short what, void *arg)

@@ -157,7 +157,7 @@ const struct pg_statement db_statements[] = {
 	{"audit_record",
 	 "SELECT feegate_audit($1::uuid, $2::text, $3::text, $7::text, $8::text, $9::text, $4::text, $5::text, "
 	 "$6::text, $10::text)"},
-	{"audit_chain", "SELECT feegate_audit_chain($1::int)"},
+	{"audit_chain", "SELECT feegate_audit_chain($1::int) AS chained"},
 	{"audit_list",
 	 "SELECT a.id, feegate_audit_json(a)::text, to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
 	 "coalesce(a.actor::text, ''), a.actor_label, a.role, a.action, a.object, a.outcome, a.request_id, a.ip "
@@ -184,7 +184,7 @@ const struct pg_statement db_statements[] = {
 	 "WITH u AS (UPDATE staff SET totp_secret = $2::text, totp_last_step = $8::bigint, recovery_hashes = $9::text[] "
 	 "WHERE id = $1::uuid AND totp_secret IS NULL RETURNING id) SELECT feegate_audit(u.id, $3::text, $4::text, "
 	 "'totp.enrol', u.id::text, 'ok', $5::text, $6::text, $7::text) FROM u"},
-	{"staff_password_hash", "SELECT coalesce(password_hash, '') FROM staff WHERE id = $1::uuid"},
+	{"staff_password_hash", "SELECT coalesce(password_hash, '') AS password_hash FROM staff WHERE id = $1::uuid"},
 	{"staff_setup_lookup",
 	 "SELECT id, email, role FROM staff WHERE setup_hash = $1::text AND setup_expires_at > now() AND disabled_at IS NULL"},
 	{"staff_list",
@@ -195,7 +195,8 @@ const struct pg_statement db_statements[] = {
 	 "'totp', s.totp_secret IS NOT NULL, 'locked', coalesce(s.locked_until > now(), false), "
 	 "'tokens', (SELECT coalesce(json_agg(json_build_object('id', t.id, 'label', t.label, "
 	 "'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) ORDER BY t.created_at), '[]') "
-	 "FROM staff_tokens t WHERE t.staff_id = s.id AND t.revoked_at IS NULL)) ORDER BY s.role, s.email), '[]') FROM staff s"},
+	 "FROM staff_tokens t WHERE t.staff_id = s.id AND t.revoked_at IS NULL)) ORDER BY s.role, s.email), '[]') AS staff "
+	 "FROM staff s"},
 	{"staff_disable",
 	 "WITH u AS (UPDATE staff SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1::uuid RETURNING id) "
 	 "SELECT feegate_audit($2::uuid, $3::text, $4::text, 'staff.disable', u.id::text, 'ok', $5::text, $6::text, $7::text) "
@@ -219,7 +220,8 @@ const struct pg_statement db_statements[] = {
 	 "FROM feegate_orders_find(NULL, $1::bigint[], $2::date, $3::date, $4::text, $5::text, $6::text, $7::text, "
 	 "$8::uuid, $9::int) f JOIN agencies a ON a.id = f.agency_id ORDER BY f.id DESC"},
 	{"console_order",
-	 "SELECT r.doc, feegate_order_detail_json(o.id)::text, a.name FROM orders o JOIN agencies a ON a.id = o.agency_id, "
+	 "SELECT r.doc, feegate_order_detail_json(o.id)::text AS detail, a.name AS agency_name "
+	 "FROM orders o JOIN agencies a ON a.id = o.agency_id, "
 	 "feegate_orders_json(ARRAY[o.id], $3::text) r "
 	 "WHERE o.id = $1::uuid AND ($2::bigint[] IS NULL OR o.agency_id = ANY ($2::bigint[]))"},
 	{"console_dashboard",
@@ -228,7 +230,7 @@ const struct pg_statement db_statements[] = {
 	 "AND t.paid_at >= (feegate_business_date(now())::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') "
 	 "AND ($1::bigint[] IS NULL OR o.agency_id = ANY ($1::bigint[])) GROUP BY 1, 2, 3 ORDER BY 1, 3"},
 	{"console_open_cases",
-	 "SELECT count(*) FROM payment_exceptions WHERE resolved_at IS NULL "
+	 "SELECT count(*) AS open_cases FROM payment_exceptions WHERE resolved_at IS NULL "
 	 "AND ($1::bigint[] IS NULL OR agency_id = ANY ($1::bigint[]))"},
 	/* the refunds finance acts on: asked above the approval amount, and pending ones (payout
 	 * instructions with their first confirmation, if any) */
@@ -274,7 +276,7 @@ const struct pg_statement db_statements[] = {
 	/* two-person rule (refunds.c); who/where as audit_params() */
 	{"refund_ask",
 	 "SELECT feegate_refund_ask($1::uuid, $2::uuid, $3::bigint[], $4::bigint, $5::text, $6::uuid, $7::text, $8::text, "
-	 "$9::text, $10::text, $11::text)"},
+	 "$9::text, $10::text, $11::text) AS approval"},
 	{"refund_approve",
 	 "SELECT * FROM feegate_refund_approve($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, "
 	 "$8::text, $9::text)"},
@@ -287,7 +289,7 @@ const struct pg_statement db_statements[] = {
 	{"receipt_key_register", "INSERT INTO receipt_keys (key_id, public_key) VALUES ($1::text, $2::text) "
 				 "ON CONFLICT (key_id) DO NOTHING"},
 	{"receipt_keys", "SELECT key_id, alg, public_key, to_char(created_at AT TIME ZONE 'UTC', "
-			 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM receipt_keys ORDER BY created_at, key_id"},
+			 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at FROM receipt_keys ORDER BY created_at, key_id"},
 	{"receipt_by_code", "SELECT * FROM feegate_receipt_get($1::text, NULL, NULL)"},
 	{"receipt_by_order", "SELECT * FROM feegate_receipt_get(NULL, $1::uuid, $2::uuid)"},
 };

@@ -373,6 +373,12 @@ static void refund_answered(struct http_req *req, const struct refund_result *r)
 	}
 }
 
+/* refund_ask (feegate_refund_ask): the approval asked for, NULL for no such order */
+struct asked_row {
+	const char *approval;
+};
+static const struct pg_col asked_cols[] = {PG_COL(struct asked_row, approval, PG_TEXT_NULL)};
+
 static void approval_asked(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -380,12 +386,17 @@ static void approval_asked(void *arg, PGresult *res, enum pg_status st)
 		reply_db_failure(req, res, st);
 		return;
 	}
-	if (PQgetisnull(res, 0, 0)) {
+	struct asked_row a;
+	if (!PG_ROW(res, 0, asked_cols, &a)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	if (!a.approval) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
 	log_info(req->id, "refund above FEEGATE_REFUND_APPROVAL_VND asked for order %s; awaiting approval", req->params[0]);
-	reply_json_text(req, 202, PQgetvalue(res, 0, 0));
+	reply_json_text(req, 202, a.approval);
 }
 
 /* Two-person rule: a refund above FEEGATE_REFUND_APPROVAL_VND is only asked for here; it is

@@ -13,10 +13,10 @@
 #include <event2/http.h>
 #include <jansson.h>
 
-#include "lib/strbuf.h"
-#include "lib/util.h"
 #include "adapters/adapter.h"
 #include "adapters/params.h"
+#include "lib/strbuf.h"
+#include "lib/util.h"
 
 #define SIM_WUR __attribute__((warn_unused_result))
 
