@@ -203,9 +203,10 @@ static int refresh_for(int64_t expires_ms)
 static void render(struct http_req *req, PGresult *res)
 {
 	struct checkout_state *s = req->state;
-	const char *status = PQgetvalue(res, 0, CK_STATUS);
+	const char *status_word = PQgetvalue(res, 0, CK_STATUS);
+	enum db_status status = (enum db_status)pg_word_value(db_statuses, status_word);
 	int64_t expires_ms = strtoll(PQgetvalue(res, 0, CK_EXPIRES_MS), NULL, 10);
-	bool open = (strcmp(status, "created") == 0 || strcmp(status, "pending") == 0) && expires_ms > util_db_now_ms();
+	bool open = (status == STATUS_CREATED || status == STATUS_PENDING) && expires_ms > util_db_now_ms();
 	char self[96];
 	snprintf(self, sizeof self, "/checkout/%s", s->token);
 	struct evbuffer *b = evbuffer_new();
@@ -213,13 +214,13 @@ static void render(struct http_req *req, PGresult *res)
 	order_summary(b, res);
 	if (!open) {
 		const char *vi, *en, *state, *cls = "";
-		bool paid = strcmp(status, "succeeded") == 0 || strstr(status, "refunded");
+		bool paid = status == STATUS_SUCCEEDED || status == STATUS_PARTIALLY_REFUNDED || status == STATUS_REFUNDED;
 		if (paid) {
 			vi = "Đã thanh toán. Cảm ơn bạn.";
 			en = "Paid. Thank you.";
 			state = "paid";
 			cls = " ok";
-		} else if (strcmp(status, "cancelled") == 0) {
+		} else if (status == STATUS_CANCELLED) {
 			vi = "Đơn đã bị hủy.";
 			en = "This order was cancelled.";
 			state = "cancelled";
@@ -228,7 +229,7 @@ static void render(struct http_req *req, PGresult *res)
 			en = "This order has expired.";
 			state = "expired";
 		}
-		evbuffer_add_printf(b, "<p class=\"msg%s\" id=\"status\" data-status=\"%s\" data-state=\"%s\">", cls, status, state);
+		evbuffer_add_printf(b, "<p class=\"msg%s\" id=\"status\" data-status=\"%s\" data-state=\"%s\">", cls, status_word, state);
 		html(b, vi);
 		evbuffer_add_printf(b, "<br><span class=\"en\">");
 		html(b, en);

@@ -173,7 +173,7 @@ static void login_looked_up(void *arg, PGresult *res, enum pg_status st)
 		c->last_step = strtoll(PQgetvalue(res, 0, LL_LAST_STEP), NULL, 10);
 		snprintf(c->agencies, sizeof c->agencies, "%s", PQgetvalue(res, 0, LL_AGENCIES));
 		snprintf(c->name, sizeof c->name, "%s", PQgetvalue(res, 0, LL_NAME));
-		if (strcmp(PQgetvalue(res, 0, LL_LOCKED), "t") == 0) {
+		if (*PQgetvalue(res, 0, LL_LOCKED) == 't') { /* the SQL's true */
 			/* refused without hashing: the lock is decided again under the row lock */
 			login_record(req, "locked");
 			return;

@@ -325,4 +325,16 @@ const struct pg_word db_outcomes[] = {
 	{NULL, OUTCOME_UNKNOWN},
 };
 
+const struct pg_word db_statuses[] = {
+	{"created", STATUS_CREATED},
+	{"pending", STATUS_PENDING},
+	{"succeeded", STATUS_SUCCEEDED},
+	{"failed", STATUS_FAILED},
+	{"cancelled", STATUS_CANCELLED},
+	{"expired", STATUS_EXPIRED},
+	{"partially_refunded", STATUS_PARTIALLY_REFUNDED},
+	{"refunded", STATUS_REFUNDED},
+	{NULL, STATUS_UNKNOWN},
+};
+
 const struct pg_col outcome_cols[1] = {PG_COL_WORD(struct outcome_row, outcome, db_outcomes)};

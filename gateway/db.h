@@ -47,6 +47,20 @@ enum db_outcome {
 };
 extern const struct pg_word db_outcomes[];
 
+/* The statuses of orders, attempts and refunds, as the schema spells them (db_statuses). */
+enum db_status {
+	STATUS_UNKNOWN,
+	STATUS_CREATED,
+	STATUS_PENDING,
+	STATUS_SUCCEEDED,
+	STATUS_FAILED,
+	STATUS_CANCELLED,
+	STATUS_EXPIRED,
+	STATUS_PARTIALLY_REFUNDED,
+	STATUS_REFUNDED,
+};
+extern const struct pg_word db_statuses[];
+
 /* The statements whose answer is one outcome word, named `outcome` (order_transition,
  * close_attempt, login_result, payout_approval). */
 struct outcome_row {

@@ -593,12 +593,13 @@ bool refund_confirmed_by_finance(const char *bank)
 
 /* refund_lookup */
 struct lookup_row {
-	const char *id, *bank, *status;
+	const char *id, *bank;
+	int status; /* enum db_status */
 };
 static const struct pg_col lookup_cols[] = {
 	PG_COL(struct lookup_row, id, PG_TEXT),
 	PG_COL(struct lookup_row, bank, PG_TEXT),
-	PG_COL(struct lookup_row, status, PG_TEXT),
+	PG_COL_WORD(struct lookup_row, status, db_statuses),
 };
 
 static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
@@ -613,7 +614,7 @@ static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 	bool one = PQntuples(res) == 1 && PG_ROW(res, 0, lookup_cols, &found);
 	if (one && !refund_confirmed_by_finance(found.bank))
 		r.outcome = REFUND_BANK_CONFIRMS;
-	else if (one && strcmp(found.status, "pending") != 0)
+	else if (one && found.status != STATUS_PENDING)
 		r.outcome = REFUND_NOT_PENDING;
 	else if (one)
 		r.outcome = REFUND_ASKED;
