@@ -31,6 +31,36 @@ const adapter *adapter_find(const char *name)
 	return NULL;
 }
 
+bool adapter_names_valid(const char *list)
+{
+	if (!list || !*list)
+		return false;
+	for (const char *p = list;;) {
+		size_t n = strcspn(p, ",");
+		bool known = false;
+		for (size_t i = 0; i < ARRAY_LEN(adapters) && !known; i++)
+			known = strlen(adapters[i]->name) == n && strncmp(adapters[i]->name, p, n) == 0;
+		if (!known)
+			return false;
+		if (!p[n])
+			return true;
+		p += n + 1;
+	}
+}
+
+void adapter_names(const char *sep, char *out, size_t cap)
+{
+	size_t n = 0;
+	if (cap)
+		out[0] = '\0';
+	for (size_t i = 0; i < ARRAY_LEN(adapters) && n < cap; i++) {
+		int w = snprintf(out + n, cap - n, "%s%s", i ? sep : "", adapters[i]->name);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+}
+
 size_t adapter_count(void)
 {
 	return sizeof(adapters) / sizeof(adapters[0]);

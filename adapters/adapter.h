@@ -261,6 +261,10 @@ typedef struct adapter {
 
 /* The registry. */
 const adapter *adapter_find(const char *name);
+/* Whether list is a comma-separated list of adapter names (at least one). */
+bool adapter_names_valid(const char *list) ADAPTER_WUR;
+/* Every adapter's name, joined by sep, into out[cap] (cut short when it does not fit). */
+void adapter_names(const char *sep, char *out, size_t cap);
 size_t adapter_count(void);
 const adapter *adapter_at(size_t i);
 
