@@ -7,11 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
-
-#include "adapters/abuf.h"
+#include "lib/mem.h"
+#include "lib/strbuf.h"
 #include "lib/util.h"
 
 extern const adapter vnpay_adapter;
@@ -32,6 +29,36 @@ const adapter *adapter_find(const char *name)
 		if (strcmp(adapters[i]->name, name) == 0)
 			return adapters[i];
 	return NULL;
+}
+
+bool adapter_names_valid(const char *list)
+{
+	if (!list || !*list)
+		return false;
+	for (const char *p = list;;) {
+		size_t n = strcspn(p, ",");
+		bool known = false;
+		for (size_t i = 0; i < ARRAY_LEN(adapters) && !known; i++)
+			known = strlen(adapters[i]->name) == n && strncmp(adapters[i]->name, p, n) == 0;
+		if (!known)
+			return false;
+		if (!p[n])
+			return true;
+		p += n + 1;
+	}
+}
+
+void adapter_names(const char *sep, char *out, size_t cap)
+{
+	size_t n = 0;
+	if (cap)
+		out[0] = '\0';
+	for (size_t i = 0; i < ARRAY_LEN(adapters) && n < cap; i++) {
+		int w = snprintf(out + n, cap - n, "%s%s", i ? sep : "", adapters[i]->name);
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
 }
 
 size_t adapter_count(void)
@@ -55,7 +82,6 @@ const char *adapter_rc_name(adapter_rc rc)
 	case ADAPTER_UNAVAILABLE: return "unavailable";
 	case ADAPTER_INVALID_INPUT: return "invalid_input";
 	case ADAPTER_UNSUPPORTED: return "unsupported";
-	case ADAPTER_NO_MEMORY: return "no_memory";
 	}
 	return "unknown";
 }
@@ -83,14 +109,8 @@ bool adapter_request_add_header(adapter_request *r, const char *name, const char
 {
 	if (r->n_headers >= ADAPTER_MAX_HEADERS)
 		return false;
-	char *n = strdup(name), *v = strdup(value);
-	if (!n || !v) {
-		free(n);
-		free(v);
-		return false;
-	}
-	r->headers[r->n_headers].name = n;
-	r->headers[r->n_headers].value = v;
+	r->headers[r->n_headers].name = xstrdup(name);
+	r->headers[r->n_headers].value = xstrdup(value);
 	r->n_headers++;
 	return true;
 }
@@ -150,6 +170,14 @@ adapter_reply adapter_notification_reply(const adapter *a, adapter_outcome outco
 		r.status = outcome == ADAPTER_REJECTED ? 401 : outcome == ADAPTER_FAILED ? 500 : 200;
 	}
 	return r;
+}
+
+size_t adapter_match_candidates(const adapter *a, const adapter_txn *txn, size_t ref_len,
+				char (*out)[ADAPTER_REF_CAP], size_t max)
+{
+	if (!a->match_candidates || ref_len == 0 || ref_len >= ADAPTER_REF_CAP)
+		return 0;
+	return a->match_candidates(txn, ref_len, out, max);
 }
 
 bool adapter_matches(const adapter *a, const adapter_txn *txn, const char *bank_order_ref,
@@ -248,7 +276,7 @@ static bool settlement_trailer(const char *data, size_t len, size_t *body_len, a
 	char day[16], count[24], total[24];
 	time_t t;
 	if (sscanf(rec, ADAPTER_SETTLEMENT_TRAILER ",%15[0-9],%23[0-9],%23[0-9]", day, count, total) != 3 ||
-	    strlen(day) != 8 || !adapter_parse_int64(count, &out->lines) || !adapter_parse_int64(total, &out->total)) {
+	    strlen(day) != 8 || !util_parse_int64(count, &out->lines) || !util_parse_int64(total, &out->total)) {
 		err->line = trailer_line_of(data, start);
 		snprintf(err->message, sizeof(err->message), "the last record must be the trailer "
 			 ADAPTER_SETTLEMENT_TRAILER ",yyyymmdd,line count,amount total");
@@ -315,62 +343,6 @@ adapter_rc adapter_stream_settlement(const adapter *a, const adapter_config *cfg
 	return settle_pass(a, cfg, data, len, cb, ctx, summary, err, &body_len);
 }
 
-bool adapter_sign_timestamped(const char *key, const char *timestamp, const void *body, size_t len, char out[65])
-{
-	abuf data;
-	abuf_init(&data);
-	abuf_puts(&data, timestamp);
-	abuf_putc(&data, '.');
-	abuf_append(&data, body, len);
-	bool ok = !abuf_failed(&data) && adapter_hmac_hex("SHA256", key, data.data, data.len, out, 65);
-	abuf_free(&data);
-	return ok;
-}
-
-bool adapter_hmac_hex(const char *md_name, const char *key, const void *data, size_t len,
-		      char *out, size_t out_size)
-{
-	const EVP_MD *md = NULL;
-	if (strcmp(md_name, "SHA256") == 0)
-		md = EVP_sha256();
-	else if (strcmp(md_name, "SHA512") == 0)
-		md = EVP_sha512();
-	if (!md || !key)
-		return false;
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int mac_len = 0;
-	size_t key_len = strlen(key);
-	if (key_len > INT32_MAX)
-		return false;
-	if (!HMAC(md, key, (int)key_len, data, len, mac, &mac_len))
-		return false;
-	if (out_size < (size_t)mac_len * 2 + 1)
-		return false;
-	static const char hex[] = "0123456789abcdef";
-	for (unsigned int i = 0; i < mac_len; i++) {
-		out[2 * i] = hex[mac[i] >> 4];
-		out[2 * i + 1] = hex[mac[i] & 15];
-	}
-	out[2 * mac_len] = '\0';
-	OPENSSL_cleanse(mac, sizeof(mac));
-	return true;
-}
-
-bool adapter_hex_equal(const char *expected, const char *received)
-{
-	if (!expected || !received)
-		return false;
-	size_t n = strlen(expected);
-	if (n == 0 || strlen(received) != n)
-		return false;
-	char lowered[256];
-	if (n >= sizeof(lowered))
-		return false;
-	for (size_t i = 0; i < n; i++)
-		lowered[i] = (char)tolower((unsigned char)received[i]);
-	return CRYPTO_memcmp(expected, lowered, n) == 0;
-}
-
 bool adapter_copy(char *dst, size_t cap, const char *src)
 {
 	size_t n = src ? strlen(src) : 0;
@@ -396,11 +368,6 @@ void adapter_set(char *dst, size_t cap, const char *src)
 	if (n)
 		memcpy(dst, src, n);
 	dst[n] = '\0';
-}
-
-bool adapter_parse_int64(const char *s, int64_t *out)
-{
-	return util_parse_int64(s, out);
 }
 
 #define VN_OFFSET (7 * 3600)
@@ -450,43 +417,6 @@ const char *adapter_inbound_header(const adapter_inbound *in, const char *name)
 		if (in->headers[i].name && strcasecmp(in->headers[i].name, name) == 0)
 			return in->headers[i].value;
 	return NULL;
-}
-
-uint32_t adapter_utf8_next(const char **s)
-{
-	const unsigned char *p = (const unsigned char *)*s;
-	uint32_t cp;
-	int extra;
-	if (p[0] < 0x80) {
-		*s += 1;
-		return p[0];
-	} else if ((p[0] & 0xE0) == 0xC0) {
-		cp = p[0] & 0x1F;
-		extra = 1;
-	} else if ((p[0] & 0xF0) == 0xE0) {
-		cp = p[0] & 0x0F;
-		extra = 2;
-	} else if ((p[0] & 0xF8) == 0xF0) {
-		cp = p[0] & 0x07;
-		extra = 3;
-	} else {
-		*s += 1;
-		return 0xFFFD;
-	}
-	for (int i = 1; i <= extra; i++) {
-		if ((p[i] & 0xC0) != 0x80) {
-			*s += 1;
-			return 0xFFFD;
-		}
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	static const uint32_t min[] = { 0, 0x80, 0x800, 0x10000 };
-	if (cp < min[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-		*s += 1;
-		return 0xFFFD;
-	}
-	*s += 1 + extra;
-	return cp;
 }
 
 char adapter_fold_codepoint(uint32_t cp)
@@ -543,7 +473,7 @@ void adapter_ascii_fold(const char *utf8, char *out, size_t cap)
 	bool pending_space = false;
 	const char *s = utf8 ? utf8 : "";
 	while (*s) {
-		char c = adapter_fold_codepoint(adapter_utf8_next(&s));
+		char c = adapter_fold_codepoint(util_utf8_next(&s));
 		if (c == 0)
 			continue;
 		if (!isalnum((unsigned char)c)) {

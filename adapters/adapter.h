@@ -15,6 +15,8 @@
  * VND x 100) never leave its adapter. Strings in results live in fixed buffers
  * inside the result, so a verdict needs no freeing; the builders hand out
  * malloc'ed strings that adapter_request_free()/adapter_start_free() release.
+ * Memory is lib/mem.h's (an allocation failure aborts), so no operation fails
+ * for want of it.
  */
 #ifndef FEEGATE_ADAPTERS_ADAPTER_H
 #define FEEGATE_ADAPTERS_ADAPTER_H
@@ -43,7 +45,6 @@ typedef enum adapter_rc {
 	ADAPTER_UNAVAILABLE,   /* the bank answered with an error status or not at all: retry later */
 	ADAPTER_INVALID_INPUT, /* our own input cannot be sent to this bank */
 	ADAPTER_UNSUPPORTED,   /* this bank has no such operation */
-	ADAPTER_NO_MEMORY,
 } adapter_rc;
 
 const char *adapter_rc_name(adapter_rc rc);
@@ -244,6 +245,8 @@ typedef struct adapter {
 	void (*notification_reply)(adapter_outcome outcome, adapter_reply *out);
 	bool (*matches)(const adapter_txn *txn, const char *bank_order_ref, int64_t amount,
 			const char *account_no);
+	size_t (*match_candidates)(const adapter_txn *txn, size_t ref_len, char (*out)[ADAPTER_REF_CAP],
+				   size_t max);
 	adapter_rc (*build_query)(const adapter_config *cfg, const adapter_query *q,
 				  adapter_request *out);
 	adapter_rc (*parse_query_response)(const adapter_config *cfg, const adapter_query *q,
@@ -258,6 +261,10 @@ typedef struct adapter {
 
 /* The registry. */
 const adapter *adapter_find(const char *name);
+/* Whether list is a comma-separated list of adapter names (at least one). */
+bool adapter_names_valid(const char *list) ADAPTER_WUR;
+/* Every adapter's name, joined by sep, into out[cap] (cut short when it does not fit). */
+void adapter_names(const char *sep, char *out, size_t cap);
 size_t adapter_count(void);
 const adapter *adapter_at(size_t i);
 
@@ -280,6 +287,13 @@ adapter_reply adapter_notification_reply(const adapter *a, adapter_outcome outco
  * amount; VietQR applies the transfer-content rule. */
 bool adapter_matches(const adapter *a, const adapter_txn *txn, const char *bank_order_ref,
 		     int64_t amount, const char *account_no) ADAPTER_WUR;
+/* For a transfer (a verified notification without bank_order_ref): the references of
+ * ref_len characters it may be about, at most max, written to out; returns how many. An attempt
+ * with one of them is the transfer's when adapter_matches() says so: its amount and account
+ * are the transfer's (what the caller's lookup of the candidates compares). 0 for banks that
+ * echo our reference. */
+size_t adapter_match_candidates(const adapter *a, const adapter_txn *txn, size_t ref_len,
+				char (*out)[ADAPTER_REF_CAP], size_t max);
 adapter_rc adapter_build_query(const adapter *a, const adapter_config *cfg,
 			       const adapter_query *q, adapter_request *out) ADAPTER_WUR;
 adapter_rc adapter_parse_query_response(const adapter *a, const adapter_config *cfg,
@@ -316,36 +330,21 @@ adapter_rc adapter_stream_settlement(const adapter *a, const adapter_config *cfg
 /* An SVG image (malloc'ed text) of a QR code holding payload. */
 adapter_rc adapter_qr_svg(const char *payload, char **svg) ADAPTER_WUR;
 
-/* Helpers shared by the adapters and banksim. */
+/* Helpers shared by the adapters and banksim; the hashing, HMAC, UTF-8 and buffer helpers
+ * they use are lib/'s (lib/util.h, lib/strbuf.h). */
 
-/* Lower-case hex HMAC of data; out must hold 2 * digest size + 1. md_name is
- * "SHA256" or "SHA512". */
-bool adapter_hmac_hex(const char *md_name, const char *key, const void *data, size_t len,
-		      char *out, size_t out_size) ADAPTER_WUR;
-/* The timestamped signature scheme (VietQR's notifications, feegate's own webhooks): lower-case
- * hex HMAC-SHA256(key, timestamp "." body). */
-bool adapter_sign_timestamped(const char *key, const char *timestamp, const void *body, size_t len,
-			      char out[65]) ADAPTER_WUR;
-/* Constant-time comparison of an expected lower-case hex digest with a received
- * one (either case). */
-bool adapter_hex_equal(const char *expected, const char *received) ADAPTER_WUR;
 /* Copies src into dst[cap]; false (dst emptied) when it does not fit. */
 bool adapter_copy(char *dst, size_t cap, const char *src) ADAPTER_WUR;
 /* Copies src into dst[cap], cutting it at a UTF-8 character boundary if needed. */
 void adapter_set(char *dst, size_t cap, const char *src);
-/* Parses a whole decimal integer, optional leading '-', no spaces. */
-bool adapter_parse_int64(const char *s, int64_t *out) ADAPTER_WUR;
 /* Formats t in Vietnam time (UTC+7, no DST) with strftime's fmt. */
 void adapter_format_vn_time(time_t t, const char *fmt, char *out, size_t cap);
 /* Parses yyyyMMddHHmmss in Vietnam time. */
 bool adapter_parse_vn_compact(const char *s, time_t *out) ADAPTER_WUR;
 /* Case-insensitive header lookup in an inbound message. */
 const char *adapter_inbound_header(const adapter_inbound *in, const char *name);
-/* Adds a header to an outgoing request (copies both). */
+/* Adds a header to an outgoing request (copies both); false when it has ADAPTER_MAX_HEADERS. */
 bool adapter_request_add_header(adapter_request *r, const char *name, const char *value) ADAPTER_WUR;
-/* Decodes the next UTF-8 character at *s and advances past it; an invalid byte
- * decodes as U+FFFD and advances by one. */
-uint32_t adapter_utf8_next(const char **s);
 /* The ASCII letter a Vietnamese letter folds to (Ư -> U), 0 for a combining mark,
  * ' ' for anything else that is not ASCII. */
 char adapter_fold_codepoint(uint32_t cp);

@@ -8,14 +8,14 @@ void csv_reader_init(csv_reader *r, const char *data, size_t len)
 	r->data = data;
 	r->len = len;
 	r->next_line = 1;
-	abuf_init(&r->fields);
+	strbuf_init(&r->fields);
 	if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0)
 		r->pos = 3;
 }
 
 void csv_reader_free(csv_reader *r)
 {
-	abuf_free(&r->fields);
+	strbuf_free(&r->fields);
 }
 
 static bool csv_end_field(csv_reader *r)
@@ -24,7 +24,7 @@ static bool csv_end_field(csv_reader *r)
 		r->error = "too many fields";
 		return false;
 	}
-	abuf_putc(&r->fields, '\0');
+	strbuf_putc(&r->fields, '\0');
 	r->count++;
 	if (r->count < CSV_MAX_FIELDS)
 		r->offsets[r->count] = r->fields.len;
@@ -37,7 +37,7 @@ int csv_next(csv_reader *r)
 		if (r->pos >= r->len)
 			return 0;
 		r->line = r->next_line;
-		abuf_reset(&r->fields);
+		strbuf_reset(&r->fields);
 		r->count = 0;
 		r->offsets[0] = 0;
 		bool quoted = false, was_quoted = false, empty_line = true;
@@ -57,7 +57,7 @@ int csv_next(csv_reader *r)
 			if (quoted) {
 				if (c == '"') {
 					if (r->pos < r->len && r->data[r->pos] == '"') {
-						abuf_putc(&r->fields, '"');
+						strbuf_putc(&r->fields, '"');
 						r->pos++;
 					} else {
 						quoted = false;
@@ -65,7 +65,7 @@ int csv_next(csv_reader *r)
 				} else {
 					if (c == '\n')
 						r->next_line++;
-					abuf_putc(&r->fields, c);
+					strbuf_putc(&r->fields, c);
 				}
 				continue;
 			}
@@ -92,17 +92,13 @@ int csv_next(csv_reader *r)
 					r->error = "text after a closing quote";
 					return -1;
 				}
-				abuf_putc(&r->fields, c);
+				strbuf_putc(&r->fields, c);
 			}
 		}
 		if (empty_line && r->count == 0)
 			continue;
 		if (!csv_end_field(r))
 			return -1;
-		if (abuf_failed(&r->fields)) {
-			r->error = "out of memory";
-			return -1;
-		}
 		return 1;
 	}
 }
@@ -114,19 +110,19 @@ const char *csv_field(const csv_reader *r, size_t i)
 	return r->fields.data + r->offsets[i];
 }
 
-void csv_write_field(abuf *out, const char *s, bool first)
+void csv_write_field(struct strbuf *out, const char *s, bool first)
 {
 	if (!first)
-		abuf_putc(out, ',');
+		strbuf_putc(out, ',');
 	if (!strpbrk(s, ",\"\r\n")) {
-		abuf_puts(out, s);
+		strbuf_puts(out, s);
 		return;
 	}
-	abuf_putc(out, '"');
+	strbuf_putc(out, '"');
 	for (; *s; s++) {
 		if (*s == '"')
-			abuf_putc(out, '"');
-		abuf_putc(out, *s);
+			strbuf_putc(out, '"');
+		strbuf_putc(out, *s);
 	}
-	abuf_putc(out, '"');
+	strbuf_putc(out, '"');
 }

@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "adapters/abuf.h"
+#include "lib/strbuf.h"
 
 #define CSV_MAX_FIELDS 32
 
@@ -16,7 +16,7 @@ typedef struct csv_reader {
 	size_t pos;
 	size_t line;                    /* line number where the last record began (1-based) */
 	size_t next_line;
-	abuf fields;                    /* the last record's fields, each NUL-terminated */
+	struct strbuf fields;                    /* the last record's fields, each NUL-terminated */
 	size_t offsets[CSV_MAX_FIELDS];
 	size_t count;                   /* fields in the last record */
 	const char *error;              /* static text once csv_next failed */
@@ -31,6 +31,6 @@ int csv_next(csv_reader *r) __attribute__((warn_unused_result));
 const char *csv_field(const csv_reader *r, size_t i);
 
 /* Appends one field, quoted when it holds a comma, quote, CR or LF. */
-void csv_write_field(abuf *out, const char *s, bool first);
+void csv_write_field(struct strbuf *out, const char *s, bool first);
 
 #endif

@@ -5,22 +5,23 @@
 #include <string.h>
 
 #include "adapters/adapter.h"
+#include "lib/util.h"
 
-bool jsonfield_text(const json_t *obj, const char *key, abuf *out)
+bool jsonfield_text(const json_t *obj, const char *key, struct strbuf *out)
 {
 	json_t *v = json_object_get(obj, key);
 	if (!v || json_is_null(v))
 		return true;
 	if (json_is_string(v)) {
-		abuf_append(out, json_string_value(v), json_string_length(v));
+		strbuf_append(out, json_string_value(v), json_string_length(v));
 		return true;
 	}
 	if (json_is_integer(v)) {
-		abuf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		strbuf_printf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
 		return true;
 	}
 	if (json_is_boolean(v)) {
-		abuf_puts(out, json_is_true(v) ? "true" : "false");
+		strbuf_puts(out, json_is_true(v) ? "true" : "false");
 		return true;
 	}
 	return false;
@@ -54,7 +55,7 @@ bool jsonfield_int64(const json_t *obj, const char *key, int64_t *out)
 		return true;
 	}
 	if (json_is_string(v))
-		return adapter_parse_int64(json_string_value(v), out);
+		return util_parse_int64(json_string_value(v), out);
 	return false;
 }
 

@@ -8,11 +8,11 @@
 
 #include <jansson.h>
 
-#include "adapters/abuf.h"
+#include "lib/strbuf.h"
 
 /* Appends the field as signed text: a string as is, an integer in decimal,
  * true/false, and "" when missing or null. False for a real, object or array. */
-bool jsonfield_text(const json_t *obj, const char *key, abuf *out) __attribute__((warn_unused_result));
+bool jsonfield_text(const json_t *obj, const char *key, struct strbuf *out) __attribute__((warn_unused_result));
 /* The field's text copied into dst[cap]; false when missing, not text or too long. */
 bool jsonfield_copy(const json_t *obj, const char *key, char *dst, size_t cap) __attribute__((warn_unused_result));
 /* An integer field, or a string holding only a decimal integer. */

@@ -8,6 +8,8 @@
 #include "adapters/csv.h"
 #include "adapters/jsonfield.h"
 #include "adapters/params.h"
+#include "lib/mem.h"
+#include "lib/util.h"
 
 #define MOMO_ORDER_INFO_MAX 255
 
@@ -67,28 +69,28 @@ static const char *const *keys_of(momo_msg kind)
 	return query_keys;
 }
 
-bool momo_signature_data(momo_msg kind, const char *access_key, const json_t *obj, abuf *out)
+bool momo_signature_data(momo_msg kind, const char *access_key, const json_t *obj, struct strbuf *out)
 {
 	const char *const *keys = keys_of(kind);
 	for (size_t i = 0; keys[i]; i++) {
-		abuf_printf(out, "%s%s=", i ? "&" : "", keys[i]);
+		strbuf_printf(out, "%s%s=", i ? "&" : "", keys[i]);
 		if (strcmp(keys[i], "accessKey") == 0)
-			abuf_puts(out, access_key ? access_key : "");
+			strbuf_puts(out, access_key ? access_key : "");
 		else if (!jsonfield_text(obj, keys[i], out))
 			return false;
 	}
-	return !abuf_failed(out);
+	return true;
 }
 
 bool momo_sign(const char *secret, const char *access_key, momo_msg kind, const json_t *obj,
 	       char out[MOMO_SIG_HEX_SIZE])
 {
-	abuf data;
-	abuf_init(&data);
+	struct strbuf data;
+	strbuf_init(&data);
 	bool ok = momo_signature_data(kind, access_key, obj, &data) &&
-		  adapter_hmac_hex("SHA256", secret, data.data ? data.data : "", data.len, out,
+		  util_hmac_hex("SHA256", secret, data.data ? data.data : "", data.len, out,
 				   MOMO_SIG_HEX_SIZE);
-	abuf_free(&data);
+	strbuf_free(&data);
 	return ok;
 }
 
@@ -100,7 +102,7 @@ adapter_rc momo_verify(const char *secret, const char *access_key, momo_msg kind
 	char expected[MOMO_SIG_HEX_SIZE];
 	if (!momo_sign(secret, access_key, kind, obj, expected))
 		return ADAPTER_MALFORMED;
-	return adapter_hex_equal(expected, received) ? ADAPTER_OK : ADAPTER_BAD_SIGNATURE;
+	return util_hex_equal(expected, received) ? ADAPTER_OK : ADAPTER_BAD_SIGNATURE;
 }
 
 bool momo_result_pending(int64_t result_code)
@@ -144,14 +146,14 @@ static bool momo_post(const adapter_config *cfg, const char *path, json_t *body,
 		      adapter_request *out)
 {
 	char sig[MOMO_SIG_HEX_SIZE];
-	abuf url;
-	abuf_init(&url);
+	struct strbuf url;
+	strbuf_init(&url);
 	if (!momo_sign(cfg->secret, cfg->access_key, kind, body, sig) ||
 	    json_object_set_new(body, "signature", json_string(sig)) != 0)
 		return false;
-	abuf_printf(&url, "%s%s", cfg->bank_url, path);
+	strbuf_printf(&url, "%s%s", cfg->bank_url, path);
 	out->method = "POST";
-	out->url = abuf_take(&url);
+	out->url = strbuf_take(&url);
 	out->body = jsonfield_dump(body, &out->body_len);
 	return out->url && out->body &&
 	       adapter_request_add_header(out, "Content-Type", "application/json; charset=UTF-8");
@@ -159,7 +161,7 @@ static bool momo_post(const adapter_config *cfg, const char *path, json_t *body,
 
 static adapter_rc momo_start(const adapter_config *cfg, const adapter_payment *p, adapter_start *out)
 {
-	adapter_rc rc = ADAPTER_NO_MEMORY;
+	adapter_rc rc = ADAPTER_INVALID_INPUT;
 	json_t *body = NULL;
 	char info[MOMO_ORDER_INFO_MAX + 1];
 	if (!config_ok(cfg) || !cfg->ipn_url || !cfg->return_url || !p->bank_order_ref ||
@@ -242,8 +244,8 @@ static adapter_rc momo_parse_start_response(const adapter_config *cfg, const ada
 		rc = ADAPTER_MALFORMED;
 		goto done;
 	}
-	out->redirect_url = strdup(pay_url);
-	rc = out->redirect_url ? ADAPTER_OK : ADAPTER_NO_MEMORY;
+	out->redirect_url = xstrdup(pay_url);
+	rc = ADAPTER_OK;
 done:
 	json_decref(obj);
 	return rc;
@@ -300,7 +302,7 @@ static adapter_rc momo_verify_notification(const adapter_config *cfg, const adap
 static adapter_rc momo_verify_return(const adapter_config *cfg, const adapter_inbound *in,
 				     adapter_txn *out)
 {
-	adapter_rc rc = ADAPTER_NO_MEMORY;
+	adapter_rc rc = ADAPTER_MALFORMED;
 	params p;
 	params_init(&p);
 	json_t *obj = json_object();
@@ -336,7 +338,7 @@ static bool momo_request_id_ok(const char *s)
 static adapter_rc momo_build_query(const adapter_config *cfg, const adapter_query *q,
 				   adapter_request *out)
 {
-	adapter_rc rc = ADAPTER_NO_MEMORY;
+	adapter_rc rc = ADAPTER_INVALID_INPUT;
 	json_t *body = NULL;
 	if (!config_ok(cfg) || !momo_request_id_ok(q->request_id) || !q->bank_order_ref ||
 	    !*q->bank_order_ref) {
@@ -376,12 +378,12 @@ done:
 static adapter_rc momo_build_refund(const adapter_config *cfg, const adapter_refund *r,
 				    adapter_request *out)
 {
-	adapter_rc rc = ADAPTER_NO_MEMORY;
+	adapter_rc rc = ADAPTER_INVALID_INPUT;
 	json_t *body = NULL;
 	int64_t trans_id;
 	char description[MOMO_ORDER_INFO_MAX + 1];
 	if (!config_ok(cfg) || !momo_request_id_ok(r->refund_ref) ||
-	    !adapter_parse_int64(r->bank_txn_id, &trans_id) || trans_id <= 0 || r->amount < 1 ||
+	    !util_parse_int64(r->bank_txn_id, &trans_id) || trans_id <= 0 || r->amount < 1 ||
 	    r->amount > r->paid_amount || r->amount > ADAPTER_AMOUNT_MAX) {
 		rc = ADAPTER_INVALID_INPUT;
 		goto done;
@@ -465,11 +467,11 @@ static bool momo_settlement_row(const adapter_config *cfg, const csv_reader *r,
 	if (l->kind == ADAPTER_SETTLE_REFUND && (!l->refund_ref[0] || !l->refund_txn_id[0]))
 		return settle_fail(err, r->line, "refund without refundOrderId or refundTransId");
 	int64_t millis;
-	if (!adapter_parse_int64(csv_field(r, 6), &l->amount) || l->amount <= 0)
+	if (!util_parse_int64(csv_field(r, 6), &l->amount) || l->amount <= 0)
 		return settle_fail(err, r->line, "bad amount");
-	if (!adapter_parse_int64(csv_field(r, 7), &l->fee) || l->fee < 0)
+	if (!util_parse_int64(csv_field(r, 7), &l->fee) || l->fee < 0)
 		return settle_fail(err, r->line, "bad fee");
-	if (!adapter_parse_int64(csv_field(r, 8), &millis) || millis <= 0)
+	if (!util_parse_int64(csv_field(r, 8), &millis) || millis <= 0)
 		return settle_fail(err, r->line, "bad responseTime");
 	l->at = (time_t)(millis / 1000);
 	return true;
@@ -479,8 +481,8 @@ static adapter_rc momo_parse_settlement(const adapter_config *cfg, const char *d
 					adapter_settlement_cb cb, void *ctx, adapter_error *err)
 {
 	adapter_rc rc = ADAPTER_MALFORMED;
-	abuf header;
-	abuf_init(&header);
+	struct strbuf header;
+	strbuf_init(&header);
 	csv_reader r;
 	csv_reader_init(&r, data, len);
 	int got = csv_next(&r);
@@ -490,7 +492,7 @@ static adapter_rc momo_parse_settlement(const adapter_config *cfg, const char *d
 	}
 	for (size_t i = 0; i < r.count; i++)
 		csv_write_field(&header, csv_field(&r, i), i == 0);
-	if (abuf_failed(&header) || !header.data || strcmp(header.data, MOMO_SETTLEMENT_HEADER) != 0) {
+	if (!header.data || strcmp(header.data, MOMO_SETTLEMENT_HEADER) != 0) {
 		settle_fail(err, r.line, "header is not " MOMO_SETTLEMENT_HEADER);
 		goto done;
 	}
@@ -507,7 +509,7 @@ static adapter_rc momo_parse_settlement(const adapter_config *cfg, const char *d
 	}
 	rc = ADAPTER_OK;
 done:
-	abuf_free(&header);
+	strbuf_free(&header);
 	csv_reader_free(&r);
 	return rc;
 }

@@ -7,8 +7,8 @@
 
 #include <jansson.h>
 
-#include "adapters/abuf.h"
 #include "adapters/adapter.h"
+#include "lib/strbuf.h"
 
 #define MOMO_CREATE_PATH "/v2/gateway/api/create"
 #define MOMO_QUERY_PATH "/v2/gateway/api/query"
@@ -37,7 +37,7 @@ bool momo_msg_from_name(const char *name, momo_msg *out) __attribute__((warn_unu
 
 /* k=v&... over the keys of kind in MoMo's order; accessKey is access_key, every
  * other value is obj's field as raw text ("" when missing). */
-bool momo_signature_data(momo_msg kind, const char *access_key, const json_t *obj, abuf *out)
+bool momo_signature_data(momo_msg kind, const char *access_key, const json_t *obj, struct strbuf *out)
 	__attribute__((warn_unused_result));
 bool momo_sign(const char *secret, const char *access_key, momo_msg kind, const json_t *obj,
 	       char out[MOMO_SIG_HEX_SIZE]) __attribute__((warn_unused_result));

@@ -1,5 +1,6 @@
 #include "adapters/params.h"
 
+#include "lib/mem.h"
 #include "lib/util.h"
 
 #include <stdlib.h>
@@ -24,39 +25,22 @@ void params_free(params *p)
 
 bool params_add(params *p, const char *name, const char *value)
 {
-	bool ok = false;
-	char *n = strdup(name);
-	char *v = strdup(value ? value : "");
-	if (!n || !v)
-		goto done;
 	if (p->len == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 16;
-		params_pair *items = realloc(p->items, cap * sizeof(*items));
-		if (!items)
-			goto done;
-		p->items = items;
-		p->cap = cap;
+		p->cap = p->cap ? p->cap * 2 : 16;
+		p->items = xrealloc(p->items, p->cap * sizeof(*p->items));
 	}
-	p->items[p->len].name = n;
-	p->items[p->len].value = v;
+	p->items[p->len].name = xstrdup(name);
+	p->items[p->len].value = xstrdup(value ? value : "");
 	p->len++;
-	n = v = NULL;
-	ok = true;
-done:
-	free(n);
-	free(v);
-	return ok;
+	return true;
 }
 
 bool params_set(params *p, const char *name, const char *value)
 {
 	for (size_t i = 0; i < p->len; i++) {
 		if (strcmp(p->items[i].name, name) == 0) {
-			char *v = strdup(value ? value : "");
-			if (!v)
-				return false;
 			free(p->items[i].value);
-			p->items[i].value = v;
+			p->items[i].value = xstrdup(value ? value : "");
 			return true;
 		}
 	}
@@ -108,48 +92,48 @@ void params_sort(params *p)
 	}
 }
 
-void params_urlencode(abuf *out, const char *s, size_t len)
+void params_urlencode(struct strbuf *out, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		    c == '-' || c == '_' || c == '.') {
-			abuf_putc(out, (char)c);
+			strbuf_putc(out, (char)c);
 		} else if (c == ' ') {
-			abuf_putc(out, '+');
+			strbuf_putc(out, '+');
 		} else {
 			char esc[3] = { '%', hex[c >> 4], hex[c & 15] };
-			abuf_append(out, esc, 3);
+			strbuf_append(out, esc, 3);
 		}
 	}
 }
 
-bool params_urldecode(abuf *out, const char *s, size_t len)
+bool params_urldecode(struct strbuf *out, const char *s, size_t len)
 {
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
 		if (c == '+') {
-			abuf_putc(out, ' ');
+			strbuf_putc(out, ' ');
 		} else if (c == '%' && i + 2 < len && util_hex_digit(s[i + 1]) >= 0 && util_hex_digit(s[i + 2]) >= 0) {
 			int v = util_hex_digit(s[i + 1]) * 16 + util_hex_digit(s[i + 2]);
 			if (v == 0)
 				return false;
-			abuf_putc(out, (char)v);
+			strbuf_putc(out, (char)v);
 			i += 2;
 		} else {
-			abuf_putc(out, c);
+			strbuf_putc(out, c);
 		}
 	}
-	return !abuf_failed(out);
+	return true;
 }
 
 bool params_parse_query(params *p, const char *query)
 {
 	bool ok = false;
-	abuf name, value;
-	abuf_init(&name);
-	abuf_init(&value);
+	struct strbuf name, value;
+	strbuf_init(&name);
+	strbuf_init(&value);
 	const char *s = query ? query : "";
 	while (*s) {
 		const char *end = strchr(s, '&');
@@ -157,10 +141,10 @@ bool params_parse_query(params *p, const char *query)
 		if (seglen > 0) {
 			const char *eq = memchr(s, '=', seglen);
 			size_t nlen = eq ? (size_t)(eq - s) : seglen;
-			abuf_reset(&name);
-			abuf_reset(&value);
-			abuf_append(&name, "", 0);
-			abuf_append(&value, "", 0);
+			strbuf_reset(&name);
+			strbuf_reset(&value);
+			strbuf_append(&name, "", 0);
+			strbuf_append(&value, "", 0);
 			if (!params_urldecode(&name, s, nlen))
 				goto done;
 			if (eq && !params_urldecode(&value, eq + 1, seglen - nlen - 1))
@@ -174,18 +158,18 @@ bool params_parse_query(params *p, const char *query)
 	}
 	ok = true;
 done:
-	abuf_free(&name);
-	abuf_free(&value);
+	strbuf_free(&name);
+	strbuf_free(&value);
 	return ok;
 }
 
-void params_encode(abuf *out, const params *p)
+void params_encode(struct strbuf *out, const params *p)
 {
 	for (size_t i = 0; i < p->len; i++) {
 		if (i)
-			abuf_putc(out, '&');
+			strbuf_putc(out, '&');
 		params_urlencode(out, p->items[i].name, strlen(p->items[i].name));
-		abuf_putc(out, '=');
+		strbuf_putc(out, '=');
 		params_urlencode(out, p->items[i].value, strlen(p->items[i].value));
 	}
 }

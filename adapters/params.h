@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "adapters/abuf.h"
+#include "lib/strbuf.h"
 
 typedef struct params_pair {
 	char *name;
@@ -21,10 +21,11 @@ typedef struct params {
 
 void params_init(params *p);
 void params_free(params *p);
-/* Appends copies of name and value (a repeated name is kept twice). */
-bool params_add(params *p, const char *name, const char *value) __attribute__((warn_unused_result));
-/* Replaces the value of the first pair called name, or appends it. */
-bool params_set(params *p, const char *name, const char *value) __attribute__((warn_unused_result));
+/* Appends copies of name and value (a repeated name is kept twice). True: memory is lib/mem.h's,
+ * whose failure aborts (the result lets a builder chain its steps). */
+bool params_add(params *p, const char *name, const char *value);
+/* Replaces the value of the first pair called name, or appends it; true. */
+bool params_set(params *p, const char *name, const char *value);
 void params_remove(params *p, const char *name);
 /* The value of the first pair called name, or NULL. */
 const char *params_get(const params *p, const char *name);
@@ -34,17 +35,17 @@ void params_sort(params *p);
 
 /* Splits a raw query string ("a=1&b=x+y") on '&' and '=' and decodes both sides
  * as PHP urldecode does. A NULL or empty query gives an empty list. Fails on an
- * encoded NUL byte or an allocation failure. */
+ * encoded NUL byte. */
 bool params_parse_query(params *p, const char *query) __attribute__((warn_unused_result));
 
 /* PHP urlencode: A-Z a-z 0-9 - _ . stay, space becomes '+', every other byte %XX
  * with upper-case hex. */
-void params_urlencode(abuf *out, const char *s, size_t len);
+void params_urlencode(struct strbuf *out, const char *s, size_t len);
 /* PHP urldecode into out; '+' is a space, a '%' not followed by two hex digits
  * is kept as it is. Fails (returns false) on %00. */
-bool params_urldecode(abuf *out, const char *s, size_t len) __attribute__((warn_unused_result));
+bool params_urldecode(struct strbuf *out, const char *s, size_t len) __attribute__((warn_unused_result));
 
 /* name=value pairs, each side PHP-urlencoded, joined with '&', in list order. */
-void params_encode(abuf *out, const params *p);
+void params_encode(struct strbuf *out, const params *p);
 
 #endif

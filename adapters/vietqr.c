@@ -10,6 +10,8 @@
 
 #include "adapters/csv.h"
 #include "adapters/jsonfield.h"
+#include "lib/mem.h"
+#include "lib/util.h"
 
 #define VIETQR_TLV_ITEMS 32
 
@@ -54,7 +56,7 @@ bool vietqr_tlv_parse(const char *text, size_t len, vietqr_tlv *out, size_t cap,
 	return true;
 }
 
-bool vietqr_tlv_append(abuf *out, const char *tag, const char *value, size_t len)
+bool vietqr_tlv_append(struct strbuf *out, const char *tag, const char *value, size_t len)
 {
 	if (strlen(tag) != 2 || !isdigit((unsigned char)tag[0]) || !isdigit((unsigned char)tag[1]) ||
 	    len > VIETQR_TLV_MAX)
@@ -62,9 +64,9 @@ bool vietqr_tlv_append(abuf *out, const char *tag, const char *value, size_t len
 	for (size_t i = 0; i < len; i++)
 		if (value[i] < 0x20 || value[i] > 0x7E)
 			return false;
-	abuf_printf(out, "%s%02zu", tag, len);
-	abuf_append(out, value, len);
-	return !abuf_failed(out);
+	strbuf_printf(out, "%s%02zu", tag, len);
+	strbuf_append(out, value, len);
+	return true;
 }
 
 static bool all_alnum(const char *s, size_t min, size_t max)
@@ -93,11 +95,11 @@ adapter_rc vietqr_build_payload(const char *bin, const char *account, int64_t am
 				const char *ref, char **out)
 {
 	adapter_rc rc = ADAPTER_INVALID_INPUT;
-	abuf bank, merchant, extra, payload;
-	abuf_init(&bank);
-	abuf_init(&merchant);
-	abuf_init(&extra);
-	abuf_init(&payload);
+	struct strbuf bank, merchant, extra, payload;
+	strbuf_init(&bank);
+	strbuf_init(&merchant);
+	strbuf_init(&extra);
+	strbuf_init(&payload);
 	char amount_text[24];
 	*out = NULL;
 	if (!all_digits(bin, 6, 6) || !all_alnum(account, 1, 19) || !all_alnum(ref, 1, 25) ||
@@ -118,17 +120,15 @@ adapter_rc vietqr_build_payload(const char *bin, const char *account, int64_t am
 	    !vietqr_tlv_append(&payload, "58", "VN", 2) ||
 	    !vietqr_tlv_append(&payload, "62", extra.data, extra.len))
 		goto done;
-	abuf_puts(&payload, "6304");
-	abuf_printf(&payload, "%04X", vietqr_crc16(payload.data, payload.len));
-	rc = ADAPTER_NO_MEMORY;
-	*out = abuf_take(&payload);
-	if (*out)
-		rc = ADAPTER_OK;
+	strbuf_puts(&payload, "6304");
+	strbuf_printf(&payload, "%04X", vietqr_crc16(payload.data, payload.len));
+	*out = strbuf_take(&payload);
+	rc = ADAPTER_OK;
 done:
-	abuf_free(&bank);
-	abuf_free(&merchant);
-	abuf_free(&extra);
-	abuf_free(&payload);
+	strbuf_free(&bank);
+	strbuf_free(&merchant);
+	strbuf_free(&extra);
+	strbuf_free(&payload);
 	return rc;
 }
 
@@ -193,7 +193,7 @@ adapter_rc vietqr_parse_payload(const char *payload, vietqr_info *out)
 	if (a) {
 		char text[24];
 		if (!tlv_copy(a, text, sizeof(text)) || !all_digits(text, 1, 13) ||
-		    !adapter_parse_int64(text, &out->amount))
+		    !util_parse_int64(text, &out->amount))
 			return ADAPTER_MALFORMED;
 	}
 	const vietqr_tlv *e = tlv_find(top, n_top, "62");
@@ -214,10 +214,10 @@ adapter_rc vietqr_svg(const char *text, char **out)
 	QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
 	if (!qr)
 		return ADAPTER_INVALID_INPUT;
-	abuf svg;
-	abuf_init(&svg);
+	struct strbuf svg;
+	strbuf_init(&svg);
 	int size = qr->width + 2 * quiet;
-	abuf_printf(&svg,
+	strbuf_printf(&svg,
 		    "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %d %d\" width=\"%d\" "
 		    "height=\"%d\" shape-rendering=\"crispEdges\">"
 		    "<rect width=\"%d\" height=\"%d\" fill=\"#fff\"/><path fill=\"#000\" d=\"",
@@ -232,14 +232,14 @@ adapter_rc vietqr_svg(const char *text, char **out)
 			int run = 1;
 			while (x + run < qr->width && (qr->data[y * qr->width + x + run] & 1))
 				run++;
-			abuf_printf(&svg, "M%d %dh%dv1h-%dz", x + quiet, y + quiet, run, run);
+			strbuf_printf(&svg, "M%d %dh%dv1h-%dz", x + quiet, y + quiet, run, run);
 			x += run;
 		}
 	}
-	abuf_puts(&svg, "\"/></svg>");
+	strbuf_puts(&svg, "\"/></svg>");
 	QRcode_free(qr);
-	*out = abuf_take(&svg);
-	return *out ? ADAPTER_OK : ADAPTER_NO_MEMORY;
+	*out = strbuf_take(&svg);
+	return ADAPTER_OK;
 }
 
 /* NAPAS 247 bank identification numbers (the BIN in tag 38/01/00 of a VietQR code). */
@@ -281,7 +281,7 @@ adapter_rc adapter_qr_svg(const char *payload, char **svg)
 bool vietqr_webhook_sign(const char *secret, const char *timestamp, const char *body, size_t len,
 			 char out[VIETQR_SIG_HEX_SIZE])
 {
-	return adapter_sign_timestamped(secret, timestamp, body, len, out);
+	return util_sign_timestamped(secret, timestamp, body, len, out);
 }
 
 adapter_rc vietqr_webhook_verify(const char *secret, const char *timestamp, const char *signature,
@@ -289,15 +289,15 @@ adapter_rc vietqr_webhook_verify(const char *secret, const char *timestamp, cons
 {
 	int64_t ts;
 	if (!secret || !*secret || !signature || !all_digits(timestamp, 1, 12) ||
-	    !adapter_parse_int64(timestamp, &ts))
+	    !util_parse_int64(timestamp, &ts))
 		return ADAPTER_BAD_SIGNATURE;
 	int64_t skew = (int64_t)now - ts;
 	if (skew > VIETQR_MAX_SKEW || skew < -VIETQR_MAX_SKEW)
 		return ADAPTER_BAD_SIGNATURE;
 	char expected[VIETQR_SIG_HEX_SIZE];
 	if (!vietqr_webhook_sign(secret, timestamp, body ? body : "", body ? len : 0, expected))
-		return ADAPTER_NO_MEMORY;
-	return adapter_hex_equal(expected, signature) ? ADAPTER_OK : ADAPTER_BAD_SIGNATURE;
+		return ADAPTER_BAD_SIGNATURE;
+	return util_hex_equal(expected, signature) ? ADAPTER_OK : ADAPTER_BAD_SIGNATURE;
 }
 
 /* The upper-case form of a letter adapter_fold_codepoint() knows, else 0. */
@@ -343,7 +343,7 @@ void vietqr_normalize(const char *content, char *out, size_t cap)
 	size_t n = 0;
 	const char *s = content ? content : "";
 	while (*s) {
-		uint32_t cp = adapter_utf8_next(&s);
+		uint32_t cp = util_utf8_next(&s);
 		uint32_t keep = 0;
 		if (cp < 0x80) {
 			if (isalnum((int)cp))
@@ -363,17 +363,8 @@ void vietqr_normalize(const char *content, char *out, size_t cap)
 	out[n] = '\0';
 }
 
-bool vietqr_matches(const char *content, int64_t amount, const char *account_no, const char *ref,
-		    int64_t want_amount, const char *want_account)
-{
-	if (!ref || !*ref || !account_no || !want_account || amount != want_amount ||
-	    strcmp(account_no, want_account) != 0)
-		return false;
-	char normalized[ADAPTER_CONTENT_CAP];
-	vietqr_normalize(content, normalized, sizeof(normalized));
-	return strstr(normalized, ref) != NULL;
-}
-
+/* The matching rule: the transfer's content, normalized (match_text), contains the attempt's
+ * bank_order_ref, and the amount and the credited account are the attempt's. */
 static bool vietqr_txn_matches(const adapter_txn *txn, const char *bank_order_ref, int64_t amount,
 			       const char *account_no)
 {
@@ -381,6 +372,30 @@ static bool vietqr_txn_matches(const adapter_txn *txn, const char *bank_order_re
 	    strcmp(txn->account_no, account_no) != 0)
 		return false;
 	return strstr(txn->match_text, bank_order_ref) != NULL;
+}
+
+static bool is_ref_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+/* The same rule as a lookup: every run of ref_len ASCII letters and digits in match_text is a
+ * reference the content contains (the attempts' references are ASCII). */
+static size_t vietqr_match_candidates(const adapter_txn *txn, size_t ref_len, char (*out)[ADAPTER_REF_CAP],
+				      size_t max)
+{
+	const char *m = txn->match_text;
+	size_t n = strlen(m), found = 0;
+	for (size_t i = 0; i + ref_len <= n && found < max; i++) {
+		size_t k = 0;
+		while (k < ref_len && is_ref_char(m[i + k]))
+			k++;
+		if (k == ref_len) {
+			memcpy(out[found], m + i, ref_len);
+			out[found++][ref_len] = '\0';
+		}
+	}
+	return found;
 }
 
 void vietqr_format_time(time_t t, char out[32])
@@ -505,9 +520,9 @@ static bool vietqr_settlement_row(const csv_reader *r, adapter_settlement_line *
 		return settle_fail(err, r->line, "bad transaction_id");
 	if (!adapter_copy(l->account_no, sizeof(l->account_no), csv_field(r, 2)) || !l->account_no[0])
 		return settle_fail(err, r->line, "bad account_no");
-	if (!adapter_parse_int64(csv_field(r, 3), &l->amount) || l->amount <= 0)
+	if (!util_parse_int64(csv_field(r, 3), &l->amount) || l->amount <= 0)
 		return settle_fail(err, r->line, "bad amount");
-	if (!adapter_parse_int64(csv_field(r, 4), &l->fee) || l->fee < 0)
+	if (!util_parse_int64(csv_field(r, 4), &l->fee) || l->fee < 0)
 		return settle_fail(err, r->line, "bad fee");
 	adapter_set(l->content, sizeof(l->content), csv_field(r, 5));
 	if (!vietqr_parse_time(csv_field(r, 6), &l->at))
@@ -519,8 +534,8 @@ static adapter_rc vietqr_parse_settlement(const adapter_config *cfg, const char 
 					  adapter_settlement_cb cb, void *ctx, adapter_error *err)
 {
 	adapter_rc rc = ADAPTER_MALFORMED;
-	abuf header;
-	abuf_init(&header);
+	struct strbuf header;
+	strbuf_init(&header);
 	csv_reader r;
 	csv_reader_init(&r, data, len);
 	int got = csv_next(&r);
@@ -530,7 +545,7 @@ static adapter_rc vietqr_parse_settlement(const adapter_config *cfg, const char 
 	}
 	for (size_t i = 0; i < r.count; i++)
 		csv_write_field(&header, csv_field(&r, i), i == 0);
-	if (abuf_failed(&header) || !header.data || strcmp(header.data, VIETQR_SETTLEMENT_HEADER) != 0) {
+	if (!header.data || strcmp(header.data, VIETQR_SETTLEMENT_HEADER) != 0) {
 		settle_fail(err, r.line, "header is not " VIETQR_SETTLEMENT_HEADER);
 		goto done;
 	}
@@ -547,7 +562,7 @@ static adapter_rc vietqr_parse_settlement(const adapter_config *cfg, const char 
 	}
 	rc = ADAPTER_OK;
 done:
-	abuf_free(&header);
+	strbuf_free(&header);
 	csv_reader_free(&r);
 	return rc;
 }
@@ -564,6 +579,7 @@ const adapter vietqr_adapter = {
 	.verify_notification = vietqr_verify_notification,
 	.notification_reply = vietqr_reply,
 	.matches = vietqr_txn_matches,
+	.match_candidates = vietqr_match_candidates,
 	.build_query = NULL,
 	.parse_query_response = NULL,
 	.build_refund = NULL,

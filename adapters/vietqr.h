@@ -8,8 +8,8 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "adapters/abuf.h"
 #include "adapters/adapter.h"
+#include "lib/strbuf.h"
 
 #define VIETQR_GUID "A000000727"
 #define VIETQR_SERVICE "QRIBFTTA" /* transfer to an account */
@@ -36,7 +36,7 @@ typedef struct vietqr_tlv {
 bool vietqr_tlv_parse(const char *text, size_t len, vietqr_tlv *out, size_t cap, size_t *n)
 	__attribute__((warn_unused_result));
 /* Appends one item; the value must be printable ASCII of at most 99 characters. */
-bool vietqr_tlv_append(abuf *out, const char *tag, const char *value, size_t len)
+bool vietqr_tlv_append(struct strbuf *out, const char *tag, const char *value, size_t len)
 	__attribute__((warn_unused_result));
 
 /* The payload for a transfer of amount VND to account number at bank BIN with
@@ -72,10 +72,7 @@ adapter_rc vietqr_webhook_verify(const char *secret, const char *timestamp, cons
  * (Vietnamese letters are letters and keep their marks; letters of other scripts
  * are dropped). */
 void vietqr_normalize(const char *content, char *out, size_t cap);
-/* The matching rule: normalized content contains ref, and amount and account
- * are the attempt's. */
-bool vietqr_matches(const char *content, int64_t amount, const char *account_no, const char *ref,
-		    int64_t want_amount, const char *want_account) __attribute__((warn_unused_result));
+/* The matching rule is the adapter's: adapter_matches() and adapter_match_candidates(). */
 
 /* ISO 8601 in Vietnam time ("2024-05-01T09:30:00+07:00") and its parser (any
  * offset or Z). */

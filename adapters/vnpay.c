@@ -7,6 +7,8 @@
 
 #include "adapters/csv.h"
 #include "adapters/jsonfield.h"
+#include "lib/mem.h"
+#include "lib/util.h"
 
 static const char *const querydr_fields[] = {
 	"vnp_RequestId", "vnp_Version", "vnp_Command", "vnp_TmnCode", "vnp_TxnRef",
@@ -35,16 +37,12 @@ static bool is_signed_name(const char *name)
 	       strcmp(name, "vnp_SecureHashType") != 0;
 }
 
-void vnpay_hash_data(const params *p, abuf *out)
+void vnpay_hash_data(const params *p, struct strbuf *out)
 {
 	params sorted;
 	params_init(&sorted);
 	/* Sort a shallow copy: the caller's list keeps its order. */
-	sorted.items = malloc((p->len ? p->len : 1) * sizeof(*sorted.items));
-	if (!sorted.items) {
-		out->failed = true;
-		return;
-	}
+	sorted.items = xmalloc((p->len ? p->len : 1) * sizeof(*sorted.items));
 	for (size_t i = 0; i < p->len; i++)
 		if (is_signed_name(p->items[i].name) && p->items[i].value[0] != '\0')
 			sorted.items[sorted.len++] = p->items[i];
@@ -55,13 +53,12 @@ void vnpay_hash_data(const params *p, abuf *out)
 
 bool vnpay_sign_params(const char *secret, const params *p, char out[VNPAY_HASH_HEX_SIZE])
 {
-	abuf data;
-	abuf_init(&data);
+	struct strbuf data;
+	strbuf_init(&data);
 	vnpay_hash_data(p, &data);
-	bool ok = !abuf_failed(&data) &&
-		  adapter_hmac_hex("SHA512", secret, data.data ? data.data : "", data.len, out,
+	bool ok = util_hmac_hex("SHA512", secret, data.data ? data.data : "", data.len, out,
 				   VNPAY_HASH_HEX_SIZE);
-	abuf_free(&data);
+	strbuf_free(&data);
 	return ok;
 }
 
@@ -75,25 +72,25 @@ adapter_rc vnpay_verify_params(const char *secret, const params *p)
 		return ADAPTER_BAD_SIGNATURE;
 	char expected[VNPAY_HASH_HEX_SIZE];
 	if (!vnpay_sign_params(secret, p, expected))
-		return ADAPTER_NO_MEMORY;
-	return adapter_hex_equal(expected, received) ? ADAPTER_OK : ADAPTER_BAD_SIGNATURE;
+		return ADAPTER_BAD_SIGNATURE;
+	return util_hex_equal(expected, received) ? ADAPTER_OK : ADAPTER_BAD_SIGNATURE;
 }
 
 char *vnpay_signed_query(const char *secret, params *p)
 {
 	char *out = NULL;
 	char hash[VNPAY_HASH_HEX_SIZE];
-	abuf q;
-	abuf_init(&q);
+	struct strbuf q;
+	strbuf_init(&q);
 	params_remove(p, "vnp_SecureHash");
 	params_sort(p);
 	if (!vnpay_sign_params(secret, p, hash))
 		goto done;
 	params_encode(&q, p);
-	abuf_printf(&q, "%svnp_SecureHash=%s", p->len ? "&" : "", hash);
-	out = abuf_take(&q);
+	strbuf_printf(&q, "%svnp_SecureHash=%s", p->len ? "&" : "", hash);
+	out = strbuf_take(&q);
 done:
-	abuf_free(&q);
+	strbuf_free(&q);
 	return out;
 }
 
@@ -108,27 +105,27 @@ static const char *const *api_fields(vnpay_msg kind)
 	return querydr_fields;
 }
 
-bool vnpay_api_hash_data(vnpay_msg kind, const json_t *obj, abuf *out)
+bool vnpay_api_hash_data(vnpay_msg kind, const json_t *obj, struct strbuf *out)
 {
 	const char *const *fields = api_fields(kind);
 	for (size_t i = 0; fields[i]; i++) {
 		if (i)
-			abuf_putc(out, '|');
+			strbuf_putc(out, '|');
 		if (!jsonfield_text(obj, fields[i], out))
 			return false;
 	}
-	return !abuf_failed(out);
+	return true;
 }
 
 bool vnpay_api_sign(const char *secret, vnpay_msg kind, const json_t *obj,
 		    char out[VNPAY_HASH_HEX_SIZE])
 {
-	abuf data;
-	abuf_init(&data);
+	struct strbuf data;
+	strbuf_init(&data);
 	bool ok = vnpay_api_hash_data(kind, obj, &data) &&
-		  adapter_hmac_hex("SHA512", secret, data.data ? data.data : "", data.len, out,
+		  util_hmac_hex("SHA512", secret, data.data ? data.data : "", data.len, out,
 				   VNPAY_HASH_HEX_SIZE);
-	abuf_free(&data);
+	strbuf_free(&data);
 	return ok;
 }
 
@@ -140,7 +137,7 @@ adapter_rc vnpay_api_verify(const char *secret, vnpay_msg kind, const json_t *ob
 	char expected[VNPAY_HASH_HEX_SIZE];
 	if (!vnpay_api_sign(secret, kind, obj, expected))
 		return ADAPTER_MALFORMED;
-	return adapter_hex_equal(expected, received) ? ADAPTER_OK : ADAPTER_BAD_SIGNATURE;
+	return util_hex_equal(expected, received) ? ADAPTER_OK : ADAPTER_BAD_SIGNATURE;
 }
 
 void vnpay_format_date(time_t t, char out[15])
@@ -195,7 +192,7 @@ static bool amount_ok(int64_t amount)
 static bool parse_vnp_amount(const char *s, int64_t *vnd)
 {
 	int64_t v;
-	if (!adapter_parse_int64(s, &v) || v <= 0 || v % 100 != 0 || !amount_ok(v / 100))
+	if (!util_parse_int64(s, &v) || v <= 0 || v % 100 != 0 || !amount_ok(v / 100))
 		return false;
 	*vnd = v / 100;
 	return true;
@@ -204,11 +201,11 @@ static bool parse_vnp_amount(const char *s, int64_t *vnd)
 static adapter_rc vnpay_start(const adapter_config *cfg, const adapter_payment *p,
 			      adapter_start *out)
 {
-	adapter_rc rc = ADAPTER_NO_MEMORY;
+	adapter_rc rc = ADAPTER_INVALID_INPUT;
 	params q;
-	abuf url;
+	struct strbuf url;
 	params_init(&q);
-	abuf_init(&url);
+	strbuf_init(&url);
 	char amount[32], created[15], expires[15], info[VNPAY_ORDER_INFO_MAX + 1];
 
 	if (!cfg->bank_url || !cfg->merchant_id || !cfg->secret || !*cfg->secret ||
@@ -242,16 +239,16 @@ static adapter_rc vnpay_start(const adapter_config *cfg, const adapter_payment *
 	char *query = vnpay_signed_query(cfg->secret, &q);
 	if (!query)
 		goto done;
-	abuf_printf(&url, "%s%s?%s", cfg->bank_url, VNPAY_PAY_PATH, query);
+	strbuf_printf(&url, "%s%s?%s", cfg->bank_url, VNPAY_PAY_PATH, query);
 	free(query);
 	out->kind = ADAPTER_START_REDIRECT;
-	out->redirect_url = abuf_take(&url);
+	out->redirect_url = strbuf_take(&url);
 	if (!out->redirect_url)
 		goto done;
 	rc = ADAPTER_OK;
 done:
 	params_free(&q);
-	abuf_free(&url);
+	strbuf_free(&url);
 	return rc;
 }
 
@@ -259,7 +256,7 @@ done:
 static adapter_rc vnpay_verify_query(const adapter_config *cfg, const adapter_inbound *in,
 				     adapter_txn *out)
 {
-	adapter_rc rc = ADAPTER_NO_MEMORY;
+	adapter_rc rc = ADAPTER_MALFORMED;
 	params p;
 	params_init(&p);
 	if (!params_parse_query(&p, in->query)) {
@@ -305,14 +302,14 @@ static bool vnpay_api_request(const adapter_config *cfg, json_t *body, vnpay_msg
 			      adapter_request *out)
 {
 	char hash[VNPAY_HASH_HEX_SIZE];
-	abuf url;
-	abuf_init(&url);
+	struct strbuf url;
+	strbuf_init(&url);
 	if (!vnpay_api_sign(cfg->secret, kind, body, hash) ||
 	    json_object_set_new(body, "vnp_SecureHash", json_string(hash)) != 0)
 		return false;
-	abuf_printf(&url, "%s%s", cfg->bank_url, VNPAY_API_PATH);
+	strbuf_printf(&url, "%s%s", cfg->bank_url, VNPAY_API_PATH);
 	out->method = "POST";
-	out->url = abuf_take(&url);
+	out->url = strbuf_take(&url);
 	out->body = jsonfield_dump(body, &out->body_len);
 	return out->url && out->body &&
 	       adapter_request_add_header(out, "Content-Type", "application/json");
@@ -321,7 +318,7 @@ static bool vnpay_api_request(const adapter_config *cfg, json_t *body, vnpay_msg
 static adapter_rc vnpay_build_query(const adapter_config *cfg, const adapter_query *q,
 				    adapter_request *out)
 {
-	adapter_rc rc = ADAPTER_NO_MEMORY;
+	adapter_rc rc = ADAPTER_INVALID_INPUT;
 	char created[15], txn_date[15], info[VNPAY_ORDER_INFO_MAX + 1];
 	json_t *body = NULL;
 	if (!cfg->bank_url || !cfg->merchant_id || !cfg->secret || !*cfg->secret ||
@@ -443,7 +440,7 @@ done:
 static adapter_rc vnpay_build_refund(const adapter_config *cfg, const adapter_refund *r,
 				     adapter_request *out)
 {
-	adapter_rc rc = ADAPTER_NO_MEMORY;
+	adapter_rc rc = ADAPTER_INVALID_INPUT;
 	char created[15], txn_date[15], amount[32], info[VNPAY_ORDER_INFO_MAX + 1], by[65];
 	json_t *body = NULL;
 	if (!cfg->bank_url || !cfg->merchant_id || !cfg->secret || !*cfg->secret ||
@@ -561,7 +558,7 @@ static bool vnpay_settlement_row(const adapter_config *cfg, const csv_reader *r,
 	int64_t fee100;
 	if (!parse_vnp_amount(csv_field(r, 6), &l->amount))
 		return settle_fail(err, r->line, "bad Amount");
-	if (!adapter_parse_int64(csv_field(r, 7), &fee100) || fee100 < 0 || fee100 % 100 != 0)
+	if (!util_parse_int64(csv_field(r, 7), &fee100) || fee100 < 0 || fee100 % 100 != 0)
 		return settle_fail(err, r->line, "bad Fee");
 	l->fee = fee100 / 100;
 	if (!adapter_parse_vn_compact(csv_field(r, 8), &l->at))
@@ -573,8 +570,8 @@ static adapter_rc vnpay_parse_settlement(const adapter_config *cfg, const char *
 					 adapter_settlement_cb cb, void *ctx, adapter_error *err)
 {
 	adapter_rc rc = ADAPTER_MALFORMED;
-	abuf header;
-	abuf_init(&header);
+	struct strbuf header;
+	strbuf_init(&header);
 	csv_reader r;
 	csv_reader_init(&r, data, len);
 	int got = csv_next(&r);
@@ -584,7 +581,7 @@ static adapter_rc vnpay_parse_settlement(const adapter_config *cfg, const char *
 	}
 	for (size_t i = 0; i < r.count; i++)
 		csv_write_field(&header, csv_field(&r, i), i == 0);
-	if (abuf_failed(&header) || !header.data || strcmp(header.data, VNPAY_SETTLEMENT_HEADER) != 0) {
+	if (!header.data || strcmp(header.data, VNPAY_SETTLEMENT_HEADER) != 0) {
 		settle_fail(err, r.line, "header is not " VNPAY_SETTLEMENT_HEADER);
 		goto done;
 	}
@@ -601,7 +598,7 @@ static adapter_rc vnpay_parse_settlement(const adapter_config *cfg, const char *
 	}
 	rc = ADAPTER_OK;
 done:
-	abuf_free(&header);
+	strbuf_free(&header);
 	csv_reader_free(&r);
 	return rc;
 }

@@ -8,9 +8,9 @@
 
 #include <jansson.h>
 
-#include "adapters/abuf.h"
 #include "adapters/adapter.h"
 #include "adapters/params.h"
+#include "lib/strbuf.h"
 
 #define VNPAY_VERSION "2.1.0"
 #define VNPAY_HASH_HEX_SIZE 129 /* hex HMAC-SHA512 and its NUL */
@@ -34,7 +34,7 @@ typedef enum vnpay_msg {
 /* The text vnp_SecureHash signs: the vnp_* parameters of p except vnp_SecureHash
  * and vnp_SecureHashType, empty ones dropped, sorted by name, name and value
  * PHP-urlencoded, joined k=v with '&'. */
-void vnpay_hash_data(const params *p, abuf *out);
+void vnpay_hash_data(const params *p, struct strbuf *out);
 bool vnpay_sign_params(const char *secret, const params *p, char out[VNPAY_HASH_HEX_SIZE])
 	__attribute__((warn_unused_result));
 /* ADAPTER_OK when p carries a valid vnp_SecureHash; ADAPTER_MALFORMED when a
@@ -45,7 +45,7 @@ char *vnpay_signed_query(const char *secret, params *p) __attribute__((warn_unus
 
 /* The merchant API's '|'-joined text and its signature, over the fields docs/openapi.yaml
  * lists for each message (vnp_-prefixed names in obj; a missing field counts as ""). */
-bool vnpay_api_hash_data(vnpay_msg kind, const json_t *obj, abuf *out) __attribute__((warn_unused_result));
+bool vnpay_api_hash_data(vnpay_msg kind, const json_t *obj, struct strbuf *out) __attribute__((warn_unused_result));
 bool vnpay_api_sign(const char *secret, vnpay_msg kind, const json_t *obj,
 		    char out[VNPAY_HASH_HEX_SIZE]) __attribute__((warn_unused_result));
 adapter_rc vnpay_api_verify(const char *secret, vnpay_msg kind, const json_t *obj)

@@ -6,13 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "adapters/abuf.h"
 #include "adapters/csv.h"
 #include "gateway/gateway.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/query.h"
+#include "lib/strbuf.h"
 
 void audit_client_ip(struct http_req *req, char out[AUDIT_IP_CAP])
 {
@@ -86,7 +87,7 @@ struct audit_page {
 };
 
 /* A cell a spreadsheet would run as a formula is prefixed with ' */
-static void csv_cell(abuf *b, const char *s, bool first)
+static void csv_cell(struct strbuf *b, const char *s, bool first)
 {
 	if (*s && strchr("=+-@\t\r", *s)) {
 		char *safe = xasprintf("'%s", s);
@@ -111,27 +112,27 @@ static void listed(void *arg, PGresult *res, enum pg_status st)
 		n = pg->limit;
 	const char *next = more ? PQgetvalue(res, n - 1, AL_ID) : NULL;
 	if (pg->csv) {
-		abuf b;
-		abuf_init(&b);
-		abuf_puts(&b, "\xef\xbb\xbf");
+		struct strbuf b;
+		strbuf_init(&b);
+		strbuf_puts(&b, "\xef\xbb\xbf");
 		static const char *const head[] = {"id", "at", "actor", "actor_email", "role", "action",
 						   "object", "outcome", "request_id", "ip"};
 		for (size_t i = 0; i < ARRAY_LEN(head); i++)
 			csv_write_field(&b, head[i], i == 0);
-		abuf_puts(&b, "\r\n");
+		strbuf_puts(&b, "\r\n");
 		for (int r = 0; r < n; r++) {
 			for (int c = AL_ID; c <= AL_IP; c++) {
 				if (c == AL_JSON)
 					continue;
 				csv_cell(&b, PQgetvalue(res, r, c), c == AL_ID);
 			}
-			abuf_puts(&b, "\r\n");
+			strbuf_puts(&b, "\r\n");
 		}
 		http_add_header(req, "Content-Disposition", "attachment; filename=\"audit.csv\"");
 		if (next)
 			http_add_header(req, "X-Next-Cursor", next);
 		http_reply_raw(req, 200, "text/csv; charset=utf-8", b.data ? b.data : "", b.len);
-		abuf_free(&b);
+		strbuf_free(&b);
 		return;
 	}
 	json_t *data = json_array();
@@ -186,16 +187,24 @@ static void chain_again(int ms)
 	evtimer_add(chain_timer, &tv);
 }
 
+/* audit_chain: how many rows it chained */
+struct chained_row {
+	int64_t chained;
+};
+static const struct pg_col chained_cols[] = {PG_COL(struct chained_row, chained, PG_INT64)};
+
 static void chained(void *arg, PGresult *res, enum pg_status st)
 {
 	chaining = false;
 	if (!chain_timer)
 		return;
-	int n = st == PG_OK ? atoi(PQgetvalue(res, 0, 0)) : 0;
+	struct chained_row r = {0};
+	if (st == PG_OK && !PG_ROW(res, 0, chained_cols, &r))
+		r.chained = 0;
 	if (st != PG_OK)
 		log_warn(NULL, "audit chainer: %s", st == PG_SQL_ERROR ? PQresultErrorMessage(res) : "no database");
 	/* a full batch: more are waiting */
-	chain_again(n >= 500 ? 0 : 1000);
+	chain_again(r.chained >= 500 ? 0 : 1000);
 }
 
 static void chain_tick(evutil_socket_t fd, short what, void *arg)

@@ -10,6 +10,7 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/metrics.h"
 
 #define CACHE_SLOTS 4096
@@ -192,16 +193,35 @@ static void finish(struct http_req *req, struct principal *p, enum auth_rule rul
 	ratelimit_check(gw.ratelimit, key, &p->bucket, rate_decided, req);
 }
 
+/* auth: a portal client's key or a staff member's token */
+static const struct pg_word principal_kinds[] = {{"client", PRINCIPAL_CLIENT}, {NULL, PRINCIPAL_STAFF}};
+struct principal_row {
+	int kind; /* enum principal_kind */
+	const char *id, *name, *role, *email;
+	const char *agencies; /* "id:code,id:code" */
+};
+static const struct pg_col principal_cols[] = {
+	PG_COL_WORD(struct principal_row, kind, principal_kinds),
+	PG_COL(struct principal_row, id, PG_TEXT),
+	PG_COL(struct principal_row, name, PG_TEXT),
+	PG_COL(struct principal_row, role, PG_TEXT),
+	PG_COL(struct principal_row, email, PG_TEXT),
+	PG_COL(struct principal_row, agencies, PG_TEXT),
+};
+
 static struct principal *principal_from_row(PGresult *res, const char *hash)
 {
+	struct principal_row r;
+	if (!PG_ROW(res, 0, principal_cols, &r))
+		return NULL;
 	struct principal *p = xcalloc(1, sizeof *p);
 	p->refs = 1;
-	p->kind = strcmp(PQgetvalue(res, 0, 0), "client") == 0 ? PRINCIPAL_CLIENT : PRINCIPAL_STAFF;
-	snprintf(p->id, sizeof p->id, "%s", PQgetvalue(res, 0, 1));
-	snprintf(p->role, sizeof p->role, "%s", PQgetvalue(res, 0, 3));
-	snprintf(p->email, sizeof p->email, "%s", PQgetvalue(res, 0, 4));
+	p->kind = (enum principal_kind)r.kind;
+	snprintf(p->id, sizeof p->id, "%s", r.id);
+	snprintf(p->role, sizeof p->role, "%s", r.role);
+	snprintf(p->email, sizeof p->email, "%s", r.email);
 	snprintf(p->key_hash, sizeof p->key_hash, "%s", hash);
-	parse_agencies(p, PQgetvalue(res, 0, 6));
+	parse_agencies(p, r.agencies);
 	p->expires_us = util_monotonic_us() + (int64_t)cfg.auth_cache_ttl_s * 1000000;
 	return p;
 }
@@ -227,6 +247,10 @@ static void auth_looked_up(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	struct principal *p = principal_from_row(res, hash);
+	if (!p) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
 	unsigned slot = slot_of(hash);
 	if (cfg.auth_cache_ttl_s > 0) {
 		if (cache[slot])

@@ -2,11 +2,13 @@
 #define FEEGATE_BANKS_H
 /*
  * The banks this gateway is configured for: each adapter in the registry, with its credentials
- * read from the settings it names (adapter->env_*). A bank whose credentials are missing is
+ * read from the settings it names (adapter->env_*), which banks_register_settings() adds to the
+ * settings table. A bank whose credentials are missing is
  * disabled with a warning at start-up. Nothing here names a bank.
  */
 #include "adapters/adapter.h"
 #include "lib/httpc.h"
+#include "lib/util.h"
 
 struct bank {
 	const adapter *adapter;
@@ -14,6 +16,8 @@ struct bank {
 	bool enabled;
 };
 
+/* Declares every adapter's settings to lib/config; before config_load. */
+bool banks_register_settings(void) WARN_UNUSED;
 void banks_init(void);
 /* The enabled bank called name, or NULL. */
 const struct bank *bank_find(const char *name);

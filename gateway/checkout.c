@@ -13,6 +13,7 @@
 #include <sys/queue.h>
 
 #include "gateway/banks.h"
+#include "gateway/db.h"
 #include "adapters/vietqr.h"
 #include "gateway/gateway.h"
 #include "gateway/pages.h"
@@ -202,9 +203,10 @@ static int refresh_for(int64_t expires_ms)
 static void render(struct http_req *req, PGresult *res)
 {
 	struct checkout_state *s = req->state;
-	const char *status = PQgetvalue(res, 0, CK_STATUS);
+	const char *status_word = PQgetvalue(res, 0, CK_STATUS);
+	enum db_status status = (enum db_status)pg_word_value(db_statuses, status_word);
 	int64_t expires_ms = strtoll(PQgetvalue(res, 0, CK_EXPIRES_MS), NULL, 10);
-	bool open = (strcmp(status, "created") == 0 || strcmp(status, "pending") == 0) && expires_ms > util_db_now_ms();
+	bool open = (status == STATUS_CREATED || status == STATUS_PENDING) && expires_ms > util_db_now_ms();
 	char self[96];
 	snprintf(self, sizeof self, "/checkout/%s", s->token);
 	struct evbuffer *b = evbuffer_new();
@@ -212,13 +214,13 @@ static void render(struct http_req *req, PGresult *res)
 	order_summary(b, res);
 	if (!open) {
 		const char *vi, *en, *state, *cls = "";
-		bool paid = strcmp(status, "succeeded") == 0 || strstr(status, "refunded");
+		bool paid = status == STATUS_SUCCEEDED || status == STATUS_PARTIALLY_REFUNDED || status == STATUS_REFUNDED;
 		if (paid) {
 			vi = "Đã thanh toán. Cảm ơn bạn.";
 			en = "Paid. Thank you.";
 			state = "paid";
 			cls = " ok";
-		} else if (strcmp(status, "cancelled") == 0) {
+		} else if (status == STATUS_CANCELLED) {
 			vi = "Đơn đã bị hủy.";
 			en = "This order was cancelled.";
 			state = "cancelled";
@@ -227,7 +229,7 @@ static void render(struct http_req *req, PGresult *res)
 			en = "This order has expired.";
 			state = "expired";
 		}
-		evbuffer_add_printf(b, "<p class=\"msg%s\" id=\"status\" data-status=\"%s\" data-state=\"%s\">", cls, status, state);
+		evbuffer_add_printf(b, "<p class=\"msg%s\" id=\"status\" data-status=\"%s\" data-state=\"%s\">", cls, status_word, state);
 		html(b, vi);
 		evbuffer_add_printf(b, "<br><span class=\"en\">");
 		html(b, en);
@@ -413,51 +415,83 @@ static void call_answered(void *arg, int status, const char *body, size_t len, c
 	fail_attempt(req, rc == ADAPTER_DECLINED ? "declined" : "bank_unavailable");
 }
 
-static void start_attempt(struct http_req *req, PGresult *res, int first);
+static void start_attempt(struct http_req *req, PGresult *res);
 static void state_page(struct http_req *req);
+
+/* What an attempt is started from: the last columns of open_attempt and of checkout_vietqr
+ * (feegate_open_attempt, feegate_checkout_vietqr). */
+#define ATTEMPT_FIRST_COL 2
+struct attempt_row {
+	int64_t r_amount;
+	const char *r_description;
+	int64_t r_created_ms, r_expires_ms;
+	const char *r_bin, *r_account, *r_holder; /* the agency's collection account */
+};
+static const struct pg_col attempt_cols[] = {
+	PG_COL(struct attempt_row, r_amount, PG_INT64),
+	PG_COL(struct attempt_row, r_description, PG_TEXT),
+	PG_COL(struct attempt_row, r_created_ms, PG_INT64),
+	PG_COL(struct attempt_row, r_expires_ms, PG_INT64),
+	PG_COL(struct attempt_row, r_bin, PG_TEXT),
+	PG_COL(struct attempt_row, r_account, PG_TEXT),
+	PG_COL(struct attempt_row, r_holder, PG_TEXT),
+};
+
+/* open_attempt's first columns */
+struct opened_row {
+	int r_outcome; /* enum db_outcome */
+};
+static const struct pg_col opened_cols[] = {PG_COL_WORD(struct opened_row, r_outcome, db_outcomes)};
 
 static void attempt_opened(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct opened_row r;
+	if (st == PG_OK && !PG_ROW(res, 0, opened_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	if (strcmp(outcome, "not_found") == 0) {
+	switch ((enum db_outcome)r.r_outcome) {
+	case OUTCOME_OPENED:
+		start_attempt(req, res);
+		return;
+	case OUTCOME_NOT_FOUND:
 		not_found_page(req);
 		return;
-	}
-	if (strcmp(outcome, "bank_not_enabled") == 0) {
+	case OUTCOME_BANK_NOT_ENABLED:
 		message_page(req, 400, "Ngân hàng này không nhận thanh toán cho cơ quan này.",
 			     "This bank does not take payments for this agency.");
 		return;
-	}
-	if (strcmp(outcome, "opened") != 0) {
-		/* paid, cancelled or expired (also when the clock ran out while the page was open):
-		 * the order's state page, with its way back to the portal */
+	default:
+		/* paid, cancelled or expired (state_<status>; also when the clock ran out while the
+		 * page was open): the order's state page, with its way back to the portal */
 		state_page(req);
 		return;
 	}
-	start_attempt(req, res, 2);
 }
 
-/* Starts the attempt at its bank from the order's row (columns from `first`: amount,
- * description, created ms, expires ms, BIN, account, holder). */
-static void start_attempt(struct http_req *req, PGresult *res, int first)
+/* Starts the attempt at its bank from the order's row (attempt_cols). */
+static void start_attempt(struct http_req *req, PGresult *res)
 {
 	struct checkout_state *s = req->state;
 	const struct bank *bk = bank_find(s->bank);
-	s->description = xstrdup(PQgetvalue(res, 0, first + 1));
-	snprintf(s->bin, sizeof s->bin, "%s", PQgetvalue(res, 0, first + 4));
-	snprintf(s->account, sizeof s->account, "%s", PQgetvalue(res, 0, first + 5));
-	snprintf(s->holder, sizeof s->holder, "%s", PQgetvalue(res, 0, first + 6));
+	struct attempt_row a;
+	if (!PG_ROW_FROM(res, 0, ATTEMPT_FIRST_COL, attempt_cols, &a)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	s->description = xstrdup(a.r_description);
+	snprintf(s->bin, sizeof s->bin, "%s", a.r_bin);
+	snprintf(s->account, sizeof s->account, "%s", a.r_account);
+	snprintf(s->holder, sizeof s->holder, "%s", a.r_holder);
 	adapter_payment *p = &s->payment;
 	p->bank_order_ref = s->ref;
-	p->amount = strtoll(PQgetvalue(res, 0, first), NULL, 10);
+	p->amount = a.r_amount;
 	p->description = s->description;
-	p->created_at = (time_t)(strtoll(PQgetvalue(res, 0, first + 2), NULL, 10) / 1000);
-	p->expires_at = (time_t)(strtoll(PQgetvalue(res, 0, first + 3), NULL, 10) / 1000);
+	p->created_at = (time_t)(a.r_created_ms / 1000);
+	p->expires_at = (time_t)(a.r_expires_ms / 1000);
 	p->account.bin = s->bin;
 	p->account.number = s->account;
 	p->account.holder = s->holder;
@@ -483,16 +517,16 @@ static void start_attempt(struct http_req *req, PGresult *res, int first)
 }
 
 /* Attempt references: 12 characters of [A-Z0-9], "FG" and 10 random; see notify.c. */
-void checkout_new_ref(char out[13])
+void checkout_new_ref(char out[CHECKOUT_REF_LEN + 1])
 {
 	static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-	unsigned char rnd[10];
+	unsigned char rnd[CHECKOUT_REF_LEN - 2];
 	util_random(rnd, sizeof rnd);
 	out[0] = 'F';
 	out[1] = 'G';
-	for (int i = 0; i < 10; i++)
+	for (int i = 0; i < CHECKOUT_REF_LEN - 2; i++)
 		out[2 + i] = alphabet[rnd[i] % 36];
-	out[12] = '\0';
+	out[CHECKOUT_REF_LEN] = '\0';
 }
 
 static void open_new_attempt(struct http_req *req)
@@ -504,7 +538,15 @@ static void open_new_attempt(struct http_req *req)
 	pg_query(gw.db, "open_attempt", 4, params, cfg.db_timeout_ms, attempt_opened, req);
 }
 
-/* checkout_vietqr columns: attempt, ref, then the order's row as open_attempt gives it */
+/* checkout_vietqr's first columns; then attempt_cols */
+struct vietqr_row {
+	const char *r_attempt, *r_ref;
+};
+static const struct pg_col vietqr_cols[] = {
+	PG_COL(struct vietqr_row, r_attempt, PG_TEXT),
+	PG_COL(struct vietqr_row, r_ref, PG_TEXT),
+};
+
 static void got_vietqr(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -525,9 +567,14 @@ static void got_vietqr(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	/* the same transfer content as before: the citizen may already have typed it */
-	snprintf(s->attempt_id, sizeof s->attempt_id, "%s", PQgetvalue(res, 0, 0));
-	snprintf(s->ref, sizeof s->ref, "%s", PQgetvalue(res, 0, 1));
-	start_attempt(req, res, 2);
+	struct vietqr_row v;
+	if (!PG_ROW(res, 0, vietqr_cols, &v)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	snprintf(s->attempt_id, sizeof s->attempt_id, "%s", v.r_attempt);
+	snprintf(s->ref, sizeof s->ref, "%s", v.r_ref);
+	start_attempt(req, res);
 }
 
 static void got_state(void *arg, PGresult *res, enum pg_status st)
@@ -604,10 +651,19 @@ void checkout_vietqr_again(struct http_req *req)
 
 /* ---- GET /checkout/{token}/status: the VietQR page's light poll ---- */
 
+/* checkout_status */
+struct status_row {
+	const char *status;
+};
+static const struct pg_col status_cols[] = {PG_COL(struct status_row, status, PG_TEXT)};
+
 static void got_status(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct checkout_state *s = req->state;
+	struct status_row r;
+	if (st == PG_OK && PQntuples(res) == 1 && !PG_ROW(res, 0, status_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
@@ -617,7 +673,7 @@ static void got_status(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	char *next = xasprintf("/checkout/%s", s->token);
-	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", PQgetvalue(res, 0, 0), "next", next));
+	http_reply_json(req, 200, json_pack("{s:s, s:s}", "status", r.status, "next", next));
 	free(next);
 }
 

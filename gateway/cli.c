@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "adapters/adapter.h"
 #include "gateway/reports.h"
 #include "ledger/check.h"
 #include "ledger/statement.h"
@@ -474,9 +475,12 @@ static PGresult *run(PGconn *c, const char *sql, int n, const char *const *param
 
 int cli_agency(int argc, char **argv)
 {
-	static const char usage[] =
-		"feegate agency create --code C --name N --account BIN:NUMBER:HOLDER [--banks vnpay,momo,vietqr] "
-		"[--tax-code T] | agency receipts --code C --template T --series S | agency budget-codes ...";
+	char all[128], usage[384];
+	adapter_names(",", all, sizeof all);
+	snprintf(usage, sizeof usage,
+		 "feegate agency create --code C --name N --account BIN:NUMBER:HOLDER [--banks %s] "
+		 "[--tax-code T] | agency receipts --code C --template T --series S | agency budget-codes ...",
+		 all);
 	if (argc >= 1 && strcmp(argv[0], "budget-codes") == 0)
 		return reports_cli_budget_codes(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "receipts") == 0)
@@ -502,9 +506,11 @@ int cli_agency(int argc, char **argv)
 		fprintf(stderr, "--account: BIN:NUMBER:HOLDER (6-digit bank BIN, 1-19 digits or capitals, holder name)\n");
 		return 2;
 	}
-	const char *banks = o.banks ? o.banks : "vnpay,momo,vietqr";
-	if (!matches(banks, "^(vnpay|momo|vietqr)(,(vnpay|momo|vietqr))*$")) {
-		fprintf(stderr, "--banks: a comma-separated list of vnpay, momo, vietqr\n");
+	const char *banks = o.banks ? o.banks : all;
+	if (!adapter_names_valid(banks)) {
+		char names[128];
+		adapter_names(", ", names, sizeof names);
+		fprintf(stderr, "--banks: a comma-separated list of %s\n", names);
 		return 2;
 	}
 	if (o.tax_code && !matches(o.tax_code, "^[0-9]{10}(-[0-9]{3})?$")) {

@@ -16,6 +16,7 @@
 #include "adapters/vietqr.h"
 #include "gateway/audit.h"
 #include "gateway/console_ui.h"
+#include "gateway/db.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
@@ -84,12 +85,14 @@ static void login_recorded(void *arg, PGresult *res, enum pg_status st)
 	struct cctx *c = ui_result(req, res, st);
 	if (!c)
 		return;
-	const char *verdict = PQgetvalue(res, 0, 0);
-	if (strcmp(verdict, "locked") == 0) {
+	struct outcome_row verdict = {OUTCOME_UNKNOWN};
+	if (!PG_ROW(res, 0, outcome_cols, &verdict))
+		verdict.outcome = OUTCOME_UNKNOWN;
+	if (verdict.outcome == OUTCOME_LOCKED) {
 		login_form(req, 200, locked_login, c->email);
 		return;
 	}
-	if (strcmp(verdict, "ok") != 0) {
+	if (verdict.outcome != OUTCOME_OK) {
 		login_form(req, 200, bad_login, c->email);
 		return;
 	}
@@ -170,7 +173,7 @@ static void login_looked_up(void *arg, PGresult *res, enum pg_status st)
 		c->last_step = strtoll(PQgetvalue(res, 0, LL_LAST_STEP), NULL, 10);
 		snprintf(c->agencies, sizeof c->agencies, "%s", PQgetvalue(res, 0, LL_AGENCIES));
 		snprintf(c->name, sizeof c->name, "%s", PQgetvalue(res, 0, LL_NAME));
-		if (strcmp(PQgetvalue(res, 0, LL_LOCKED), "t") == 0) {
+		if (*PQgetvalue(res, 0, LL_LOCKED) == 't') { /* the SQL's true */
 			/* refused without hashing: the lock is decided again under the row lock */
 			login_record(req, "locked");
 			return;
@@ -284,12 +287,22 @@ static void home_collections(void *arg, PGresult *res, enum pg_status st)
 	ui_page_send(req, 200, b);
 }
 
+/* console_open_cases */
+struct open_cases_row {
+	int64_t open_cases;
+};
+static const struct pg_col open_cases_cols[] = {PG_COL(struct open_cases_row, open_cases, PG_INT64)};
+
 static void home_cases(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct cctx *c = req->state;
 	/* the count is a pointer to the queue: the page still opens without it */
-	snprintf(c->open_cases, sizeof c->open_cases, "%s", st == PG_OK ? PQgetvalue(res, 0, 0) : "?");
+	struct open_cases_row n;
+	if (st == PG_OK && PG_ROW(res, 0, open_cases_cols, &n))
+		snprintf(c->open_cases, sizeof c->open_cases, "%lld", (long long)n.open_cases);
+	else
+		snprintf(c->open_cases, sizeof c->open_cases, "?");
 	char scope[AUTH_SCOPE_CAP];
 	const char *params[1] = {auth_agency_scope(c->p, scope, sizeof scope)};
 	pg_query(gw.db, "console_dashboard", 1, params, cfg.db_timeout_ms, home_collections, req);
@@ -387,15 +400,22 @@ static void current_checked(void *arg, bool ok)
 		password_form(req, 503, "Hệ thống đang quá tải. Vui lòng thử lại sau ít giây.", NULL);
 }
 
+/* staff_password_hash */
+struct hash_row {
+	const char *password_hash;
+};
+static const struct pg_col hash_cols[] = {PG_COL(struct hash_row, password_hash, PG_TEXT)};
+
 static void current_hash(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct cctx *c = req->state;
-	if (st != PG_OK || PQntuples(res) != 1) {
+	struct hash_row h;
+	if (st != PG_OK || PQntuples(res) != 1 || !PG_ROW(res, 0, hash_cols, &h)) {
 		ui_db_failed(req, res, st);
 		return;
 	}
-	if (!staff_passwd_verify(ui_form(c, "current"), PQgetvalue(res, 0, 0), current_checked, req))
+	if (!staff_passwd_verify(ui_form(c, "current"), h.password_hash, current_checked, req))
 		password_form(req, 503, "Hệ thống đang quá tải. Vui lòng thử lại sau ít giây.", NULL);
 }
 
@@ -530,6 +550,16 @@ static void setup_form(struct http_req *req, int status, const char *email, cons
 	ui_page_send(req, status, b);
 }
 
+/* staff_setup_lookup */
+struct setup_row {
+	const char *id, *email, *role;
+};
+static const struct pg_col setup_cols[] = {
+	PG_COL(struct setup_row, id, PG_TEXT),
+	PG_COL(struct setup_row, email, PG_TEXT),
+	PG_COL(struct setup_row, role, PG_TEXT),
+};
+
 static void setup_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -541,9 +571,14 @@ static void setup_found(void *arg, PGresult *res, enum pg_status st)
 			     "Liên kết đặt mật khẩu đã dùng hoặc đã hết hạn. Hãy liên hệ quản trị.");
 		return;
 	}
-	snprintf(c->staff_id, sizeof c->staff_id, "%s", PQgetvalue(res, 0, 0));
-	snprintf(c->email, sizeof c->email, "%s", PQgetvalue(res, 0, 1));
-	snprintf(c->role, sizeof c->role, "%s", PQgetvalue(res, 0, 2));
+	struct setup_row s;
+	if (!PG_ROW(res, 0, setup_cols, &s)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
+		return;
+	}
+	snprintf(c->staff_id, sizeof c->staff_id, "%s", s.id);
+	snprintf(c->email, sizeof c->email, "%s", s.email);
+	snprintf(c->role, sizeof c->role, "%s", s.role);
 	if (!c->has_form) {
 		setup_form(req, 200, c->email, NULL);
 		return;

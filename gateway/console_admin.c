@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "gateway/console_ui.h"
+#include "gateway/staff.h"
 #include "lib/config.h"
 #include "lib/mem.h"
 
@@ -106,7 +107,12 @@ static void staff_listed(void *arg, PGresult *res, enum pg_status st)
 	struct cctx *c = ui_result(req, res, st);
 	if (!c)
 		return;
-	json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	struct staff_list_row r;
+	if (!PG_ROW(res, 0, staff_list_cols, &r)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
+		return;
+	}
+	json_t *list = json_loads(r.staff, 0, NULL);
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Cán bộ và token", "/console/staff");
 	evbuffer_add_printf(b, "<p class=\"hint\">Cán bộ mới được tạo bằng lệnh <code>feegate staff create</code>. "

@@ -13,6 +13,7 @@
 #include "gateway/reports.h"
 #include "lib/config.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 
 static const struct ui_word order_statuses[] = {
 	{"created", "Mới tạo"},	      {"pending", "Chờ thanh toán"},	 {"succeeded", "Đã thanh toán"},
@@ -167,14 +168,29 @@ static void json_table(struct evbuffer *b, const char *title, const char *id, co
 	ui_table_end(&t, "Chưa có.");
 }
 
+/* console_order */
+struct console_order_row {
+	const char *doc, *detail, *agency_name; /* the order as the API renders it, its detail (JSON) */
+};
+static const struct pg_col console_order_cols[] = {
+	PG_COL(struct console_order_row, doc, PG_TEXT),
+	PG_COL(struct console_order_row, detail, PG_TEXT),
+	PG_COL(struct console_order_row, agency_name, PG_TEXT),
+};
+
 static void order_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct cctx *c = ui_result_one(req, res, st);
 	if (!c)
 		return;
-	json_t *o = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *d = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	struct console_order_row row;
+	if (!PG_ROW(res, 0, console_order_cols, &row)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
+		return;
+	}
+	json_t *o = json_loads(row.doc, 0, NULL);
+	json_t *d = json_loads(row.detail, 0, NULL);
 	if (!o || !d) {
 		json_decref(o);
 		json_decref(d);
@@ -187,7 +203,7 @@ static void order_found(void *arg, PGresult *res, enum pg_status st)
 	ui_page_start(b, c, title, "/console/orders");
 	ui_facts_start(b, NULL);
 	ui_fact_begin(b, "Đơn vị");
-	ui_esc(b, PQgetvalue(res, 0, 2));
+	ui_esc(b, row.agency_name);
 	evbuffer_add_printf(b, " (");
 	ui_esc(b, ui_jstr(o, "agency"));
 	evbuffer_add_printf(b, ")");

@@ -5,12 +5,12 @@
 const struct pg_statement db_statements[] = {
 	{"ping", "SELECT 1"},
 	{"auth",
-	 "SELECT 'client', c.id::text, c.name, NULL::text, NULL::text, NULL::text, "
-	 "coalesce((SELECT string_agg(a.id || ':' || a.code, ',' ORDER BY a.code) FROM client_agencies ca "
-	 "JOIN agencies a ON a.id = ca.agency_id WHERE ca.client_id = c.id), '') "
+	 "SELECT 'client' AS kind, c.id::text AS id, c.name AS name, NULL::text AS role, NULL::text AS email, "
+	 "coalesce((SELECT string_agg(a.id || ':' || a.code, ',' ORDER BY a.code) "
+	 "FROM client_agencies ca JOIN agencies a ON a.id = ca.agency_id WHERE ca.client_id = c.id), '') AS agencies "
 	 "FROM clients c WHERE c.key_hash = $1::text AND c.disabled_at IS NULL "
 	 "UNION ALL "
-	 "SELECT 'staff', s.id::text, s.name, s.role, s.email, NULL, "
+	 "SELECT 'staff', s.id::text, s.name, s.role, s.email, "
 	 "coalesce((SELECT string_agg(a.id || ':' || a.code, ',' ORDER BY a.code) FROM staff_agencies sa "
 	 "JOIN agencies a ON a.id = sa.agency_id WHERE sa.staff_id = s.id), '') "
 	 "FROM staff_tokens t JOIN staff s ON s.id = t.staff_id "
@@ -20,7 +20,7 @@ const struct pg_statement db_statements[] = {
 	{"order_get", "SELECT r.doc FROM feegate_orders_json(ARRAY[$1::uuid], $3::text) r WHERE r.client_id = $2::uuid"},
 	{"order_by_ref", "SELECT r.doc FROM orders o, feegate_orders_json(ARRAY[o.id], $3::text) r "
 			 "WHERE o.client_id = $1::uuid AND o.reference = $2::text"},
-	{"order_transition", "SELECT feegate_order_transition($1::uuid, $2::uuid, $3::text)"},
+	{"order_transition", "SELECT feegate_order_transition($1::uuid, $2::uuid, $3::text) AS outcome"},
 	{"checkout_get",
 	 "SELECT o.id, a.code, a.name, o.description, o.amount, o.items, o.status, "
 	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text, o.reference, o.procedure, "
@@ -33,7 +33,7 @@ const struct pg_statement db_statements[] = {
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.id = $1::uuid AND o.checkout_token = $2::text"},
 	{"checkout_vietqr", "SELECT * FROM feegate_checkout_vietqr($1::text)"},
 	{"checkout_status", "SELECT CASE WHEN o.status IN ('created', 'pending') AND o.expires_at <= now() THEN 'expired' "
-			    "ELSE o.status END FROM orders o WHERE o.checkout_token = $1::text"},
+			    "ELSE o.status END AS status FROM orders o WHERE o.checkout_token = $1::text"},
 	{"open_attempt", "SELECT * FROM feegate_open_attempt($1::text, $2::text, $3::uuid, $4::text)"},
 	{"fail_attempt", "SELECT feegate_fail_attempt($1::uuid, $2::text)"},
 	{"return_lookup",
@@ -45,8 +45,8 @@ const struct pg_statement db_statements[] = {
 	{"set_public_url",
 	 "INSERT INTO settings (name, value) VALUES ('public_url', $1::text) "
 	 "ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value"},
-	{"close_attempt", "SELECT feegate_close_attempt($1::uuid, $2::text, $3::text)"},
-	{"expire_due", "SELECT feegate_expire_due($1::int)"},
+	{"close_attempt", "SELECT feegate_close_attempt($1::uuid, $2::text, $3::text) AS outcome"},
+	{"expire_due", "SELECT feegate_expire_due($1::int) AS expired"},
 	{"attempts_to_query", "SELECT * FROM feegate_attempts_to_query($1::int, $2::int)"},
 	{"idempotency_cleanup",
 	 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
@@ -54,7 +54,7 @@ const struct pg_statement db_statements[] = {
 	/* the webhook outbox's backlog for /metrics: rows due now (counted up to 100,000, so a
 	 * huge backlog costs a bounded read of the due index) and how long the oldest has waited */
 	{"outbox_backlog",
-	 "SELECT count(*), coalesce(extract(epoch FROM now() - min(due)), 0)::float8 FROM ("
+	 "SELECT count(*) AS due, coalesce(extract(epoch FROM now() - min(due)), 0)::float8 AS oldest_s FROM ("
 	 "SELECT next_attempt_at AS due FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now() "
 	 "ORDER BY next_attempt_at LIMIT 100000) d"},
 	/* the last `feegate ledger check`: "<invariants violated> <unix time>" */
@@ -78,10 +78,10 @@ const struct pg_statement db_statements[] = {
 	 "SELECT json_build_object('data', coalesce((SELECT json_agg(feegate_delivery_json(w) ORDER BY s.created_at DESC, "
 	 "s.id DESC) FROM shown s JOIN webhook_deliveries w ON w.id = s.id), '[]'), 'next_cursor', "
 	 "CASE WHEN (SELECT count(*) FROM page) > $5::int THEN (SELECT at_us || '.' || id FROM shown "
-	 "ORDER BY created_at ASC, id ASC LIMIT 1) END)"},
+	 "ORDER BY created_at ASC, id ASC LIMIT 1) END) AS doc"},
 	{"delivery_redeliver",
 	 "UPDATE webhook_deliveries d SET status = 'pending', next_attempt_at = now(), retry_from = now(), last_error = NULL "
-	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d)"},
+	 "WHERE id = $1::uuid AND client_id = $2::uuid RETURNING feegate_delivery_json(d) AS doc"},
 	/* the audit row is written in the refund's own transaction; $10..$15 as audit_params() */
 	{"refund_create",
 	 "SELECT f.*, CASE WHEN f.r_outcome = 'created' THEN feegate_audit($10::uuid, $11::text, $12::text, "
@@ -96,17 +96,18 @@ const struct pg_statement db_statements[] = {
 	{"refund_lookup", "SELECT r.id, t.bank, r.status FROM refunds r JOIN attempts t ON t.id = r.attempt_id WHERE r.id = $1::uuid"},
 	{"refunds_list",
 	 "SELECT coalesce((SELECT json_agg(feegate_refund_json(r) ORDER BY r.created_at) FROM refunds r "
-	 "WHERE r.order_id = $1::uuid), '[]'), "
-	 "(SELECT count(*) FROM orders o WHERE o.id = $1::uuid AND ($2::bigint[] IS NULL OR o.agency_id = ANY($2::bigint[])))"},
+	 "WHERE r.order_id = $1::uuid), '[]') AS refunds, "
+	 "(SELECT count(*) FROM orders o WHERE o.id = $1::uuid AND ($2::bigint[] IS NULL OR o.agency_id = ANY($2::bigint[]))) "
+	 "AS orders"},
 	{"refunds_to_retry", "SELECT * FROM feegate_refunds_to_retry($1::int, $2::int)"},
 	{"accounts_list",
-	 "SELECT coalesce(json_agg(feegate_account_json(a) ORDER BY a.id), '[]') FROM ledger_accounts a "
+	 "SELECT coalesce(json_agg(feegate_account_json(a) ORDER BY a.id), '[]') AS accounts FROM ledger_accounts a "
 	 "WHERE $1::bigint[] IS NULL OR a.agency_id = ANY($1::bigint[])"},
 	/* entries with their order reference, bank transaction id and the running balance after
 	 * each (in the account's own sign, as feegate_account_json shows it); from/to are business
 	 * days (Asia/Ho_Chi_Minh) */
 	{"account_get",
-	 "SELECT feegate_account_json(a), coalesce((SELECT json_agg(json_build_object('id', e.id, "
+	 "SELECT feegate_account_json(a) AS account, coalesce((SELECT json_agg(json_build_object('id', e.id, "
 	 "'transfer_id', e.transfer_id, 'amount', e.amount, 'code', e.code, 'order_id', e.order_id, "
 	 "'reference', e.reference, 'bank_txn_id', e.bank_txn_id, 'balance', e.balance, "
 	 "'created_at', to_char(e.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')) ORDER BY e.id DESC) "
@@ -118,7 +119,7 @@ const struct pg_statement db_statements[] = {
 	 "WHERE ($3::bigint IS NULL OR r.id < $3::bigint) "
 	 "AND ($5::date IS NULL OR feegate_business_date(r.created_at) >= $5::date) "
 	 "AND ($6::date IS NULL OR feegate_business_date(r.created_at) <= $6::date) "
-	 "ORDER BY r.id DESC LIMIT $4::int) e), '[]') "
+	 "ORDER BY r.id DESC LIMIT $4::int) e), '[]') AS entries "
 	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint[] IS NULL OR a.agency_id = ANY($2::bigint[]))"},
 	/* reconciliation: statements and cases (gateway/reconcile.c) */
 	{"cases_list",
@@ -156,7 +157,7 @@ const struct pg_statement db_statements[] = {
 	{"audit_record",
 	 "SELECT feegate_audit($1::uuid, $2::text, $3::text, $7::text, $8::text, $9::text, $4::text, $5::text, "
 	 "$6::text, $10::text)"},
-	{"audit_chain", "SELECT feegate_audit_chain($1::int)"},
+	{"audit_chain", "SELECT feegate_audit_chain($1::int) AS chained"},
 	{"audit_list",
 	 "SELECT a.id, feegate_audit_json(a)::text, to_char(a.at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
 	 "coalesce(a.actor::text, ''), a.actor_label, a.role, a.action, a.object, a.outcome, a.request_id, a.ip "
@@ -171,7 +172,7 @@ const struct pg_statement db_statements[] = {
 	 "array_length(s.recovery_hashes, 1) IS NOT NULL "
 	 "FROM staff s WHERE s.email = lower($1::text) AND s.disabled_at IS NULL"},
 	{"login_result",
-	 "SELECT feegate_staff_login($1::text, $2::uuid, $3::text, $4::bigint, $5::text, $6::text, $7::text)"},
+	 "SELECT feegate_staff_login($1::text, $2::uuid, $3::text, $4::bigint, $5::text, $6::text, $7::text) AS outcome"},
 	{"login_recovery",
 	 "UPDATE staff SET recovery_hashes = array_remove(recovery_hashes, $2::text) "
 	 "WHERE id = $1::uuid AND $2::text = ANY (recovery_hashes) RETURNING id"},
@@ -183,7 +184,7 @@ const struct pg_statement db_statements[] = {
 	 "WITH u AS (UPDATE staff SET totp_secret = $2::text, totp_last_step = $8::bigint, recovery_hashes = $9::text[] "
 	 "WHERE id = $1::uuid AND totp_secret IS NULL RETURNING id) SELECT feegate_audit(u.id, $3::text, $4::text, "
 	 "'totp.enrol', u.id::text, 'ok', $5::text, $6::text, $7::text) FROM u"},
-	{"staff_password_hash", "SELECT coalesce(password_hash, '') FROM staff WHERE id = $1::uuid"},
+	{"staff_password_hash", "SELECT coalesce(password_hash, '') AS password_hash FROM staff WHERE id = $1::uuid"},
 	{"staff_setup_lookup",
 	 "SELECT id, email, role FROM staff WHERE setup_hash = $1::text AND setup_expires_at > now() AND disabled_at IS NULL"},
 	{"staff_list",
@@ -194,7 +195,8 @@ const struct pg_statement db_statements[] = {
 	 "'totp', s.totp_secret IS NOT NULL, 'locked', coalesce(s.locked_until > now(), false), "
 	 "'tokens', (SELECT coalesce(json_agg(json_build_object('id', t.id, 'label', t.label, "
 	 "'created_at', to_char(t.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')) ORDER BY t.created_at), '[]') "
-	 "FROM staff_tokens t WHERE t.staff_id = s.id AND t.revoked_at IS NULL)) ORDER BY s.role, s.email), '[]') FROM staff s"},
+	 "FROM staff_tokens t WHERE t.staff_id = s.id AND t.revoked_at IS NULL)) ORDER BY s.role, s.email), '[]') AS staff "
+	 "FROM staff s"},
 	{"staff_disable",
 	 "WITH u AS (UPDATE staff SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1::uuid RETURNING id) "
 	 "SELECT feegate_audit($2::uuid, $3::text, $4::text, 'staff.disable', u.id::text, 'ok', $5::text, $6::text, $7::text) "
@@ -218,7 +220,8 @@ const struct pg_statement db_statements[] = {
 	 "FROM feegate_orders_find(NULL, $1::bigint[], $2::date, $3::date, $4::text, $5::text, $6::text, $7::text, "
 	 "$8::uuid, $9::int) f JOIN agencies a ON a.id = f.agency_id ORDER BY f.id DESC"},
 	{"console_order",
-	 "SELECT r.doc, feegate_order_detail_json(o.id)::text, a.name FROM orders o JOIN agencies a ON a.id = o.agency_id, "
+	 "SELECT r.doc, feegate_order_detail_json(o.id)::text AS detail, a.name AS agency_name "
+	 "FROM orders o JOIN agencies a ON a.id = o.agency_id, "
 	 "feegate_orders_json(ARRAY[o.id], $3::text) r "
 	 "WHERE o.id = $1::uuid AND ($2::bigint[] IS NULL OR o.agency_id = ANY ($2::bigint[]))"},
 	{"console_dashboard",
@@ -227,7 +230,7 @@ const struct pg_statement db_statements[] = {
 	 "AND t.paid_at >= (feegate_business_date(now())::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') "
 	 "AND ($1::bigint[] IS NULL OR o.agency_id = ANY ($1::bigint[])) GROUP BY 1, 2, 3 ORDER BY 1, 3"},
 	{"console_open_cases",
-	 "SELECT count(*) FROM payment_exceptions WHERE resolved_at IS NULL "
+	 "SELECT count(*) AS open_cases FROM payment_exceptions WHERE resolved_at IS NULL "
 	 "AND ($1::bigint[] IS NULL OR agency_id = ANY ($1::bigint[]))"},
 	/* the refunds finance acts on: asked above the approval amount, and pending ones (payout
 	 * instructions with their first confirmation, if any) */
@@ -273,20 +276,65 @@ const struct pg_statement db_statements[] = {
 	/* two-person rule (refunds.c); who/where as audit_params() */
 	{"refund_ask",
 	 "SELECT feegate_refund_ask($1::uuid, $2::uuid, $3::bigint[], $4::bigint, $5::text, $6::uuid, $7::text, $8::text, "
-	 "$9::text, $10::text, $11::text)"},
+	 "$9::text, $10::text, $11::text) AS approval"},
 	{"refund_approve",
 	 "SELECT * FROM feegate_refund_approve($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, "
 	 "$8::text, $9::text)"},
 	{"payout_approval",
-	 "SELECT feegate_payout_approval($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, $8::text)"},
+	 "SELECT feegate_payout_approval($1::uuid, $2::uuid, $3::uuid, $4::text, $5::text, $6::text, $7::text, $8::text) "
+	 "AS outcome"},
 	/* receipts (gateway/receipts.c) */
 	{"receipts_issue", "SELECT r_code, r_body FROM feegate_receipts_issue($1::int)"},
 	{"receipts_sign", "SELECT feegate_receipts_sign($1::json)"},
 	{"receipt_key_register", "INSERT INTO receipt_keys (key_id, public_key) VALUES ($1::text, $2::text) "
 				 "ON CONFLICT (key_id) DO NOTHING"},
 	{"receipt_keys", "SELECT key_id, alg, public_key, to_char(created_at AT TIME ZONE 'UTC', "
-			 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM receipt_keys ORDER BY created_at, key_id"},
+			 "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') AS created_at FROM receipt_keys ORDER BY created_at, key_id"},
 	{"receipt_by_code", "SELECT * FROM feegate_receipt_get($1::text, NULL, NULL)"},
 	{"receipt_by_order", "SELECT * FROM feegate_receipt_get(NULL, $1::uuid, $2::uuid)"},
 };
 const int db_statement_count = (int)ARRAY_LEN(db_statements);
+
+const struct pg_word db_outcomes[] = {
+	{"changed", OUTCOME_CHANGED},
+	{"unchanged", OUTCOME_UNCHANGED},
+	{"not_found", OUTCOME_NOT_FOUND},
+	{"invalid_state", OUTCOME_INVALID_STATE},
+	{"applied", OUTCOME_APPLIED},
+	{"replayed", OUTCOME_REPLAYED},
+	{"unknown_order", OUTCOME_UNKNOWN_ORDER},
+	{"wrong_amount", OUTCOME_WRONG_AMOUNT},
+	{"txn_id_conflict", OUTCOME_TXN_ID_CONFLICT},
+	{"created", OUTCOME_CREATED},
+	{"replay", OUTCOME_REPLAY},
+	{"duplicate", OUTCOME_DUPLICATE},
+	{"busy", OUTCOME_BUSY},
+	{"key_reused", OUTCOME_KEY_REUSED},
+	{"too_much", OUTCOME_TOO_MUCH},
+	{"approval_not_found", OUTCOME_APPROVAL_NOT_FOUND},
+	{"already_approved", OUTCOME_ALREADY_APPROVED},
+	{"same_person", OUTCOME_SAME_PERSON},
+	{"asked", OUTCOME_ASKED},
+	{"approved", OUTCOME_APPROVED},
+	{"succeeded", OUTCOME_SUCCEEDED},
+	{"failed", OUTCOME_FAILED},
+	{"opened", OUTCOME_OPENED},
+	{"bank_not_enabled", OUTCOME_BANK_NOT_ENABLED},
+	{"ok", OUTCOME_OK},
+	{"locked", OUTCOME_LOCKED},
+	{NULL, OUTCOME_UNKNOWN},
+};
+
+const struct pg_word db_statuses[] = {
+	{"created", STATUS_CREATED},
+	{"pending", STATUS_PENDING},
+	{"succeeded", STATUS_SUCCEEDED},
+	{"failed", STATUS_FAILED},
+	{"cancelled", STATUS_CANCELLED},
+	{"expired", STATUS_EXPIRED},
+	{"partially_refunded", STATUS_PARTIALLY_REFUNDED},
+	{"refunded", STATUS_REFUNDED},
+	{NULL, STATUS_UNKNOWN},
+};
+
+const struct pg_col outcome_cols[1] = {PG_COL_WORD(struct outcome_row, outcome, db_outcomes)};

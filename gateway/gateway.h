@@ -85,17 +85,14 @@ void checkout_page(struct http_req *req);
 void checkout_choose(struct http_req *req);
 void checkout_vietqr_again(struct http_req *req);
 void checkout_status(struct http_req *req);
-void checkout_new_ref(char out[13]);
+#define CHECKOUT_REF_LEN 12 /* every attempt's bank_order_ref: "FG" and 10 letters or digits */
+void checkout_new_ref(char out[CHECKOUT_REF_LEN + 1]);
 void bank_return(struct http_req *req);
 void bank_notification(struct http_req *req);
-void webhooks_list(struct http_req *req);
-void webhooks_redeliver(struct http_req *req);
 void refunds_create(struct http_req *req);
 void refunds_list(struct http_req *req);
 void refunds_confirm(struct http_req *req);
 void refunds_approve(struct http_req *req); /* POST /v1/refund-approvals/{id}/approve */
-void ledger_accounts(struct http_req *req);
-void ledger_account(struct http_req *req);
 void ops_healthz(struct http_req *req);
 void ops_readyz(struct http_req *req);
 void ops_metrics(struct http_req *req);

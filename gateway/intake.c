@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "lib/batch.h"
 #include "lib/config.h"
@@ -44,13 +45,46 @@ static void retry_now(evutil_socket_t fd, short what, void *arg)
 	batcher_submit(batcher, json_incref(w->row), item_done, w);
 }
 
+/* intake: one row per order */
+struct intake_row {
+	int64_t r_idx;
+	int r_outcome; /* enum db_outcome */
+	int64_t r_status;
+	const char *r_body, *r_order_id;
+};
+static const struct pg_col intake_cols[] = {
+	PG_COL(struct intake_row, r_idx, PG_INT64),
+	PG_COL_WORD(struct intake_row, r_outcome, db_outcomes),
+	PG_COL(struct intake_row, r_status, PG_INT64),
+	PG_COL(struct intake_row, r_body, PG_TEXT_NULL),
+	PG_COL(struct intake_row, r_order_id, PG_TEXT_NULL),
+};
+
+static enum intake_outcome intake_outcome_of(enum db_outcome o)
+{
+	switch (o) {
+	case OUTCOME_CREATED:
+		return INTAKE_CREATED;
+	case OUTCOME_REPLAY:
+		return INTAKE_REPLAY;
+	case OUTCOME_DUPLICATE:
+		return INTAKE_DUPLICATE;
+	default: /* key_reused */
+		return INTAKE_KEY_REUSED;
+	}
+}
+
 static void item_done(void *arg, PGresult *res, int row, enum pg_status st)
 {
 	struct intake_wait *w = arg;
 	struct intake_result r = {.outcome = INTAKE_UNAVAILABLE, .status = 503};
-	if (st == PG_OK && row >= 0) {
-		const char *outcome = PQgetvalue(res, row, 1);
-		if (strcmp(outcome, "busy") == 0) {
+	struct intake_row ir;
+	if (st == PG_OK && (row < 0 || !PG_ROW(res, row, intake_cols, &ir))) {
+		log_error(NULL, "intake row failed: no result row");
+		r.outcome = INTAKE_FAILED;
+		r.status = 500;
+	} else if (st == PG_OK) {
+		if (ir.r_outcome == OUTCOME_BUSY) {
 			if (util_monotonic_us() < w->deadline_us && !gw.draining) {
 				/* 10 ms doubling to 200 ms: quick when the other request is quick */
 				w->delay_ms = w->delay_ms ? (w->delay_ms * 2 > 200 ? 200 : w->delay_ms * 2) : 10;
@@ -64,20 +98,17 @@ static void item_done(void *arg, PGresult *res, int row, enum pg_status st)
 			r.outcome = INTAKE_KEY_IN_USE;
 			r.status = 409;
 		} else {
-			r.status = atoi(PQgetvalue(res, row, 2));
-			r.body = pg_value(res, row, 3);
-			r.order_id = pg_value(res, row, 4);
-			r.outcome = strcmp(outcome, "created") == 0     ? INTAKE_CREATED
-				    : strcmp(outcome, "replay") == 0    ? INTAKE_REPLAY
-				    : strcmp(outcome, "duplicate") == 0 ? INTAKE_DUPLICATE
-									: INTAKE_KEY_REUSED;
+			r.status = (int)ir.r_status;
+			r.body = ir.r_body;
+			r.order_id = ir.r_order_id;
+			r.outcome = intake_outcome_of((enum db_outcome)ir.r_outcome);
 			if (r.outcome == INTAKE_CREATED)
 				metrics_count("intake_orders");
 		}
 	} else if (st == PG_SQL_ERROR && strcmp(pg_sqlstate(res), "55P03") == 0) {
 		r.outcome = INTAKE_KEY_IN_USE;
 		r.status = 409;
-	} else if (st == PG_SQL_ERROR || st == PG_OK) {
+	} else if (st == PG_SQL_ERROR) {
 		log_error(NULL, "intake row failed: %s", res ? PQresultErrorMessage(res) : "no result row");
 		r.outcome = INTAKE_FAILED;
 		r.status = 500;

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "gateway/banks.h"
 #include "gateway/cli.h"
 #include "gateway/reports.h"
 #include "gateway/server.h"
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
 	if (strcmp(cmd, "receipt") == 0)
 		return cli_receipt(argc - 2, argv + 2);
 	if (strcmp(cmd, "serve") == 0 || strcmp(cmd, "config") == 0) {
+		if (!banks_register_settings())
+			return 1;
 		if (!config_load(err, sizeof err)) {
 			fprintf(stderr, "configuration error: %s\n", err);
 			return 1;

@@ -13,16 +13,17 @@
 #include <time.h>
 
 #include "gateway/banks.h"
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
-#include "gateway/sweeper.h"
+#include "gateway/webhooks.h"
 #include "lib/batch.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/metrics.h"
 
-#define REF_LEN 12 /* see checkout_new_ref() */
+#define MAX_CANDIDATES 64
 
 static struct batcher *batcher;
 
@@ -62,17 +63,14 @@ json_t *notify_item(const char *bank, const adapter_txn *txn, const char *raw, s
 	if (txn->bank_time > 0)
 		json_object_set_new(it, "paid_at", json_integer((json_int_t)txn->bank_time));
 	if (credit) {
-		/* Every run of REF_LEN letters and digits in the normalized content may be a reference. */
+		/* the references the adapter's rule finds in the content; the batch looks them up with
+		 * the amount and the account (feegate_apply_notifications) */
+		char refs[MAX_CANDIDATES][ADAPTER_REF_CAP];
+		const adapter *a = adapter_find(bank);
+		size_t n = a ? adapter_match_candidates(a, txn, CHECKOUT_REF_LEN, refs, MAX_CANDIDATES) : 0;
 		json_t *cands = json_array();
-		const char *m = txn->match_text;
-		size_t n = strlen(m);
-		for (size_t i = 0; i + REF_LEN <= n && json_array_size(cands) < 64; i++) {
-			bool ok = true;
-			for (size_t k = 0; k < REF_LEN && ok; k++)
-				ok = (m[i + k] >= 'A' && m[i + k] <= 'Z') || (m[i + k] >= '0' && m[i + k] <= '9');
-			if (ok)
-				json_array_append_new(cands, json_stringn(m + i, REF_LEN));
-		}
+		for (size_t i = 0; i < n; i++)
+			json_array_append_new(cands, json_string(refs[i]));
 		json_object_set_new(it, "candidates", cands);
 		json_object_set_new(it, "account_no", json_string(txn->account_no));
 		json_object_set_new(it, "content", json_string(txn->content));
@@ -87,33 +85,62 @@ struct apply_wait {
 	void *arg;
 };
 
+/* apply_notifications: one row per item */
+struct applied_row {
+	int64_t r_idx;
+	int r_outcome; /* enum db_outcome */
+	const char *r_order, *r_status;
+	const char *r_delivery, *r_client, *r_url, *r_secret, *r_payload; /* a webhook handed to this worker */
+};
+static const struct pg_col applied_cols[] = {
+	PG_COL(struct applied_row, r_idx, PG_INT64),
+	PG_COL_WORD(struct applied_row, r_outcome, db_outcomes),
+	PG_COL(struct applied_row, r_order, PG_TEXT_NULL),
+	PG_COL(struct applied_row, r_status, PG_TEXT_NULL),
+	PG_COL(struct applied_row, r_delivery, PG_TEXT_NULL),
+	PG_COL(struct applied_row, r_client, PG_TEXT),
+	PG_COL(struct applied_row, r_url, PG_TEXT),
+	PG_COL(struct applied_row, r_secret, PG_TEXT),
+	PG_COL(struct applied_row, r_payload, PG_TEXT),
+};
+
+static adapter_outcome bank_outcome(enum db_outcome o)
+{
+	switch (o) {
+	case OUTCOME_APPLIED:
+		return ADAPTER_APPLIED;
+	case OUTCOME_REPLAYED:
+		return ADAPTER_REPLAYED;
+	case OUTCOME_UNKNOWN_ORDER:
+		return ADAPTER_UNKNOWN_ORDER;
+	case OUTCOME_WRONG_AMOUNT:
+		return ADAPTER_WRONG_AMOUNT;
+	case OUTCOME_TXN_ID_CONFLICT:
+		log_warn(NULL, "a bank transaction id already recorded for another payment: kept as a txn_id_conflict case");
+		return ADAPTER_FAILED; /* the bank's error answer */
+	default:
+		return ADAPTER_FAILED;
+	}
+}
+
 static void applied(void *arg, PGresult *res, int row, enum pg_status st)
 {
 	struct apply_wait *w = arg;
 	adapter_outcome o = ADAPTER_FAILED;
-	const char *order_id = NULL, *status = NULL;
-	if (st == PG_OK && row >= 0) {
-		const char *r = PQgetvalue(res, row, 1);
-		o = strcmp(r, "applied") == 0	     ? ADAPTER_APPLIED
-		    : strcmp(r, "replayed") == 0     ? ADAPTER_REPLAYED
-		    : strcmp(r, "unknown_order") == 0 ? ADAPTER_UNKNOWN_ORDER
-		    : strcmp(r, "wrong_amount") == 0  ? ADAPTER_WRONG_AMOUNT
-						      : ADAPTER_FAILED; /* txn_id_conflict too: the bank's error answer */
-		if (strcmp(r, "txn_id_conflict") == 0)
-			log_warn(NULL, "a bank transaction id already recorded for another payment: kept as a txn_id_conflict case");
-		order_id = pg_value(res, row, 2);
-		status = pg_value(res, row, 3);
+	struct applied_row r = {0};
+	bool decoded = st == PG_OK && row >= 0 && PG_ROW(res, row, applied_cols, &r);
+	if (decoded) {
+		o = bank_outcome((enum db_outcome)r.r_outcome);
 		if (o == ADAPTER_APPLIED)
 			metrics_count("notifications_applied");
 	} else if (st == PG_SQL_ERROR) {
 		log_error(NULL, "applying a notification failed: %s", res ? PQresultErrorMessage(res) : "");
 	}
-	w->done(w->arg, o, order_id, status);
+	w->done(w->arg, o, r.r_order, r.r_status);
 	free(w);
 	/* the portal webhook this batch wrote leased to this worker: sent from here */
-	if (st == PG_OK && row >= 0 && PQnfields(res) >= 9 && !PQgetisnull(res, row, 4))
-		webhooks_hand(PQgetvalue(res, row, 4), PQgetvalue(res, row, 5), PQgetvalue(res, row, 6),
-			      PQgetvalue(res, row, 7), PQgetvalue(res, row, 8));
+	if (decoded && r.r_delivery)
+		webhooks_hand(r.r_delivery, r.r_client, r.r_url, r.r_secret, r.r_payload);
 }
 
 void notify_apply(json_t *item, notify_done_fn done, void *arg)
@@ -198,6 +225,16 @@ void bank_notification(struct http_req *req)
 
 /* ---- /return/{bank} ---- */
 
+/* return_lookup */
+struct return_row {
+	const char *id, *status, *return_url;
+};
+static const struct pg_col return_cols[] = {
+	PG_COL(struct return_row, id, PG_TEXT),
+	PG_COL(struct return_row, status, PG_TEXT),
+	PG_COL(struct return_row, return_url, PG_TEXT),
+};
+
 static void return_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -205,13 +242,14 @@ static void return_found(void *arg, PGresult *res, enum pg_status st)
 		reply_db_failure(req, res, st);
 		return;
 	}
-	if (PQntuples(res) != 1) {
+	struct return_row r;
+	if (PQntuples(res) != 1 || !PG_ROW(res, 0, return_cols, &r)) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such payment attempt");
 		return;
 	}
-	const char *url = PQgetvalue(res, 0, 2);
-	char *id = evhttp_encode_uri(PQgetvalue(res, 0, 0));
-	char *status = evhttp_encode_uri(PQgetvalue(res, 0, 1));
+	const char *url = r.return_url;
+	char *id = evhttp_encode_uri(r.id);
+	char *status = evhttp_encode_uri(r.status);
 	const char *hash = strchr(url, '#');
 	size_t base_len = hash ? (size_t)(hash - url) : strlen(url);
 	char *loc = xasprintf("%.*s%sorder_id=%s&status=%s%s", (int)base_len, url,

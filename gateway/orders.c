@@ -4,8 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
+#include "lib/pgrow.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/query.h"
@@ -201,9 +203,20 @@ void orders_create(struct http_req *req)
 
 /* ---- GET /v1/orders/{id}, GET /v1/orders?reference=, POST /v1/orders/{id}/cancel ---- */
 
+/* order_get, order_by_ref and orders_find_client: the rendered order, and for the search
+ * the id its next page starts before */
+struct order_row {
+	const char *doc, *id;
+};
+static const struct pg_col order_cols[] = {PG_COL(struct order_row, doc, PG_TEXT)};
+static const struct pg_col found_cols[] = {PG_COL(struct order_row, doc, PG_TEXT), PG_COL(struct order_row, id, PG_TEXT)};
+
 static void got_order(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct order_row o;
+	if (st == PG_OK && PQntuples(res) == 1 && !PG_ROW(res, 0, order_cols, &o))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
@@ -212,7 +225,7 @@ static void got_order(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	http_reply_json(req, 200, json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+	http_reply_json(req, 200, json_loads(o.doc, 0, NULL));
 }
 
 static void fetch_order(struct http_req *req)
@@ -247,13 +260,20 @@ static void got_list(void *arg, PGresult *res, enum pg_status st)
 	if (more)
 		n = ls->limit;
 	json_t *data = json_array();
-	for (int r = 0; r < n; r++)
-		json_array_append_new(data, json_loads(PQgetvalue(res, r, 0), 0, NULL));
+	struct order_row o = {0};
+	for (int r = 0; r < n; r++) {
+		if (ls ? !PG_ROW(res, r, found_cols, &o) : !PG_ROW(res, r, order_cols, &o)) {
+			json_decref(data);
+			reply_db_failure(req, res, PG_SQL_ERROR);
+			return;
+		}
+		json_array_append_new(data, json_loads(o.doc, 0, NULL));
+	}
 	json_t *body = json_object();
 	json_object_set_new(body, "data", data);
 	/* the exact-reference lookup keeps its answer; the search is a list route with a cursor */
 	if (ls)
-		json_object_set_new(body, "next_cursor", more ? json_string(PQgetvalue(res, n - 1, 1)) : json_null());
+		json_object_set_new(body, "next_cursor", more ? json_string(o.id) : json_null());
 	http_reply_json(req, 200, body);
 }
 
@@ -305,17 +325,24 @@ static void cancelled(void *arg, PGresult *res, enum pg_status st)
 		reply_db_failure(req, res, st);
 		return;
 	}
-	const char *outcome = PQgetvalue(res, 0, 0);
-	if (strcmp(outcome, "not_found") == 0) {
+	struct outcome_row r;
+	if (!PG_ROW(res, 0, outcome_cols, &r)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	switch ((enum db_outcome)r.outcome) {
+	case OUTCOME_NOT_FOUND:
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
-	}
-	if (strcmp(outcome, "invalid_state") == 0) {
+	case OUTCOME_INVALID_STATE:
 		http_reply_error(req, ERR_INVALID_STATE, NULL, "only a created or pending order can be cancelled");
 		return;
-	}
-	if (strcmp(outcome, "changed") == 0)
+	case OUTCOME_CHANGED:
 		log_info(req->id, "order %s cancelled", req->params[0]);
+		break;
+	default: /* unchanged: cancelled already */
+		break;
+	}
 	fetch_order(req);
 }
 

@@ -23,6 +23,7 @@
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 
 #define RECEIPTS_PER_TICK 100 /* signing one batch holds the loop for about 5 ms */
 
@@ -55,6 +56,15 @@ static void signed_saved(void *arg, PGresult *res, enum pg_status st)
 	schedule(n >= RECEIPTS_PER_TICK);
 }
 
+/* receipts_issue (feegate_receipts_issue): each receipt numbered, to sign */
+struct issued_row {
+	const char *r_code, *r_body;
+};
+static const struct pg_col issued_cols[] = {
+	PG_COL(struct issued_row, r_code, PG_TEXT),
+	PG_COL(struct issued_row, r_body, PG_TEXT),
+};
+
 static void issued(void *arg, PGresult *res, enum pg_status st)
 {
 	if (st != PG_OK) {
@@ -71,9 +81,10 @@ static void issued(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	json_t *batch = json_array();
-	for (int r = 0; r < n; r++) {
-		if (!receipt_sign_into(signing_key, PQgetvalue(res, r, 0), PQgetvalue(res, r, 1), batch))
-			log_error(NULL, "cannot sign receipt %s", PQgetvalue(res, r, 0));
+	struct issued_row row;
+	for (int r = 0; r < n && PG_ROW(res, r, issued_cols, &row); r++) {
+		if (!receipt_sign_into(signing_key, row.r_code, row.r_body, batch))
+			log_error(NULL, "cannot sign receipt %s", row.r_code);
 	}
 	char *payload = json_dumps(batch, JSON_COMPACT);
 	json_decref(batch);
@@ -181,6 +192,17 @@ void receipts_for_order(struct http_req *req)
 	pg_query(gw.db, "receipt_by_order", 2, params, cfg.db_timeout_ms, got_order_receipt, req);
 }
 
+/* receipt_keys */
+struct key_row {
+	const char *key_id, *alg, *public_key, *created_at;
+};
+static const struct pg_col key_cols[] = {
+	PG_COL(struct key_row, key_id, PG_TEXT),
+	PG_COL(struct key_row, alg, PG_TEXT),
+	PG_COL(struct key_row, public_key, PG_TEXT),
+	PG_COL(struct key_row, created_at, PG_TEXT),
+};
+
 static void got_keys(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -189,10 +211,10 @@ static void got_keys(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	json_t *keys = json_array();
-	for (int r = 0; r < PQntuples(res); r++)
-		json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s}", "key_id", PQgetvalue(res, r, 0), "alg",
-						      PQgetvalue(res, r, 1), "public_key", PQgetvalue(res, r, 2),
-						      "created_at", PQgetvalue(res, r, 3)));
+	struct key_row k;
+	for (int r = 0; r < PQntuples(res) && PG_ROW(res, r, key_cols, &k); r++)
+		json_array_append_new(keys, json_pack("{s:s, s:s, s:s, s:s}", "key_id", k.key_id, "alg", k.alg, "public_key",
+						      k.public_key, "created_at", k.created_at));
 	http_reply_json(req, 200, json_pack("{s:o}", "keys", keys));
 }
 

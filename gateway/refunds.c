@@ -1,5 +1,5 @@
 /*
- * Refunds (finance staff) and the ledger's read API. A refund is created under the order's row
+ * Refunds (finance staff). A refund is created under the order's row
  * lock (never more than what is paid and not yet refunded, even under concurrent requests),
  * then sent through the bank adapter's refund API; the reversing transfer is posted when the
  * bank confirms. A bank without a refund API keeps the refund pending as a payout instruction
@@ -13,6 +13,7 @@
 
 #include "gateway/audit.h"
 #include "gateway/banks.h"
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
 #include "gateway/refunds.h"
@@ -53,16 +54,27 @@ static void send_finish(struct refund_send *s, const char *refund_json)
 	free(s);
 }
 
+/* refund_complete and refund_confirm (feegate_refund_complete) */
+struct completed_row {
+	int r_outcome; /* enum db_outcome: succeeded, failed, unchanged, not_found */
+	const char *r_refund;
+};
+static const struct pg_col completed_cols[] = {
+	PG_COL_WORD(struct completed_row, r_outcome, db_outcomes),
+	PG_COL(struct completed_row, r_refund, PG_TEXT),
+};
+
 static void completed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct refund_send *s = arg;
-	if (st != PG_OK) {
+	struct completed_row r;
+	if (st != PG_OK || !PG_ROW(res, 0, completed_cols, &r)) {
 		log_error(NULL, "recording the bank's verdict on refund %s failed; the sweeper will ask again", s->ref);
 		send_finish(s, NULL);
 		return;
 	}
-	log_info(NULL, "refund %s: %s", s->ref, PQgetvalue(res, 0, 0));
-	send_finish(s, PQgetvalue(res, 0, 1));
+	log_info(NULL, "refund %s: %s", s->ref, pg_word_name(db_outcomes, r.r_outcome));
+	send_finish(s, r.r_refund);
 }
 
 static void complete(struct refund_send *s, bool ok, const char *bank_id, const char *reason)
@@ -194,21 +206,71 @@ static void refund_sent(void *arg, const char *refund_json)
 	call_finish(call, &r);
 }
 
-/* feegate_refund_create's and feegate_refund_approve's outcome words */
-static const struct {
-	const char *word;
-	enum refund_outcome outcome;
-} create_outcomes[] = {
-	{"created", REFUND_CREATED},
-	{"replay", REFUND_REPLAY},
-	{"not_found", REFUND_NO_ORDER},
-	{"approval_not_found", REFUND_NO_APPROVAL},
-	{"same_person", REFUND_SAME_PERSON},
-	{"already_approved", REFUND_ALREADY_APPROVED},
-	{"key_reused", REFUND_KEY_REUSED},
-	{"invalid_state", REFUND_NOT_PAID},
-	{"too_much", REFUND_TOO_MUCH},
+/* The paid attempt's columns that refund_attempt_from() reads */
+struct attempt_row {
+	const char *r_bank, *r_bank_order_ref, *r_bank_txn_id;
+	int64_t r_paid, r_attempt_created;
 };
+static const struct pg_col attempt_cols[] = {
+	PG_COL(struct attempt_row, r_bank, PG_TEXT),
+	PG_COL(struct attempt_row, r_bank_order_ref, PG_TEXT),
+	PG_COL(struct attempt_row, r_bank_txn_id, PG_TEXT_NULL),
+	PG_COL(struct attempt_row, r_paid, PG_INT64),
+	PG_COL(struct attempt_row, r_attempt_created, PG_INT64),
+};
+
+bool refund_attempt_from(const PGresult *res, int row, int first, struct refund_to_send *r)
+{
+	struct attempt_row a;
+	if (!PG_ROW_FROM(res, row, first, attempt_cols, &a))
+		return false;
+	r->bank = a.r_bank;
+	r->bank_order_ref = a.r_bank_order_ref;
+	r->bank_txn_id = a.r_bank_txn_id;
+	r->paid = a.r_paid;
+	r->attempt_created = (time_t)a.r_attempt_created;
+	return true;
+}
+
+/* refund_create and refund_approve (feegate_refund_create, feegate_refund_approve); then, when
+ * created, the paid attempt's columns */
+#define CREATED_ATTEMPT_COL 3
+struct created_row {
+	int r_outcome; /* enum db_outcome */
+	const char *r_refund; /* the refund (created, replay), NULL otherwise */
+	int64_t r_refundable;
+};
+static const struct pg_col created_cols[] = {
+	PG_COL_WORD(struct created_row, r_outcome, db_outcomes),
+	PG_COL(struct created_row, r_refund, PG_TEXT_NULL),
+	PG_COL(struct created_row, r_refundable, PG_INT64),
+};
+
+static enum refund_outcome refund_outcome_of(enum db_outcome o)
+{
+	switch (o) {
+	case OUTCOME_CREATED:
+		return REFUND_CREATED;
+	case OUTCOME_REPLAY:
+		return REFUND_REPLAY;
+	case OUTCOME_NOT_FOUND:
+		return REFUND_NO_ORDER;
+	case OUTCOME_APPROVAL_NOT_FOUND:
+		return REFUND_NO_APPROVAL;
+	case OUTCOME_SAME_PERSON:
+		return REFUND_SAME_PERSON;
+	case OUTCOME_ALREADY_APPROVED:
+		return REFUND_ALREADY_APPROVED;
+	case OUTCOME_KEY_REUSED:
+		return REFUND_KEY_REUSED;
+	case OUTCOME_INVALID_STATE:
+		return REFUND_NOT_PAID;
+	case OUTCOME_TOO_MUCH:
+		return REFUND_TOO_MUCH;
+	default:
+		return REFUND_FAILED;
+	}
+}
 
 static void refund_created(void *arg, PGresult *res, enum pg_status st)
 {
@@ -223,31 +285,31 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	struct refund_result r = {.outcome = REFUND_FAILED, .res = res, .st = PG_SQL_ERROR};
-	for (size_t i = 0; i < ARRAY_LEN(create_outcomes); i++)
-		if (strcmp(PQgetvalue(res, 0, 0), create_outcomes[i].word) == 0)
-			r.outcome = create_outcomes[i].outcome;
-	if (r.outcome == REFUND_FAILED)
-		log_error(call->req->id, "refund: an outcome this gateway does not know: %s", PQgetvalue(res, 0, 0));
-	if (r.outcome != REFUND_CREATED) {
-		r.json = pg_value(res, 0, 1);
-		r.refundable = strtoll(PQgetvalue(res, 0, 2), NULL, 10);
+	struct created_row row;
+	if (!PG_ROW(res, 0, created_cols, &row)) {
 		call_finish(call, &r);
 		return;
 	}
-	call->created_json = xstrdup(PQgetvalue(res, 0, 1));
+	r.outcome = refund_outcome_of((enum db_outcome)row.r_outcome);
+	if (r.outcome == REFUND_FAILED)
+		log_error(call->req->id, "refund: an outcome this gateway does not know: %s", PQgetvalue(res, 0, 0));
+	if (r.outcome != REFUND_CREATED) {
+		r.json = row.r_refund;
+		r.refundable = row.r_refundable;
+		call_finish(call, &r);
+		return;
+	}
+	struct refund_to_send in = {.refund_id = call->refund_id, .refund_ref = call->refund_ref};
+	if (!refund_attempt_from(res, 0, CREATED_ATTEMPT_COL, &in)) {
+		r.outcome = REFUND_FAILED;
+		call_finish(call, &r);
+		return;
+	}
+	call->created_json = xstrdup(row.r_refund ? row.r_refund : "{}");
 	json_t *created = json_loads(call->created_json, 0, NULL);
-	struct refund_to_send in = {
-		.refund_id = call->refund_id,
-		.refund_ref = call->refund_ref,
-		.bank = PQgetvalue(res, 0, 3),
-		.bank_order_ref = PQgetvalue(res, 0, 4),
-		.bank_txn_id = pg_value(res, 0, 5),
-		.amount = json_integer_value(json_object_get(created, "amount")),
-		.paid = strtoll(PQgetvalue(res, 0, 6), NULL, 10),
-		.attempt_created = (time_t)strtoll(PQgetvalue(res, 0, 7), NULL, 10),
-		.reason = json_string_value(json_object_get(created, "reason")),
-		.created_by = req_principal(call->req)->id,
-	};
+	in.amount = json_integer_value(json_object_get(created, "amount"));
+	in.reason = json_string_value(json_object_get(created, "reason"));
+	in.created_by = req_principal(call->req)->id;
 	log_info(call->req->id, "refund %s of %lld VND created for order %s", call->refund_ref, (long long)in.amount,
 		 json_string_value(json_object_get(created, "order_id")));
 	refund_send(&in, refund_sent, call);
@@ -311,6 +373,12 @@ static void refund_answered(struct http_req *req, const struct refund_result *r)
 	}
 }
 
+/* refund_ask (feegate_refund_ask): the approval asked for, NULL for no such order */
+struct asked_row {
+	const char *approval;
+};
+static const struct pg_col asked_cols[] = {PG_COL(struct asked_row, approval, PG_TEXT_NULL)};
+
 static void approval_asked(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -318,12 +386,17 @@ static void approval_asked(void *arg, PGresult *res, enum pg_status st)
 		reply_db_failure(req, res, st);
 		return;
 	}
-	if (PQgetisnull(res, 0, 0)) {
+	struct asked_row a;
+	if (!PG_ROW(res, 0, asked_cols, &a)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	if (!a.approval) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
 	log_info(req->id, "refund above FEEGATE_REFUND_APPROVAL_VND asked for order %s; awaiting approval", req->params[0]);
-	reply_json_text(req, 202, PQgetvalue(res, 0, 0));
+	reply_json_text(req, 202, a.approval);
 }
 
 /* Two-person rule: a refund above FEEGATE_REFUND_APPROVAL_VND is only asked for here; it is
@@ -426,51 +499,31 @@ void refunds_create(struct http_req *req)
 
 /* ---- GET /v1/orders/{id}/refunds, POST /v1/refunds/{id}/confirm ---- */
 
-static const struct query_field short_list_query[] = {QUERY_LIST};
-
-/* Replies one page of the array in res's first column (the list is read whole: it is short). */
-static void reply_page(struct http_req *req, const char *array_text)
-{
-	struct query *q = req->state;
-	json_t *page = query_page_array(json_loads(array_text, 0, NULL), q);
-	if (!page) {
-		query_reply_bad_cursor(req);
-		return;
-	}
-	http_reply_json(req, 200, page);
-}
-
-static void query_state_free(void *p)
-{
-	query_free(p);
-	free(p);
-}
-
-/* Checks the list rule's parameters; keeps them in req->state for the reply. */
-static bool short_list_query_ok(struct http_req *req)
-{
-	struct query *q = xcalloc(1, sizeof *q);
-	if (!query_parse(req, short_list_query, (int)ARRAY_LEN(short_list_query), q)) {
-		query_state_free(q);
-		return false;
-	}
-	req->state = q;
-	req->state_free = query_state_free;
-	return true;
-}
+/* refunds_list */
+struct listed_row {
+	const char *refunds; /* a JSON array */
+	int64_t orders;      /* 1 when the order exists in the caller's scope */
+};
+static const struct pg_col listed_cols[] = {
+	PG_COL(struct listed_row, refunds, PG_TEXT),
+	PG_COL(struct listed_row, orders, PG_INT64),
+};
 
 static void listed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct listed_row r;
+	if (st == PG_OK && !PG_ROW(res, 0, listed_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
-	if (strcmp(PQgetvalue(res, 0, 1), "0") == 0) {
+	if (r.orders == 0) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	reply_page(req, PQgetvalue(res, 0, 0));
+	query_reply_page(req, r.refunds);
 }
 
 void refunds_list(struct http_req *req)
@@ -481,7 +534,7 @@ void refunds_list(struct http_req *req)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such order");
 		return;
 	}
-	if (!short_list_query_ok(req))
+	if (!query_parse_list(req))
 		return;
 	char buf[AUTH_SCOPE_CAP];
 	const char *params[2] = {req->params[0], auth_agency_scope(req_principal(req), buf, sizeof buf)};
@@ -495,8 +548,13 @@ static void confirmed(void *arg, PGresult *res, enum pg_status st)
 		call_failed(call, res, st);
 		return;
 	}
-	struct refund_result r = {.outcome = REFUND_CONFIRMED, .json = PQgetvalue(res, 0, 1)};
-	if (strcmp(PQgetvalue(res, 0, 0), "not_found") == 0)
+	struct completed_row row;
+	if (!PG_ROW(res, 0, completed_cols, &row)) {
+		call_failed(call, res, PG_SQL_ERROR);
+		return;
+	}
+	struct refund_result r = {.outcome = REFUND_CONFIRMED, .json = row.r_refund};
+	if (row.r_outcome == OUTCOME_NOT_FOUND)
 		r.outcome = REFUND_NO_REFUND;
 	call_finish(call, &r);
 }
@@ -511,9 +569,13 @@ static void payout_decided(void *arg, PGresult *res, enum pg_status st)
 		call_failed(call, res, st);
 		return;
 	}
-	const char *verdict = PQgetvalue(res, 0, 0);
-	if (strcmp(verdict, "asked") == 0 || strcmp(verdict, "same_person") == 0) {
-		struct refund_result r = {.outcome = *verdict == 'a' ? REFUND_ASKED : REFUND_SAME_PERSON};
+	struct outcome_row verdict;
+	if (!PG_ROW(res, 0, outcome_cols, &verdict)) {
+		call_failed(call, res, PG_SQL_ERROR);
+		return;
+	}
+	if (verdict.outcome == OUTCOME_ASKED || verdict.outcome == OUTCOME_SAME_PERSON) {
+		struct refund_result r = {.outcome = verdict.outcome == OUTCOME_ASKED ? REFUND_ASKED : REFUND_SAME_PERSON};
 		call_finish(call, &r);
 		return;
 	}
@@ -529,6 +591,17 @@ bool refund_confirmed_by_finance(const char *bank)
 	return !bk || !bk->adapter->build_refund;
 }
 
+/* refund_lookup */
+struct lookup_row {
+	const char *id, *bank;
+	int status; /* enum db_status */
+};
+static const struct pg_col lookup_cols[] = {
+	PG_COL(struct lookup_row, id, PG_TEXT),
+	PG_COL(struct lookup_row, bank, PG_TEXT),
+	PG_COL_WORD(struct lookup_row, status, db_statuses),
+};
+
 static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 {
 	struct refund_call *call = arg;
@@ -537,11 +610,13 @@ static void confirm_checked(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	struct refund_result r = {.outcome = REFUND_NO_REFUND};
-	if (PQntuples(res) == 1 && !refund_confirmed_by_finance(PQgetvalue(res, 0, 1)))
+	struct lookup_row found;
+	bool one = PQntuples(res) == 1 && PG_ROW(res, 0, lookup_cols, &found);
+	if (one && !refund_confirmed_by_finance(found.bank))
 		r.outcome = REFUND_BANK_CONFIRMS;
-	else if (PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 2), "pending") != 0)
+	else if (one && found.status != STATUS_PENDING)
 		r.outcome = REFUND_NOT_PENDING;
-	else if (PQntuples(res) == 1)
+	else if (one)
 		r.outcome = REFUND_ASKED;
 	if (r.outcome != REFUND_ASKED) {
 		call_finish(call, &r);
@@ -572,102 +647,4 @@ void refunds_confirm(struct http_req *req)
 {
 	if (auth_require(req, PERM_REFUND))
 		refund_confirm(req, req->params[0], refund_answered);
-}
-
-/* ---- the ledger's read API ---- */
-
-static void accounts_listed(void *arg, PGresult *res, enum pg_status st)
-{
-	struct http_req *req = arg;
-	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
-		return;
-	}
-	reply_page(req, PQgetvalue(res, 0, 0));
-}
-
-void ledger_accounts(struct http_req *req)
-{
-	if (!auth_require(req, PERM_VIEW) || !short_list_query_ok(req))
-		return;
-	char buf[AUTH_SCOPE_CAP];
-	const char *params[1] = {auth_agency_scope(req_principal(req), buf, sizeof buf)};
-	pg_query(gw.db, "accounts_list", 1, params, cfg.db_timeout_ms, accounts_listed, req);
-}
-
-struct page {
-	int limit;
-};
-
-static void account_got(void *arg, PGresult *res, enum pg_status st)
-{
-	struct http_req *req = arg;
-	struct page *pg = req->state;
-	if (st != PG_OK) {
-		reply_db_failure(req, res, st);
-		return;
-	}
-	if (PQntuples(res) != 1) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such account");
-		return;
-	}
-	json_t *acct = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *entries = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-	size_t n = json_array_size(entries);
-	json_t *last = n ? json_array_get(entries, n - 1) : NULL;
-	json_object_set_new(acct, "entries", entries);
-	if (last && (int)n == pg->limit) {
-		char cursor[32];
-		snprintf(cursor, sizeof cursor, "%lld", (long long)json_integer_value(json_object_get(last, "id")));
-		json_object_set_new(acct, "next_cursor", json_string(cursor));
-	} else {
-		json_object_set_new(acct, "next_cursor", json_null());
-	}
-	http_reply_json(req, 200, acct);
-}
-
-static const struct query_field account_query[] = {{"from", Q_DATE, NULL, 0, 0}, {"to", Q_DATE, NULL, 0, 0}, QUERY_LIST};
-
-void ledger_account(struct http_req *req)
-{
-	if (!auth_require(req, PERM_VIEW))
-		return;
-	struct query q;
-	if (!query_parse(req, account_query, (int)ARRAY_LEN(account_query), &q))
-		return;
-	char *id_end, *end;
-	long long id = strtoll(req->params[0], &id_end, 10);
-	bool id_ok = *req->params[0] != '\0' && *id_end == '\0' && id > 0;
-	long long c = 0;
-	long limit = (long)query_num(&q, "limit");
-	const char *cursor = query_get(&q, "cursor");
-	char from[11] = "", to[11] = "";
-	if (query_get(&q, "from"))
-		snprintf(from, sizeof from, "%s", query_get(&q, "from"));
-	if (query_get(&q, "to"))
-		snprintf(to, sizeof to, "%s", query_get(&q, "to"));
-	if (cursor) {
-		c = strtoll(cursor, &end, 10);
-		if (*end || c <= 0) {
-			query_free(&q);
-			query_reply_bad_cursor(req);
-			return;
-		}
-	}
-	query_free(&q);
-	if (!id_ok) {
-		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such account");
-		return;
-	}
-	struct page *pg = xcalloc(1, sizeof *pg);
-	pg->limit = (int)limit;
-	req->state = pg;
-	req->state_free = free;
-	char buf[AUTH_SCOPE_CAP], id_s[24], c_s[24], l_s[24];
-	snprintf(id_s, sizeof id_s, "%lld", id);
-	snprintf(c_s, sizeof c_s, "%lld", c);
-	snprintf(l_s, sizeof l_s, "%ld", limit);
-	const char *params[6] = {id_s, auth_agency_scope(req_principal(req), buf, sizeof buf), c ? c_s : NULL, l_s,
-				 from[0] ? from : NULL, to[0] ? to : NULL};
-	pg_query(gw.db, "account_get", 6, params, cfg.db_timeout_ms, account_got, req);
 }

@@ -19,6 +19,10 @@ struct refund_to_send {
 typedef void (*refund_sent_fn)(void *arg, const char *refund_json);
 
 void refund_send(const struct refund_to_send *r, refund_sent_fn done, void *arg);
+/* Fills r's bank, bank_order_ref, bank_txn_id, paid and attempt_created from the paid attempt's
+ * columns (r_bank .. r_attempt_created) that start at column `first` of row `row` (refund_create,
+ * refund_approve, refunds_to_retry); texts point into res. */
+bool refund_attempt_from(const PGresult *res, int row, int first, struct refund_to_send *r) WARN_UNUSED;
 
 /*
  * The two-person rule, for the API's routes and the console's buttons alike. A refund above

@@ -34,6 +34,8 @@
 #include "gateway/server.h"
 #include "gateway/staff.h"
 #include "gateway/sweeper.h"
+#include "gateway/webhooks.h"
+#include "ledger/accounts.h"
 #include "lib/breaker.h"
 #include "lib/httpc.h"
 #include "lib/config.h"

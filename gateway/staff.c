@@ -144,6 +144,8 @@ void staff_shutdown(void)
 
 /* ---- admin API: staff and tokens ---- */
 
+const struct pg_col staff_list_cols[1] = {PG_COL(struct staff_list_row, staff, PG_TEXT)};
+
 static void staff_listed(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -151,8 +153,13 @@ static void staff_listed(void *arg, PGresult *res, enum pg_status st)
 		reply_db_failure(req, res, st);
 		return;
 	}
+	struct staff_list_row r;
+	if (!PG_ROW(res, 0, staff_list_cols, &r)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
 	json_t *body = json_object();
-	json_object_set_new(body, "data", json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+	json_object_set_new(body, "data", json_loads(r.staff, 0, NULL));
 	json_object_set_new(body, "next_cursor", json_null());
 	http_reply_json(req, 200, body);
 }

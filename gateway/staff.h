@@ -10,6 +10,7 @@
 
 #include "lib/http.h"
 #include "lib/pgpool.h"
+#include "lib/pgrow.h"
 #include "lib/util.h"
 
 #define STAFF_RECOVERY_CODES 10
@@ -44,5 +45,11 @@ void staff_api_list(struct http_req *req);
 void staff_api_disable(struct http_req *req);
 void staff_api_token_create(struct http_req *req);
 void staff_api_token_revoke(struct http_req *req);
+
+/* staff_list, for the admin API and the console: every staff member as a JSON array */
+struct staff_list_row {
+	const char *staff;
+};
+extern const struct pg_col staff_list_cols[1];
 
 #endif

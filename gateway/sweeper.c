@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "gateway/banks.h"
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/notify.h"
 #include "gateway/refunds.h"
@@ -133,22 +134,41 @@ static void ask_bank(struct query_job *j)
 	adapter_request_free(&req);
 }
 
+/* attempts_to_query (feegate_attempts_to_query) */
+struct pending_row {
+	const char *r_id, *r_bank, *r_ref, *r_txn;
+	int64_t r_amount;
+	const char *r_description;
+	int64_t r_created, r_past_expiry_s;
+};
+static const struct pg_col pending_cols[] = {
+	PG_COL(struct pending_row, r_id, PG_TEXT),
+	PG_COL(struct pending_row, r_bank, PG_TEXT),
+	PG_COL(struct pending_row, r_ref, PG_TEXT),
+	PG_COL(struct pending_row, r_txn, PG_TEXT),
+	PG_COL(struct pending_row, r_amount, PG_INT64),
+	PG_COL(struct pending_row, r_description, PG_TEXT),
+	PG_COL(struct pending_row, r_created, PG_INT64),
+	PG_COL(struct pending_row, r_past_expiry_s, PG_INT64),
+};
+
 static void got_attempts(void *arg, PGresult *res, enum pg_status st)
 {
 	busy--;
 	if (st != PG_OK)
 		return;
-	for (int r = 0; r < PQntuples(res); r++) {
+	struct pending_row a;
+	for (int r = 0; r < PQntuples(res) && PG_ROW(res, r, pending_cols, &a); r++) {
 		struct query_job *j = xcalloc(1, sizeof *j);
 		busy++;
-		snprintf(j->attempt_id, sizeof j->attempt_id, "%s", PQgetvalue(res, r, 0));
-		snprintf(j->bank, sizeof j->bank, "%s", PQgetvalue(res, r, 1));
-		snprintf(j->ref, sizeof j->ref, "%s", PQgetvalue(res, r, 2));
-		snprintf(j->txn, sizeof j->txn, "%s", PQgetvalue(res, r, 3));
-		j->amount = strtoll(PQgetvalue(res, r, 4), NULL, 10);
-		j->description = xstrdup(PQgetvalue(res, r, 5));
-		j->q.attempt_created_at = (time_t)strtoll(PQgetvalue(res, r, 6), NULL, 10);
-		j->past_expiry_s = strtoll(PQgetvalue(res, r, 7), NULL, 10);
+		snprintf(j->attempt_id, sizeof j->attempt_id, "%s", a.r_id);
+		snprintf(j->bank, sizeof j->bank, "%s", a.r_bank);
+		snprintf(j->ref, sizeof j->ref, "%s", a.r_ref);
+		snprintf(j->txn, sizeof j->txn, "%s", a.r_txn);
+		j->amount = a.r_amount;
+		j->description = xstrdup(a.r_description);
+		j->q.attempt_created_at = (time_t)a.r_created;
+		j->past_expiry_s = a.r_past_expiry_s;
 		ask_bank(j);
 	}
 }
@@ -158,24 +178,37 @@ static void refund_retried(void *arg, const char *refund_json)
 	busy--;
 }
 
+/* refunds_to_retry (feegate_refunds_to_retry): the refund, then its paid attempt's columns */
+#define RETRY_ATTEMPT_COL 5
+struct retry_row {
+	const char *r_id, *r_ref;
+	int64_t r_amount;
+	const char *r_reason, *r_created_by;
+};
+static const struct pg_col retry_cols[] = {
+	PG_COL(struct retry_row, r_id, PG_TEXT),
+	PG_COL(struct retry_row, r_ref, PG_TEXT),
+	PG_COL(struct retry_row, r_amount, PG_INT64),
+	PG_COL(struct retry_row, r_reason, PG_TEXT),
+	PG_COL(struct retry_row, r_created_by, PG_TEXT),
+};
+
 static void got_refunds(void *arg, PGresult *res, enum pg_status st)
 {
 	busy--;
 	if (st != PG_OK)
 		return;
-	for (int r = 0; r < PQntuples(res); r++) {
+	struct retry_row f;
+	for (int r = 0; r < PQntuples(res) && PG_ROW(res, r, retry_cols, &f); r++) {
 		struct refund_to_send in = {
-			.refund_id = PQgetvalue(res, r, 0),
-			.refund_ref = PQgetvalue(res, r, 1),
-			.amount = strtoll(PQgetvalue(res, r, 2), NULL, 10),
-			.reason = PQgetvalue(res, r, 3),
-			.created_by = PQgetvalue(res, r, 4),
-			.bank = PQgetvalue(res, r, 5),
-			.bank_order_ref = PQgetvalue(res, r, 6),
-			.bank_txn_id = pg_value(res, r, 7),
-			.paid = strtoll(PQgetvalue(res, r, 8), NULL, 10),
-			.attempt_created = (time_t)strtoll(PQgetvalue(res, r, 9), NULL, 10),
+			.refund_id = f.r_id,
+			.refund_ref = f.r_ref,
+			.amount = f.r_amount,
+			.reason = f.r_reason,
+			.created_by = f.r_created_by,
 		};
+		if (!refund_attempt_from(res, r, RETRY_ATTEMPT_COL, &in))
+			break;
 		const struct bank *bk = bank_find(in.bank);
 		if (!bk || !bk->adapter->build_refund)
 			continue; /* payout instructions wait for finance */
@@ -187,26 +220,55 @@ static void got_refunds(void *arg, PGresult *res, enum pg_status st)
 static void simple_done(void *arg, PGresult *res, enum pg_status st)
 {
 	busy--;
-	if (st == PG_OK && arg && PQntuples(res) == 1 && atoi(PQgetvalue(res, 0, 0)) > 0)
-		log_info(NULL, "%s orders expired", PQgetvalue(res, 0, 0));
 }
+
+/* expire_due */
+struct expired_row {
+	int64_t expired;
+};
+static const struct pg_col expired_cols[] = {PG_COL(struct expired_row, expired, PG_INT64)};
+
+static void expired(void *arg, PGresult *res, enum pg_status st)
+{
+	busy--;
+	struct expired_row r;
+	if (st == PG_OK && PQntuples(res) == 1 && PG_ROW(res, 0, expired_cols, &r) && r.expired > 0)
+		log_info(NULL, "%lld orders expired", (long long)r.expired);
+}
+
+/* outbox_backlog */
+struct backlog_row {
+	double due, oldest_s;
+};
+static const struct pg_col backlog_cols[] = {
+	PG_COL(struct backlog_row, due, PG_DOUBLE),
+	PG_COL(struct backlog_row, oldest_s, PG_DOUBLE),
+};
 
 static void outbox_measured(void *arg, PGresult *res, enum pg_status st)
 {
 	busy--;
-	if (st != PG_OK || PQntuples(res) != 1)
+	struct backlog_row r;
+	if (st != PG_OK || PQntuples(res) != 1 || !PG_ROW(res, 0, backlog_cols, &r))
 		return;
-	metrics_set(m_outbox_due, strtod(PQgetvalue(res, 0, 0), NULL));
-	metrics_set(m_outbox_oldest, strtod(PQgetvalue(res, 0, 1), NULL));
+	metrics_set(m_outbox_due, r.due);
+	metrics_set(m_outbox_oldest, r.oldest_s);
 }
+
+/* ledger_check_status: the settings row "<invariants violated> <unix time>" */
+struct check_row {
+	const char *value;
+};
+static const struct pg_col check_cols[] = {PG_COL(struct check_row, value, PG_TEXT)};
 
 static void ledger_check_read(void *arg, PGresult *res, enum pg_status st)
 {
 	busy--;
-	if (st != PG_OK || PQntuples(res) != 1)
+	struct check_row r;
+	if (st != PG_OK || PQntuples(res) != 1 || !PG_ROW(res, 0, check_cols, &r))
 		return;
 	long failed = 0, at = 0;
-	if (sscanf(PQgetvalue(res, 0, 0), "%ld %ld", &failed, &at) == 2) {
+	if (sscanf(r.value, "%ld %ld", &failed, &at) == 2) {
 		metrics_set(m_ledger_violations, (double)failed);
 		metrics_set(m_ledger_checked, (double)at);
 	}
@@ -225,7 +287,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 		snprintf(after, sizeof after, "%d", cfg.query_after_s);
 		busy += 2;
 		const char *limit[1] = {"200"};
-		pg_query(gw.db, "expire_due", 1, limit, cfg.db_timeout_ms, simple_done, "expired");
+		pg_query(gw.db, "expire_due", 1, limit, cfg.db_timeout_ms, expired, NULL);
 		const char *qp[2] = {after, "20"};
 		pg_query(gw.db, "attempts_to_query", 2, qp, cfg.db_timeout_ms, got_attempts, NULL);
 		const char *rp[2] = {"30", "20"};

@@ -18,12 +18,13 @@
 
 #include "adapters/adapter.h"
 #include "gateway/gateway.h"
-#include "gateway/sweeper.h"
+#include "gateway/webhooks.h"
 #include "lib/config.h"
 #include "lib/httpc.h"
 #include "lib/log.h"
 #include "lib/query.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/metrics.h"
 
 static struct event *timer;   /* the relay's pulse */
@@ -176,7 +177,7 @@ static void send_delivery(const char *id, int portal, const char *url, const cha
 	char ts[24];
 	snprintf(ts, sizeof ts, "%lld", (long long)time(NULL));
 	char hex[65], sig[70];
-	if (!adapter_sign_timestamped(secret, ts, payload, strlen(payload), hex)) {
+	if (!util_sign_timestamped(secret, ts, payload, strlen(payload), hex)) {
 		log_error(NULL, "webhook %s: out of memory while signing", id); /* lib/mem.h's policy */
 		abort();
 	}
@@ -189,11 +190,30 @@ static void send_delivery(const char *id, int portal, const char *url, const cha
 	httpc_send_reusing("POST", url, h, 4, payload, strlen(payload), cfg.webhook_timeout_ms, delivered, d);
 }
 
-static void send_one(PGresult *res, int r)
+/* claim_deliveries (feegate_claim_deliveries) */
+struct claimed_row {
+	const char *r_id, *r_url, *r_secret, *r_payload;
+	int64_t r_attempts, r_age_s;
+	const char *r_client;
+};
+static const struct pg_col claimed_cols[] = {
+	PG_COL(struct claimed_row, r_id, PG_TEXT),
+	PG_COL(struct claimed_row, r_url, PG_TEXT),
+	PG_COL(struct claimed_row, r_secret, PG_TEXT),
+	PG_COL(struct claimed_row, r_payload, PG_TEXT),
+	PG_COL(struct claimed_row, r_attempts, PG_INT64),
+	PG_COL(struct claimed_row, r_age_s, PG_INT64),
+	PG_COL(struct claimed_row, r_client, PG_TEXT),
+};
+
+static bool send_one(PGresult *res, int r)
 {
-	send_delivery(PQgetvalue(res, r, 0), portal_index(PQgetvalue(res, r, 6)), PQgetvalue(res, r, 1),
-		      PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), atoi(PQgetvalue(res, r, 4)),
-		      strtoll(PQgetvalue(res, r, 5), NULL, 10));
+	struct claimed_row d;
+	if (!PG_ROW(res, r, claimed_cols, &d))
+		return false;
+	send_delivery(d.r_id, portal_index(d.r_client), d.r_url, d.r_secret, d.r_payload, (int)d.r_attempts,
+		      d.r_age_s);
+	return true;
 }
 
 static bool room_for(int portal)
@@ -265,9 +285,9 @@ static void claimed(void *arg, PGresult *res, enum pg_status st)
 		more_due = false;
 		return;
 	}
-	int n = PQntuples(res);
-	for (int r = 0; r < n; r++)
-		send_one(res, r);
+	int n = PQntuples(res), r = 0;
+	while (r < n && send_one(res, r))
+		r++;
 	more_due = n == asked;
 	pump();
 }
@@ -378,10 +398,19 @@ int webhooks_busy(void)
 
 /* ---- the client's API ---- */
 
-/* One row, one column of JSON text: a list is answered as {"data": [...]}, an object as it is. */
+/* delivery_redeliver and deliveries_list: one row, one column of JSON text */
+struct json_row {
+	const char *doc;
+};
+static const struct pg_col json_cols[] = {PG_COL(struct json_row, doc, PG_TEXT)};
+
+/* A list is answered as {"data": [...]}, an object as it is. */
 static void json_text_reply(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct json_row r;
+	if (st == PG_OK && PQntuples(res) == 1 && !PG_ROW(res, 0, json_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
@@ -390,7 +419,7 @@ static void json_text_reply(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such webhook delivery");
 		return;
 	}
-	json_t *data = json_loads(PQgetvalue(res, 0, 0), JSON_DECODE_ANY, NULL);
+	json_t *data = json_loads(r.doc, JSON_DECODE_ANY, NULL);
 	if (json_is_array(data)) {
 		json_t *body = json_object();
 		json_object_set_new(body, "data", data);
@@ -416,11 +445,14 @@ static bool delivery_cursor_ok(const char *c)
 static void deliveries_page(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
+	struct json_row r;
+	if (st == PG_OK && !PG_ROW(res, 0, json_cols, &r))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
-	http_reply_json(req, 200, json_loads(PQgetvalue(res, 0, 0), 0, NULL));
+	http_reply_json(req, 200, json_loads(r.doc, 0, NULL));
 }
 
 void webhooks_list(struct http_req *req)

@@ -11,99 +11,110 @@
 
 struct config cfg;
 
-enum cfg_type { CFG_INT, CFG_STR, CFG_URL, CFG_ENUM };
-
-struct cfg_entry {
-	const char *name;
-	enum cfg_type type;
-	size_t offset;
-	const char *def; /* NULL: empty */
-	long min, max;   /* CFG_INT bounds */
-	const char *choices; /* CFG_ENUM: comma-separated */
-	bool secret;
-};
-
-#define F(field) offsetof(struct config, field)
-static const struct cfg_entry table[] = {
-	{"FEEGATE_LISTEN", CFG_STR, F(listen_addr), "127.0.0.1", 0, 0, NULL, false},
-	{"FEEGATE_PORT", CFG_INT, F(port), "8080", 1, 65535, NULL, false},
-	{"FEEGATE_WORKERS", CFG_INT, F(workers), "2", 1, 64, NULL, false},
-	{"FEEGATE_PUBLIC_URL", CFG_STR, F(public_url), NULL, 0, 0, NULL, false},
-	{"DATABASE_URL", CFG_STR, F(database_url), NULL, 0, 0, NULL, true},
-	{"REDIS_URL", CFG_URL, F(redis_url), "redis://127.0.0.1:6379/0", 0, 0, NULL, true},
-	{"FEEGATE_DB_POOL_SIZE", CFG_INT, F(db_pool_size), "4", 1, 64, NULL, false},
-	{"FEEGATE_DB_TIMEOUT_MS", CFG_INT, F(db_timeout_ms), "3000", 50, 120000, NULL, false},
-	{"FEEGATE_DB_CONNECT_TIMEOUT_MS", CFG_INT, F(db_connect_timeout_ms), "2000", 50, 60000, NULL, false},
-	{"FEEGATE_IDEMPOTENCY_WAIT_MS", CFG_INT, F(idempotency_wait_ms), "10000", 100, 60000, NULL, false},
-	{"FEEGATE_REDIS_TIMEOUT_MS", CFG_INT, F(redis_timeout_ms), "200", 10, 10000, NULL, false},
-	{"FEEGATE_MAX_BODY_BYTES", CFG_INT, F(max_body_bytes), "1048576", 1024, 67108864, NULL, false},
-	{"FEEGATE_MAX_STATEMENT_BYTES", CFG_INT, F(max_statement_bytes), "268435456", 1024, 2147483647, NULL, false},
-	{"FEEGATE_MAX_JSON_DEPTH", CFG_INT, F(max_json_depth), "32", 2, 256, NULL, false},
-	{"FEEGATE_BATCH_WINDOW_US", CFG_INT, F(batch_window_us), "1000", 0, 100000, NULL, false},
-	{"FEEGATE_BATCH_MAX", CFG_INT, F(batch_max), "256", 1, 5000, NULL, false},
-	{"FEEGATE_BATCH_INFLIGHT", CFG_INT, F(batch_inflight), "2", 1, 64, NULL, false},
-	{"FEEGATE_HTTP_IDLE_TIMEOUT_S", CFG_INT, F(http_idle_timeout_s), "60", 1, 3600, NULL, false},
-	{"FEEGATE_SHUTDOWN_TIMEOUT_MS", CFG_INT, F(shutdown_timeout_ms), "15000", 100, 600000, NULL, false},
-	{"FEEGATE_AUTH_CACHE_TTL_S", CFG_INT, F(auth_cache_ttl_s), "30", 0, 3600, NULL, false},
-	{"FEEGATE_RATE_LIMIT_RPS", CFG_INT, F(rate_limit_rps), "2000", 0, 10000000, NULL, false},
-	{"FEEGATE_RATE_LIMIT_WINDOW_S", CFG_INT, F(rate_limit_window_s), "1", 1, 3600, NULL, false},
-	{"FEEGATE_RATE_LIMIT_STORE", CFG_ENUM, F(rate_limit_store), "redis", 0, 0, "redis,local", false},
-	{"FEEGATE_RATE_LIMIT_WAIT_MS", CFG_INT, F(rate_limit_wait_ms), "50", 1, 10000, NULL, false},
-	{"FEEGATE_RATE_LIMIT_FALLBACK_MS", CFG_INT, F(rate_limit_fallback_ms), "2000", 10, 600000, NULL, false},
-	{"FEEGATE_SESSION_IDLE_S", CFG_INT, F(session_idle_s), "1800", 1, 86400, NULL, false},
-	{"FEEGATE_SESSION_MAX_S", CFG_INT, F(session_max_s), "28800", 10, 604800, NULL, false},
-	{"FEEGATE_LOGIN_RATE_PER_IP", CFG_INT, F(login_rate_per_ip), "120", 1, 100000, NULL, false},
-	{"FEEGATE_LOGIN_RATE_PER_ACCOUNT", CFG_INT, F(login_rate_per_account), "10", 1, 100000, NULL, false},
-	{"FEEGATE_HASH_THREADS", CFG_INT, F(hash_threads), "2", 1, 16, NULL, false},
-	{"FEEGATE_PASSWORD_LOG_N", CFG_INT, F(password_log_n), "15", 10, 20, NULL, false},
-	{"FEEGATE_REFUND_APPROVAL_VND", CFG_INT, F(refund_approval_vnd), "50000000", 1, 2000000000, NULL, false},
-	{"FEEGATE_LOG_LEVEL", CFG_ENUM, F(log_level), "info", 0, 0, "debug,info,warn,error", false},
-	{"FEEGATE_MIGRATIONS", CFG_STR, F(migrations_dir), "migrations", 0, 0, NULL, false},
-	{"FEEGATE_VNPAY_TMN_CODE", CFG_STR, F(vnpay_tmn_code), NULL, 0, 0, NULL, false},
-	{"FEEGATE_VNPAY_HASH_SECRET", CFG_STR, F(vnpay_hash_secret), NULL, 0, 0, NULL, true},
-	{"FEEGATE_VNPAY_URL", CFG_STR, F(vnpay_url), NULL, 0, 0, NULL, false},
-	{"FEEGATE_MOMO_PARTNER_CODE", CFG_STR, F(momo_partner_code), NULL, 0, 0, NULL, false},
-	{"FEEGATE_MOMO_ACCESS_KEY", CFG_STR, F(momo_access_key), NULL, 0, 0, NULL, true},
-	{"FEEGATE_MOMO_SECRET_KEY", CFG_STR, F(momo_secret_key), NULL, 0, 0, NULL, true},
-	{"FEEGATE_MOMO_URL", CFG_STR, F(momo_url), NULL, 0, 0, NULL, false},
-	{"FEEGATE_VIETQR_WEBHOOK_SECRET", CFG_STR, F(vietqr_webhook_secret), NULL, 0, 0, NULL, true},
-	{"BANKSIM_URL", CFG_STR, F(banksim_url), NULL, 0, 0, NULL, false},
-	{"FEEGATE_BANK_TIMEOUT_MS", CFG_INT, F(bank_timeout_ms), "5000", 100, 120000, NULL, false},
-	{"FEEGATE_BREAKER_FAILURES", CFG_INT, F(breaker_failures), "3", 1, 1000, NULL, false},
-	{"FEEGATE_BREAKER_COOLDOWN_MS", CFG_INT, F(breaker_cooldown_ms), "5000", 100, 3600000, NULL, false},
-	{"FEEGATE_SWEEP_INTERVAL_MS", CFG_INT, F(sweep_interval_ms), "1000", 100, 600000, NULL, false},
-	{"FEEGATE_QUERY_AFTER_S", CFG_INT, F(query_after_s), "60", 1, 86400, NULL, false},
-	{"FEEGATE_QUERY_GRACE_S", CFG_INT, F(query_grace_s), "900", 0, 86400, NULL, false},
-	{"FEEGATE_WEBHOOK_BACKOFF_MS", CFG_INT, F(webhook_backoff_ms), "1000", 10, 3600000, NULL, false},
-	{"FEEGATE_WEBHOOK_MAX_AGE_S", CFG_INT, F(webhook_max_age_s), "90000", 1, 2592000, NULL, false},
-	{"FEEGATE_WEBHOOK_TIMEOUT_MS", CFG_INT, F(webhook_timeout_ms), "5000", 100, 120000, NULL, false},
-	{"FEEGATE_WEBHOOK_CONCURRENCY", CFG_INT, F(webhook_concurrency), "100", 1, 10000, NULL, false},
-	{"FEEGATE_WEBHOOK_PER_PORTAL", CFG_INT, F(webhook_per_portal), "32", 1, 10000, NULL, false},
+/* The gateway's own settings; the other modules' are registered (config_register). */
+static const struct config_setting table[] = {
+	{"FEEGATE_LISTEN", CONFIG_STR, &cfg.listen_addr, "127.0.0.1", 0, 0, NULL, false, NULL},
+	{"FEEGATE_PORT", CONFIG_INT, &cfg.port, "8080", 1, 65535, NULL, false, NULL},
+	{"FEEGATE_WORKERS", CONFIG_INT, &cfg.workers, "2", 1, 64, NULL, false, NULL},
+	{"FEEGATE_PUBLIC_URL", CONFIG_STR, &cfg.public_url, NULL, 0, 0, NULL, false, NULL},
+	{"DATABASE_URL", CONFIG_STR, &cfg.database_url, NULL, 0, 0, NULL, true, NULL},
+	{"REDIS_URL", CONFIG_URL, &cfg.redis_url, "redis://127.0.0.1:6379/0", 0, 0, NULL, true, NULL},
+	{"FEEGATE_DB_POOL_SIZE", CONFIG_INT, &cfg.db_pool_size, "4", 1, 64, NULL, false, NULL},
+	{"FEEGATE_DB_TIMEOUT_MS", CONFIG_INT, &cfg.db_timeout_ms, "3000", 50, 120000, NULL, false, NULL},
+	{"FEEGATE_DB_CONNECT_TIMEOUT_MS", CONFIG_INT, &cfg.db_connect_timeout_ms, "2000", 50, 60000, NULL, false, NULL},
+	{"FEEGATE_IDEMPOTENCY_WAIT_MS", CONFIG_INT, &cfg.idempotency_wait_ms, "10000", 100, 60000, NULL, false, NULL},
+	{"FEEGATE_REDIS_TIMEOUT_MS", CONFIG_INT, &cfg.redis_timeout_ms, "200", 10, 10000, NULL, false, NULL},
+	{"FEEGATE_MAX_BODY_BYTES", CONFIG_INT, &cfg.max_body_bytes, "1048576", 1024, 67108864, NULL, false, NULL},
+	{"FEEGATE_MAX_STATEMENT_BYTES", CONFIG_INT, &cfg.max_statement_bytes, "268435456", 1024, 2147483647, NULL, false, NULL},
+	{"FEEGATE_MAX_JSON_DEPTH", CONFIG_INT, &cfg.max_json_depth, "32", 2, 256, NULL, false, NULL},
+	{"FEEGATE_BATCH_WINDOW_US", CONFIG_INT, &cfg.batch_window_us, "1000", 0, 100000, NULL, false, NULL},
+	{"FEEGATE_BATCH_MAX", CONFIG_INT, &cfg.batch_max, "256", 1, 5000, NULL, false, NULL},
+	{"FEEGATE_BATCH_INFLIGHT", CONFIG_INT, &cfg.batch_inflight, "2", 1, 64, NULL, false, NULL},
+	{"FEEGATE_HTTP_IDLE_TIMEOUT_S", CONFIG_INT, &cfg.http_idle_timeout_s, "60", 1, 3600, NULL, false, NULL},
+	{"FEEGATE_SHUTDOWN_TIMEOUT_MS", CONFIG_INT, &cfg.shutdown_timeout_ms, "15000", 100, 600000, NULL, false, NULL},
+	{"FEEGATE_AUTH_CACHE_TTL_S", CONFIG_INT, &cfg.auth_cache_ttl_s, "30", 0, 3600, NULL, false, NULL},
+	{"FEEGATE_RATE_LIMIT_RPS", CONFIG_INT, &cfg.rate_limit_rps, "2000", 0, 10000000, NULL, false, NULL},
+	{"FEEGATE_RATE_LIMIT_WINDOW_S", CONFIG_INT, &cfg.rate_limit_window_s, "1", 1, 3600, NULL, false, NULL},
+	{"FEEGATE_RATE_LIMIT_STORE", CONFIG_ENUM, &cfg.rate_limit_store, "redis", 0, 0, "redis,local", false, NULL},
+	{"FEEGATE_RATE_LIMIT_WAIT_MS", CONFIG_INT, &cfg.rate_limit_wait_ms, "50", 1, 10000, NULL, false, NULL},
+	{"FEEGATE_RATE_LIMIT_FALLBACK_MS", CONFIG_INT, &cfg.rate_limit_fallback_ms, "2000", 10, 600000, NULL, false, NULL},
+	{"FEEGATE_SESSION_IDLE_S", CONFIG_INT, &cfg.session_idle_s, "1800", 1, 86400, NULL, false, NULL},
+	{"FEEGATE_SESSION_MAX_S", CONFIG_INT, &cfg.session_max_s, "28800", 10, 604800, NULL, false, NULL},
+	{"FEEGATE_LOGIN_RATE_PER_IP", CONFIG_INT, &cfg.login_rate_per_ip, "120", 1, 100000, NULL, false, NULL},
+	{"FEEGATE_LOGIN_RATE_PER_ACCOUNT", CONFIG_INT, &cfg.login_rate_per_account, "10", 1, 100000, NULL, false, NULL},
+	{"FEEGATE_HASH_THREADS", CONFIG_INT, &cfg.hash_threads, "2", 1, 16, NULL, false, NULL},
+	{"FEEGATE_PASSWORD_LOG_N", CONFIG_INT, &cfg.password_log_n, "15", 10, 20, NULL, false, NULL},
+	{"FEEGATE_REFUND_APPROVAL_VND", CONFIG_INT, &cfg.refund_approval_vnd, "50000000", 1, 2000000000, NULL, false, NULL},
+	{"FEEGATE_LOG_LEVEL", CONFIG_ENUM, &cfg.log_level, "info", 0, 0, "debug,info,warn,error", false, NULL},
+	{"FEEGATE_MIGRATIONS", CONFIG_STR, &cfg.migrations_dir, "migrations", 0, 0, NULL, false, NULL},
+	{"BANKSIM_URL", CONFIG_STR, &cfg.banksim_url, NULL, 0, 0, NULL, false, NULL},
+	{"FEEGATE_BANK_TIMEOUT_MS", CONFIG_INT, &cfg.bank_timeout_ms, "5000", 100, 120000, NULL, false, NULL},
+	{"FEEGATE_BREAKER_FAILURES", CONFIG_INT, &cfg.breaker_failures, "3", 1, 1000, NULL, false, NULL},
+	{"FEEGATE_BREAKER_COOLDOWN_MS", CONFIG_INT, &cfg.breaker_cooldown_ms, "5000", 100, 3600000, NULL, false, NULL},
+	{"FEEGATE_SWEEP_INTERVAL_MS", CONFIG_INT, &cfg.sweep_interval_ms, "1000", 100, 600000, NULL, false, NULL},
+	{"FEEGATE_QUERY_AFTER_S", CONFIG_INT, &cfg.query_after_s, "60", 1, 86400, NULL, false, NULL},
+	{"FEEGATE_QUERY_GRACE_S", CONFIG_INT, &cfg.query_grace_s, "900", 0, 86400, NULL, false, NULL},
+	{"FEEGATE_WEBHOOK_BACKOFF_MS", CONFIG_INT, &cfg.webhook_backoff_ms, "1000", 10, 3600000, NULL, false, NULL},
+	{"FEEGATE_WEBHOOK_MAX_AGE_S", CONFIG_INT, &cfg.webhook_max_age_s, "90000", 1, 2592000, NULL, false, NULL},
+	{"FEEGATE_WEBHOOK_TIMEOUT_MS", CONFIG_INT, &cfg.webhook_timeout_ms, "5000", 100, 120000, NULL, false, NULL},
+	{"FEEGATE_WEBHOOK_CONCURRENCY", CONFIG_INT, &cfg.webhook_concurrency, "100", 1, 10000, NULL, false, NULL},
+	{"FEEGATE_WEBHOOK_PER_PORTAL", CONFIG_INT, &cfg.webhook_per_portal, "32", 1, 10000, NULL, false, NULL},
 	/* HTTP edge */
-	{"FEEGATE_HTTP_HEAD_TIMEOUT_MS", CFG_INT, F(http_head_timeout_ms), "5000", 100, 120000, NULL, false},
-	{"FEEGATE_HTTP_BODY_MIN_RATE", CFG_INT, F(http_body_min_rate), "1024", 1, 1073741824, NULL, false},
-	{"FEEGATE_MAX_CONNECTIONS", CFG_INT, F(max_connections), "16384", 1, 1000000, NULL, false},
-	{"FEEGATE_TLS_PORT", CFG_INT, F(tls_port), "0", 0, 65535, NULL, false},
-	{"FEEGATE_TLS_CERT", CFG_STR, F(tls_cert), NULL, 0, 0, NULL, false},
-	{"FEEGATE_TLS_KEY", CFG_STR, F(tls_key), NULL, 0, 0, NULL, false},
-	{"FEEGATE_TEST_SINK", CFG_INT, F(test_sink), "0", 0, 1, NULL, false},
-	{"FEEGATE_RECEIPT_KEY", CFG_STR, F(receipt_key), NULL, 0, 0, NULL, false},
-	{"FEEGATE_RECEIPT_INTERVAL_MS", CFG_INT, F(receipt_interval_ms), "500", 20, 60000, NULL, false},
+	{"FEEGATE_HTTP_HEAD_TIMEOUT_MS", CONFIG_INT, &cfg.http_head_timeout_ms, "5000", 100, 120000, NULL, false, NULL},
+	{"FEEGATE_HTTP_BODY_MIN_RATE", CONFIG_INT, &cfg.http_body_min_rate, "1024", 1, 1073741824, NULL, false, NULL},
+	{"FEEGATE_MAX_CONNECTIONS", CONFIG_INT, &cfg.max_connections, "16384", 1, 1000000, NULL, false, NULL},
+	{"FEEGATE_TLS_PORT", CONFIG_INT, &cfg.tls_port, "0", 0, 65535, NULL, false, NULL},
+	{"FEEGATE_TLS_CERT", CONFIG_STR, &cfg.tls_cert, NULL, 0, 0, NULL, false, NULL},
+	{"FEEGATE_TLS_KEY", CONFIG_STR, &cfg.tls_key, NULL, 0, 0, NULL, false, NULL},
+	{"FEEGATE_TEST_SINK", CONFIG_INT, &cfg.test_sink, "0", 0, 1, NULL, false, NULL},
+	{"FEEGATE_RECEIPT_KEY", CONFIG_STR, &cfg.receipt_key, NULL, 0, 0, NULL, false, NULL},
+	{"FEEGATE_RECEIPT_INTERVAL_MS", CONFIG_INT, &cfg.receipt_interval_ms, "500", 20, 60000, NULL, false, NULL},
 };
-#undef F
 
-static char *file_values[ARRAY_LEN(table)];
+#define MAX_REGISTERED 64
+#define MAX_SETTINGS (ARRAY_LEN(table) + MAX_REGISTERED)
+
+static const struct config_setting *registered[MAX_REGISTERED];
+static size_t nregistered;
+static char *file_values[MAX_SETTINGS];
+
+static size_t setting_count(void)
+{
+	return ARRAY_LEN(table) + nregistered;
+}
+
+static const struct config_setting *setting_at(size_t i)
+{
+	return i < ARRAY_LEN(table) ? &table[i] : registered[i - ARRAY_LEN(table)];
+}
+
+static const struct config_setting *setting_named(const char *name)
+{
+	for (size_t i = 0; i < setting_count(); i++) {
+		if (strcmp(setting_at(i)->name, name) == 0)
+			return setting_at(i);
+	}
+	return NULL;
+}
+
+bool config_register(const struct config_setting *s)
+{
+	if (nregistered == MAX_REGISTERED || setting_named(s->name))
+		return false;
+	registered[nregistered++] = s;
+	return true;
+}
 
 static const char *real_env(const char *name)
 {
 	return getenv(name);
 }
 
-static bool set_value(const struct cfg_entry *e, const char *val, char *err, size_t errlen)
+static bool set_value(const struct config_setting *e, const char *val, char *err, size_t errlen)
 {
-	void *dst = (char *)&cfg + e->offset;
+	void *dst = e->value;
 	switch (e->type) {
-	case CFG_INT: {
+	case CONFIG_INT: {
 		char *end;
 		errno = 0;
 		long v = strtol(val, &end, 10);
@@ -118,13 +129,13 @@ static bool set_value(const struct cfg_entry *e, const char *val, char *err, siz
 		*(int *)dst = (int)v;
 		return true;
 	}
-	case CFG_URL:
+	case CONFIG_URL:
 		if (*val && strstr(val, "://") == NULL) {
 			snprintf(err, errlen, "%s: not a URL (scheme://host...)", e->name);
 			return false;
 		}
 		break;
-	case CFG_ENUM: {
+	case CONFIG_ENUM: {
 		size_t n = strlen(val);
 		const char *c = e->choices;
 		bool ok = false;
@@ -141,7 +152,7 @@ static bool set_value(const struct cfg_entry *e, const char *val, char *err, siz
 		}
 		break;
 	}
-	case CFG_STR:
+	case CONFIG_STR:
 		break;
 	}
 	char **sp = dst;
@@ -176,11 +187,11 @@ static bool read_file(const char *path, char *err, size_t errlen)
 		}
 		*eq = '\0';
 		size_t i;
-		for (i = 0; i < ARRAY_LEN(table); i++) {
-			if (strcmp(table[i].name, p) == 0)
+		for (i = 0; i < setting_count(); i++) {
+			if (strcmp(setting_at(i)->name, p) == 0)
 				break;
 		}
-		if (i == ARRAY_LEN(table)) {
+		if (i == setting_count()) {
 			snprintf(err, errlen, "FEEGATE_CONFIG: %s line %d: unknown setting %.60s", path, lineno, p);
 			ok = false;
 			break;
@@ -197,8 +208,8 @@ bool config_load_from(const char *(*env_lookup)(const char *name), char *err, si
 	const char *path = env_lookup("FEEGATE_CONFIG");
 	if (path && *path && !read_file(path, err, errlen))
 		return false;
-	for (size_t i = 0; i < ARRAY_LEN(table); i++) {
-		const struct cfg_entry *e = &table[i];
+	for (size_t i = 0; i < setting_count(); i++) {
+		const struct config_setting *e = setting_at(i);
 		const char *v = env_lookup(e->name);
 		if (!v)
 			v = file_values[i];
@@ -206,6 +217,16 @@ bool config_load_from(const char *(*env_lookup)(const char *name), char *err, si
 			v = e->def ? e->def : "";
 		if (!set_value(e, v, err, errlen))
 			return false;
+	}
+	/* after every value is read, so a fallback may name any setting (not one with a fallback) */
+	for (size_t i = 0; i < setting_count(); i++) {
+		const struct config_setting *e = setting_at(i);
+		const struct config_setting *from = e->fallback ? setting_named(e->fallback) : NULL;
+		char **sp = e->value;
+		if (from && e->type != CONFIG_INT && from->type != CONFIG_INT && !**sp) {
+			free(*sp);
+			*sp = xstrdup(*(char **)from->value);
+		}
 	}
 	if (!*cfg.public_url) {
 		/* FEEGATE_URL (as .run/env has it) is where clients reach us */
@@ -220,14 +241,6 @@ bool config_load_from(const char *(*env_lookup)(const char *name), char *err, si
 		snprintf(err, errlen, "FEEGATE_PUBLIC_URL: must be an absolute http(s) URL");
 		return false;
 	}
-	if (!*cfg.vnpay_url && *cfg.banksim_url) {
-		free(cfg.vnpay_url);
-		cfg.vnpay_url = xstrdup(cfg.banksim_url);
-	}
-	if (!*cfg.momo_url && *cfg.banksim_url) {
-		free(cfg.momo_url);
-		cfg.momo_url = xstrdup(cfg.banksim_url);
-	}
 	return true;
 }
 
@@ -238,20 +251,17 @@ bool config_load(char *err, size_t errlen)
 
 const char *config_string(const char *name)
 {
-	for (size_t i = 0; i < ARRAY_LEN(table); i++) {
-		if (strcmp(table[i].name, name) == 0 && table[i].type != CFG_INT)
-			return *(char *const *)((const char *)&cfg + table[i].offset);
-	}
-	return NULL;
+	const struct config_setting *e = setting_named(name);
+	return e && e->type != CONFIG_INT ? *(char *const *)e->value : NULL;
 }
 
 void config_dump(void (*line)(const char *text, void *arg), void *arg)
 {
 	char buf[512];
-	for (size_t i = 0; i < ARRAY_LEN(table); i++) {
-		const struct cfg_entry *e = &table[i];
-		const void *src = (const char *)&cfg + e->offset;
-		if (e->type == CFG_INT)
+	for (size_t i = 0; i < setting_count(); i++) {
+		const struct config_setting *e = setting_at(i);
+		const void *src = e->value;
+		if (e->type == CONFIG_INT)
 			snprintf(buf, sizeof buf, "%s=%d", e->name, *(const int *)src);
 		else if (e->secret)
 			snprintf(buf, sizeof buf, "%s=%s", e->name, **(char *const *)src ? "(set)" : "");

@@ -2,8 +2,10 @@
 #define FEEGATE_CONFIG_H
 /*
  * All settings in one table (config.c): name, type, default, bounds, whether it is a secret.
- * Values come from an optional file named by FEEGATE_CONFIG (KEY=value lines) and then from the
- * environment, which wins. A bad value stops start-up with its name and the reason.
+ * Modules with settings of their own (the banks: gateway/banks.c, from each adapter's
+ * declaration) add rows of the same shape with config_register before the load; nothing here
+ * names them. Values come from an optional file named by FEEGATE_CONFIG (KEY=value lines) and
+ * then from the environment, which wins. A bad value stops start-up with its name and the reason.
  */
 #include <stdbool.h>
 
@@ -37,15 +39,7 @@ struct config {
 	int rate_limit_fallback_ms; /* after Redis failed, the workers' buckets decide alone this long */
 	char *log_level;
 	char *migrations_dir;
-	char *vnpay_tmn_code;
-	char *vnpay_hash_secret;
-	char *vnpay_url;
-	char *momo_partner_code;
-	char *momo_access_key;
-	char *momo_secret_key;
-	char *momo_url;
-	char *vietqr_webhook_secret;
-	char *banksim_url;
+	char *banksim_url; /* every bank's URL when its own is not set */
 	int bank_timeout_ms;
 	int breaker_failures;
 	int breaker_cooldown_ms;
@@ -78,6 +72,23 @@ struct config {
 
 extern struct config cfg;
 
+enum config_type { CONFIG_INT, CONFIG_STR, CONFIG_URL, CONFIG_ENUM };
+
+/* One row of the settings table. */
+struct config_setting {
+	const char *name;
+	enum config_type type;
+	void *value;         /* int * for CONFIG_INT, else char ** (malloc'ed, "" when unset) */
+	const char *def;     /* NULL: empty */
+	long min, max;       /* CONFIG_INT bounds */
+	const char *choices; /* CONFIG_ENUM: comma-separated */
+	bool secret;         /* masked by config_dump */
+	const char *fallback; /* a string setting whose value this one takes when it is empty */
+};
+
+/* Adds a module's setting, kept by pointer; before config_load. False when the name is taken or
+ * the registry is full. */
+bool config_register(const struct config_setting *s) WARN_UNUSED;
 /* Loads defaults, the file and the environment into cfg. On failure writes "NAME: reason" to
  * err and returns false. */
 bool config_load(char *err, size_t errlen) WARN_UNUSED;

@@ -19,44 +19,6 @@ void log_set_component(const char *name)
 	snprintf(component, sizeof component, "%s", name);
 }
 
-/*
- * Length of the well-formed UTF-8 sequence at s (RFC 3629: no overlong forms, no surrogates,
- * nothing above U+10FFFF), or 0 when the bytes there are not one. A log line must be valid JSON
- * whatever a client sent, so anything else is written as U+FFFD.
- */
-static size_t utf8_sequence_len(const unsigned char *s)
-{
-	unsigned char c = s[0];
-	if (c < 0x80)
-		return 1;
-	size_t n;
-	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-	if (c >= 0xC2 && c <= 0xDF) {
-		n = 2;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		return 0;
-	}
-	if (s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++) {
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	}
-	return n;
-}
-
 size_t log_json_escape(char *out, size_t cap, const char *str)
 {
 	const unsigned char *s = (const unsigned char *)str;
@@ -79,7 +41,10 @@ size_t log_json_escape(char *out, size_t cap, const char *str)
 			out[o++] = (char)c;
 			s++;
 		} else {
-			size_t n = utf8_sequence_len(s);
+			/* a log line must be valid JSON whatever a client sent: anything but well-formed
+			 * UTF-8 is written as U+FFFD */
+			uint32_t cp;
+			size_t n = util_utf8_decode((const char *)s, 4, &cp);
 			if (n == 0) {
 				memcpy(out + o, "\\ufffd", 6);
 				o += 6;

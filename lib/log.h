@@ -16,7 +16,7 @@ void log_set_level(enum log_level level);
 void log_set_component(const char *component); /* e.g. "worker-1", "master" */
 void log_emit(enum log_level level, const char *request_id, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* The same with an event name (a short ASCII word, e.g. "vnpay_confirm"); NULL for none. */
+/* The same with an event name (a short ASCII word, e.g. "order_paid"); NULL for none. */
 void log_vemit(enum log_level level, const char *request_id, const char *event, const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));
 

@@ -40,8 +40,6 @@ struct series_val {
 };
 
 struct worker_gauges {
-	struct pool_gauges db;
-	int32_t redis_up;
 	int32_t alive;
 	int32_t pid;
 };
@@ -114,18 +112,6 @@ void metrics_request(int route, int status, int64_t latency_us)
 	}
 	__atomic_add_fetch(&shm->latency[route][b], 1, __ATOMIC_RELAXED);
 	__atomic_add_fetch(&shm->latency_sum_us[route], (uint64_t)latency_us, __ATOMIC_RELAXED);
-}
-
-void metrics_db_pool(const struct pool_gauges *g)
-{
-	if (shm)
-		shm->workers[my_slot].db = *g;
-}
-
-void metrics_redis_up(bool up)
-{
-	if (shm)
-		__atomic_store_n(&shm->workers[my_slot].redis_up, up ? 1 : 0, __ATOMIC_RELAXED);
 }
 
 void metrics_worker_gone(int slot)
@@ -486,34 +472,13 @@ void metrics_render(struct evbuffer *out)
 		evbuffer_add_printf(out, "feegate_http_request_duration_seconds_count{route=\"%s\"} %lu\n", routes[r],
 				    (unsigned long)total);
 	}
-	struct pool_gauges sum = {0};
-	int redis_up = 0, workers = 0;
-	for (int w = 0; w < METRICS_MAX_WORKERS; w++) {
-		const struct worker_gauges *g = &shm->workers[w];
-		if (!g->alive)
-			continue;
-		workers++;
-		sum.total += g->db.total;
-		sum.idle += g->db.idle;
-		sum.busy += g->db.busy;
-		sum.queued += g->db.queued;
-		sum.connected += g->db.connected;
-		redis_up += g->redis_up;
-	}
+	int workers = 0;
+	for (int w = 0; w < METRICS_MAX_WORKERS; w++)
+		workers += shm->workers[w].alive ? 1 : 0;
 	evbuffer_add_printf(out,
 			    "# HELP feegate_workers Worker processes serving the port.\n# TYPE feegate_workers gauge\n"
-			    "feegate_workers %d\n"
-			    "# HELP feegate_db_pool_connections PostgreSQL pool connections by state, all workers.\n"
-			    "# TYPE feegate_db_pool_connections gauge\n"
-			    "feegate_db_pool_connections{state=\"configured\"} %d\n"
-			    "feegate_db_pool_connections{state=\"connected\"} %d\n"
-			    "feegate_db_pool_connections{state=\"idle\"} %d\n"
-			    "feegate_db_pool_connections{state=\"busy\"} %d\n"
-			    "# HELP feegate_db_pool_queued Queries waiting for a connection, all workers.\n"
-			    "# TYPE feegate_db_pool_queued gauge\nfeegate_db_pool_queued %d\n"
-			    "# HELP feegate_redis_connected Workers connected to Redis.\n"
-			    "# TYPE feegate_redis_connected gauge\nfeegate_redis_connected %d\n",
-			    workers, sum.total, sum.connected, sum.idle, sum.busy, sum.queued, redis_up);
+			    "feegate_workers %d\n",
+			    workers);
 	render_registry(out);
 	for (int c = 0; c < ncollectors; c++)
 		collectors[c](out);

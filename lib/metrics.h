@@ -21,10 +21,6 @@
 
 struct evbuffer;
 
-struct pool_gauges {
-	int32_t total, idle, busy, queued, connected;
-};
-
 /* How a gauge's per-worker values become the one value scraped. */
 enum metrics_agg {
 	METRICS_SUM,  /* each worker's share, summed (queue lengths) */
@@ -39,12 +35,10 @@ typedef int metric_id; /* -1: not registered (the registry is full); using it do
 bool metrics_init(const char *const *route_names, int nroutes);
 void metrics_set_worker(int slot); /* which gauge slot this process writes */
 void metrics_request(int route, int status, int64_t latency_us);
-void metrics_db_pool(const struct pool_gauges *g);
-void metrics_redis_up(bool up);
 void metrics_worker_gone(int slot); /* master: a worker exited, zero its gauges */
 void metrics_render(struct evbuffer *out);
 
-/* labels: NULL or Prometheus label pairs without braces, e.g. "bank=\"vnpay\"". */
+/* labels: NULL or Prometheus label pairs without braces, e.g. "state=\"idle\"". */
 metric_id metrics_counter(const char *name, const char *labels, const char *help);
 metric_id metrics_gauge(const char *name, const char *labels, const char *help, enum metrics_agg agg);
 /* bounds: ascending upper bounds of the buckets (at most METRICS_MAX_BOUNDS); +Inf is added. */

@@ -57,18 +57,41 @@ struct pg_pool {
 	int live;     /* connections IDLE or BUSY */
 	bool failing; /* the last connection attempt failed and none is live */
 	bool closing;
+	metric_id m_conns[4]; /* by enum pool_gauge */
+	metric_id m_queued;
 };
+
+/* feegate_db_pool_connections' states, each this worker's share. */
+enum pool_gauge { GAUGE_CONFIGURED, GAUGE_CONNECTED, GAUGE_IDLE, GAUGE_BUSY };
 
 static void conn_connect(struct pg_conn *c);
 static void conn_fail(struct pg_conn *c, const char *why);
 static void conn_io_cb(evutil_socket_t fd, short what, void *arg);
 static void pool_dispatch(struct pg_pool *pool);
 
+static void register_gauges(struct pg_pool *pool)
+{
+	static const char *const labels[] = {"state=\"configured\"", "state=\"connected\"", "state=\"idle\"",
+					     "state=\"busy\""};
+	for (int i = 0; i < 4; i++)
+		pool->m_conns[i] = metrics_gauge("feegate_db_pool_connections", labels[i],
+						 "PostgreSQL pool connections by state, all workers.", METRICS_SUM);
+	pool->m_queued = metrics_gauge("feegate_db_pool_queued", NULL, "Queries waiting for a connection, all workers.",
+				       METRICS_SUM);
+}
+
 static void publish_gauges(struct pg_pool *pool)
 {
-	struct pool_gauges g;
-	pg_pool_gauges(pool, &g);
-	metrics_db_pool(&g);
+	int n[4] = {pool->size, 0, 0, 0};
+	for (int i = 0; i < pool->size; i++) {
+		enum conn_state s = pool->conns[i].state;
+		n[GAUGE_IDLE] += s == CONN_IDLE;
+		n[GAUGE_BUSY] += s == CONN_BUSY;
+		n[GAUGE_CONNECTED] += s == CONN_IDLE || s == CONN_BUSY;
+	}
+	for (int i = 0; i < 4; i++)
+		metrics_set(pool->m_conns[i], n[i]);
+	metrics_set(pool->m_queued, pool->queued);
 }
 
 static void job_free(struct pg_job *job)
@@ -482,6 +505,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 	struct pg_pool *pool = xcalloc(1, sizeof *pool);
 	(void)metrics_counter("feegate_db_timeouts_total", NULL, "PostgreSQL queries ended by their deadline.");
 	(void)metrics_counter("feegate_db_connect_failures_total", NULL, "PostgreSQL connection attempts that failed.");
+	register_gauges(pool);
 	pool->base = base;
 	pool->conninfo = xstrdup(conninfo);
 	pool->connect_timeout_ms = connect_timeout_ms;
@@ -548,22 +572,6 @@ bool pg_pool_connected(const struct pg_pool *pool)
 int pg_pool_pending(const struct pg_pool *pool)
 {
 	return pool->queued + pool->running;
-}
-
-void pg_pool_gauges(const struct pg_pool *pool, struct pool_gauges *g)
-{
-	memset(g, 0, sizeof *g);
-	g->total = pool->size;
-	g->queued = pool->queued;
-	for (int i = 0; i < pool->size; i++) {
-		enum conn_state s = pool->conns[i].state;
-		if (s == CONN_IDLE)
-			g->idle++;
-		if (s == CONN_BUSY)
-			g->busy++;
-		if (s == CONN_IDLE || s == CONN_BUSY)
-			g->connected++;
-	}
 }
 
 const char *pg_sqlstate(const PGresult *res)

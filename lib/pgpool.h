@@ -51,7 +51,6 @@ void pg_query(struct pg_pool *pool, const char *stmt, int nparams, const char *c
 bool pg_pool_connected(const struct pg_pool *pool) WARN_UNUSED;
 /* Number of queries queued or running. */
 int pg_pool_pending(const struct pg_pool *pool);
-void pg_pool_gauges(const struct pg_pool *pool, struct pool_gauges *g);
 
 const char *pg_sqlstate(const PGresult *res);
 /* Blocking, for the command line and worker threads (never the event loop): runs sql, true

@@ -271,6 +271,36 @@ json_t *query_page_array(json_t *all, const struct query *q)
 	return page;
 }
 
+static const struct query_field list_fields[] = {QUERY_LIST};
+
+static void list_state_free(void *p)
+{
+	query_free(p);
+	free(p);
+}
+
+bool query_parse_list(struct http_req *req)
+{
+	struct query *q = xcalloc(1, sizeof *q);
+	if (!query_parse(req, list_fields, (int)ARRAY_LEN(list_fields), q)) {
+		list_state_free(q);
+		return false;
+	}
+	req->state = q;
+	req->state_free = list_state_free;
+	return true;
+}
+
+void query_reply_page(struct http_req *req, const char *array_text)
+{
+	json_t *page = query_page_array(json_loads(array_text, 0, NULL), req->state);
+	if (!page) {
+		query_reply_bad_cursor(req);
+		return;
+	}
+	http_reply_json(req, 200, page);
+}
+
 void query_reply_bad_cursor(struct http_req *req)
 {
 	http_reply_error(req, ERR_VALIDATION, "cursor", QUERY_BAD_CURSOR);

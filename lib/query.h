@@ -60,6 +60,11 @@ void query_free(struct query *q);
  * all (an array, stolen) that q's limit and cursor ask for, as {"data", "next_cursor"}; the
  * cursor is the offset of the next page ("o:N"). NULL when the cursor is not one of ours. */
 json_t *query_page_array(json_t *all, const struct query *q);
+/* A route that takes the list rule's parameters alone (QUERY_LIST): checks them and keeps them
+ * in req->state for query_reply_page; false when it has answered 400. */
+bool query_parse_list(struct http_req *req) WARN_UNUSED;
+/* Replies the page query_parse_list asked for of the JSON array in array_text. */
+void query_reply_page(struct http_req *req, const char *array_text);
 
 /* The checker without a request, for tests and the CLI: NULL when raw is acceptable, else a
  * message, with *field set to the parameter at fault. */

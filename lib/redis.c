@@ -23,6 +23,7 @@ struct redis {
 	int backoff_ms;
 	struct event *timer; /* reconnect backoff or connect timeout */
 	bool connecting;
+	metric_id m_up; /* feegate_redis_connected: this worker's 0 or 1 */
 };
 
 struct redis_op {
@@ -97,13 +98,13 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		/* hiredis frees the context after this callback */
 		r->ac = NULL;
 		r->ready = false;
-		metrics_redis_up(false);
+		metrics_set(r->m_up, 0);
 		schedule_reconnect(r);
 		return;
 	}
 	r->ready = true;
 	r->backoff_ms = 0;
-	metrics_redis_up(true);
+	metrics_set(r->m_up, 1);
 	log_info(NULL, "redis connected");
 }
 
@@ -113,7 +114,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 	r->ac = NULL;
 	r->ready = false;
 	r->connecting = false;
-	metrics_redis_up(false);
+	metrics_set(r->m_up, 0);
 	if (!r->closing) {
 		log_warn(NULL, "redis disconnected; reconnecting");
 		schedule_reconnect(r);
@@ -167,6 +168,7 @@ struct redis *redis_new(struct event_base *base, const char *url, int timeout_ms
 		free(r);
 		return NULL;
 	}
+	r->m_up = metrics_gauge("feegate_redis_connected", NULL, "Workers connected to Redis.", METRICS_SUM);
 	r->base = base;
 	r->timeout_ms = timeout_ms;
 	r->timer = evtimer_new(base, timer_cb, r);

@@ -1,7 +1,10 @@
 #include "lib/util.h"
 
 #include <errno.h>
+#include <ctype.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <stdio.h>
@@ -11,6 +14,7 @@
 #include <time.h>
 
 #include "lib/mem.h"
+#include "lib/strbuf.h"
 
 void util_random(void *buf, size_t n)
 {
@@ -111,40 +115,121 @@ void util_sha256_hex(const void *data, size_t n, char out[65])
 	util_hex(md, sizeof md, out);
 }
 
-long util_utf8_length(const char *str, size_t n)
+bool util_hmac_hex(const char *md_name, const char *key, const void *data, size_t len, char *out, size_t out_size)
+{
+	const EVP_MD *md = NULL;
+	if (strcmp(md_name, "SHA256") == 0)
+		md = EVP_sha256();
+	else if (strcmp(md_name, "SHA512") == 0)
+		md = EVP_sha512();
+	if (!md || !key)
+		return false;
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int mac_len = 0;
+	size_t key_len = strlen(key);
+	if (key_len > INT32_MAX)
+		return false;
+	if (!HMAC(md, key, (int)key_len, data, len, mac, &mac_len))
+		return false;
+	if (out_size < (size_t)mac_len * 2 + 1)
+		return false;
+	util_hex(mac, mac_len, out);
+	OPENSSL_cleanse(mac, sizeof(mac));
+	return true;
+}
+
+bool util_sign_timestamped(const char *key, const char *timestamp, const void *body, size_t len, char out[65])
+{
+	struct strbuf data;
+	strbuf_init(&data);
+	strbuf_puts(&data, timestamp);
+	strbuf_putc(&data, '.');
+	strbuf_append(&data, body, len);
+	bool ok = util_hmac_hex("SHA256", key, data.data, data.len, out, 65);
+	strbuf_free(&data);
+	return ok;
+}
+
+bool util_hex_equal(const char *expected, const char *received)
+{
+	if (!expected || !received)
+		return false;
+	size_t n = strlen(expected);
+	if (n == 0 || strlen(received) != n)
+		return false;
+	char lowered[256];
+	if (n >= sizeof(lowered))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		lowered[i] = (char)tolower((unsigned char)received[i]);
+	return CRYPTO_memcmp(expected, lowered, n) == 0;
+}
+
+size_t util_utf8_decode(const char *str, size_t n, uint32_t *cp)
 {
 	const unsigned char *s = (const unsigned char *)str;
+	if (n == 0)
+		return 0;
+	unsigned char c = s[0];
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	size_t len;
+	uint32_t v;
+	unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+	if (c >= 0xC2 && c <= 0xDF) {
+		len = 2;
+		v = c & 0x1F;
+	} else if (c >= 0xE0 && c <= 0xEF) {
+		len = 3;
+		v = c & 0x0F;
+		if (c == 0xE0)
+			lo = 0xA0; /* no overlong forms */
+		else if (c == 0xED)
+			hi = 0x9F; /* no surrogates */
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		len = 4;
+		v = c & 0x07;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F; /* nothing above U+10FFFF */
+	} else {
+		return 0;
+	}
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	v = (v << 6) | (s[1] & 0x3F);
+	for (size_t i = 2; i < len; i++) {
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3F);
+	}
+	*cp = v;
+	return len;
+}
+
+uint32_t util_utf8_next(const char **s)
+{
+	uint32_t cp;
+	size_t len = util_utf8_decode(*s, 4, &cp);
+	if (len == 0) {
+		*s += 1;
+		return 0xFFFD;
+	}
+	*s += len;
+	return cp;
+}
+
+long util_utf8_length(const char *str, size_t n)
+{
 	long count = 0;
 	size_t i = 0;
 	while (i < n) {
-		unsigned char c = s[i];
-		size_t len;
 		uint32_t cp;
-		if (c < 0x80) {
-			i++;
-			count++;
-			continue;
-		} else if ((c & 0xe0) == 0xc0) {
-			len = 2;
-			cp = c & 0x1f;
-		} else if ((c & 0xf0) == 0xe0) {
-			len = 3;
-			cp = c & 0x0f;
-		} else if ((c & 0xf8) == 0xf0) {
-			len = 4;
-			cp = c & 0x07;
-		} else {
-			return -1;
-		}
-		if (i + len > n)
-			return -1;
-		for (size_t k = 1; k < len; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return -1;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		size_t len = util_utf8_decode(str + i, n - i, &cp);
+		if (len == 0)
 			return -1;
 		i += len;
 		count++;

@@ -28,7 +28,26 @@ int util_hex_digit(char c);
 /* A whole decimal integer (optional '-', digits only, in int64 range) into *out. */
 bool util_parse_int64(const char *s, int64_t *out) WARN_UNUSED;
 
-/* Number of code points if s[0..n) is valid UTF-8 (no overlongs, no surrogates), else -1. */
+/* Lower-case hex HMAC of data; out must hold 2 * digest size + 1. md_name is "SHA256" or
+ * "SHA512". False when the key is NULL or out too small. */
+bool util_hmac_hex(const char *md_name, const char *key, const void *data, size_t len, char *out,
+		   size_t out_size) WARN_UNUSED;
+/* The timestamped signature scheme (VietQR's notifications, feegate's own webhooks): lower-case
+ * hex HMAC-SHA256(key, timestamp "." body). */
+bool util_sign_timestamped(const char *key, const char *timestamp, const void *body, size_t len,
+			   char out[65]) WARN_UNUSED;
+/* Constant-time comparison of an expected lower-case hex digest with a received one (either
+ * case). */
+bool util_hex_equal(const char *expected, const char *received) WARN_UNUSED;
+
+/* UTF-8 as RFC 3629 has it: no overlong forms, no surrogates, nothing above U+10FFFF. */
+/* The length of the well-formed sequence at s[0..n), its code point in *cp; 0 when the bytes
+ * there are not one (a NUL-terminated s may pass n = 4: the check stops at the NUL). */
+size_t util_utf8_decode(const char *s, size_t n, uint32_t *cp) WARN_UNUSED;
+/* Decodes the character at NUL-terminated *s and advances past it; a byte that starts no
+ * well-formed sequence decodes as U+FFFD and advances by one. */
+uint32_t util_utf8_next(const char **s);
+/* Number of code points if s[0..n) is valid UTF-8, else -1. */
 long util_utf8_length(const char *s, size_t n) WARN_UNUSED;
 
 int64_t util_now_ms(void);       /* wall clock, ms since the epoch */

@@ -16,6 +16,12 @@ CREATE OR REPLACE FUNCTION feegate_uuid7() RETURNS uuid LANGUAGE sql VOLATILE AS
                                           FROM 1 FOR 6), 52, 1), 53, 1), 'hex')::uuid
 $$;
 
+-- The ledger transfer that posts an attempt's payment (clearing to the agency's payable): one
+-- per attempt, so a replayed notification cannot post it twice.
+CREATE OR REPLACE FUNCTION feegate_payment_transfer_id(p_attempt uuid) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT 'pay:' || p_attempt
+$$;
+
 ALTER TABLE webhook_deliveries ALTER COLUMN id SET DEFAULT feegate_uuid7();
 ALTER TABLE payment_exceptions ALTER COLUMN id SET DEFAULT feegate_uuid7();
 ALTER TABLE statements ALTER COLUMN id SET DEFAULT feegate_uuid7();

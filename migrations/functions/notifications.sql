@@ -118,10 +118,10 @@ BEGIN
                               THEN coalesce(to_timestamp(f_paid[array_position(f_att, t.id)]), now()) ELSE t.paid_at END,
                updated_at = now()
          WHERE t.order_id = ANY (f_ord) AND (t.id = ANY (f_att) OR t.status = 'pending');
-        UPDATE orders o SET status = 'succeeded', updated_at = now() WHERE o.id = ANY (f_ord);
         RETURN QUERY
-            WITH w AS (SELECT * FROM feegate_emit_orders(f_ord, p_lease_s) e)
-            SELECT f.i, 'applied'::text, f.ord, 'succeeded'::text, w.r_id, w.r_client, w.r_url, w.r_secret, w.r_payload
+            WITH w AS (SELECT * FROM feegate_orders_transition(f_ord, 'succeeded', p_lease_s) e)
+            SELECT f.i, 'applied'::text, f.ord, 'succeeded'::text, w.r_delivery, w.r_client, w.r_url, w.r_secret,
+                   w.r_payload
               FROM unnest(f_i, f_ord) AS f(i, ord) LEFT JOIN w ON w.r_order = f.ord;
     END IF;
 
@@ -236,11 +236,11 @@ BEGIN
             END IF;
             IF v_kind IS NULL THEN
                 v_payable := (SELECT id FROM ledger_accounts WHERE agency_id = ord.agency_id AND type = 'agency_payable');
-                PERFORM feegate_post('pay:' || att.id, v_clearing, v_payable, v_amount, 'payment', ord.id, att.id, NULL);
+                PERFORM feegate_post(feegate_payment_transfer_id(att.id), v_clearing, v_payable, v_amount, 'payment', ord.id, att.id, NULL);
                 -- Other attempts still open for this order will not be needed.
                 UPDATE attempts SET status = 'expired', updated_at = now()
                  WHERE order_id = ord.id AND status = 'pending' AND id <> att.id;
-                PERFORM feegate_order_transition(ord.id, NULL, 'succeeded');
+                PERFORM feegate_orders_transition(ARRAY[ord.id], 'succeeded', 0);
             ELSE
                 PERFORM feegate_post('suspense:' || v_bank || ':' || coalesce(v_txn, att.bank_order_ref), v_clearing,
                                      v_suspense, v_amount, 'suspense', ord.id, att.id, NULL);
@@ -257,7 +257,7 @@ BEGIN
 
     -- The fast path's payments and whatever the per-item path staged: one chain extension
     -- (nothing was staged when the fast path took every item: the staging table is not read).
-    v_pay_ids := ARRAY(SELECT 'pay:' || a.att FROM unnest(f_att) WITH ORDINALITY AS a(att, k) ORDER BY a.k);
+    v_pay_ids := ARRAY(SELECT feegate_payment_transfer_id(a.att) FROM unnest(f_att) WITH ORDINALITY AS a(att, k) ORDER BY a.k);
     v_n := cardinality(v_pay_ids);
     IF f_i IS NOT NULL AND v_n = cardinality(b_i) THEN
         PERFORM feegate_ledger_write(v_pay_ids, f_debit, f_credit, f_amount, array_fill('payment'::text, ARRAY[v_n]),

@@ -1,10 +1,41 @@
 -- An order's status, and its attempts' when they close.
 -- A function file: `feegate migrate` applies it again whenever it changes (see cli_migrate).
 
--- The one place an order's status changes on request: guarded by order_transitions, and
--- emitting the portal webhook (feegate_emit, webhooks.sql). Returns the outcome as text
+-- The one place an order's status changes, for one order or a batch of them: each order of
+-- p_orders that order_transitions lets go from its status to p_to (and is not there already)
+-- moves, emitting its portal webhook (feegate_emit_orders, webhooks.sql; p_lease_s as there:
+-- > 0 hands the rows to the caller, who sends them). Returns the orders moved, each with its
+-- handed webhook row if any. Cancelled and expired orders take their pending attempts with
+-- them. The caller should hold the orders' locks already (orders first, by id: see
+-- feegate_apply_notifications); the UPDATE takes any it lacks.
+CREATE OR REPLACE FUNCTION feegate_orders_transition(p_orders uuid[], p_to text, p_lease_s int)
+RETURNS TABLE (r_order uuid, r_delivery uuid, r_client uuid, r_url text, r_secret text, r_payload text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_moved uuid[];
+BEGIN
+    WITH m AS (
+        UPDATE orders o SET status = p_to, updated_at = now()
+         WHERE o.id = ANY (p_orders) AND o.status <> p_to
+           AND EXISTS (SELECT 1 FROM order_transitions tr WHERE tr.from_status = o.status AND tr.to_status = p_to)
+        RETURNING o.id)
+    SELECT array_agg(m.id) INTO v_moved FROM m;
+    IF v_moved IS NULL THEN
+        RETURN;
+    END IF;
+    IF p_to IN ('cancelled', 'expired') THEN
+        UPDATE attempts t SET status = 'expired', updated_at = now()
+         WHERE t.order_id = ANY (v_moved) AND t.status = 'pending';
+    END IF;
+    RETURN QUERY
+        WITH w AS (SELECT * FROM feegate_emit_orders(v_moved, p_lease_s) e)
+        SELECT m.id, w.r_id, w.r_client, w.r_url, w.r_secret, w.r_payload
+          FROM unnest(v_moved) AS m(id) LEFT JOIN w ON w.r_order = m.id;
+END
+$$;
+
+-- One order's change on request (cancel, checkout, expiry, refunds): the outcome as text
 -- (changed, unchanged, not_found, invalid_state), never raising for an expected refusal.
--- Cancelled and expired orders take their pending attempts with them.
 CREATE OR REPLACE FUNCTION feegate_order_transition(p_order uuid, p_client uuid, p_to text)
 RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
@@ -18,15 +49,9 @@ BEGIN
     IF cur = p_to THEN
         RETURN 'unchanged';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM order_transitions WHERE from_status = cur AND to_status = p_to) THEN
+    IF NOT EXISTS (SELECT 1 FROM feegate_orders_transition(ARRAY[p_order], p_to, 0)) THEN
         RETURN 'invalid_state';
     END IF;
-    UPDATE orders SET status = p_to, updated_at = now() WHERE id = p_order;
-    IF p_to IN ('cancelled', 'expired') THEN
-        UPDATE attempts SET status = 'expired', updated_at = now()
-         WHERE order_id = p_order AND status = 'pending';
-    END IF;
-    PERFORM feegate_emit(p_order);
     RETURN 'changed';
 END
 $$;

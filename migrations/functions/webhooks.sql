@@ -57,7 +57,8 @@ BEGIN
 END
 $$;
 
--- The portal webhook for an order's new status (feegate_order_transition, refunds).
+-- The portal webhook for one order as it is now (refunds: another partial refund, whose status
+-- stays partially_refunded).
 CREATE OR REPLACE FUNCTION feegate_emit(p_order uuid) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM feegate_emit_orders(ARRAY[p_order], 0);

@@ -7,12 +7,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "adapters/abuf.h"
 #include "adapters/adapter.h"
 #include "adapters/momo.h"
 #include "adapters/params.h"
 #include "adapters/vietqr.h"
 #include "adapters/vnpay.h"
+#include "lib/strbuf.h"
 #include "tests/fuzz/fuzz.h"
 
 #define SECRET "fuzz-secret"

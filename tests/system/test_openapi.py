@@ -411,9 +411,9 @@ def test_webhook_signature_is_documented(spec):
     sent = set(re.findall(r'\{"(Feegate-[A-Za-z-]+)"', src))
     assert {"Feegate-Timestamp", "Feegate-Signature"} <= sent, "gateway/webhooks.c headers changed"
     assert sent <= headers, f"webhook headers not documented: {sorted(sent - headers)}"
-    scheme = source("adapters/adapter.c")
-    assert '"v1=%s"' in src and "adapter_sign_timestamped(" in src
-    assert re.search(r"adapter_sign_timestamped\(.*?abuf_putc\(&data, '\.'\).*?\"SHA256\"", scheme, re.S)
+    scheme = source("lib/util.c")
+    assert '"v1=%s"' in src and "util_sign_timestamped(" in src
+    assert re.search(r"util_sign_timestamped\(.*?strbuf_putc\(&data, '\.'\).*?\"SHA256\"", scheme, re.S)
     text = op["description"] + spec["info"]["description"]
     assert 'HMAC-SHA256(webhook secret, Feegate-Timestamp + "." + body)' in text or \
         'HMAC-SHA256(webhook secret, timestamp + "." + raw body)' in text

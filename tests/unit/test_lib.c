@@ -14,6 +14,7 @@
 #include "lib/http.h"
 #include "lib/ratelimit.h"
 #include "lib/redis.h"
+#include "lib/strbuf.h"
 #include "lib/util.h"
 
 static void test_utf8(void **state)
@@ -182,6 +183,94 @@ static void test_config_file(void **state)
 	unlink(path);
 }
 
+/* A module's own settings, registered before the load: read, validated, masked and taking
+ * another setting's value when empty, as the table's rows are. */
+static char *module_url, *module_secret;
+static int module_limit;
+static const struct config_setting module_settings[] = {
+	{"FEEGATE_TESTMOD_URL", CONFIG_STR, &module_url, NULL, 0, 0, NULL, false, "BANKSIM_URL"},
+	{"FEEGATE_TESTMOD_SECRET", CONFIG_STR, &module_secret, NULL, 0, 0, NULL, true, NULL},
+	{"FEEGATE_TESTMOD_LIMIT", CONFIG_INT, &module_limit, "5", 1, 9, NULL, false, NULL},
+};
+
+static void dumped(const char *text, void *arg)
+{
+	if (strncmp(text, "FEEGATE_TESTMOD_SECRET=", 23) == 0)
+		snprintf(arg, 64, "%s", text);
+}
+
+static void test_config_register(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(module_settings); i++)
+		assert_true(config_register(&module_settings[i]));
+	assert_false(config_register(&module_settings[0])); /* a name once */
+	char err[256];
+	static const char *const env[] = {"BANKSIM_URL", "http://sim:1", "FEEGATE_TESTMOD_SECRET", "s3cret", NULL};
+	fake_env = env;
+	assert_true(config_load_from(lookup, err, sizeof err));
+	assert_string_equal(module_url, "http://sim:1");
+	assert_string_equal(module_secret, "s3cret");
+	assert_int_equal(module_limit, 5);
+	assert_string_equal(config_string("FEEGATE_TESTMOD_SECRET"), "s3cret");
+	char line[64] = "";
+	config_dump(dumped, line);
+	assert_string_equal(line, "FEEGATE_TESTMOD_SECRET=(set)");
+
+	static const char *const own[] = {"BANKSIM_URL", "http://sim:1", "FEEGATE_TESTMOD_URL", "http://own:2", NULL};
+	fake_env = own;
+	assert_true(config_load_from(lookup, err, sizeof err));
+	assert_string_equal(module_url, "http://own:2");
+
+	static const char *const bad[] = {"FEEGATE_TESTMOD_LIMIT", "10", NULL};
+	fake_env = bad;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_TESTMOD_LIMIT"));
+}
+
+static void test_utf8_and_strbuf(void **state)
+{
+	uint32_t cp;
+	assert_int_equal(util_utf8_decode("\xC4\x90", 2, &cp), 2);
+	assert_int_equal(cp, 0x110);                                    /* Đ */
+	assert_int_equal(util_utf8_decode("\xC4\x90", 1, &cp), 0);      /* cut short */
+	assert_int_equal(util_utf8_decode("\xC0\xAF", 2, &cp), 0);      /* overlong */
+	assert_int_equal(util_utf8_decode("\xED\xA0\x80", 3, &cp), 0);  /* a surrogate */
+	assert_int_equal(util_utf8_decode("\xF4\x90\x80\x80", 4, &cp), 0); /* above U+10FFFF */
+	const char *s = "a\xFF\xE2\x82\xAB";
+	assert_int_equal(util_utf8_next(&s), 'a');
+	assert_int_equal(util_utf8_next(&s), 0xFFFD);
+	assert_int_equal(util_utf8_next(&s), 0x20AB);                   /* ₫ */
+	assert_int_equal(*s, '\0');
+	assert_int_equal(util_utf8_length("\xE2\x82\xAB!", 4), 2);
+	assert_int_equal(util_utf8_length("\xE2\x82", 2), -1);
+
+	struct strbuf b;
+	strbuf_init(&b);
+	char *empty = strbuf_take(&b);
+	assert_string_equal(empty, "");
+	free(empty);
+	for (int i = 0; i < 100; i++)
+		strbuf_printf(&b, "%02d", i);
+	strbuf_putc(&b, '.');
+	assert_int_equal(b.len, 201);
+	assert_int_equal(strncmp(b.data, "000102", 6), 0);
+	strbuf_reset(&b);
+	strbuf_puts(&b, "x");
+	char *x = strbuf_take(&b);
+	assert_string_equal(x, "x");
+	assert_null(b.data);
+	free(x);
+
+	char hex[65];
+	assert_true(util_sign_timestamped("key", "1700000000", "{}", 2, hex));
+	char again[65];
+	assert_true(util_hmac_hex("SHA256", "key", "1700000000.{}", 13, again, sizeof again));
+	assert_string_equal(hex, again);
+	assert_true(util_hex_equal(hex, hex));
+	hex[0] = hex[0] == 'a' ? 'b' : 'a';
+	assert_false(util_hex_equal(again, hex));
+}
+
 static void test_redis_url(void **state)
 {
 	struct redis_url u;
@@ -261,6 +350,8 @@ int main(void)
 		cmocka_unit_test(test_utf8),   cmocka_unit_test(test_uuid),       cmocka_unit_test(test_time),
 		cmocka_unit_test(test_url),    cmocka_unit_test(test_token),      cmocka_unit_test(test_json_depth),
 		cmocka_unit_test(test_errors), cmocka_unit_test(test_config),     cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_config_register),
+		cmocka_unit_test(test_utf8_and_strbuf),
 		cmocka_unit_test(test_redis_url), cmocka_unit_test(test_ratelimit_local),
 		cmocka_unit_test(test_ratelimit_without_redis),
 	};

@@ -86,11 +86,11 @@ static void test_query_signature_known_answer(void **state)
 	assert_int_equal(adapter_build_query(&momo_adapter, &cfg, &q, &r), ADAPTER_OK);
 	assert_string_equal(r.url, "http://127.0.0.1:8090/v2/gateway/api/query");
 	json_t *obj = parse(r.body, r.body_len);
-	abuf data;
-	abuf_init(&data);
+	struct strbuf data;
+	strbuf_init(&data);
 	assert_true(momo_signature_data(MOMO_MSG_QUERY, ACCESS, obj, &data));
 	assert_string_equal(data.data, "accessKey=AK&orderId=ORD12345678&partnerCode=MOMOTEST&requestId=ORD12345678");
-	abuf_free(&data);
+	strbuf_free(&data);
 	assert_string_equal(json_string_value(json_object_get(obj, "signature")),
 			    "726992c509275c485716c9edc518e75c0a44b422da850033825381d19a7929e4");
 	json_decref(obj);
@@ -293,12 +293,12 @@ static void test_refund(void **state)
 	assert_int_equal(adapter_build_refund(&momo_adapter, &cfg, &r, &req), ADAPTER_OK);
 	assert_string_equal(req.url, "http://127.0.0.1:8090/v2/gateway/api/refund");
 	json_t *obj = parse(req.body, req.body_len);
-	abuf data;
-	abuf_init(&data);
+	struct strbuf data;
+	strbuf_init(&data);
 	assert_true(momo_signature_data(MOMO_MSG_REFUND, ACCESS, obj, &data));
 	assert_string_equal(data.data, "accessKey=AK&amount=20000&description=Ho so bi tra lai"
 				       "&orderId=RF0001&partnerCode=MOMOTEST&requestId=RF0001&transId=4088878653");
-	abuf_free(&data);
+	strbuf_free(&data);
 	assert_int_equal(momo_verify(SECRET, ACCESS, MOMO_MSG_REFUND, obj), ADAPTER_OK);
 	json_decref(obj);
 	adapter_request_free(&req);

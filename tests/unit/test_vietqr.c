@@ -102,8 +102,8 @@ static void test_tlv(void **state)
 	assert_false(vietqr_tlv_parse("000", 3, items, 4, &n));      /* truncated header */
 	assert_false(vietqr_tlv_parse("00010001000100010001a", 21, items, 4, &n)); /* too many */
 
-	abuf out;
-	abuf_init(&out);
+	struct strbuf out;
+	strbuf_init(&out);
 	char value[101];
 	memset(value, 'A', sizeof(value));
 	assert_true(vietqr_tlv_append(&out, "62", value, 99));
@@ -112,7 +112,7 @@ static void test_tlv(void **state)
 	assert_false(vietqr_tlv_append(&out, "62", value, 100)); /* length > 99 rejected */
 	assert_false(vietqr_tlv_append(&out, "6", value, 1));
 	assert_false(vietqr_tlv_append(&out, "62", "\xC3\xA9", 2)); /* not ASCII */
-	abuf_free(&out);
+	strbuf_free(&out);
 
 	/* 62/08 holds at most 25 characters (EMVCo); a longer reference is refused. */
 	char *p = NULL;
@@ -185,6 +185,19 @@ static void test_webhook_signature(void **state)
 	assert_int_equal(verify("1714530660", sig, junk, NOW, &txn), ADAPTER_MALFORMED);
 }
 
+/* The matching rule as the adapter applies it to a verified credit with this content, amount
+ * and account. */
+static bool vietqr_matches(const char *content, int64_t amount, const char *account_no, const char *ref,
+			   int64_t want_amount, const char *want_account)
+{
+	adapter_txn txn;
+	memset(&txn, 0, sizeof(txn));
+	txn.amount = amount;
+	snprintf(txn.account_no, sizeof(txn.account_no), "%s", account_no);
+	vietqr_normalize(content, txn.match_text, sizeof(txn.match_text));
+	return adapter_matches(&vietqr_adapter, &txn, ref, want_amount, want_account);
+}
+
 static void test_matching_rule(void **state)
 {
 	const char *acct = "0011001234567";
@@ -215,6 +228,16 @@ static void test_matching_rule(void **state)
 	assert_true(adapter_matches(&vietqr_adapter, &txn, "ABC12345678", 200000, acct));
 	assert_false(adapter_matches(&vietqr_adapter, &txn, "ABC12345678", 200000, "other"));
 	assert_false(adapter_matches(&vietqr_adapter, &txn, "XYZ12345678", 200000, acct));
+
+	/* The same rule as the lookup's candidates: each run of the reference's length. */
+	char refs[8][ADAPTER_REF_CAP];
+	assert_int_equal(adapter_match_candidates(&vietqr_adapter, &txn, 11, refs, 8), 7);
+	assert_string_equal(refs[0], "NOPPHIABC12");
+	assert_string_equal(refs[6], "ABC12345678");
+	assert_int_equal(adapter_match_candidates(&vietqr_adapter, &txn, 11, refs, 2), 2);
+	vietqr_normalize("ABC1234\xC4\x90" "5678", txn.match_text, sizeof(txn.match_text));
+	assert_int_equal(adapter_match_candidates(&vietqr_adapter, &txn, 7, refs, 8), 1); /* Đ is no ASCII letter */
+	assert_string_equal(refs[0], "ABC1234");
 }
 
 static void test_reply_and_unsupported(void **state)

@@ -25,10 +25,10 @@ static const adapter_config cfg = {
 
 static char *encode(const char *s)
 {
-	abuf b;
-	abuf_init(&b);
+	struct strbuf b;
+	strbuf_init(&b);
 	params_urlencode(&b, s, strlen(s));
-	return abuf_take(&b);
+	return strbuf_take(&b);
 }
 
 static void test_urlencode_edge_cases(void **state)
@@ -89,11 +89,11 @@ static void test_hash_data_selects_and_sorts(void **state)
 	assert_true(params_add(&p, "vnp_SecureHash", "abc"));
 	assert_true(params_add(&p, "vnp_SecureHashType", "SHA512"));
 	assert_true(params_add(&p, "vnp_OrderInfo", "a b&c"));
-	abuf b;
-	abuf_init(&b);
+	struct strbuf b;
+	strbuf_init(&b);
 	vnpay_hash_data(&p, &b);
 	assert_string_equal(b.data, "vnp_Amount=100&vnp_OrderInfo=a+b%26c&vnp_TxnRef=R1");
-	abuf_free(&b);
+	strbuf_free(&b);
 	/* The caller's order is untouched. */
 	assert_string_equal(p.items[0].name, "vnp_TxnRef");
 	params_free(&p);
@@ -354,12 +354,12 @@ static void test_querydr_request(void **state)
 	assert_string_equal(r.url, "http://127.0.0.1:8090/merchant_webapi/api/transaction");
 	assert_string_equal(r.headers[0].value, "application/json");
 	json_t *obj = request_json(&r);
-	abuf data;
-	abuf_init(&data);
+	struct strbuf data;
+	strbuf_init(&data);
 	assert_true(vnpay_api_hash_data(VNPAY_MSG_QUERYDR, obj, &data));
 	assert_string_equal(data.data, "Q1714530900|2.1.0|querydr|FEEGATE1|ABC12345678|20240501093000|"
 				       "20240501093500|127.0.0.1|Truy van GD ABC12345678");
-	abuf_free(&data);
+	strbuf_free(&data);
 	assert_int_equal(vnpay_api_verify(SECRET, VNPAY_MSG_QUERYDR, obj), ADAPTER_OK);
 	json_object_set_new(obj, "vnp_TxnRef", json_string("OTHER"));
 	assert_int_equal(vnpay_api_verify(SECRET, VNPAY_MSG_QUERYDR, obj), ADAPTER_BAD_SIGNATURE);
@@ -457,12 +457,12 @@ static void test_refund_request_and_response(void **state)
 	adapter_request req;
 	assert_int_equal(adapter_build_refund(&vnpay_adapter, &cfg, &r, &req), ADAPTER_OK);
 	json_t *obj = request_json(&req);
-	abuf data;
-	abuf_init(&data);
+	struct strbuf data;
+	strbuf_init(&data);
 	assert_true(vnpay_api_hash_data(VNPAY_MSG_REFUND, obj, &data));
 	assert_string_equal(data.data, "RF0001|2.1.0|refund|FEEGATE1|03|ABC12345678|4000000|14123456|"
 				       "20240501093000|finance1|20240501103000|127.0.0.1|Tra lai");
-	abuf_free(&data);
+	strbuf_free(&data);
 	assert_int_equal(vnpay_api_verify(SECRET, VNPAY_MSG_REFUND, obj), ADAPTER_OK);
 	json_decref(obj);
 	adapter_request_free(&req);

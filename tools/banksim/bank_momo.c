@@ -123,17 +123,17 @@ static bool create_payment(sim *s, const json_t *obj, sim_payment **out, int *co
 	}
 	char token[33];
 	sim_random_hex(token, 32);
-	abuf url;
-	abuf_init(&url);
-	abuf_printf(&url, "%s/momo/pay?orderId=", s->public_url);
+	struct strbuf url;
+	strbuf_init(&url);
+	strbuf_printf(&url, "%s/momo/pay?orderId=", s->public_url);
 	params_urlencode(&url, order, strlen(order));
-	abuf_printf(&url, "&t=%s", token);
+	strbuf_printf(&url, "&t=%s", token);
 	p = sim_store_add(&s->store, SIM_MOMO, order);
-	bool ok = p && !abuf_failed(&url) && sim_strset(&p->request_id, rid) && sim_strset(&p->order_info, info) &&
+	bool ok = p && sim_strset(&p->request_id, rid) && sim_strset(&p->order_info, info) &&
 		  sim_strset(&p->return_url, redirect) && sim_strset(&p->ipn_url, ipn) &&
 		  sim_strset(&p->extra_data, extra ? extra : "") && sim_strset(&p->token, token) &&
 		  sim_strset(&p->pay_url, url.data);
-	abuf_free(&url);
+	strbuf_free(&url);
 	if (!ok) {
 		*code = 99;
 		*message = "Unknown error.";
@@ -187,7 +187,7 @@ static int result_of(const sim_payment *p)
 	case SIM_FAILED: break;
 	}
 	int64_t code;
-	return p->result_code && adapter_parse_int64(p->result_code, &code) ? (int)code : 1006;
+	return p->result_code && util_parse_int64(p->result_code, &code) ? (int)code : 1006;
 }
 
 static const char *message_of(int code)
@@ -205,7 +205,7 @@ static const char *message_of(int code)
 static json_t *result_fields(sim *s, const sim_payment *p, const sim_faults *f, int code)
 {
 	int64_t trans = 0;
-	if (p->txn_id && !adapter_parse_int64(p->txn_id, &trans))
+	if (p->txn_id && !util_parse_int64(p->txn_id, &trans))
 		trans = 0;
 	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:I, s:i, s:s, s:s, s:I, s:s}",
 			 "partnerCode", s->cfg[SIM_MOMO].merchant_id, "orderId", p->ref,
@@ -234,7 +234,7 @@ static void do_query(sim *s, struct evhttp_request *req)
 	json_t *refunds = json_array();
 	for (size_t i = 0; a && refunds && i < p->n_refunds; i++) {
 		int64_t t = 0;
-		if (!adapter_parse_int64(p->refunds[i]->txn_id, &t))
+		if (!util_parse_int64(p->refunds[i]->txn_id, &t))
 			t = 0;
 		json_array_append_new(refunds, json_pack("{s:s, s:I, s:I, s:i}", "orderId", p->refunds[i]->ref,
 							 "amount", (json_int_t)p->refunds[i]->amount,
@@ -327,12 +327,12 @@ static sim_payment *page_payment(sim *s, const params *q)
 
 static void error_page(struct evhttp_request *req, int status, const char *message)
 {
-	abuf page;
-	abuf_init(&page);
+	struct strbuf page;
+	strbuf_init(&page);
 	sim_page_begin(&page, "MoMo");
-	abuf_puts(&page, "<p class=\"warn\" id=\"error\">");
+	strbuf_puts(&page, "<p class=\"warn\" id=\"error\">");
 	sim_html_escape(&page, message);
-	abuf_puts(&page, "</p>");
+	strbuf_puts(&page, "</p>");
 	sim_page_end(&page);
 	sim_reply_page(req, status, &page);
 }
@@ -348,32 +348,32 @@ void momo_bank_pay_page(sim *s, struct evhttp_request *req)
 	}
 	char amount[48];
 	sim_format_vnd(p->amount, amount, sizeof(amount));
-	abuf page;
-	abuf_init(&page);
+	struct strbuf page;
+	strbuf_init(&page);
 	sim_page_begin(&page, "MoMo - Thanh to\xC3\xA1n");
-	abuf_puts(&page, "<dl><dt>\xC4\x90\xE1\xBB\x91i t\xC3\xA1" "c (partnerCode)</dt><dd>");
+	strbuf_puts(&page, "<dl><dt>\xC4\x90\xE1\xBB\x91i t\xC3\xA1" "c (partnerCode)</dt><dd>");
 	sim_html_escape(&page, s->cfg[SIM_MOMO].merchant_id);
-	abuf_puts(&page, "</dd><dt>M\xC3\xA3 \xC4\x91\xC6\xA1n h\xC3\xA0ng (orderId)</dt><dd id=\"ref\">");
+	strbuf_puts(&page, "</dd><dt>M\xC3\xA3 \xC4\x91\xC6\xA1n h\xC3\xA0ng (orderId)</dt><dd id=\"ref\">");
 	sim_html_escape(&page, p->ref);
-	abuf_puts(&page, "</dd><dt>N\xE1\xBB\x99i dung</dt><dd>");
+	strbuf_puts(&page, "</dd><dt>N\xE1\xBB\x99i dung</dt><dd>");
 	sim_html_escape(&page, p->order_info);
-	abuf_printf(&page, "</dd><dt>S\xE1\xBB\x91 ti\xE1\xBB\x81n</dt><dd class=\"amount\" id=\"amount\" "
+	strbuf_printf(&page, "</dd><dt>S\xE1\xBB\x91 ti\xE1\xBB\x81n</dt><dd class=\"amount\" id=\"amount\" "
 			   "data-amount=\"%" PRId64 "\">", p->amount);
 	sim_html_escape(&page, amount);
-	abuf_puts(&page, "</dd></dl>");
+	strbuf_puts(&page, "</dd></dl>");
 	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
-		abuf_printf(&page, "<p class=\"warn\" id=\"status\">This payment is already %s.</p>",
+		strbuf_printf(&page, "<p class=\"warn\" id=\"status\">This payment is already %s.</p>",
 			    sim_status_name(p->status));
 	} else {
 		if (time(NULL) > p->expires_at)
-			abuf_puts(&page, "<p class=\"warn\">The payment time is over: approving fails "
+			strbuf_puts(&page, "<p class=\"warn\">The payment time is over: approving fails "
 					 "(1005) unless the allow_expired knob is set.</p>");
-		abuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/momo/confirm\">"
+		strbuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/momo/confirm\">"
 				 "<input type=\"hidden\" name=\"orderId\" value=\"");
 		sim_html_escape(&page, p->ref);
-		abuf_puts(&page, "\"><input type=\"hidden\" name=\"t\" value=\"");
+		strbuf_puts(&page, "\"><input type=\"hidden\" name=\"t\" value=\"");
 		sim_html_escape(&page, p->token);
-		abuf_puts(&page, "\"><button type=\"submit\" name=\"action\" value=\"approve\">"
+		strbuf_puts(&page, "\"><button type=\"submit\" name=\"action\" value=\"approve\">"
 				 "X\xC3\xA1" "c nh\xE1\xBA\xAD" "n (Approve)</button>"
 				 "<button type=\"submit\" name=\"action\" value=\"decline\">H\xE1\xBB\xA7y (Decline)</button>"
 				 "</form>");
@@ -388,8 +388,8 @@ void momo_bank_confirm(sim *s, struct evhttp_request *req)
 {
 	params form;
 	params_init(&form);
-	abuf ret;
-	abuf_init(&ret);
+	struct strbuf ret;
+	strbuf_init(&ret);
 	char *body = NULL, err[160];
 	json_t *fields = NULL;
 	sim_faults f = s->faults[SIM_MOMO];
@@ -448,23 +448,23 @@ void momo_bank_confirm(sim *s, struct evhttp_request *req)
 	body = json_dumps(fields, JSON_COMPACT);
 	body_len = body ? strlen(body) : 0;
 	/* The redirect carries the same fields as query parameters. */
-	abuf_printf(&ret, "%s%c", p->return_url, strchr(p->return_url, '?') ? '&' : '?');
+	strbuf_printf(&ret, "%s%c", p->return_url, strchr(p->return_url, '?') ? '&' : '?');
 	const char *key;
 	json_t *v;
 	bool first = true;
 	json_object_foreach(fields, key, v) {
-		abuf value;
-		abuf_init(&value);
+		struct strbuf value;
+		strbuf_init(&value);
 		if (!jsonfield_text(fields, key, &value)) {
-			abuf_free(&value);
+			strbuf_free(&value);
 			continue;
 		}
-		abuf_printf(&ret, "%s%s=", first ? "" : "&", key);
+		strbuf_printf(&ret, "%s%s=", first ? "" : "&", key);
 		params_urlencode(&ret, value.data ? value.data : "", value.len);
-		abuf_free(&value);
+		strbuf_free(&value);
 		first = false;
 	}
-	if (!body || abuf_failed(&ret)) {
+	if (!body) {
 		error_page(req, 500, "out of memory");
 		goto done;
 	}
@@ -481,6 +481,6 @@ void momo_bank_confirm(sim *s, struct evhttp_request *req)
 done:
 	json_decref(fields);
 	free(body);
-	abuf_free(&ret);
+	strbuf_free(&ret);
 	params_free(&form);
 }

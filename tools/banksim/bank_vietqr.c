@@ -71,7 +71,7 @@ static bool transfer_parse(sim *s, struct evhttp_request *req, transfer *t, char
 		bool ok = sim_request_params(req, &form);
 		int64_t amount = 0;
 		const char *amount_text = ok ? params_get(&form, "amount") : NULL;
-		if (ok && amount_text && *amount_text && !adapter_parse_int64(amount_text, &amount)) {
+		if (ok && amount_text && *amount_text && !util_parse_int64(amount_text, &amount)) {
 			snprintf(err, err_cap, "amount must be a whole number of VND");
 			ok = false;
 		}
@@ -115,8 +115,8 @@ void vietqr_bank_transfer(sim *s, struct evhttp_request *req)
 	transfer t;
 	char err[200], txn[40], ts[24], when[32], sig[VIETQR_SIG_HEX_SIZE];
 	char *body = NULL;
-	abuf url;
-	abuf_init(&url);
+	struct strbuf url;
+	strbuf_init(&url);
 	if (!transfer_parse(s, req, &t, err, sizeof(err))) {
 		sim_reply_error(req, 400, err);
 		goto done;
@@ -142,14 +142,14 @@ void vietqr_bank_transfer(sim *s, struct evhttp_request *req)
 	p->created_at = p->paid_at = now;
 	if (t.faults.bad_signature)
 		corrupt(sig);
-	abuf_printf(&url, "%s/ipn/vietqr", s->feegate_url);
+	strbuf_printf(&url, "%s/ipn/vietqr", s->feegate_url);
 	sim_outgoing out = {
 		.method = "POST", .url = url.data, .body = body, .body_len = strlen(body),
 		.content_type = "application/json",
 		.header_names = { "X-Timestamp", "X-Signature" },
 		.header_values = { ts, sig },
 	};
-	if (abuf_failed(&url) || !sim_notice_save(&p->last_notice, &out))
+	if (!sim_notice_save(&p->last_notice, &out))
 		sim_log("warn", "vietqr_transfer", "could not keep the notification of %s", txn);
 	sim_log("info", "vietqr_transfer", "%s: %" PRId64 " VND to %s, content \"%s\"", txn, amount, t.account,
 		t.content);
@@ -157,16 +157,16 @@ void vietqr_bank_transfer(sim *s, struct evhttp_request *req)
 				  "amount", (json_int_t)amount, "content", t.content, "transaction_time", when);
 	if (t.from_form) {
 		sim_notify(s, SIM_VIETQR, txn, &out, &t.faults, NULL, NULL);
-		abuf page;
-		abuf_init(&page);
+		struct strbuf page;
+		strbuf_init(&page);
 		sim_page_begin(&page, "VietQR - Chuy\xE1\xBB\x83n kho\xE1\xBA\xA3n th\xC3\xA0nh c\xC3\xB4ng");
-		abuf_puts(&page, "<dl><dt>transaction_id</dt><dd id=\"transaction_id\">");
+		strbuf_puts(&page, "<dl><dt>transaction_id</dt><dd id=\"transaction_id\">");
 		sim_html_escape(&page, txn);
-		abuf_puts(&page, "</dd><dt>account_no</dt><dd>");
+		strbuf_puts(&page, "</dd><dt>account_no</dt><dd>");
 		sim_html_escape(&page, t.account);
-		abuf_printf(&page, "</dd><dt>amount</dt><dd>%" PRId64 "</dd><dt>content</dt><dd>", amount);
+		strbuf_printf(&page, "</dd><dt>amount</dt><dd>%" PRId64 "</dd><dt>content</dt><dd>", amount);
 		sim_html_escape(&page, t.content);
-		abuf_puts(&page, "</dd></dl><p>The credit notification has been sent to the gateway.</p>"
+		strbuf_puts(&page, "</dd></dl><p>The credit notification has been sent to the gateway.</p>"
 				 "<p><a href=\"/vietqr\">Another transfer</a></p>");
 		sim_page_end(&page);
 		sim_reply_page(req, 200, &page);
@@ -182,15 +182,15 @@ void vietqr_bank_transfer(sim *s, struct evhttp_request *req)
 	}
 done:
 	free(body);
-	abuf_free(&url);
+	strbuf_free(&url);
 }
 
 void vietqr_bank_page(sim *s, struct evhttp_request *req)
 {
-	abuf page;
-	abuf_init(&page);
+	struct strbuf page;
+	strbuf_init(&page);
 	sim_page_begin(&page, "VietQR - M\xC3\xB4 ph\xE1\xBB\x8Fng chuy\xE1\xBB\x83n kho\xE1\xBA\xA3n");
-	abuf_puts(&page, "<p>Paste the EMVCo payload shown under the QR code (or give the account, amount "
+	strbuf_puts(&page, "<p>Paste the EMVCo payload shown under the QR code (or give the account, amount "
 			 "and content yourself) to simulate a citizen's transfer.</p>"
 			 "<form method=\"post\" action=\"/vietqr/transfer\">"
 			 "<p><label>Payload<br><textarea name=\"payload\" rows=\"4\" cols=\"50\"></textarea></label></p>"

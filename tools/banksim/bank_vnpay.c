@@ -11,14 +11,14 @@
 
 static void error_page(struct evhttp_request *req, int status, const char *code, const char *message)
 {
-	abuf page;
-	abuf_init(&page);
+	struct strbuf page;
+	strbuf_init(&page);
 	sim_page_begin(&page, "VNPAY - Giao d\xE1\xBB\x8B" "ch l\xE1\xBB\x97i");
-	abuf_puts(&page, "<p class=\"warn\" id=\"error\" data-code=\"");
+	strbuf_puts(&page, "<p class=\"warn\" id=\"error\" data-code=\"");
 	sim_html_escape(&page, code);
-	abuf_puts(&page, "\">");
+	strbuf_puts(&page, "\">");
 	sim_html_escape(&page, message);
-	abuf_printf(&page, " (code %s)</p>", code);
+	strbuf_printf(&page, " (code %s)</p>", code);
 	sim_page_end(&page);
 	sim_reply_page(req, status, &page);
 }
@@ -55,7 +55,7 @@ static bool payment_from_redirect(sim *s, const params *q, sim_payment **out, co
 	time_t created_at, expires_at;
 	if (!version || strcmp(version, VNPAY_VERSION) != 0 || !command || strcmp(command, "pay") != 0 ||
 	    !curr || strcmp(curr, "VND") != 0 || !ref || !*ref || strlen(ref) > 100 || !ret || !*ret ||
-	    !info || !*info || !adapter_parse_int64(params_get(q, "vnp_Amount"), &amount100) ||
+	    !info || !*info || !util_parse_int64(params_get(q, "vnp_Amount"), &amount100) ||
 	    amount100 <= 0 || amount100 % 100 != 0 || !created || !adapter_parse_vn_compact(created, &created_at) ||
 	    !expires || !adapter_parse_vn_compact(expires, &expires_at))
 		return false;
@@ -102,32 +102,32 @@ void vnpay_bank_pay_page(sim *s, struct evhttp_request *req)
 	char amount[48], expires[32];
 	sim_format_vnd(p->amount, amount, sizeof(amount));
 	adapter_format_vn_time(p->expires_at, "%d/%m/%Y %H:%M:%S", expires, sizeof(expires));
-	abuf page;
-	abuf_init(&page);
+	struct strbuf page;
+	strbuf_init(&page);
 	sim_page_begin(&page, "VNPAY - C\xE1\xBB\x95ng thanh to\xC3\xA1n");
-	abuf_puts(&page, "<dl><dt>Merchant</dt><dd>");
+	strbuf_puts(&page, "<dl><dt>Merchant</dt><dd>");
 	sim_html_escape(&page, s->cfg[SIM_VNPAY].merchant_id);
-	abuf_puts(&page, "</dd><dt>M\xC3\xA3 giao d\xE1\xBB\x8B" "ch (vnp_TxnRef)</dt><dd id=\"ref\">");
+	strbuf_puts(&page, "</dd><dt>M\xC3\xA3 giao d\xE1\xBB\x8B" "ch (vnp_TxnRef)</dt><dd id=\"ref\">");
 	sim_html_escape(&page, p->ref);
-	abuf_puts(&page, "</dd><dt>N\xE1\xBB\x99i dung</dt><dd>");
+	strbuf_puts(&page, "</dd><dt>N\xE1\xBB\x99i dung</dt><dd>");
 	sim_html_escape(&page, p->order_info);
-	abuf_puts(&page, "</dd><dt>S\xE1\xBB\x91 ti\xE1\xBB\x81n</dt><dd class=\"amount\" id=\"amount\" data-amount=\"");
-	abuf_printf(&page, "%" PRId64 "\">", p->amount);
+	strbuf_puts(&page, "</dd><dt>S\xE1\xBB\x91 ti\xE1\xBB\x81n</dt><dd class=\"amount\" id=\"amount\" data-amount=\"");
+	strbuf_printf(&page, "%" PRId64 "\">", p->amount);
 	sim_html_escape(&page, amount);
-	abuf_puts(&page, "</dd><dt>H\xE1\xBA\xBFt h\xE1\xBA\xA1n</dt><dd>");
+	strbuf_puts(&page, "</dd><dt>H\xE1\xBA\xBFt h\xE1\xBA\xA1n</dt><dd>");
 	sim_html_escape(&page, expires);
-	abuf_puts(&page, " (GMT+7)</dd></dl>");
+	strbuf_puts(&page, " (GMT+7)</dd></dl>");
 	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
-		abuf_printf(&page, "<p class=\"warn\" id=\"status\">This transaction is already %s.</p>",
+		strbuf_printf(&page, "<p class=\"warn\" id=\"status\">This transaction is already %s.</p>",
 			    sim_status_name(p->status));
 	} else {
 		if (time(NULL) > p->expires_at)
-			abuf_puts(&page, "<p class=\"warn\">The payment time is over: approving fails "
+			strbuf_puts(&page, "<p class=\"warn\">The payment time is over: approving fails "
 					 "(code 11) unless the allow_expired knob is set.</p>");
-		abuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/paymentv2/confirm\">"
+		strbuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/paymentv2/confirm\">"
 				 "<input type=\"hidden\" name=\"ref\" value=\"");
 		sim_html_escape(&page, p->ref);
-		abuf_puts(&page, "\"><button type=\"submit\" name=\"action\" value=\"approve\">"
+		strbuf_puts(&page, "\"><button type=\"submit\" name=\"action\" value=\"approve\">"
 				 "Thanh to\xC3\xA1n (Approve)</button>"
 				 "<button type=\"submit\" name=\"action\" value=\"decline\">H\xE1\xBB\xA7y (Decline)</button>"
 				 "</form>");
@@ -176,9 +176,9 @@ void vnpay_bank_confirm(sim *s, struct evhttp_request *req)
 {
 	params form;
 	params_init(&form);
-	abuf ipn, ret;
-	abuf_init(&ipn);
-	abuf_init(&ret);
+	struct strbuf ipn, ret;
+	strbuf_init(&ipn);
+	strbuf_init(&ret);
 	char *query = NULL, err[160];
 	sim_faults f = s->faults[SIM_VNPAY];
 	if (!sim_request_params(req, &form)) {
@@ -227,12 +227,8 @@ void vnpay_bank_confirm(sim *s, struct evhttp_request *req)
 		error_page(req, 500, "99", "Out of memory");
 		goto done;
 	}
-	abuf_printf(&ipn, "%s/ipn/vnpay?%s", s->feegate_url, query);
-	abuf_printf(&ret, "%s%c%s", p->return_url, strchr(p->return_url, '?') ? '&' : '?', query);
-	if (abuf_failed(&ipn) || abuf_failed(&ret)) {
-		error_page(req, 500, "99", "Out of memory");
-		goto done;
-	}
+	strbuf_printf(&ipn, "%s/ipn/vnpay?%s", s->feegate_url, query);
+	strbuf_printf(&ret, "%s%c%s", p->return_url, strchr(p->return_url, '?') ? '&' : '?', query);
 	sim_outgoing out = { .method = "GET", .url = ipn.data };
 	if (!sim_notice_save(&p->last_notice, &out))
 		sim_log("warn", "vnpay_confirm", "could not keep the notification of %s", p->ref);
@@ -244,8 +240,8 @@ void vnpay_bank_confirm(sim *s, struct evhttp_request *req)
 		sim_redirect(req, ret.data);
 done:
 	free(query);
-	abuf_free(&ipn);
-	abuf_free(&ret);
+	strbuf_free(&ipn);
+	strbuf_free(&ret);
 	params_free(&form);
 }
 
@@ -344,7 +340,7 @@ static void api_refund(sim *s, struct evhttp_request *req, const json_t *obj)
 		api_answer(s, req, obj, "refund", "95", "Transaction was not successful", NULL, NULL, NULL);
 		return;
 	}
-	if (!adapter_parse_int64(json_string_value(json_object_get(obj, "vnp_Amount")), &amount100) ||
+	if (!util_parse_int64(json_string_value(json_object_get(obj, "vnp_Amount")), &amount100) ||
 	    amount100 <= 0 || amount100 % 100 != 0 || (strcmp(type, "02") != 0 && strcmp(type, "03") != 0)) {
 		api_answer(s, req, obj, "refund", "03", "Invalid data format", NULL, NULL, NULL);
 		return;

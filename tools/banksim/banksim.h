@@ -13,9 +13,10 @@
 #include <event2/http.h>
 #include <jansson.h>
 
-#include "adapters/abuf.h"
 #include "adapters/adapter.h"
 #include "adapters/params.h"
+#include "lib/strbuf.h"
+#include "lib/util.h"
 
 #define SIM_WUR __attribute__((warn_unused_result))
 
@@ -211,10 +212,10 @@ char *sim_body(struct evhttp_request *req, size_t *len);
 bool sim_request_params(struct evhttp_request *req, params *out) SIM_WUR;
 json_t *sim_body_json(struct evhttp_request *req);
 const char *sim_request_query(struct evhttp_request *req);
-void sim_html_escape(abuf *out, const char *s);
-void sim_page_begin(abuf *out, const char *title);
-void sim_page_end(abuf *out);
-void sim_reply_page(struct evhttp_request *req, int status, abuf *page); /* frees page */
+void sim_html_escape(struct strbuf *out, const char *s);
+void sim_page_begin(struct strbuf *out, const char *title);
+void sim_page_end(struct strbuf *out);
+void sim_reply_page(struct evhttp_request *req, int status, struct strbuf *page); /* frees page */
 /* 200000 -> "200.000 ₫" */
 void sim_format_vnd(int64_t amount, char *out, size_t cap);
 void sim_random_hex(char *out, size_t n_hex);

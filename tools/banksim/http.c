@@ -136,16 +136,16 @@ json_t *sim_body_json(struct evhttp_request *req)
 	return root;
 }
 
-void sim_html_escape(abuf *out, const char *s)
+void sim_html_escape(struct strbuf *out, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '<': abuf_puts(out, "&lt;"); break;
-		case '>': abuf_puts(out, "&gt;"); break;
-		case '&': abuf_puts(out, "&amp;"); break;
-		case '"': abuf_puts(out, "&quot;"); break;
-		case '\'': abuf_puts(out, "&#39;"); break;
-		default: abuf_putc(out, *s);
+		case '<': strbuf_puts(out, "&lt;"); break;
+		case '>': strbuf_puts(out, "&gt;"); break;
+		case '&': strbuf_puts(out, "&amp;"); break;
+		case '"': strbuf_puts(out, "&quot;"); break;
+		case '\'': strbuf_puts(out, "&#39;"); break;
+		default: strbuf_putc(out, *s);
 		}
 	}
 }
@@ -276,30 +276,30 @@ void sim_api_release_all(sim *s)
 	}
 }
 
-void sim_page_begin(abuf *out, const char *title)
+void sim_page_begin(struct strbuf *out, const char *title)
 {
-	abuf_puts(out, "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\">"
+	strbuf_puts(out, "<!doctype html><html lang=\"vi\"><head><meta charset=\"utf-8\">"
 		       "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>");
 	sim_html_escape(out, title);
-	abuf_puts(out, "</title><style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"
+	strbuf_puts(out, "</title><style>body{font-family:sans-serif;max-width:36em;margin:2em auto;padding:0 1em}"
 		       "dt{color:#555}dd{margin:0 0 .6em 0;font-weight:bold}.amount{font-size:1.6em}"
 		       "button{font-size:1.1em;padding:.5em 1.2em;margin-right:1em}"
 		       ".warn{background:#fff3cd;padding:.5em}.sim{color:#888;font-size:.8em}</style></head><body><h1>");
 	sim_html_escape(out, title);
-	abuf_puts(out, "</h1>");
+	strbuf_puts(out, "</h1>");
 }
 
-void sim_page_end(abuf *out)
+void sim_page_end(struct strbuf *out)
 {
-	abuf_puts(out, "<p class=\"sim\">banksim: a bank simulator for tests and demos. No money moves.</p>"
+	strbuf_puts(out, "<p class=\"sim\">banksim: a bank simulator for tests and demos. No money moves.</p>"
 		       "</body></html>");
 }
 
-void sim_reply_page(struct evhttp_request *req, int status, abuf *page)
+void sim_reply_page(struct evhttp_request *req, int status, struct strbuf *page)
 {
-	if (abuf_failed(page) || !page->data)
-		sim_reply_error(req, 500, "out of memory");
+	if (!page->data)
+		sim_reply_error(req, 500, "empty page");
 	else
 		sim_reply_html(req, status, page->data);
-	abuf_free(page);
+	strbuf_free(page);
 }

@@ -61,16 +61,16 @@ static const char usage[] =
 
 static void index_page(sim *s, struct evhttp_request *req)
 {
-	abuf page;
-	abuf_init(&page);
+	struct strbuf page;
+	strbuf_init(&page);
 	sim_page_begin(&page, "banksim");
-	abuf_puts(&page, "<p><a href=\"/vietqr\">Simulate a VietQR transfer</a> &middot; "
+	strbuf_puts(&page, "<p><a href=\"/vietqr\">Simulate a VietQR transfer</a> &middot; "
 			 "<a href=\"/admin/faults\">fault knobs</a> &middot; "
 			 "<a href=\"/admin/payments\">payments</a> &middot; "
 			 "<a href=\"/admin/notifications\">notifications</a> &middot; "
 			 "<a href=\"/portal/webhooks\">portal webhooks</a></p><pre>");
 	sim_html_escape(&page, usage);
-	abuf_puts(&page, "</pre>");
+	strbuf_puts(&page, "</pre>");
 	sim_page_end(&page);
 	sim_reply_page(req, 200, &page);
 }
@@ -221,7 +221,7 @@ static char *without_slash(const char *url)
 static bool parse_port(const char *text, int *port)
 {
 	int64_t v;
-	if (!adapter_parse_int64(text, &v) || v < 0 || v > 65535)
+	if (!util_parse_int64(text, &v) || v < 0 || v > 65535)
 		return false;
 	*port = (int)v;
 	return true;

@@ -242,8 +242,8 @@ static void attempt_send(sim_job *job)
 	sim *s = job->s;
 	struct evhttp_uri *uri = NULL;
 	struct evhttp_connection *evcon = NULL;
-	abuf path;
-	abuf_init(&path);
+	struct strbuf path;
+	strbuf_init(&path);
 	job->attempt++;
 	if (job->cancelled || job->generation != s->generation) {
 		job_report_first(job, 0, NULL, "cancelled");
@@ -261,14 +261,14 @@ static void attempt_send(sim_job *job)
 	int port = evhttp_uri_get_port(uri);
 	const char *p = evhttp_uri_get_path(uri);
 	const char *q = evhttp_uri_get_query(uri);
-	abuf_printf(&path, "%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
+	strbuf_printf(&path, "%s%s%s", p && *p ? p : "/", q ? "?" : "", q ? q : "");
 	evcon = evhttp_connection_base_new(s->base, NULL, host, (ev_uint16_t)(port > 0 ? port : 80));
 	struct evhttp_request *req = evcon ? evhttp_request_new(response_cb, job) : NULL;
-	if (!req || abuf_failed(&path)) {
+	if (!req) {
 		if (evcon)
 			evhttp_connection_free(evcon);
 		evhttp_uri_free(uri);
-		abuf_free(&path);
+		strbuf_free(&path);
 		attempt_done(job, 0, "out of memory");
 		return;
 	}
@@ -301,7 +301,7 @@ static void attempt_send(sim_job *job)
 	job->evcon = evcon;
 	int rc = evhttp_make_request(evcon, req, post ? EVHTTP_REQ_POST : EVHTTP_REQ_GET, path.data);
 	evhttp_uri_free(uri);
-	abuf_free(&path);
+	strbuf_free(&path);
 	if (rc != 0) {
 		/* Refused up front; libevent calls no callback on this path. */
 		job->in_flight = false;

@@ -52,7 +52,7 @@ void portal_sink_list(sim *s, struct evhttp_request *req)
 	params_init(&q);
 	int64_t since = 0;
 	if (!sim_request_params(req, &q) ||
-	    (params_get(&q, "since") && !adapter_parse_int64(params_get(&q, "since"), &since))) {
+	    (params_get(&q, "since") && !util_parse_int64(params_get(&q, "since"), &since))) {
 		params_free(&q);
 		sim_reply_error(req, 400, "since must be an integer");
 		return;

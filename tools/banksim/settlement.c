@@ -11,14 +11,14 @@
 #include "adapters/vietqr.h"
 #include "adapters/vnpay.h"
 
-static void field_int(abuf *out, int64_t v)
+static void field_int(struct strbuf *out, int64_t v)
 {
 	char text[32];
 	snprintf(text, sizeof(text), "%" PRId64, v);
 	csv_write_field(out, text, false);
 }
 
-static void payment_row(sim *s, abuf *out, const sim_payment *p, int64_t amount, int64_t fee)
+static void payment_row(sim *s, struct strbuf *out, const sim_payment *p, int64_t amount, int64_t fee)
 {
 	char when[32];
 	switch (p->bank) {
@@ -56,10 +56,10 @@ static void payment_row(sim *s, abuf *out, const sim_payment *p, int64_t amount,
 		csv_write_field(out, when, false);
 		break;
 	}
-	abuf_puts(out, "\r\n");
+	strbuf_puts(out, "\r\n");
 }
 
-static void refund_row(sim *s, abuf *out, const sim_refund *r)
+static void refund_row(sim *s, struct strbuf *out, const sim_refund *r)
 {
 	const sim_payment *p = r->payment;
 	char when[32];
@@ -85,7 +85,7 @@ static void refund_row(sim *s, abuf *out, const sim_refund *r)
 		field_int(out, 0);
 		field_int(out, (int64_t)r->at * 1000);
 	}
-	abuf_puts(out, "\r\n");
+	strbuf_puts(out, "\r\n");
 }
 
 void settlement_file(sim *s, struct evhttp_request *req, const char *bank, const char *day)
@@ -104,11 +104,11 @@ void settlement_file(sim *s, struct evhttp_request *req, const char *bank, const
 	}
 	time_t end = start + 86400;
 	int fee_bps = s->faults[svc].fee_bps;
-	abuf out;
-	abuf_init(&out);
-	abuf_puts(&out, svc == SIM_VNPAY ? VNPAY_SETTLEMENT_HEADER
+	struct strbuf out;
+	strbuf_init(&out);
+	strbuf_puts(&out, svc == SIM_VNPAY ? VNPAY_SETTLEMENT_HEADER
 			: svc == SIM_MOMO ? MOMO_SETTLEMENT_HEADER : VIETQR_SETTLEMENT_HEADER);
-	abuf_puts(&out, "\r\n");
+	strbuf_puts(&out, "\r\n");
 	int64_t lines = 0, total = 0;
 	for (size_t i = 0; i < s->store.n_all; i++) {
 		const sim_payment *p = s->store.all[i];
@@ -136,15 +136,10 @@ void settlement_file(sim *s, struct evhttp_request *req, const char *bank, const
 	char trailer[96];
 	snprintf(trailer, sizeof(trailer), ADAPTER_SETTLEMENT_TRAILER ",%s,%" PRId64 ",%" PRId64 "\r\n", day, lines,
 		 total);
-	abuf_puts(&out, trailer);
-	if (abuf_failed(&out)) {
-		abuf_free(&out);
-		sim_reply_error(req, 500, "out of memory");
-		return;
-	}
+	strbuf_puts(&out, trailer);
 	char disposition[96];
 	snprintf(disposition, sizeof(disposition), "attachment; filename=\"%s-%s.csv\"", bank, day);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Disposition", disposition);
 	sim_reply_text(req, 200, "text/csv; charset=utf-8", out.data, out.len);
-	abuf_free(&out);
+	strbuf_free(&out);
 }

@@ -92,11 +92,11 @@ static int sign_vnpay(int argc, char **argv)
 			printf("%s\n", info);
 			return 0;
 		}
-		abuf b;
-		abuf_init(&b);
+		struct strbuf b;
+		strbuf_init(&b);
 		params_urlencode(&b, argv[1], strlen(argv[1]));
 		printf("%s\n", b.data ? b.data : "");
-		abuf_free(&b);
+		strbuf_free(&b);
 		return 0;
 	}
 	if (strcmp(what, "hashdata") == 0 || strcmp(what, "params") == 0) {
@@ -112,11 +112,11 @@ static int sign_vnpay(int argc, char **argv)
 				goto vnp_done;
 			printf("%s\n", out);
 		} else {
-			abuf b;
-			abuf_init(&b);
+			struct strbuf b;
+			strbuf_init(&b);
 			vnpay_hash_data(&p, &b);
 			printf("%s\n", b.data ? b.data : "");
-			abuf_free(&b);
+			strbuf_free(&b);
 		}
 		rc = 0;
 vnp_done:
@@ -174,7 +174,7 @@ static int sign_vietqr(int argc, char **argv)
 	if (strcmp(argv[0], "payload") == 0 && argc == 5) {
 		int64_t amount;
 		char *payload = NULL;
-		if (!adapter_parse_int64(argv[3], &amount) ||
+		if (!util_parse_int64(argv[3], &amount) ||
 		    vietqr_build_payload(argv[1], argv[2], amount, argv[4], &payload) != ADAPTER_OK)
 			return usage_error();
 		printf("%s\n", payload);
@@ -218,9 +218,9 @@ static int sign_start(int argc, char **argv)
 		.return_url = params_get(&p, "return_url"),
 	};
 	int64_t amount = 0, created = 0, expires = 0;
-	if (!adapter_parse_int64(params_get(&p, "amount"), &amount) ||
-	    !adapter_parse_int64(params_get(&p, "created"), &created) ||
-	    !adapter_parse_int64(params_get(&p, "expires"), &expires))
+	if (!util_parse_int64(params_get(&p, "amount"), &amount) ||
+	    !util_parse_int64(params_get(&p, "created"), &created) ||
+	    !util_parse_int64(params_get(&p, "expires"), &expires))
 		goto done;
 	adapter_payment pay = {
 		.bank_order_ref = params_get(&p, "ref"),

@@ -16,33 +16,33 @@ static bool day_start(const char *day, time_t *out)
 	       adapter_parse_vn_compact(compact, out);
 }
 
-static void xml_text(abuf *out, const char *s)
+static void xml_text(struct strbuf *out, const char *s)
 {
 	for (; s && *s; s++) {
 		switch (*s) {
-		case '&': abuf_puts(out, "&amp;"); break;
-		case '<': abuf_puts(out, "&lt;"); break;
-		case '>': abuf_puts(out, "&gt;"); break;
-		case '"': abuf_puts(out, "&quot;"); break;
-		default: abuf_putc(out, *s);
+		case '&': strbuf_puts(out, "&amp;"); break;
+		case '<': strbuf_puts(out, "&lt;"); break;
+		case '>': strbuf_puts(out, "&gt;"); break;
+		case '"': strbuf_puts(out, "&quot;"); break;
+		default: strbuf_putc(out, *s);
 		}
 	}
 }
 
-static void entry(abuf *out, int64_t amount, const char *booked, const char *ref, const char *remittance)
+static void entry(struct strbuf *out, int64_t amount, const char *booked, const char *ref, const char *remittance)
 {
-	abuf_printf(out, "<Ntry><Amt Ccy=\"VND\">%" PRId64 "</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>"
+	strbuf_printf(out, "<Ntry><Amt Ccy=\"VND\">%" PRId64 "</Amt><CdtDbtInd>CRDT</CdtDbtInd><Sts><Cd>BOOK</Cd></Sts>"
 		    "<BookgDt><Dt>%s</Dt></BookgDt><AcctSvcrRef>", amount, booked);
 	xml_text(out, ref);
-	abuf_puts(out, "</AcctSvcrRef><NtryDtls><TxDtls><Refs><AcctSvcrRef>");
+	strbuf_puts(out, "</AcctSvcrRef><NtryDtls><TxDtls><Refs><AcctSvcrRef>");
 	xml_text(out, ref);
-	abuf_puts(out, "</AcctSvcrRef></Refs><RmtInf><Ustrd>");
+	strbuf_puts(out, "</AcctSvcrRef></Refs><RmtInf><Ustrd>");
 	xml_text(out, remittance);
-	abuf_puts(out, "</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>");
+	strbuf_puts(out, "</Ustrd></RmtInf></TxDtls></NtryDtls></Ntry>");
 }
 
 /* Credits to account before `before` (when entries is NULL: only their sum), or on [start, end). */
-static int64_t credits(sim *s, const char *account, time_t start, time_t end, abuf *entries, const char *booked)
+static int64_t credits(sim *s, const char *account, time_t start, time_t end, struct strbuf *entries, const char *booked)
 {
 	int64_t sum = 0;
 	for (size_t i = 0; i < s->store.n_all; i++) {
@@ -88,33 +88,28 @@ void treasury_statement(sim *s, struct evhttp_request *req, const char *account,
 	}
 	char booked[11];
 	snprintf(booked, sizeof(booked), "%.4s-%.2s-%.2s", day, day + 4, day + 6);
-	abuf entries;
-	abuf_init(&entries);
+	struct strbuf entries;
+	strbuf_init(&entries);
 	int64_t opening = credits(s, account, 0, start, NULL, booked);
 	int64_t day_total = credits(s, account, start, start + 86400, &entries, booked);
-	abuf out;
-	abuf_init(&out);
-	abuf_puts(&out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	struct strbuf out;
+	strbuf_init(&out);
+	strbuf_puts(&out, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 			"<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:camt.053.001.08\"><BkToCstmrStmt>");
-	abuf_printf(&out, "<GrpHdr><MsgId>BANKSIM-%s-%s</MsgId><CreDtTm>%sT23:59:59+07:00</CreDtTm></GrpHdr>", account,
+	strbuf_printf(&out, "<GrpHdr><MsgId>BANKSIM-%s-%s</MsgId><CreDtTm>%sT23:59:59+07:00</CreDtTm></GrpHdr>", account,
 		    day, booked);
-	abuf_printf(&out, "<Stmt><Id>%s-%s</Id><Acct><Id><Othr><Id>", account, day);
+	strbuf_printf(&out, "<Stmt><Id>%s-%s</Id><Acct><Id><Othr><Id>", account, day);
 	xml_text(&out, account);
-	abuf_puts(&out, "</Id></Othr></Id><Ccy>VND</Ccy></Acct>");
-	abuf_printf(&out, "<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"VND\">%" PRId64
+	strbuf_puts(&out, "</Id></Othr></Id><Ccy>VND</Ccy></Acct>");
+	strbuf_printf(&out, "<Bal><Tp><CdOrPrtry><Cd>OPBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"VND\">%" PRId64
 		    "</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>%s</Dt></Dt></Bal>", opening, booked);
-	abuf_printf(&out, "<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"VND\">%" PRId64
+	strbuf_printf(&out, "<Bal><Tp><CdOrPrtry><Cd>CLBD</Cd></CdOrPrtry></Tp><Amt Ccy=\"VND\">%" PRId64
 		    "</Amt><CdtDbtInd>CRDT</CdtDbtInd><Dt><Dt>%s</Dt></Dt></Bal>", opening + day_total, booked);
-	abuf_append(&out, entries.data ? entries.data : "", entries.len);
-	abuf_puts(&out, "</Stmt></BkToCstmrStmt></Document>\n");
-	abuf_free(&entries);
-	if (abuf_failed(&out)) {
-		abuf_free(&out);
-		sim_reply_error(req, 500, "out of memory");
-		return;
-	}
+	strbuf_append(&out, entries.data ? entries.data : "", entries.len);
+	strbuf_puts(&out, "</Stmt></BkToCstmrStmt></Document>\n");
+	strbuf_free(&entries);
 	sim_reply_text(req, 200, "application/xml", out.data, out.len);
-	abuf_free(&out);
+	strbuf_free(&out);
 }
 
 /* {"account", "bank", "day" (the business day paid out), "agency", "amount", "paid_on"
