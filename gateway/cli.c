@@ -18,6 +18,18 @@
 #include "lib/pgpool.h"
 #include "lib/util.h"
 
+const struct pg_col cli_id_cols[1] = {PG_COL(struct cli_id_row, id, PG_TEXT)};
+
+/* schema_migrations: what a recorded file was, or what was forgotten */
+struct migration_row {
+	const char *sha256;
+};
+static const struct pg_col migration_cols[] = {PG_COL(struct migration_row, sha256, PG_TEXT)};
+struct version_row {
+	const char *version;
+};
+static const struct pg_col version_cols[] = {PG_COL(struct version_row, version, PG_TEXT)};
+
 PGconn *cli_connect(void)
 {
 	const char *url = getenv("DATABASE_URL");
@@ -113,10 +125,12 @@ static enum file_state file_state(PGconn *c, const char *version, const char *ha
 {
 	const char *p1[1] = {version};
 	PGresult *r = exec_params(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, p1, PGRES_TUPLES_OK);
-	enum file_state st = !r			       ? FILE_ERROR
-			     : PQntuples(r) == 0	       ? FILE_NEW
-			     : strcmp(PQgetvalue(r, 0, 0), hash) == 0 ? FILE_SAME
-								    : FILE_CHANGED;
+	struct migration_row m;
+	enum file_state st = !r				     ? FILE_ERROR
+			     : PQntuples(r) == 0		     ? FILE_NEW
+			     : !PG_ROW(r, 0, migration_cols, &m) ? FILE_ERROR
+			     : strcmp(m.sha256, hash) == 0	     ? FILE_SAME
+								     : FILE_CHANGED;
 	PQclear(r);
 	return st;
 }
@@ -324,8 +338,9 @@ static bool forget_removed(PGconn *c, char **fnames, int nf)
 				  "DELETE FROM schema_migrations WHERE version LIKE 'functions/%' "
 				  "AND version <> ALL (string_to_array($1, ' ')) RETURNING version",
 				  1, p1, PGRES_TUPLES_OK);
-	for (int i = 0; r && i < PQntuples(r); i++)
-		printf("forgot %s (no longer in the folder)\n", PQgetvalue(r, i, 0));
+	struct version_row v;
+	for (int i = 0; r && i < PQntuples(r) && PG_ROW(r, i, version_cols, &v); i++)
+		printf("forgot %s (no longer in the folder)\n", v.version);
 	PQclear(r);
 	free(present);
 	return r != NULL;
@@ -528,11 +543,12 @@ int cli_agency(int argc, char **argv)
 			  7, params, "agency");
 	free(arr);
 	int rc = 1;
-	if (r) {
-		printf("agency_id: %s\n%s\n", PQgetvalue(r, 0, 0), o.code);
-		PQclear(r);
+	struct cli_id_row made;
+	if (r && PG_ROW(r, 0, cli_id_cols, &made)) {
+		printf("agency_id: %s\n%s\n", made.id, o.code);
 		rc = 0;
 	}
+	PQclear(r);
 	PQfinish(c);
 	return rc;
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gateway/console_ui.h"
+#include "gateway/db.h"
 #include "gateway/reconcile.h"
 #include "gateway/refunds.h"
 #include "gateway/reports.h"
@@ -148,7 +149,12 @@ static void cases_found(void *arg, PGresult *res, enum pg_status st)
 	struct cctx *c = ui_result(req, res, st);
 	if (!c)
 		return;
-	json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	struct page_row row;
+	if (!PG_ROW(res, 0, page_cols, &row)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
+		return;
+	}
+	json_t *list = json_loads(row.page, 0, NULL);
 	bool more;
 	int n = ui_page_rows(c, (int)json_array_size(list), &more);
 	struct evbuffer *b = evbuffer_new();
@@ -526,7 +532,12 @@ static void statements_found(void *arg, PGresult *res, enum pg_status st)
 	struct cctx *c = ui_result(req, res, st);
 	if (!c)
 		return;
-	json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	struct page_row row;
+	if (!PG_ROW(res, 0, page_cols, &row)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
+		return;
+	}
+	json_t *list = json_loads(row.page, 0, NULL);
 	bool more;
 	int n = ui_page_rows(c, (int)json_array_size(list), &more);
 	struct evbuffer *b = evbuffer_new();
@@ -814,8 +825,13 @@ static void statement_found(void *arg, PGresult *res, enum pg_status st)
 	struct cctx *c = ui_result_one(req, res, st);
 	if (!c)
 		return;
-	json_t *s = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *lines = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	struct statement_row row;
+	if (!PG_ROW(res, 0, statement_cols, &row)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
+		return;
+	}
+	json_t *s = json_loads(row.statement, 0, NULL);
+	json_t *lines = json_loads(row.lines, 0, NULL);
 	bool more;
 	int n = ui_page_rows(c, (int)json_array_size(lines), &more);
 	struct evbuffer *b = evbuffer_new();
@@ -992,6 +1008,16 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 	ui_page_send(req, 200, b);
 }
 
+/* console_agencies */
+struct agency_row {
+	const char *id, *code, *name;
+};
+static const struct pg_col agency_cols[] = {
+	PG_COL(struct agency_row, id, PG_TEXT),
+	PG_COL(struct agency_row, code, PG_TEXT),
+	PG_COL(struct agency_row, name, PG_TEXT),
+};
+
 static void report_agencies(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -1004,13 +1030,14 @@ static void report_agencies(void *arg, PGresult *res, enum pg_status st)
 	rp->choices = xcalloc(n ? n : 1, sizeof *rp->choices);
 	rp->agencies = xcalloc(n ? n : 1, sizeof *rp->agencies);
 	char only[40] = "";
-	for (size_t i = 0; i < n; i++) {
+	struct agency_row row;
+	for (size_t i = 0; i < n && PG_ROW(res, (int)i, agency_cols, &row); i++) {
 		struct agency_choice *a = &rp->choices[i];
-		snprintf(a->code, sizeof a->code, "%s", PQgetvalue(res, (int)i, 1));
-		snprintf(a->label, sizeof a->label, "%s (%s)", PQgetvalue(res, (int)i, 2), a->code);
+		snprintf(a->code, sizeof a->code, "%s", row.code);
+		snprintf(a->label, sizeof a->label, "%s (%s)", row.name, a->code);
 		rp->agencies[i] = (struct ui_word){a->code, a->label};
 		if (agency && strcmp(agency, a->code) == 0)
-			snprintf(only, sizeof only, "{%s}", PQgetvalue(res, (int)i, 0));
+			snprintf(only, sizeof only, "{%s}", row.id);
 	}
 	rp->nagencies = n;
 	if (agency && !only[0]) {
@@ -1144,14 +1171,28 @@ static void pending_table(struct evbuffer *b, struct cctx *c, json_t *list)
 	ui_table_end(&t, "Không có khoản hoàn nào đang chờ.");
 }
 
+/* console_refunds: refunds waiting for a second member's approval, and pending refunds, JSON */
+struct waiting_row {
+	const char *approvals, *pending;
+};
+static const struct pg_col waiting_cols[] = {
+	PG_COL(struct waiting_row, approvals, PG_TEXT),
+	PG_COL(struct waiting_row, pending, PG_TEXT),
+};
+
 static void refunds_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct cctx *c = ui_result(req, res, st);
 	if (!c)
 		return;
-	json_t *approvals = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *pending = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	struct waiting_row row;
+	if (!PG_ROW(res, 0, waiting_cols, &row)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
+		return;
+	}
+	json_t *approvals = json_loads(row.approvals, 0, NULL);
+	json_t *pending = json_loads(row.pending, 0, NULL);
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Hoàn tiền chờ xử lý", "/console/refunds");
 	ui_alert(b, c, refunds_done, ARRAY_LEN(refunds_done));

@@ -16,18 +16,20 @@
 #include <unistd.h>
 
 #include "gateway/audit.h"
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "ledger/statement.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/query.h"
 
 #define IMPORT_THREADS 2 /* imports running at once in one worker process; more wait (503) */
 
 /* ---- replies ---- */
 
-/* One row: column 0 a JSON array; a page of at most limit rows, cursor = the last row's key. */
+/* A page of at most limit rows, cursor = the last row's key. */
 struct page {
 	int limit;
 	const char *key; /* the field that makes the cursor */
@@ -37,19 +39,17 @@ static void list_reply(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct page *pg = req->state;
+	struct page_row row;
+	if (st == PG_OK && !PG_ROW(res, 0, page_cols, &row))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
-	json_t *data = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	size_t n = json_array_size(data);
+	json_t *data = json_loads(row.page, 0, NULL);
 	json_t *body = json_object();
-	json_t *last = n ? json_array_get(data, n - 1) : NULL;
 	json_object_set_new(body, "data", data ? data : json_array());
-	if (last && (int)n == pg->limit)
-		json_object_set(body, "next_cursor", json_object_get(last, pg->key));
-	else
-		json_object_set_new(body, "next_cursor", json_null());
+	json_object_set_new(body, "next_cursor", query_next_cursor(data, pg->limit, pg->key));
 	http_reply_json(req, 200, body);
 }
 
@@ -97,15 +97,25 @@ void exceptions_list(struct http_req *req)
 
 /* ---- working a case: POST /v1/exceptions/{id}/acknowledge|resolve|approve, and the console ---- */
 
-/* feegate_case_act's outcome words */
-static const struct {
-	const char *word;
-	enum case_outcome outcome;
-} case_outcomes[] = {
+/* feegate_case_act's outcome words; a word not listed is CASE_NOT_FOUND */
+static const struct pg_word case_outcomes[] = {
 	{"ok", CASE_OK},
 	{"not_found", CASE_NOT_FOUND},
 	{"invalid_state", CASE_INVALID_STATE},
 	{"forbidden", CASE_FORBIDDEN},
+	{NULL, CASE_NOT_FOUND},
+};
+
+/* case_act */
+struct acted_row {
+	int r_outcome;         /* enum case_outcome */
+	const char *r_message; /* "" when none */
+	const char *r_case;    /* the case's JSON, NULL when not found */
+};
+static const struct pg_col acted_cols[] = {
+	PG_COL_WORD(struct acted_row, r_outcome, case_outcomes),
+	PG_COL(struct acted_row, r_message, PG_TEXT),
+	PG_COL(struct acted_row, r_case, PG_TEXT_NULL),
 };
 
 const char *case_input_check(const char *verb, const char *resolution, const char *note, const char **field)
@@ -132,13 +142,13 @@ static void case_acted(void *arg, PGresult *res, enum pg_status st)
 {
 	struct case_call *call = arg;
 	struct case_result r = {.outcome = CASE_FAILED, .res = res, .st = st};
-	if (st == PG_OK) {
-		r.outcome = CASE_NOT_FOUND;
-		for (size_t i = 0; i < ARRAY_LEN(case_outcomes); i++)
-			if (strcmp(PQgetvalue(res, 0, 0), case_outcomes[i].word) == 0)
-				r.outcome = case_outcomes[i].outcome;
-		r.message = PQgetvalue(res, 0, 1);
-		r.case_json = pg_value(res, 0, 2);
+	struct acted_row row;
+	if (st == PG_OK && PG_ROW(res, 0, acted_cols, &row)) {
+		r.outcome = (enum case_outcome)row.r_outcome;
+		r.message = row.r_message;
+		r.case_json = row.r_case;
+	} else if (st == PG_OK) {
+		r.st = PG_SQL_ERROR;
 	}
 	call->done(call->req, &r);
 	free(call);
@@ -259,6 +269,9 @@ static void statement_got(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct page *pg = req->state;
+	struct statement_row row;
+	if (st == PG_OK && PQntuples(res) == 1 && !PG_ROW(res, 0, statement_cols, &row))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
@@ -267,18 +280,10 @@ static void statement_got(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such statement");
 		return;
 	}
-	json_t *doc = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *lines = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-	size_t n = json_array_size(lines);
-	json_t *last = n ? json_array_get(lines, n - 1) : NULL;
+	json_t *doc = json_loads(row.statement, 0, NULL);
+	json_t *lines = json_loads(row.lines, 0, NULL);
 	json_object_set_new(doc, "data", lines ? lines : json_array());
-	if (last && (int)n == pg->limit) {
-		char c[24];
-		snprintf(c, sizeof c, "%lld", (long long)json_integer_value(json_object_get(last, "line")));
-		json_object_set_new(doc, "next_cursor", json_string(c));
-	} else {
-		json_object_set_new(doc, "next_cursor", json_null());
-	}
+	json_object_set_new(doc, "next_cursor", query_next_cursor(lines, pg->limit, "line"));
 	http_reply_json(req, 200, doc);
 }
 

@@ -11,6 +11,7 @@
 #include "adapters/adapter.h"
 #include "ledger/camt053.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 
 static const char *const source_names[] = {"vnpay", "momo", "vietqr", "camt053"};
 
@@ -243,9 +244,20 @@ static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want, struct s
 	return ok;
 }
 
-static void record_from(PGresult *r, int col, struct stmt_result *out)
+/* the statement's record (feegate_statement_json), and whether this import created it */
+struct record_row {
+	bool r_created;
+	const char *r_record;
+};
+static const struct pg_col record_cols[] = {PG_COL(struct record_row, r_record, PG_TEXT)};
+static const struct pg_col imported_cols[] = {
+	PG_COL(struct record_row, r_created, PG_BOOL),
+	PG_COL(struct record_row, r_record, PG_TEXT),
+};
+
+static void record_from(const char *record, struct stmt_result *out)
 {
-	out->record = xstrdup(PQgetvalue(r, 0, col));
+	out->record = xstrdup(record);
 	const char *id = strstr(out->record, "\"id\" : \"");
 	size_t skip = 8;
 	if (!id) {
@@ -315,14 +327,15 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 
 	/* The same bytes again: the first import's record, nothing changed. */
 	const char *p1[1] = {sha};
-	r = PQexecParams(conn, "SELECT feegate_statement_json(s) FROM statements s WHERE s.sha256 = $1", 1, NULL, p1,
-			 NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	r = PQexecParams(conn, "SELECT feegate_statement_json(s) AS r_record FROM statements s WHERE s.sha256 = $1", 1,
+			 NULL, p1, NULL, NULL, 0);
+	struct record_row rec;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || (PQntuples(r) == 1 && !PG_ROW(r, 0, record_cols, &rec))) {
 		snprintf(out->message, sizeof(out->message), "database: %s", PQresultErrorMessage(r));
 		goto done;
 	}
 	if (PQntuples(r) == 1) {
-		record_from(r, 0, out);
+		record_from(rec.r_record, out);
 		if (!audit_import(im, conn, out->id, out)) {
 			free(out->record);
 			out->record = NULL;
@@ -442,12 +455,13 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 			 "SELECT r_created, r_record FROM feegate_statement_import($1, $2, $3, $4::date, $5::int, "
 			 "$6::bigint, $7::uuid)",
 			 7, NULL, pi, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+	struct record_row imported;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || !PG_ROW(r, 0, imported_cols, &imported)) {
 		snprintf(out->message, sizeof(out->message), "database: %s", PQresultErrorMessage(r));
 		goto done;
 	}
-	bool created = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	record_from(r, 1, out);
+	bool created = imported.r_created;
+	record_from(imported.r_record, out);
 	PQclear(r);
 	r = NULL;
 	if (!audit_import(im, conn, out->id, out) || !exec_ok(conn, "COMMIT", PGRES_COMMAND_OK, out)) {
