@@ -46,9 +46,9 @@ static void send_items(struct batcher *b, struct item *items, int n);
 
 /* The batch function's first column: the item's index in the batch. */
 struct item_row {
-	int64_t i;
+	int64_t r_idx;
 };
-static const struct pg_col item_cols[] = {PG_COL(struct item_row, i, PG_INT64)};
+static const struct pg_col item_cols[] = {PG_COL(struct item_row, r_idx, PG_INT64)};
 
 static void sent_done(void *arg, PGresult *res, enum pg_status st)
 {
@@ -75,7 +75,7 @@ static void sent_done(void *arg, PGresult *res, enum pg_status st)
 		metrics_add(b->m_batches, 1);
 		struct item_row it;
 		for (int r = 0; r < PQntuples(res) && PG_ROW(res, r, item_cols, &it); r++) {
-			int idx = (int)it.i;
+			int idx = (int)it.r_idx;
 			if (idx >= 0 && idx < s->n && row_of[idx] < 0)
 				row_of[idx] = r;
 		}
