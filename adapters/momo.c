@@ -517,6 +517,8 @@ done:
 const adapter momo_adapter = {
 	.name = "momo",
 	.display_name = "MoMo",
+	.checkout_vi = "Ví điện tử MoMo",
+	.checkout_en = "MoMo e-wallet",
 	.env_merchant_id = "FEEGATE_MOMO_PARTNER_CODE",
 	.env_access_key = "FEEGATE_MOMO_ACCESS_KEY",
 	.env_secret = "FEEGATE_MOMO_SECRET_KEY",

@@ -278,6 +278,11 @@ adapter_rc adapter_qr_svg(const char *payload, char **svg)
 	return vietqr_svg(payload, svg);
 }
 
+const char *adapter_bin_bank_name(const char *bin)
+{
+	return vietqr_bank_name(bin);
+}
+
 bool vietqr_webhook_sign(const char *secret, const char *timestamp, const char *body, size_t len,
 			 char out[VIETQR_SIG_HEX_SIZE])
 {
@@ -570,6 +575,9 @@ done:
 const adapter vietqr_adapter = {
 	.name = "vietqr",
 	.display_name = "VietQR",
+	.checkout_vi = "Chuyển khoản ngân hàng bằng mã VietQR",
+	.checkout_en = "Bank transfer by VietQR",
+	.transfer = true,
 	.env_merchant_id = NULL,
 	.env_access_key = NULL,
 	.env_secret = "FEEGATE_VIETQR_WEBHOOK_SECRET",

@@ -606,6 +606,8 @@ done:
 const adapter vnpay_adapter = {
 	.name = "vnpay",
 	.display_name = "VNPAY",
+	.checkout_vi = "Thẻ ATM, thẻ quốc tế hoặc tài khoản ngân hàng qua VNPAY",
+	.checkout_en = "Card or bank account via VNPAY",
 	.env_merchant_id = "FEEGATE_VNPAY_TMN_CODE",
 	.env_access_key = NULL,
 	.env_secret = "FEEGATE_VNPAY_HASH_SECRET",

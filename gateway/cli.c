@@ -657,8 +657,8 @@ int cli_ledger(int argc, char **argv)
 /* feegate statement import --source S FILE: all or nothing; prints the record, its id last. */
 int cli_statement(int argc, char **argv)
 {
-	const char *usage = "usage: feegate statement import --source vnpay|momo|vietqr|camt053 FILE\n";
-	enum stmt_source source;
+	const char *usage = "usage: feegate statement import --source " ADAPTER_CHOICES "|" STMT_TREASURY_SOURCE " FILE\n";
+	stmt_source source;
 	if (argc != 4 || strcmp(argv[0], "import") != 0 || strcmp(argv[1], "--source") != 0 ||
 	    !stmt_source_parse(argv[2], &source)) {
 		fputs(usage, stderr);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/adapter.h"
 #include "gateway/console_ui.h"
 #include "gateway/db.h"
 #include "gateway/reconcile.h"
@@ -75,12 +76,31 @@ static const struct ui_word case_refusals[] = {
 	{"nothing of this order can be refunded", "Giao dịch không còn số tiền nào để hoàn."},
 };
 
-static const struct ui_word sources[] = {
-	{"vnpay", "Tệp quyết toán VNPAY"},
-	{"momo", "Tệp quyết toán MoMo"},
-	{"vietqr", "Tệp quyết toán VietQR"},
-	{"camt053", "Sao kê tài khoản kho bạc (camt.053)"},
+/* The files an import takes: each bank's settlement file, and the treasury's statement. */
+#define SOURCES_CAP 16
+struct source_list {
+	struct ui_word words[SOURCES_CAP];
+	char labels[SOURCES_CAP][64];
+	size_t n;
 };
+
+static const struct source_list *sources(void)
+{
+	static struct source_list s;
+	if (s.n)
+		return &s;
+	for (size_t i = 0; i < adapter_count() && s.n + 1 < SOURCES_CAP; i++, s.n++) {
+		snprintf(s.labels[s.n], sizeof s.labels[s.n], "Tệp quyết toán %s", adapter_at(i)->display_name);
+		s.words[s.n] = (struct ui_word){adapter_at(i)->name, s.labels[s.n]};
+	}
+	s.words[s.n++] = (struct ui_word){STMT_TREASURY_SOURCE, "Sao kê tài khoản kho bạc (camt.053)"};
+	return &s;
+}
+
+static const char *source_label(const char *code)
+{
+	return ui_word(sources()->words, sources()->n, code);
+}
 
 static const struct ui_word statement_statuses[] = {{"imported", "Hiện hành"}, {"superseded", "Đã được thay thế"}};
 
@@ -281,7 +301,7 @@ static void case_summary(struct evbuffer *b, json_t *e, json_t *line, const char
 		ui_fact_begin(b, "Tệp đối soát");
 		char label[160], day[11];
 		ui_day(ui_jstr(line, "business_date"), day);
-		snprintf(label, sizeof label, "%s ngày %s, dòng %lld", UI_WORD(sources, ui_jstr(line, "source")), day,
+		snprintf(label, sizeof label, "%s ngày %s, dòng %lld", source_label(ui_jstr(line, "source")), day,
 			 (long long)json_integer_value(json_object_get(line, "line")));
 		if (json_is_true(json_object_get(line, "visible")))
 			ui_link(b, label, "/console/statements/%s", ui_jstr(e, "statement_id"));
@@ -517,7 +537,7 @@ static void upload_form(struct evbuffer *b, struct cctx *c)
 			       "class=\"card\" id=\"upload\"><h2>Nhập tệp mới</h2>");
 	ui_csrf_field(b, c->s.csrf);
 	evbuffer_add_printf(b, "<div class=\"filters\">");
-	ui_select(b, "source", "Loại tệp", sources, ARRAY_LEN(sources), NULL, NULL);
+	ui_select(b, "source", "Loại tệp", sources()->words, sources()->n, NULL, NULL);
 	evbuffer_add_printf(b, "<div><label for=\"file\">Tệp (CSV của ngân hàng hoặc XML camt.053)</label>"
 			       "<input id=\"file\" name=\"file\" type=\"file\" required accept=\".csv,.txt,.xml,text/csv,"
 			       "application/xml,text/xml\"></div></div>"
@@ -557,7 +577,7 @@ static void statements_found(void *arg, PGresult *res, enum pg_status st)
 		snprintf(count[2], sizeof count[2], "%lld", (long long)json_integer_value(json_object_get(s, "cases")));
 		ui_row(&t);
 		ui_td_link(&t, at, "/console/statements/%s", ui_jstr(s, "id"));
-		ui_td(&t, UI_WORD(sources, ui_jstr(s, "source")));
+		ui_td(&t, source_label(ui_jstr(s, "source")));
 		char day[11];
 		ui_day(ui_jstr(s, "business_date"), day);
 		ui_td(&t, day);
@@ -602,7 +622,7 @@ struct upload {
 	char value[64];
 	size_t vlen;
 	bool csrf_ok, have_source, answered;
-	enum stmt_source source;
+	stmt_source source;
 };
 
 static void upload_free(void *p)
@@ -787,7 +807,7 @@ static void statement_facts(struct evbuffer *b, json_t *s)
 {
 	char at[24], n[64];
 	ui_facts_start(b, "statement");
-	ui_fact(b, "Loại tệp", UI_WORD(sources, ui_jstr(s, "source")));
+	ui_fact(b, "Loại tệp", source_label(ui_jstr(s, "source")));
 	char day[11];
 	ui_day(ui_jstr(s, "business_date"), day);
 	ui_fact(b, "Ngày nghiệp vụ", day);
@@ -838,7 +858,7 @@ static void statement_found(void *arg, PGresult *res, enum pg_status st)
 	char title[160];
 	char day[11];
 	ui_day(ui_jstr(s, "business_date"), day);
-	snprintf(title, sizeof title, "%s ngày %s", UI_WORD(sources, ui_jstr(s, "source")), day);
+	snprintf(title, sizeof title, "%s ngày %s", source_label(ui_jstr(s, "source")), day);
 	ui_page_start(b, c, title, "/console/statements");
 	ui_alert(b, c, statement_done, ARRAY_LEN(statement_done));
 	statement_facts(b, s);
@@ -1141,9 +1161,11 @@ static void approvals_table(struct evbuffer *b, struct cctx *c, json_t *list)
 
 static void pending_table(struct evbuffer *b, struct cctx *c, json_t *list)
 {
-	evbuffer_add_printf(b, "<h2>Hoàn tiền đang chờ</h2><p class=\"hint\">Khoản hoàn qua VietQR là lệnh chi: cán bộ "
+	const adapter *transfer = adapter_transfer();
+	evbuffer_add_printf(b, "<h2>Hoàn tiền đang chờ</h2><p class=\"hint\">Khoản hoàn qua %s là lệnh chi: cán bộ "
 			       "tài chính xác nhận đã chuyển tiền, rồi một cán bộ khác xác nhận lần hai. Các ngân hàng "
-			       "khác tự xác nhận.</p>");
+			       "khác tự xác nhận.</p>",
+			    transfer ? transfer->display_name : "chuyển khoản");
 	struct ui_table t;
 	ui_table_start(&t, b, "pending", NULL, "Lúc yêu cầu|Mã hồ sơ|Đơn vị|Lý do|#Số tiền|Ngân hàng|Xác nhận");
 	size_t i;

@@ -158,7 +158,8 @@ const char *ui_word(const struct ui_word *words, size_t n, const char *key);
 #define UI_WORD(words, key) ui_word(words, ARRAY_LEN(words), key)
 extern const struct ui_word ui_roles[4];
 extern const struct ui_word ui_statuses[10];
-extern const struct ui_word ui_banks[3];
+/* Every bank, for a select: its name and its name for people; returns how many (at most cap). */
+size_t ui_bank_choices(struct ui_word *out, size_t cap);
 
 /* ---- forms ---- */
 

@@ -31,7 +31,7 @@ const struct pg_statement db_statements[] = {
 	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text, o.reference, o.procedure, "
 	 "o.payer->>'name', o.return_url, feegate_receipt_code(o.checkout_token) "
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.id = $1::uuid AND o.checkout_token = $2::text"},
-	{"checkout_vietqr", "SELECT * FROM feegate_checkout_vietqr($1::text)"},
+	{"checkout_transfer", "SELECT * FROM feegate_checkout_vietqr($1::text)"},
 	{"checkout_status", "SELECT CASE WHEN o.status IN ('created', 'pending') AND o.expires_at <= now() THEN 'expired' "
 			    "ELSE o.status END AS status FROM orders o WHERE o.checkout_token = $1::text"},
 	{"open_attempt", "SELECT * FROM feegate_open_attempt($1::text, $2::text, $3::uuid, $4::text)"},

@@ -82,7 +82,7 @@ void orders_list(struct http_req *req);
 void orders_cancel(struct http_req *req);
 void checkout_page(struct http_req *req);
 void checkout_choose(struct http_req *req);
-void checkout_vietqr_again(struct http_req *req);
+void checkout_transfer_again(struct http_req *req); /* the open transfer again (the QR page's refresh) */
 void checkout_status(struct http_req *req);
 #define CHECKOUT_REF_LEN 12 /* every attempt's bank_order_ref: "FG" and 10 letters or digits */
 void checkout_new_ref(char out[CHECKOUT_REF_LEN + 1]);

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapters/adapter.h"
 #include "gateway/audit.h"
 #include "gateway/db.h"
 #include "gateway/gateway.h"
@@ -318,7 +319,7 @@ void statements_get(struct http_req *req)
 
 struct import_job {
 	struct http_req *req;  /* NULL once the client has gone (the thread's result is dropped) */
-	enum stmt_source source;
+	stmt_source source;
 	char staff[37];
 	struct stmt_import *im; /* fed on the loop as the body arrives (a temporary file) */
 	bool started;           /* the thread owns im and the job until it reports back */
@@ -415,7 +416,7 @@ static void import_start(struct import_job *job)
 	}
 }
 
-struct import_job *import_open(struct http_req *req, enum stmt_source source, import_done_fn done)
+struct import_job *import_open(struct http_req *req, stmt_source source, import_done_fn done)
 {
 	if (!import_init() || running >= IMPORT_THREADS)
 		return NULL;
@@ -467,7 +468,7 @@ void import_drop(struct import_job *job)
 }
 
 static const struct query_field import_query[] = {
-	{"source", Q_CHOICE, "vnpay|momo|vietqr|camt053", 0, 0},
+	{"source", Q_CHOICE, ADAPTER_CHOICES "|" STMT_TREASURY_SOURCE, 0, 0},
 };
 
 static void import_answered(struct http_req *req, const struct stmt_result *r)
@@ -506,11 +507,14 @@ void statements_import(struct http_req *req)
 	struct query q;
 	if (!auth_require(req, PERM_IMPORT) || !query_parse(req, import_query, (int)ARRAY_LEN(import_query), &q))
 		return;
-	enum stmt_source source;
+	stmt_source source;
 	bool known = stmt_source_parse(query_get(&q, "source"), &source);
 	query_free(&q);
 	if (!known) {
-		http_reply_error(req, ERR_VALIDATION, "source", "source is required: vnpay, momo, vietqr or camt053");
+		char names[96], msg[160];
+		adapter_names(", ", names, sizeof names);
+		snprintf(msg, sizeof msg, "source is required: %s or " STMT_TREASURY_SOURCE, names);
+		http_reply_error(req, ERR_VALIDATION, "source", msg);
 		return;
 	}
 	struct import_job *job = import_open(req, source, import_answered);

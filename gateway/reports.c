@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters/adapter.h"
 #include "gateway/audit.h"
 #include "gateway/gateway.h"
 #include "lib/config.h"
@@ -863,7 +864,7 @@ static const struct query_field settlement_query[] = {
 	{"from", Q_DATE, NULL, 0, 0},
 	{"to", Q_DATE, NULL, 0, 0},
 	{"agency", Q_TEXT, NULL, 0, 32},
-	{"bank", Q_CHOICE, "vnpay|momo|vietqr", 0, 0},
+	{"bank", Q_CHOICE, ADAPTER_CHOICES, 0, 0},
 	{"format", Q_CHOICE, "csv|json|xlsx", 0, 0},
 };
 
@@ -1016,7 +1017,7 @@ static const struct query_field collections_query[] = {
 	{"from", Q_DATE, NULL, 0, 0},
 	{"to", Q_DATE, NULL, 0, 0},
 	{"status", Q_CHOICE, "matched|pending|case", 0, 0},
-	{"bank", Q_CHOICE, "vnpay|momo|vietqr", 0, 0},
+	{"bank", Q_CHOICE, ADAPTER_CHOICES, 0, 0},
 	QUERY_LIST,
 };
 
@@ -1129,7 +1130,7 @@ static bool file_sink(void *arg, const void *data, size_t len)
 int reports_cli(int argc, char **argv)
 {
 	static const char usage[] = "usage: feegate report settlement --date D | --from D --to D [--agency C] "
-				    "[--bank vnpay|momo|vietqr] --format csv|json|xlsx [--out FILE]\n";
+				    "[--bank " ADAPTER_CHOICES "] --format csv|json|xlsx [--out FILE]\n";
 	if (argc < 1 || strcmp(argv[0], "settlement") != 0) {
 		fputs(usage, stderr);
 		return 2;
@@ -1163,9 +1164,9 @@ int reports_cli(int argc, char **argv)
 		field = "agency";
 		msg = "an agency code: 2 to 32 of A-Z, 0-9 and _";
 	}
-	if (!msg && bank && strcmp(bank, "vnpay") && strcmp(bank, "momo") && strcmp(bank, "vietqr")) {
+	if (!msg && bank && !adapter_find(bank)) {
 		field = "bank";
-		msg = "vnpay, momo or vietqr";
+		msg = "one of " ADAPTER_CHOICES;
 	}
 	if (!msg && !report_format_parse(format ? format : "json", &r.format)) {
 		field = "format";

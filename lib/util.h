@@ -32,7 +32,7 @@ bool util_parse_int64(const char *s, int64_t *out) WARN_UNUSED;
  * "SHA512". False when the key is NULL or out too small. */
 bool util_hmac_hex(const char *md_name, const char *key, const void *data, size_t len, char *out,
 		   size_t out_size) WARN_UNUSED;
-/* The timestamped signature scheme (VietQR's notifications, feegate's own webhooks): lower-case
+/* The timestamped signature scheme (a bank's notifications, feegate's own webhooks): lower-case
  * hex HMAC-SHA256(key, timestamp "." body). */
 bool util_sign_timestamped(const char *key, const char *timestamp, const void *body, size_t len,
 			   char out[65]) WARN_UNUSED;
