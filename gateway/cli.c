@@ -409,51 +409,58 @@ int cli_migrate(int argc, char **argv)
 
 struct opts {
 	const char *code, *name, *account, *banks, *webhook_url, *role, *tax_code;
-	const char *agencies[32];
+	const char *agencies[CLI_LIST_MAX];
 	int nagencies;
+};
+
+bool cli_parse_options(int argc, char **argv, const struct cli_option *opts, size_t n, void *out, size_t size,
+		       const char *usage)
+{
+	memset(out, 0, size);
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+		const struct cli_option *o = NULL;
+		for (size_t k = 0; k < n && !o; k++)
+			if (strcmp(a, opts[k].name) == 0)
+				o = &opts[k];
+		if (!o) {
+			fprintf(stderr, "unknown option %s\nusage: %s\n", a, usage);
+			return false;
+		}
+		char *field = (char *)out + o->field;
+		if (o->kind == CLI_FLAG) {
+			*(bool *)field = true;
+			continue;
+		}
+		int *count = o->kind == CLI_LIST ? (int *)((char *)out + o->count) : NULL;
+		if (!v || (count && *count == CLI_LIST_MAX)) {
+			fprintf(stderr, "%s needs a value\nusage: %s\n", a, usage);
+			return false;
+		}
+		if (count)
+			((const char **)field)[(*count)++] = v;
+		else
+			*(const char **)field = v;
+		i++;
+	}
+	return true;
+}
+
+static const struct cli_option opts_table[] = {
+	CLI_OPT(struct opts, "--code", code),
+	CLI_OPT(struct opts, "--name", name),
+	CLI_OPT(struct opts, "--account", account),
+	CLI_OPT(struct opts, "--banks", banks),
+	CLI_OPT(struct opts, "--webhook-url", webhook_url),
+	CLI_OPT(struct opts, "--role", role),
+	CLI_OPT(struct opts, "--tax-code", tax_code),
+	CLI_LIST_OPT(struct opts, "--agency", agencies, nagencies),
 };
 
 static bool parse_opts(int argc, char **argv, struct opts *o, const char *usage)
 {
-	memset(o, 0, sizeof *o);
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i];
-		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		const char **dst = NULL;
-		if (strcmp(a, "--code") == 0)
-			dst = &o->code;
-		else if (strcmp(a, "--name") == 0)
-			dst = &o->name;
-		else if (strcmp(a, "--account") == 0)
-			dst = &o->account;
-		else if (strcmp(a, "--banks") == 0)
-			dst = &o->banks;
-		else if (strcmp(a, "--webhook-url") == 0)
-			dst = &o->webhook_url;
-		else if (strcmp(a, "--role") == 0)
-			dst = &o->role;
-		else if (strcmp(a, "--tax-code") == 0)
-			dst = &o->tax_code;
-		else if (strcmp(a, "--agency") == 0) {
-			if (!v || o->nagencies == 32) {
-				fprintf(stderr, "--agency needs a value\nusage: %s\n", usage);
-				return false;
-			}
-			o->agencies[o->nagencies++] = v;
-			i++;
-			continue;
-		} else {
-			fprintf(stderr, "unknown option %s\nusage: %s\n", a, usage);
-			return false;
-		}
-		if (!v) {
-			fprintf(stderr, "%s needs a value\nusage: %s\n", a, usage);
-			return false;
-		}
-		*dst = v;
-		i++;
-	}
-	return true;
+	return cli_parse_options(argc, argv, opts_table, ARRAY_LEN(opts_table), o, sizeof *o, usage);
 }
 
 static bool matches(const char *s, const char *pattern)

@@ -166,14 +166,10 @@ static void case_state_cell(struct ui_table *t, json_t *e)
 static void cases_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result(req, res, st);
+	struct page_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, false, page_cols, &row);
 	if (!c)
 		return;
-	struct page_row row;
-	if (!PG_ROW(res, 0, page_cols, &row)) {
-		ui_db_failed(req, res, PG_SQL_ERROR);
-		return;
-	}
 	json_t *list = json_loads(row.page, 0, NULL);
 	bool more;
 	int n = ui_page_rows(c, (int)json_array_size(list), &more);
@@ -549,14 +545,10 @@ static void upload_form(struct evbuffer *b, struct cctx *c)
 static void statements_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result(req, res, st);
+	struct page_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, false, page_cols, &row);
 	if (!c)
 		return;
-	struct page_row row;
-	if (!PG_ROW(res, 0, page_cols, &row)) {
-		ui_db_failed(req, res, PG_SQL_ERROR);
-		return;
-	}
 	json_t *list = json_loads(row.page, 0, NULL);
 	bool more;
 	int n = ui_page_rows(c, (int)json_array_size(list), &more);
@@ -842,14 +834,10 @@ static void statement_facts(struct evbuffer *b, json_t *s)
 static void statement_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result_one(req, res, st);
+	struct statement_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, true, statement_cols, &row);
 	if (!c)
 		return;
-	struct statement_row row;
-	if (!PG_ROW(res, 0, statement_cols, &row)) {
-		ui_db_failed(req, res, PG_SQL_ERROR);
-		return;
-	}
 	json_t *s = json_loads(row.statement, 0, NULL);
 	json_t *lines = json_loads(row.lines, 0, NULL);
 	bool more;
@@ -1205,14 +1193,10 @@ static const struct pg_col waiting_cols[] = {
 static void refunds_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result(req, res, st);
+	struct waiting_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, false, waiting_cols, &row);
 	if (!c)
 		return;
-	struct waiting_row row;
-	if (!PG_ROW(res, 0, waiting_cols, &row)) {
-		ui_db_failed(req, res, PG_SQL_ERROR);
-		return;
-	}
 	json_t *approvals = json_loads(row.approvals, 0, NULL);
 	json_t *pending = json_loads(row.pending, 0, NULL);
 	struct evbuffer *b = evbuffer_new();

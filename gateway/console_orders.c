@@ -183,14 +183,10 @@ static const struct pg_col console_order_cols[] = {
 static void order_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result_one(req, res, st);
+	struct console_order_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, true, console_order_cols, &row);
 	if (!c)
 		return;
-	struct console_order_row row;
-	if (!PG_ROW(res, 0, console_order_cols, &row)) {
-		ui_db_failed(req, res, PG_SQL_ERROR);
-		return;
-	}
 	json_t *o = json_loads(row.doc, 0, NULL);
 	json_t *d = json_loads(row.detail, 0, NULL);
 	if (!o || !d) {

@@ -355,6 +355,17 @@ struct cctx *ui_result_one(struct http_req *req, PGresult *res, enum pg_status s
 	return c;
 }
 
+struct cctx *ui_result_row(struct http_req *req, PGresult *res, enum pg_status st, bool one, const struct pg_col *cols,
+			   size_t n, void *out)
+{
+	struct cctx *c = one ? ui_result_one(req, res, st) : ui_result(req, res, st);
+	if (c && !pg_row(res, 0, cols, n, out)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
+		return NULL;
+	}
+	return c;
+}
+
 int ui_page_rows(const struct cctx *c, int n, bool *more)
 {
 	int limit = (int)query_num(&c->q, "limit");

@@ -21,6 +21,7 @@
 #include "gateway/session.h"
 #include "gateway/staff.h"
 #include "lib/passwd.h"
+#include "lib/pgrow.h"
 #include "lib/query.h"
 
 /* Everything one console request carries from step to step. */
@@ -122,6 +123,11 @@ struct cctx *ui_result(struct http_req *req, PGresult *res, enum pg_status st);
 /* The same for the query of one object: NULL also when no row came (answered 404: none such, or
  * another agency's). */
 struct cctx *ui_result_one(struct http_req *req, PGresult *res, enum pg_status st);
+/* ui_result_one (one: the query of one object) or ui_result, then the first row decoded into
+ * out by cols (answered 500 when its columns are not those). */
+struct cctx *ui_result_row(struct http_req *req, PGresult *res, enum pg_status st, bool one, const struct pg_col *cols,
+			   size_t n, void *out);
+#define UI_RESULT_ROW(req, res, st, one, cols, out) ui_result_row((req), (res), (st), (one), (cols), ARRAY_LEN(cols), (out))
 /* The rows a list page fetches: one more than the query's limit, as text for its query. */
 const char *ui_fetch_limit(const struct cctx *c, char buf[16]);
 /* The query's cursor when it is absent or an id of the list's rows (a UUID); false when it

@@ -19,51 +19,25 @@
 
 struct staff_opts {
 	const char *name, *role, *email, *label, *id;
-	const char *agencies[32];
+	const char *agencies[CLI_LIST_MAX];
 	int nagencies;
 	bool password_stdin, enrol_totp;
 };
 
+static const struct cli_option staff_options[] = {
+	CLI_FLAG_OPT(struct staff_opts, "--password-stdin", password_stdin),
+	CLI_FLAG_OPT(struct staff_opts, "--enrol-totp", enrol_totp),
+	CLI_OPT(struct staff_opts, "--name", name),
+	CLI_OPT(struct staff_opts, "--role", role),
+	CLI_OPT(struct staff_opts, "--email", email),
+	CLI_OPT(struct staff_opts, "--label", label),
+	CLI_OPT(struct staff_opts, "--id", id),
+	CLI_LIST_OPT(struct staff_opts, "--agency", agencies, nagencies),
+};
+
 static bool parse(int argc, char **argv, struct staff_opts *o, const char *usage)
 {
-	memset(o, 0, sizeof *o);
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		const char **dst = NULL;
-		if (strcmp(a, "--password-stdin") == 0) {
-			o->password_stdin = true;
-			continue;
-		}
-		if (strcmp(a, "--enrol-totp") == 0) {
-			o->enrol_totp = true;
-			continue;
-		}
-		if (strcmp(a, "--name") == 0)
-			dst = &o->name;
-		else if (strcmp(a, "--role") == 0)
-			dst = &o->role;
-		else if (strcmp(a, "--email") == 0)
-			dst = &o->email;
-		else if (strcmp(a, "--label") == 0)
-			dst = &o->label;
-		else if (strcmp(a, "--id") == 0)
-			dst = &o->id;
-		else if (strcmp(a, "--agency") == 0 && v && o->nagencies < 32) {
-			o->agencies[o->nagencies++] = v;
-			i++;
-			continue;
-		} else {
-			fprintf(stderr, "unknown option %s\nusage: %s\n", a, usage);
-			return false;
-		}
-		if (!v) {
-			fprintf(stderr, "%s needs a value\nusage: %s\n", a, usage);
-			return false;
-		}
-		*dst = v;
-		i++;
-	}
-	return true;
+	return cli_parse_options(argc, argv, staff_options, ARRAY_LEN(staff_options), o, sizeof *o, usage);
 }
 
 static bool audit(PGconn *c, const char *action, const char *object, const char *detail)
