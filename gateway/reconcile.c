@@ -33,7 +33,10 @@
 /* A page of at most limit rows, cursor = the last row's key. */
 struct page {
 	int limit;
-	const char *key; /* the field that makes the cursor */
+	const char *key;   /* the field that makes the cursor */
+	char limit_text[16];
+	const char *scope; /* the caller's agencies (auth_agency_scope), NULL for all */
+	char scope_buf[AUTH_SCOPE_CAP];
 };
 
 static void list_reply(void *arg, PGresult *res, enum pg_status st)
@@ -64,6 +67,24 @@ static struct page *page_new(struct http_req *req, int limit, const char *key)
 	return pg;
 }
 
+/* The start of a list route keyed by id: access, the route's query, a UUID cursor, and the page
+ * kept in req->state. NULL when it has answered (q is then freed). */
+static struct page *list_open(struct http_req *req, const struct query_field *fields, int n, struct query *q)
+{
+	if (!auth_require(req, PERM_VIEW) || !query_parse(req, fields, n, q))
+		return NULL;
+	const char *cursor = query_get(q, "cursor");
+	if (cursor && !util_uuid_valid(cursor)) {
+		query_free(q);
+		query_reply_bad_cursor(req);
+		return NULL;
+	}
+	struct page *pg = page_new(req, (int)query_num(q, "limit"), "id");
+	snprintf(pg->limit_text, sizeof pg->limit_text, "%d", pg->limit);
+	pg->scope = auth_agency_scope(req_principal(req), pg->scope_buf, sizeof pg->scope_buf);
+	return pg;
+}
+
 /* ---- GET /v1/exceptions ---- */
 
 static const struct query_field cases_query[] = {
@@ -79,19 +100,11 @@ static const struct query_field cases_query[] = {
 void exceptions_list(struct http_req *req)
 {
 	struct query q;
-	if (!auth_require(req, PERM_VIEW) || !query_parse(req, cases_query, (int)ARRAY_LEN(cases_query), &q))
+	struct page *pg = list_open(req, cases_query, (int)ARRAY_LEN(cases_query), &q);
+	if (!pg)
 		return;
-	const char *cursor = query_get(&q, "cursor");
-	if (cursor && !util_uuid_valid(cursor)) {
-		query_free(&q);
-		query_reply_bad_cursor(req);
-		return;
-	}
-	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "id");
-	char scope[32], limit[16];
-	snprintf(limit, sizeof limit, "%d", pg->limit);
-	const char *params[6] = {auth_agency_scope(req_principal(req), scope, sizeof scope), query_get(&q, "state"),
-				 query_get(&q, "kind"), query_get(&q, "order_id"), cursor, limit};
+	const char *params[6] = {pg->scope, query_get(&q, "state"), query_get(&q, "kind"), query_get(&q, "order_id"),
+				 query_get(&q, "cursor"), pg->limit_text};
 	pg_query(gw.db, "cases_list", 6, params, cfg.db_timeout_ms, list_reply, req);
 	query_free(&q);
 }
@@ -250,18 +263,10 @@ static const struct query_field statements_query[] = {QUERY_LIST};
 void statements_list(struct http_req *req)
 {
 	struct query q;
-	if (!auth_require(req, PERM_VIEW) || !query_parse(req, statements_query, (int)ARRAY_LEN(statements_query), &q))
+	struct page *pg = list_open(req, statements_query, (int)ARRAY_LEN(statements_query), &q);
+	if (!pg)
 		return;
-	const char *cursor = query_get(&q, "cursor");
-	if (cursor && !util_uuid_valid(cursor)) {
-		query_free(&q);
-		query_reply_bad_cursor(req);
-		return;
-	}
-	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "id");
-	char scope[32], limit[16];
-	snprintf(limit, sizeof limit, "%d", pg->limit);
-	const char *params[3] = {auth_agency_scope(req_principal(req), scope, sizeof scope), cursor, limit};
+	const char *params[3] = {pg->scope, query_get(&q, "cursor"), pg->limit_text};
 	pg_query(gw.db, "statements_list", 3, params, cfg.db_timeout_ms, list_reply, req);
 	query_free(&q);
 }

@@ -429,6 +429,21 @@ static void line_view_free(struct line_view *v)
 
 /* ---- XLSX ---- */
 
+/* A workbook that streams its rows to xlsx_path (constant memory), with the header's bold format;
+ * false (w failed) when it cannot be made. */
+static bool xlsx_open(struct report_writer *w, const char *xlsx_path)
+{
+	lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
+	w->wb = workbook_new_opt(xlsx_path, &opt);
+	if (!w->wb) {
+		w->failed = true;
+		return false;
+	}
+	w->bold = workbook_add_format(w->wb);
+	format_set_bold(w->bold);
+	return true;
+}
+
 static void xlsx_header(struct report_writer *w, lxw_worksheet *ws, const char *const *cols, int n, bool meta)
 {
 	for (int c = 0; c < n; c++)
@@ -488,14 +503,8 @@ struct report_writer *report_writer_new(enum report_format f, const char *from, 
 		free(text);
 		puts_(w, ",\"totals\":[");
 	} else {
-		lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
-		w->wb = workbook_new_opt(xlsx_path, &opt);
-		if (!w->wb) {
-			w->failed = true;
+		if (!xlsx_open(w, xlsx_path))
 			return w;
-		}
-		w->bold = workbook_add_format(w->wb);
-		format_set_bold(w->bold);
 		w->totals_ws = workbook_add_worksheet(w->wb, "Totals");
 		w->lines_ws = workbook_add_worksheet(w->wb, "Lines");
 		xlsx_header(w, w->totals_ws, total_columns, (int)ARRAY_LEN(total_columns), false);
@@ -682,14 +691,8 @@ struct report_writer *report_table_new(enum report_format f, const char *sheet, 
 	} else if (f == REPORT_JSON) {
 		puts_(w, "[");
 	} else {
-		lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
-		w->wb = workbook_new_opt(xlsx_path, &opt);
-		if (!w->wb) {
-			w->failed = true;
+		if (!xlsx_open(w, xlsx_path))
 			return w;
-		}
-		w->bold = workbook_add_format(w->wb);
-		format_set_bold(w->bold);
 		w->lines_ws = workbook_add_worksheet(w->wb, sheet);
 		xlsx_header(w, w->lines_ws, (const char *const *)w->cols, ncols, false);
 		w->lines_row = 1;

@@ -361,13 +361,7 @@ void momo_bank_pay_page(sim *s, struct evhttp_request *req)
 			   "data-amount=\"%" PRId64 "\">", p->amount);
 	sim_html_escape(&page, amount);
 	strbuf_puts(&page, "</dd></dl>");
-	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
-		strbuf_printf(&page, "<p class=\"warn\" id=\"status\">This payment is already %s.</p>",
-			    sim_status_name(p->status));
-	} else {
-		if (time(NULL) > p->expires_at)
-			strbuf_puts(&page, "<p class=\"warn\">The payment time is over: approving fails "
-					 "(1005) unless the allow_expired knob is set.</p>");
+	if (sim_page_payable(&page, p, "payment", "1005")) {
 		strbuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/momo/confirm\">"
 				 "<input type=\"hidden\" name=\"orderId\" value=\"");
 		sim_html_escape(&page, p->ref);

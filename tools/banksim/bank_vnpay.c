@@ -117,13 +117,7 @@ void vnpay_bank_pay_page(sim *s, struct evhttp_request *req)
 	strbuf_puts(&page, "</dd><dt>H\xE1\xBA\xBFt h\xE1\xBA\xA1n</dt><dd>");
 	sim_html_escape(&page, expires);
 	strbuf_puts(&page, " (GMT+7)</dd></dl>");
-	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
-		strbuf_printf(&page, "<p class=\"warn\" id=\"status\">This transaction is already %s.</p>",
-			    sim_status_name(p->status));
-	} else {
-		if (time(NULL) > p->expires_at)
-			strbuf_puts(&page, "<p class=\"warn\">The payment time is over: approving fails "
-					 "(code 11) unless the allow_expired knob is set.</p>");
+	if (sim_page_payable(&page, p, "transaction", "code 11")) {
 		strbuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/paymentv2/confirm\">"
 				 "<input type=\"hidden\" name=\"ref\" value=\"");
 		sim_html_escape(&page, p->ref);

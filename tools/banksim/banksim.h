@@ -215,6 +215,10 @@ const char *sim_request_query(struct evhttp_request *req);
 void sim_html_escape(struct strbuf *out, const char *s);
 void sim_page_begin(struct strbuf *out, const char *title);
 void sim_page_end(struct strbuf *out);
+/* A payment page's state: a notice when p is already settled (false: no form to show), else
+ * true, with a warning first when its time is over (late_code: the bank's code for approving
+ * it then). what: "payment", "transaction". */
+bool sim_page_payable(struct strbuf *out, const sim_payment *p, const char *what, const char *late_code);
 void sim_reply_page(struct evhttp_request *req, int status, struct strbuf *page); /* frees page */
 /* 200000 -> "200.000 ₫" */
 void sim_format_vnd(int64_t amount, char *out, size_t cap);

@@ -295,6 +295,20 @@ void sim_page_end(struct strbuf *out)
 		       "</body></html>");
 }
 
+bool sim_page_payable(struct strbuf *out, const sim_payment *p, const char *what, const char *late_code)
+{
+	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
+		strbuf_printf(out, "<p class=\"warn\" id=\"status\">This %s is already %s.</p>", what,
+			      sim_status_name(p->status));
+		return false;
+	}
+	if (time(NULL) > p->expires_at)
+		strbuf_printf(out, "<p class=\"warn\">The payment time is over: approving fails (%s) unless the "
+				   "allow_expired knob is set.</p>",
+			      late_code);
+	return true;
+}
+
 void sim_reply_page(struct evhttp_request *req, int status, struct strbuf *page)
 {
 	if (!page->data)
