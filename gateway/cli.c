@@ -21,14 +21,8 @@
 const struct pg_col cli_id_cols[1] = {PG_COL(struct cli_id_row, id, PG_TEXT)};
 
 /* schema_migrations: what a recorded file was, or what was forgotten */
-struct migration_row {
-	const char *sha256;
-};
-static const struct pg_col migration_cols[] = {PG_COL(struct migration_row, sha256, PG_TEXT)};
-struct version_row {
-	const char *version;
-};
-static const struct pg_col version_cols[] = {PG_COL(struct version_row, version, PG_TEXT)};
+PG_TEXT_ROW(sha256);
+PG_TEXT_ROW(version);
 
 PGconn *cli_connect(void)
 {
@@ -125,10 +119,10 @@ static enum file_state file_state(PGconn *c, const char *version, const char *ha
 {
 	const char *p1[1] = {version};
 	PGresult *r = exec_params(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, p1, PGRES_TUPLES_OK);
-	struct migration_row m;
+	struct sha256_row m;
 	enum file_state st = !r				     ? FILE_ERROR
 			     : PQntuples(r) == 0		     ? FILE_NEW
-			     : !PG_ROW(r, 0, migration_cols, &m) ? FILE_ERROR
+			     : !PG_ROW(r, 0, sha256_cols, &m) ? FILE_ERROR
 			     : strcmp(m.sha256, hash) == 0	     ? FILE_SAME
 								     : FILE_CHANGED;
 	PQclear(r);
@@ -458,9 +452,14 @@ static const struct cli_option opts_table[] = {
 	CLI_LIST_OPT(struct opts, "--agency", agencies, nagencies),
 };
 
-static bool parse_opts(int argc, char **argv, struct opts *o, const char *usage)
+/* `create` and its options; false (usage printed) otherwise. */
+static bool parse_create(int argc, char **argv, struct opts *o, const char *usage)
 {
-	return cli_parse_options(argc, argv, opts_table, ARRAY_LEN(opts_table), o, sizeof *o, usage);
+	if (argc < 1 || strcmp(argv[0], "create") != 0) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return false;
+	}
+	return cli_parse_options(argc - 1, argv + 1, opts_table, ARRAY_LEN(opts_table), o, sizeof *o, usage);
 }
 
 static bool matches(const char *s, const char *pattern)
@@ -507,12 +506,8 @@ int cli_agency(int argc, char **argv)
 		return reports_cli_budget_codes(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "receipts") == 0)
 		return cli_agency_receipts(argc - 1, argv + 1);
-	if (argc < 1 || strcmp(argv[0], "create") != 0) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
 	struct opts o;
-	if (!parse_opts(argc - 1, argv + 1, &o, usage))
+	if (!parse_create(argc, argv, &o, usage))
 		return 2;
 	if (!o.code || !matches(o.code, "^[A-Z0-9_]{2,32}$")) {
 		fprintf(stderr, "--code: 2 to 32 characters of A-Z, 0-9 and _\n");
@@ -563,12 +558,8 @@ int cli_agency(int argc, char **argv)
 int cli_client(int argc, char **argv)
 {
 	static const char usage[] = "feegate client create --name N --agency CODE [--agency CODE...] [--webhook-url URL]";
-	if (argc < 1 || strcmp(argv[0], "create") != 0) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
 	struct opts o;
-	if (!parse_opts(argc - 1, argv + 1, &o, usage))
+	if (!parse_create(argc, argv, &o, usage))
 		return 2;
 	if (!o.name || !text_len_ok(o.name, 1, 255)) {
 		fprintf(stderr, "--name: 1 to 255 characters\n");

@@ -448,12 +448,7 @@ static void case_load(struct http_req *req, struct cctx *c)
 	pg_query(gw.db, "console_case", 2, params, cfg.db_timeout_ms, case_found, req);
 }
 
-static void case_page(struct http_req *req, struct cctx *c)
-{
-	if (ui_query(req, c, case_query, (int)ARRAY_LEN(case_query)))
-		case_load(req, c);
-}
-UI_GATE(console_case, case_page, PERM_VIEW, UI_GET)
+UI_QUERY_PAGE(console_case, case_query, case_load, PERM_VIEW)
 
 static void case_acted(struct http_req *req, const struct case_result *r)
 {
@@ -596,12 +591,7 @@ static void statements_load(struct http_req *req, struct cctx *c)
 	pg_query(gw.db, "statements_list", 3, params, cfg.db_timeout_ms, statements_found, req);
 }
 
-static void statements_page(struct http_req *req, struct cctx *c)
-{
-	if (ui_query(req, c, statements_query, (int)ARRAY_LEN(statements_query)))
-		statements_load(req, c);
-}
-UI_GATE(console_statements, statements_page, PERM_VIEW, UI_GET)
+UI_QUERY_PAGE(console_statements, statements_query, statements_load, PERM_VIEW)
 
 /* The upload form's body, read as it arrives: the CSRF and source fields come first (the form
  * puts them before the file), then the file streams into the importer, as POST /v1/statements
@@ -1214,12 +1204,7 @@ static void refunds_load(struct http_req *req, struct cctx *c)
 	pg_query(gw.db, "console_refunds", 0, NULL, cfg.db_timeout_ms, refunds_found, req);
 }
 
-static void refunds_page(struct http_req *req, struct cctx *c)
-{
-	if (ui_query(req, c, refunds_query, (int)ARRAY_LEN(refunds_query)))
-		refunds_load(req, c);
-}
-UI_GATE(console_refunds, refunds_page, PERM_REFUND, UI_GET)
+UI_QUERY_PAGE(console_refunds, refunds_query, refunds_load, PERM_REFUND)
 
 static void refund_acted(struct http_req *req, const struct refund_result *r)
 {

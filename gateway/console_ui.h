@@ -99,6 +99,15 @@ bool ui_csrf_ok(const struct cctx *c, const char *token) WARN_UNUSED;
 		}                                                                                           \
 		session_load(req, fn_name##_gated);                                                         \
 	}
+/* A GET page that takes fields as its query, then load(req, c) (which a form's answer reuses to
+ * show the page again). */
+#define UI_QUERY_PAGE(fn_name, fields_, load_, perm_)                                                      \
+	static void fn_name##_page(struct http_req *req, struct cctx *c)                                   \
+	{                                                                                                   \
+		if (ui_query(req, c, fields_, (int)ARRAY_LEN(fields_)))                                     \
+			load_(req, c);                                                                      \
+	}                                                                                                   \
+	UI_GATE(fn_name, fn_name##_page, perm_, UI_GET)
 
 /* ---- the layout ---- */
 

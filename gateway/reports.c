@@ -269,10 +269,7 @@ static enum report_outcome lines_stream(PGconn *c, struct report_writer *w, char
  * while c's lines are produced (one export is then two backends at work, not one after the
  * other) and both still see one moment. NULL when it cannot be had: the caller then asks c for
  * the totals too. */
-struct snapshot_row {
-	const char *snapshot;
-};
-static const struct pg_col snapshot_cols[] = {PG_COL(struct snapshot_row, snapshot, PG_TEXT)};
+PG_TEXT_ROW(snapshot);
 
 static PGconn *snapshot_peer(PGconn *c)
 {
@@ -347,14 +344,8 @@ static const struct pg_col totals_cols[] = {
 };
 
 /* the export's agency, and its metadata keys */
-struct agency_row {
-	const char *id;
-};
-static const struct pg_col agency_cols[] = {PG_COL(struct agency_row, id, PG_TEXT)};
-struct key_row {
-	const char *key;
-};
-static const struct pg_col key_cols[] = {PG_COL(struct key_row, key, PG_TEXT)};
+PG_TEXT_ROW(id);
+PG_TEXT_ROW(key);
 
 enum report_outcome report_export(PGconn *c, const struct report_request *r, report_sink sink, void *arg,
 				  char *err, size_t errcap)
@@ -377,8 +368,8 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 		if (!(res = q(c, "SELECT id FROM agencies WHERE code = $1::text AND ($2::bigint[] IS NULL OR id = ANY ($2::bigint[]))",
 			      2, p, err, errcap)))
 			goto done;
-		struct agency_row found;
-		if (PQntuples(res) != 1 || !PG_ROW(res, 0, agency_cols, &found)) {
+		struct id_row found;
+		if (PQntuples(res) != 1 || !PG_ROW(res, 0, id_cols, &found)) {
 			out = REPORT_NOT_FOUND;
 			goto done;
 		}

@@ -232,10 +232,7 @@ struct checkpoint {
 
 /* An invariant's rows, whatever its query calls its one column. */
 static const char offenders_sql[] = "SELECT offender FROM (%s) AS invariant(offender)";
-struct offender_row {
-	const char *offender;
-};
-static const struct pg_col offender_cols[] = {PG_COL(struct offender_row, offender, PG_TEXT)};
+PG_TEXT_ROW(offender);
 
 /* Runs one invariant; prints ok, or FAIL with the first 50 offending rows. 1 when it failed. */
 static int report_rows(PGconn *c, const struct ledger_invariant *inv, const struct checkpoint *from, FILE *out)
@@ -385,14 +382,8 @@ static bool load_checkpoint(PGconn *c, struct checkpoint *cp, int *failed, FILE 
 }
 
 /* the next checkpoint's horizon, and the last entry this check saw */
-struct horizon_row {
-	const char *horizon;
-};
-static const struct pg_col horizon_cols[] = {PG_COL(struct horizon_row, horizon, PG_TEXT)};
-struct last_entry_row {
-	const char *entry_id;
-};
-static const struct pg_col last_entry_cols[] = {PG_COL(struct last_entry_row, entry_id, PG_TEXT)};
+PG_TEXT_ROW(horizon);
+PG_TEXT_ROW(entry_id);
 
 int ledger_check_run(PGconn *c, bool incremental, FILE *out)
 {
@@ -433,8 +424,8 @@ int ledger_check_run(PGconn *c, bool incremental, FILE *out)
 	failed += check_chain(c, from, &transfers, &last_seq, last_hash, out);
 	PGresult *e = PQexec(c, "SELECT coalesce(max(id), 0) AS entry_id FROM ledger_entries");
 	char entry_id[24] = "0";
-	struct last_entry_row le;
-	if (PQresultStatus(e) == PGRES_TUPLES_OK && PG_ROW(e, 0, last_entry_cols, &le))
+	struct entry_id_row le;
+	if (PQresultStatus(e) == PGRES_TUPLES_OK && PG_ROW(e, 0, entry_id_cols, &le))
 		snprintf(entry_id, sizeof entry_id, "%s", le.entry_id);
 	else
 		failed++;
