@@ -25,6 +25,7 @@
 
 #include "adapters/adapter.h"
 #include "gateway/audit.h"
+#include "gateway/cli.h"
 #include "gateway/gateway.h"
 #include "lib/config.h"
 #include "lib/log.h"
@@ -1094,23 +1095,6 @@ void reports_collections(struct http_req *req)
 }
 
 /* ---- command line ---- */
-
-static PGconn *cli_connect(void)
-{
-	const char *url = getenv("DATABASE_URL");
-	if (!url || !*url) {
-		fprintf(stderr, "DATABASE_URL: required\n");
-		return NULL;
-	}
-	PGconn *c = PQconnectdb(url);
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "cannot connect to the database: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	PQclear(PQexec(c, "SET client_min_messages = warning"));
-	return c;
-}
 
 static bool file_sink(void *arg, const void *data, size_t len)
 {

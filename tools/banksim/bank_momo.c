@@ -464,14 +464,7 @@ void momo_bank_confirm(sim *s, struct evhttp_request *req)
 	}
 	sim_outgoing out = { .method = "POST", .url = p->ipn_url, .body = body, .body_len = body_len,
 			     .content_type = "application/json; charset=UTF-8" };
-	if (!sim_notice_save(&p->last_notice, &out))
-		sim_log("warn", "momo_confirm", "could not keep the notification of %s", p->ref);
-	sim_log("info", "momo_confirm", "%s %s: %s", p->ref, action, sim_status_name(p->status));
-	const char *wait = params_get(&form, "wait");
-	sim_waiter *w = wait && !sim_param_true(wait) ? NULL : sim_waiter_new(req, ret.data, NULL);
-	sim_notify(s, SIM_MOMO, p->ref, &out, &f, w ? sim_waiter_done : NULL, w);
-	if (!w)
-		sim_redirect(req, ret.data);
+	sim_confirm_notify(s, req, SIM_MOMO, p, &out, &f, params_get(&form, "wait"), ret.data, "momo_confirm", action);
 done:
 	json_decref(fields);
 	free(body);

@@ -224,14 +224,7 @@ void vnpay_bank_confirm(sim *s, struct evhttp_request *req)
 	strbuf_printf(&ipn, "%s/ipn/vnpay?%s", s->feegate_url, query);
 	strbuf_printf(&ret, "%s%c%s", p->return_url, strchr(p->return_url, '?') ? '&' : '?', query);
 	sim_outgoing out = { .method = "GET", .url = ipn.data };
-	if (!sim_notice_save(&p->last_notice, &out))
-		sim_log("warn", "vnpay_confirm", "could not keep the notification of %s", p->ref);
-	sim_log("info", "vnpay_confirm", "%s %s: %s", p->ref, action, sim_status_name(p->status));
-	const char *wait = params_get(&form, "wait");
-	sim_waiter *w = wait && !sim_param_true(wait) ? NULL : sim_waiter_new(req, ret.data, NULL);
-	sim_notify(s, SIM_VNPAY, p->ref, &out, &f, w ? sim_waiter_done : NULL, w);
-	if (!w)
-		sim_redirect(req, ret.data);
+	sim_confirm_notify(s, req, SIM_VNPAY, p, &out, &f, params_get(&form, "wait"), ret.data, "vnpay_confirm", action);
 done:
 	free(query);
 	strbuf_free(&ipn);

@@ -246,6 +246,11 @@ typedef struct sim_outgoing {
 
 void sim_notify(sim *s, sim_service svc, const char *ref, const sim_outgoing *out, const sim_faults *f,
 		sim_first_cb cb, void *cb_arg);
+/* A citizen's confirmation, answered: p's notification out is kept for replays, logged (op,
+ * action) and sent; the browser goes to ret after its first attempt, or at once when the form
+ * says wait=false. */
+void sim_confirm_notify(sim *s, struct evhttp_request *req, sim_service svc, sim_payment *p, const sim_outgoing *out,
+			const sim_faults *f, const char *wait, const char *ret, const char *op, const char *action);
 /* Sends the last notification of p again, without faults. */
 bool sim_notify_again(sim *s, sim_payment *p) SIM_WUR;
 void sim_notify_cancel_all(sim *s);
