@@ -172,3 +172,43 @@ done:
 	csv_reader_free(&r);
 	return rc;
 }
+
+bool csv_settlement_start(const adapter_config *cfg, const csv_reader *r, size_t fields, const char *merchant,
+			  adapter_settlement_line *l, adapter_error *err)
+{
+	memset(l, 0, sizeof(*l));
+	l->line_no = r->line;
+	if (r->count != fields) {
+		err->line = r->line;
+		snprintf(err->message, sizeof(err->message), "expected %zu fields", fields);
+		return false;
+	}
+	if (merchant && cfg && cfg->merchant_id && strcmp(csv_field(r, 0), cfg->merchant_id) != 0) {
+		err->line = r->line;
+		snprintf(err->message, sizeof(err->message), "%s is not ours", merchant);
+		return false;
+	}
+	return true;
+}
+
+bool csv_settlement_refs(const csv_reader *r, adapter_settlement_line *l, const char *const names[4],
+			 adapter_error *err)
+{
+	err->line = r->line;
+	if (!adapter_copy(l->bank_order_ref, sizeof(l->bank_order_ref), csv_field(r, 2)) || !l->bank_order_ref[0]) {
+		snprintf(err->message, sizeof(err->message), "bad %s", names[0]);
+		return false;
+	}
+	if (!adapter_copy(l->bank_txn_id, sizeof(l->bank_txn_id), csv_field(r, 3)) || !l->bank_txn_id[0]) {
+		snprintf(err->message, sizeof(err->message), "bad %s", names[1]);
+		return false;
+	}
+	if (!adapter_copy(l->refund_ref, sizeof(l->refund_ref), csv_field(r, 4)) ||
+	    !adapter_copy(l->refund_txn_id, sizeof(l->refund_txn_id), csv_field(r, 5)))
+		return csv_settle_fail(err, r->line, "bad refund reference");
+	if (l->kind == ADAPTER_SETTLE_REFUND && (!l->refund_ref[0] || !l->refund_txn_id[0])) {
+		snprintf(err->message, sizeof(err->message), "refund without %s or %s", names[2], names[3]);
+		return false;
+	}
+	return true;
+}

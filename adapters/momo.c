@@ -436,12 +436,9 @@ done:
 static bool momo_settlement_row(const adapter_config *cfg, const csv_reader *r,
 				adapter_settlement_line *l, adapter_error *err)
 {
-	memset(l, 0, sizeof(*l));
-	l->line_no = r->line;
-	if (r->count != 9)
-		return csv_settle_fail(err, r->line, "expected 9 fields");
-	if (cfg && cfg->merchant_id && strcmp(csv_field(r, 0), cfg->merchant_id) != 0)
-		return csv_settle_fail(err, r->line, "partnerCode is not ours");
+	static const char *const refs[4] = {"orderId", "transId", "refundOrderId", "refundTransId"};
+	if (!csv_settlement_start(cfg, r, 9, "partnerCode", l, err))
+		return false;
 	const char *type = csv_field(r, 1);
 	if (strcmp(type, "payment") == 0)
 		l->kind = ADAPTER_SETTLE_PAYMENT;
@@ -449,16 +446,8 @@ static bool momo_settlement_row(const adapter_config *cfg, const csv_reader *r,
 		l->kind = ADAPTER_SETTLE_REFUND;
 	else
 		return csv_settle_fail(err, r->line, "type is neither payment nor refund");
-	if (!adapter_copy(l->bank_order_ref, sizeof(l->bank_order_ref), csv_field(r, 2)) ||
-	    !l->bank_order_ref[0])
-		return csv_settle_fail(err, r->line, "bad orderId");
-	if (!adapter_copy(l->bank_txn_id, sizeof(l->bank_txn_id), csv_field(r, 3)) || !l->bank_txn_id[0])
-		return csv_settle_fail(err, r->line, "bad transId");
-	if (!adapter_copy(l->refund_ref, sizeof(l->refund_ref), csv_field(r, 4)) ||
-	    !adapter_copy(l->refund_txn_id, sizeof(l->refund_txn_id), csv_field(r, 5)))
-		return csv_settle_fail(err, r->line, "bad refund reference");
-	if (l->kind == ADAPTER_SETTLE_REFUND && (!l->refund_ref[0] || !l->refund_txn_id[0]))
-		return csv_settle_fail(err, r->line, "refund without refundOrderId or refundTransId");
+	if (!csv_settlement_refs(r, l, refs, err))
+		return false;
 	int64_t millis;
 	if (!util_parse_int64(csv_field(r, 6), &l->amount) || l->amount <= 0)
 		return csv_settle_fail(err, r->line, "bad amount");

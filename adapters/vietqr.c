@@ -508,11 +508,9 @@ static void vietqr_reply(adapter_outcome outcome, adapter_reply *out)
 static bool vietqr_settlement_row(const adapter_config *cfg, const csv_reader *r, adapter_settlement_line *l,
 				  adapter_error *err)
 {
-	memset(l, 0, sizeof(*l));
-	l->line_no = r->line;
+	if (!csv_settlement_start(cfg, r, 7, NULL, l, err))
+		return false;
 	l->kind = ADAPTER_SETTLE_PAYMENT;
-	if (r->count != 7)
-		return csv_settle_fail(err, r->line, "expected 7 fields");
 	if (strcmp(csv_field(r, 0), "credit") != 0)
 		return csv_settle_fail(err, r->line, "type is not credit");
 	if (!adapter_copy(l->bank_txn_id, sizeof(l->bank_txn_id), csv_field(r, 1)) || !l->bank_txn_id[0])

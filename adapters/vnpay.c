@@ -525,12 +525,9 @@ done:
 static bool vnpay_settlement_row(const adapter_config *cfg, const csv_reader *r,
 				 adapter_settlement_line *l, adapter_error *err)
 {
-	memset(l, 0, sizeof(*l));
-	l->line_no = r->line;
-	if (r->count != 9)
-		return csv_settle_fail(err, r->line, "expected 9 fields");
-	if (cfg && cfg->merchant_id && strcmp(csv_field(r, 0), cfg->merchant_id) != 0)
-		return csv_settle_fail(err, r->line, "TmnCode is not ours");
+	static const char *const refs[4] = {"TxnRef", "TransactionNo", "RefundRequestId", "RefundTransactionNo"};
+	if (!csv_settlement_start(cfg, r, 9, "TmnCode", l, err))
+		return false;
 	const char *type = csv_field(r, 1);
 	if (strcmp(type, "01") == 0)
 		l->kind = ADAPTER_SETTLE_PAYMENT;
@@ -538,16 +535,8 @@ static bool vnpay_settlement_row(const adapter_config *cfg, const csv_reader *r,
 		l->kind = ADAPTER_SETTLE_REFUND;
 	else
 		return csv_settle_fail(err, r->line, "unknown TransactionType");
-	if (!adapter_copy(l->bank_order_ref, sizeof(l->bank_order_ref), csv_field(r, 2)) ||
-	    !l->bank_order_ref[0])
-		return csv_settle_fail(err, r->line, "bad TxnRef");
-	if (!adapter_copy(l->bank_txn_id, sizeof(l->bank_txn_id), csv_field(r, 3)) || !l->bank_txn_id[0])
-		return csv_settle_fail(err, r->line, "bad TransactionNo");
-	if (!adapter_copy(l->refund_ref, sizeof(l->refund_ref), csv_field(r, 4)) ||
-	    !adapter_copy(l->refund_txn_id, sizeof(l->refund_txn_id), csv_field(r, 5)))
-		return csv_settle_fail(err, r->line, "bad refund reference");
-	if (l->kind == ADAPTER_SETTLE_REFUND && (!l->refund_ref[0] || !l->refund_txn_id[0]))
-		return csv_settle_fail(err, r->line, "refund without RefundRequestId or RefundTransactionNo");
+	if (!csv_settlement_refs(r, l, refs, err))
+		return false;
 	int64_t fee100;
 	if (!parse_vnp_amount(csv_field(r, 6), &l->amount))
 		return csv_settle_fail(err, r->line, "bad Amount");
