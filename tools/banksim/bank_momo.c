@@ -20,29 +20,13 @@ static int64_t now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void corrupt(char *hex)
-{
-	size_t n = strlen(hex);
-	if (n)
-		hex[n - 1] = hex[n - 1] == '0' ? '1' : '0';
-}
-
 /* Signs obj as kind, honouring the bad_signature knob, and answers it. */
 static void answer(sim *s, struct evhttp_request *req, int status, json_t *obj, momo_msg kind, char **keep)
 {
 	const adapter_config *cfg = &s->cfg[SIM_MOMO];
 	char sig[MOMO_SIG_HEX_SIZE];
-	if (!obj || !momo_sign(cfg->secret, cfg->access_key, kind, obj, sig)) {
-		json_decref(obj);
-		sim_reply_error(req, 500, "out of memory");
-		return;
-	}
-	if (s->faults[SIM_MOMO].bad_signature)
-		corrupt(sig);
-	json_object_set_new(obj, "signature", json_string(sig));
-	if (keep)
-		*keep = json_dumps(obj, JSON_COMPACT);
-	sim_reply_json(req, status, obj);
+	bool signed_ok = obj && momo_sign(cfg->secret, cfg->access_key, kind, obj, sig);
+	sim_reply_signed(s, req, status, SIM_MOMO, obj, signed_ok, "signature", sig, keep);
 }
 
 /* An error answer in the shape of kind's success answer. */
@@ -436,7 +420,7 @@ void momo_bank_confirm(sim *s, struct evhttp_request *req)
 		goto done;
 	}
 	if (f.bad_signature)
-		corrupt(sig);
+		sim_corrupt_hex(sig);
 	json_object_set_new(fields, "signature", json_string(sig));
 	size_t body_len = 0;
 	body = json_dumps(fields, JSON_COMPACT);

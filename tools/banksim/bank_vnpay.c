@@ -132,13 +132,6 @@ done:
 	params_free(&q);
 }
 
-static void corrupt(char *hex)
-{
-	size_t n = strlen(hex);
-	if (n)
-		hex[n - 1] = hex[n - 1] == '0' ? '1' : '0';
-}
-
 /* The signed query string of an IPN or return for p. */
 static char *result_query(sim *s, const sim_payment *p, const sim_faults *f, const char *response,
 			  const char *status, time_t now)
@@ -160,7 +153,7 @@ static char *result_query(sim *s, const sim_payment *p, const sim_faults *f, con
 		goto done;
 	out = vnpay_signed_query(s->cfg[SIM_VNPAY].secret, &q);
 	if (out && f->bad_signature)
-		corrupt(out);
+		sim_corrupt_hex(out);
 done:
 	params_free(&q);
 	return out;
@@ -272,18 +265,9 @@ static void api_answer(sim *s, struct evhttp_request *req, const json_t *request
 		json_object_set_new(a, "vnp_PromotionCode", json_string(""));
 		json_object_set_new(a, "vnp_PromotionAmount", json_string(""));
 	}
-	if (!a || !vnpay_api_sign(s->cfg[SIM_VNPAY].secret,
-				  is_query ? VNPAY_MSG_QUERYDR_RESPONSE : VNPAY_MSG_REFUND_RESPONSE, a, hash)) {
-		json_decref(a);
-		sim_reply_error(req, 500, "out of memory");
-		return;
-	}
-	if (s->faults[SIM_VNPAY].bad_signature)
-		corrupt(hash);
-	json_object_set_new(a, "vnp_SecureHash", json_string(hash));
-	if (keep)
-		*keep = json_dumps(a, JSON_COMPACT);
-	sim_reply_json(req, 200, a);
+	bool signed_ok = a && vnpay_api_sign(s->cfg[SIM_VNPAY].secret,
+					     is_query ? VNPAY_MSG_QUERYDR_RESPONSE : VNPAY_MSG_REFUND_RESPONSE, a, hash);
+	sim_reply_signed(s, req, 200, SIM_VNPAY, a, signed_ok, "vnp_SecureHash", hash, keep);
 }
 
 static void api_querydr(sim *s, struct evhttp_request *req, const json_t *obj)

@@ -215,6 +215,12 @@ const char *sim_request_query(struct evhttp_request *req);
 void sim_html_escape(struct strbuf *out, const char *s);
 void sim_page_begin(struct strbuf *out, const char *title);
 void sim_page_end(struct strbuf *out);
+/* Spoils a hex signature (its last digit), for the bad_signature fault. */
+void sim_corrupt_hex(char *hex);
+/* Answers obj (stolen) signed: sig set as its field (spoiled under svc's bad_signature fault),
+ * its text kept in *keep when keep is given; 500 when signing failed (signed_ok false). */
+void sim_reply_signed(sim *s, struct evhttp_request *req, int status, sim_service svc, json_t *obj, bool signed_ok,
+		      const char *field, char *sig, char **keep);
 /* A payment page's state: a notice when p is already settled (false: no form to show), else
  * true, with a warning first when its time is over (late_code: the bank's code for approving
  * it then). what: "payment", "transaction". */

@@ -295,6 +295,29 @@ void sim_page_end(struct strbuf *out)
 		       "</body></html>");
 }
 
+void sim_corrupt_hex(char *hex)
+{
+	size_t n = strlen(hex);
+	if (n)
+		hex[n - 1] = hex[n - 1] == '0' ? '1' : '0';
+}
+
+void sim_reply_signed(sim *s, struct evhttp_request *req, int status, sim_service svc, json_t *obj, bool signed_ok,
+		      const char *field, char *sig, char **keep)
+{
+	if (!obj || !signed_ok) {
+		json_decref(obj);
+		sim_reply_error(req, 500, "out of memory");
+		return;
+	}
+	if (s->faults[svc].bad_signature)
+		sim_corrupt_hex(sig);
+	json_object_set_new(obj, field, json_string(sig));
+	if (keep)
+		*keep = json_dumps(obj, JSON_COMPACT);
+	sim_reply_json(req, status, obj);
+}
+
 bool sim_page_payable(struct strbuf *out, const sim_payment *p, const char *what, const char *late_code)
 {
 	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
