@@ -351,10 +351,7 @@ void momo_bank_pay_page(sim *s, struct evhttp_request *req)
 		sim_html_escape(&page, p->ref);
 		strbuf_puts(&page, "\"><input type=\"hidden\" name=\"t\" value=\"");
 		sim_html_escape(&page, p->token);
-		strbuf_puts(&page, "\"><button type=\"submit\" name=\"action\" value=\"approve\">"
-				 "X\xC3\xA1" "c nh\xE1\xBA\xAD" "n (Approve)</button>"
-				 "<button type=\"submit\" name=\"action\" value=\"decline\">H\xE1\xBB\xA7y (Decline)</button>"
-				 "</form>");
+		sim_page_decide(&page, "X\xC3\xA1" "c nh\xE1\xBA\xAD" "n");
 	}
 	sim_page_end(&page);
 	sim_reply_page(req, 200, &page);

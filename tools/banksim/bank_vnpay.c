@@ -121,10 +121,7 @@ void vnpay_bank_pay_page(sim *s, struct evhttp_request *req)
 		strbuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/paymentv2/confirm\">"
 				 "<input type=\"hidden\" name=\"ref\" value=\"");
 		sim_html_escape(&page, p->ref);
-		strbuf_puts(&page, "\"><button type=\"submit\" name=\"action\" value=\"approve\">"
-				 "Thanh to\xC3\xA1n (Approve)</button>"
-				 "<button type=\"submit\" name=\"action\" value=\"decline\">H\xE1\xBB\xA7y (Decline)</button>"
-				 "</form>");
+		sim_page_decide(&page, "Thanh to\xC3\xA1n");
 	}
 	sim_page_end(&page);
 	sim_reply_page(req, 200, &page);

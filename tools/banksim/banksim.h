@@ -215,6 +215,9 @@ const char *sim_request_query(struct evhttp_request *req);
 void sim_html_escape(struct strbuf *out, const char *s);
 void sim_page_begin(struct strbuf *out, const char *title);
 void sim_page_end(struct strbuf *out);
+/* Ends a payment form after its last hidden field's value: the Approve button (approve: its
+ * Vietnamese label) and the Decline one. */
+void sim_page_decide(struct strbuf *out, const char *approve);
 /* Spoils a hex signature (its last digit), for the bad_signature fault. */
 void sim_corrupt_hex(char *hex);
 /* Answers obj (stolen) signed: sig set as its field (spoiled under svc's bad_signature fault),

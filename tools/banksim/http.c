@@ -295,6 +295,14 @@ void sim_page_end(struct strbuf *out)
 		       "</body></html>");
 }
 
+void sim_page_decide(struct strbuf *out, const char *approve)
+{
+	strbuf_printf(out, "\"><button type=\"submit\" name=\"action\" value=\"approve\">%s (Approve)</button>"
+			   "<button type=\"submit\" name=\"action\" value=\"decline\">H\xE1\xBB\xA7y (Decline)</button>"
+			   "</form>",
+		      approve);
+}
+
 void sim_corrupt_hex(char *hex)
 {
 	size_t n = strlen(hex);
