@@ -264,9 +264,9 @@ typedef struct adapter {
 				       adapter_settlement_cb cb, void *ctx, adapter_error *err);
 } adapter;
 
-/* The registry. */
-/* Every adapter's name, in the table's order, as a query's choices ("a|b|c"; a unit test holds it
- * to the table). A macro so that a caller may add choices of its own. */
+/* The registry. ADAPTER_CHOICES is every adapter's name in the table's order, as a query's
+ * choices ("a|b|c"; a unit test holds it to the table); a macro, so that a caller may add
+ * choices of its own. */
 #define ADAPTER_CHOICES "vnpay|momo|vietqr"
 const adapter *adapter_find(const char *name);
 /* The first adapter whose payments are transfers (adapter.transfer), or NULL. */
