@@ -31,6 +31,14 @@ const adapter *adapter_find(const char *name)
 	return NULL;
 }
 
+const adapter *adapter_transfer(void)
+{
+	for (size_t i = 0; i < ARRAY_LEN(adapters); i++)
+		if (adapters[i]->transfer)
+			return adapters[i];
+	return NULL;
+}
+
 bool adapter_names_valid(const char *list)
 {
 	if (!list || !*list)

@@ -231,6 +231,11 @@ typedef struct adapter_error {
 typedef struct adapter {
 	const char *name;            /* "vnpay": URL segment, stored value, config key */
 	const char *display_name;    /* for pages */
+	const char *checkout_vi;     /* what paying this way is, for its checkout button (Vietnamese) */
+	const char *checkout_en;     /* the same in English */
+	bool transfer;               /* the citizen transfers to the agency's own account: checkout
+					shows a QR and reuses the open transfer, the bank's file lists
+					credits, and no refund API exists */
 	const char *env_merchant_id; /* environment variables with its credentials, or NULL */
 	const char *env_access_key;
 	const char *env_secret;
@@ -259,8 +264,13 @@ typedef struct adapter {
 				       adapter_settlement_cb cb, void *ctx, adapter_error *err);
 } adapter;
 
-/* The registry. */
+/* The registry. ADAPTER_CHOICES is every adapter's name in the table's order, as a query's
+ * choices ("a|b|c"; a unit test holds it to the table); a macro, so that a caller may add
+ * choices of its own. */
+#define ADAPTER_CHOICES "vnpay|momo|vietqr"
 const adapter *adapter_find(const char *name);
+/* The first adapter whose payments are transfers (adapter.transfer), or NULL. */
+const adapter *adapter_transfer(void);
 /* Whether list is a comma-separated list of adapter names (at least one). */
 bool adapter_names_valid(const char *list) ADAPTER_WUR;
 /* Every adapter's name, joined by sep, into out[cap] (cut short when it does not fit). */
@@ -329,6 +339,8 @@ adapter_rc adapter_stream_settlement(const adapter *a, const adapter_config *cfg
 				     adapter_error *err) ADAPTER_WUR;
 /* An SVG image (malloc'ed text) of a QR code holding payload. */
 adapter_rc adapter_qr_svg(const char *payload, char **svg) ADAPTER_WUR;
+/* The short name of the Vietnamese bank with this NAPAS BIN (6 digits), or NULL when unknown. */
+const char *adapter_bin_bank_name(const char *bin);
 
 /* Helpers shared by the adapters and banksim; the hashing, HMAC, UTF-8 and buffer helpers
  * they use are lib/'s (lib/util.h, lib/strbuf.h). */

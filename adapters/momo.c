@@ -433,46 +433,28 @@ done:
 	return rc;
 }
 
-static bool settle_fail(adapter_error *err, size_t line, const char *message)
-{
-	err->line = line;
-	snprintf(err->message, sizeof(err->message), "%s", message);
-	return false;
-}
-
 static bool momo_settlement_row(const adapter_config *cfg, const csv_reader *r,
 				adapter_settlement_line *l, adapter_error *err)
 {
-	memset(l, 0, sizeof(*l));
-	l->line_no = r->line;
-	if (r->count != 9)
-		return settle_fail(err, r->line, "expected 9 fields");
-	if (cfg && cfg->merchant_id && strcmp(csv_field(r, 0), cfg->merchant_id) != 0)
-		return settle_fail(err, r->line, "partnerCode is not ours");
+	static const char *const refs[4] = {"orderId", "transId", "refundOrderId", "refundTransId"};
+	if (!csv_settlement_start(cfg, r, 9, "partnerCode", l, err))
+		return false;
 	const char *type = csv_field(r, 1);
 	if (strcmp(type, "payment") == 0)
 		l->kind = ADAPTER_SETTLE_PAYMENT;
 	else if (strcmp(type, "refund") == 0)
 		l->kind = ADAPTER_SETTLE_REFUND;
 	else
-		return settle_fail(err, r->line, "type is neither payment nor refund");
-	if (!adapter_copy(l->bank_order_ref, sizeof(l->bank_order_ref), csv_field(r, 2)) ||
-	    !l->bank_order_ref[0])
-		return settle_fail(err, r->line, "bad orderId");
-	if (!adapter_copy(l->bank_txn_id, sizeof(l->bank_txn_id), csv_field(r, 3)) || !l->bank_txn_id[0])
-		return settle_fail(err, r->line, "bad transId");
-	if (!adapter_copy(l->refund_ref, sizeof(l->refund_ref), csv_field(r, 4)) ||
-	    !adapter_copy(l->refund_txn_id, sizeof(l->refund_txn_id), csv_field(r, 5)))
-		return settle_fail(err, r->line, "bad refund reference");
-	if (l->kind == ADAPTER_SETTLE_REFUND && (!l->refund_ref[0] || !l->refund_txn_id[0]))
-		return settle_fail(err, r->line, "refund without refundOrderId or refundTransId");
+		return csv_settle_fail(err, r->line, "type is neither payment nor refund");
+	if (!csv_settlement_refs(r, l, refs, err))
+		return false;
 	int64_t millis;
 	if (!util_parse_int64(csv_field(r, 6), &l->amount) || l->amount <= 0)
-		return settle_fail(err, r->line, "bad amount");
+		return csv_settle_fail(err, r->line, "bad amount");
 	if (!util_parse_int64(csv_field(r, 7), &l->fee) || l->fee < 0)
-		return settle_fail(err, r->line, "bad fee");
+		return csv_settle_fail(err, r->line, "bad fee");
 	if (!util_parse_int64(csv_field(r, 8), &millis) || millis <= 0)
-		return settle_fail(err, r->line, "bad responseTime");
+		return csv_settle_fail(err, r->line, "bad responseTime");
 	l->at = (time_t)(millis / 1000);
 	return true;
 }
@@ -480,43 +462,14 @@ static bool momo_settlement_row(const adapter_config *cfg, const csv_reader *r,
 static adapter_rc momo_parse_settlement(const adapter_config *cfg, const char *data, size_t len,
 					adapter_settlement_cb cb, void *ctx, adapter_error *err)
 {
-	adapter_rc rc = ADAPTER_MALFORMED;
-	struct strbuf header;
-	strbuf_init(&header);
-	csv_reader r;
-	csv_reader_init(&r, data, len);
-	int got = csv_next(&r);
-	if (got <= 0) {
-		settle_fail(err, got < 0 ? r.line : 1, got < 0 ? r.error : "empty file");
-		goto done;
-	}
-	for (size_t i = 0; i < r.count; i++)
-		csv_write_field(&header, csv_field(&r, i), i == 0);
-	if (!header.data || strcmp(header.data, MOMO_SETTLEMENT_HEADER) != 0) {
-		settle_fail(err, r.line, "header is not " MOMO_SETTLEMENT_HEADER);
-		goto done;
-	}
-	while ((got = csv_next(&r)) == 1) {
-		adapter_settlement_line line;
-		if (!momo_settlement_row(cfg, &r, &line, err))
-			goto done;
-		if (!cb(ctx, &line))
-			break;
-	}
-	if (got < 0) {
-		settle_fail(err, r.line, r.error);
-		goto done;
-	}
-	rc = ADAPTER_OK;
-done:
-	strbuf_free(&header);
-	csv_reader_free(&r);
-	return rc;
+	return csv_parse_settlement(cfg, data, len, MOMO_SETTLEMENT_HEADER, momo_settlement_row, cb, ctx, err);
 }
 
 const adapter momo_adapter = {
 	.name = "momo",
 	.display_name = "MoMo",
+	.checkout_vi = "Ví điện tử MoMo",
+	.checkout_en = "MoMo e-wallet",
 	.env_merchant_id = "FEEGATE_MOMO_PARTNER_CODE",
 	.env_access_key = "FEEGATE_MOMO_ACCESS_KEY",
 	.env_secret = "FEEGATE_MOMO_SECRET_KEY",

@@ -278,6 +278,11 @@ adapter_rc adapter_qr_svg(const char *payload, char **svg)
 	return vietqr_svg(payload, svg);
 }
 
+const char *adapter_bin_bank_name(const char *bin)
+{
+	return vietqr_bank_name(bin);
+}
+
 bool vietqr_webhook_sign(const char *secret, const char *timestamp, const char *body, size_t len,
 			 char out[VIETQR_SIG_HEX_SIZE])
 {
@@ -500,76 +505,40 @@ static void vietqr_reply(adapter_outcome outcome, adapter_reply *out)
 	memcpy(out->body, body, out->body_len + 1);
 }
 
-static bool settle_fail(adapter_error *err, size_t line, const char *message)
+static bool vietqr_settlement_row(const adapter_config *cfg, const csv_reader *r, adapter_settlement_line *l,
+				  adapter_error *err)
 {
-	err->line = line;
-	snprintf(err->message, sizeof(err->message), "%s", message);
-	return false;
-}
-
-static bool vietqr_settlement_row(const csv_reader *r, adapter_settlement_line *l, adapter_error *err)
-{
-	memset(l, 0, sizeof(*l));
-	l->line_no = r->line;
+	if (!csv_settlement_start(cfg, r, 7, NULL, l, err))
+		return false;
 	l->kind = ADAPTER_SETTLE_PAYMENT;
-	if (r->count != 7)
-		return settle_fail(err, r->line, "expected 7 fields");
 	if (strcmp(csv_field(r, 0), "credit") != 0)
-		return settle_fail(err, r->line, "type is not credit");
+		return csv_settle_fail(err, r->line, "type is not credit");
 	if (!adapter_copy(l->bank_txn_id, sizeof(l->bank_txn_id), csv_field(r, 1)) || !l->bank_txn_id[0])
-		return settle_fail(err, r->line, "bad transaction_id");
+		return csv_settle_fail(err, r->line, "bad transaction_id");
 	if (!adapter_copy(l->account_no, sizeof(l->account_no), csv_field(r, 2)) || !l->account_no[0])
-		return settle_fail(err, r->line, "bad account_no");
+		return csv_settle_fail(err, r->line, "bad account_no");
 	if (!util_parse_int64(csv_field(r, 3), &l->amount) || l->amount <= 0)
-		return settle_fail(err, r->line, "bad amount");
+		return csv_settle_fail(err, r->line, "bad amount");
 	if (!util_parse_int64(csv_field(r, 4), &l->fee) || l->fee < 0)
-		return settle_fail(err, r->line, "bad fee");
+		return csv_settle_fail(err, r->line, "bad fee");
 	adapter_set(l->content, sizeof(l->content), csv_field(r, 5));
 	if (!vietqr_parse_time(csv_field(r, 6), &l->at))
-		return settle_fail(err, r->line, "bad transaction_time");
+		return csv_settle_fail(err, r->line, "bad transaction_time");
 	return true;
 }
 
 static adapter_rc vietqr_parse_settlement(const adapter_config *cfg, const char *data, size_t len,
 					  adapter_settlement_cb cb, void *ctx, adapter_error *err)
 {
-	adapter_rc rc = ADAPTER_MALFORMED;
-	struct strbuf header;
-	strbuf_init(&header);
-	csv_reader r;
-	csv_reader_init(&r, data, len);
-	int got = csv_next(&r);
-	if (got <= 0) {
-		settle_fail(err, got < 0 ? r.line : 1, got < 0 ? r.error : "empty file");
-		goto done;
-	}
-	for (size_t i = 0; i < r.count; i++)
-		csv_write_field(&header, csv_field(&r, i), i == 0);
-	if (!header.data || strcmp(header.data, VIETQR_SETTLEMENT_HEADER) != 0) {
-		settle_fail(err, r.line, "header is not " VIETQR_SETTLEMENT_HEADER);
-		goto done;
-	}
-	while ((got = csv_next(&r)) == 1) {
-		adapter_settlement_line line;
-		if (!vietqr_settlement_row(&r, &line, err))
-			goto done;
-		if (!cb(ctx, &line))
-			break;
-	}
-	if (got < 0) {
-		settle_fail(err, r.line, r.error);
-		goto done;
-	}
-	rc = ADAPTER_OK;
-done:
-	strbuf_free(&header);
-	csv_reader_free(&r);
-	return rc;
+	return csv_parse_settlement(cfg, data, len, VIETQR_SETTLEMENT_HEADER, vietqr_settlement_row, cb, ctx, err);
 }
 
 const adapter vietqr_adapter = {
 	.name = "vietqr",
 	.display_name = "VietQR",
+	.checkout_vi = "Chuyển khoản ngân hàng bằng mã VietQR",
+	.checkout_en = "Bank transfer by VietQR",
+	.transfer = true,
 	.env_merchant_id = NULL,
 	.env_access_key = NULL,
 	.env_secret = "FEEGATE_VIETQR_WEBHOOK_SECRET",

@@ -522,90 +522,43 @@ done:
 	return rc;
 }
 
-static bool settle_fail(adapter_error *err, size_t line, const char *message)
-{
-	err->line = line;
-	snprintf(err->message, sizeof(err->message), "%s", message);
-	return false;
-}
-
 static bool vnpay_settlement_row(const adapter_config *cfg, const csv_reader *r,
 				 adapter_settlement_line *l, adapter_error *err)
 {
-	memset(l, 0, sizeof(*l));
-	l->line_no = r->line;
-	if (r->count != 9)
-		return settle_fail(err, r->line, "expected 9 fields");
-	if (cfg && cfg->merchant_id && strcmp(csv_field(r, 0), cfg->merchant_id) != 0)
-		return settle_fail(err, r->line, "TmnCode is not ours");
+	static const char *const refs[4] = {"TxnRef", "TransactionNo", "RefundRequestId", "RefundTransactionNo"};
+	if (!csv_settlement_start(cfg, r, 9, "TmnCode", l, err))
+		return false;
 	const char *type = csv_field(r, 1);
 	if (strcmp(type, "01") == 0)
 		l->kind = ADAPTER_SETTLE_PAYMENT;
 	else if (strcmp(type, "02") == 0 || strcmp(type, "03") == 0)
 		l->kind = ADAPTER_SETTLE_REFUND;
 	else
-		return settle_fail(err, r->line, "unknown TransactionType");
-	if (!adapter_copy(l->bank_order_ref, sizeof(l->bank_order_ref), csv_field(r, 2)) ||
-	    !l->bank_order_ref[0])
-		return settle_fail(err, r->line, "bad TxnRef");
-	if (!adapter_copy(l->bank_txn_id, sizeof(l->bank_txn_id), csv_field(r, 3)) || !l->bank_txn_id[0])
-		return settle_fail(err, r->line, "bad TransactionNo");
-	if (!adapter_copy(l->refund_ref, sizeof(l->refund_ref), csv_field(r, 4)) ||
-	    !adapter_copy(l->refund_txn_id, sizeof(l->refund_txn_id), csv_field(r, 5)))
-		return settle_fail(err, r->line, "bad refund reference");
-	if (l->kind == ADAPTER_SETTLE_REFUND && (!l->refund_ref[0] || !l->refund_txn_id[0]))
-		return settle_fail(err, r->line, "refund without RefundRequestId or RefundTransactionNo");
+		return csv_settle_fail(err, r->line, "unknown TransactionType");
+	if (!csv_settlement_refs(r, l, refs, err))
+		return false;
 	int64_t fee100;
 	if (!parse_vnp_amount(csv_field(r, 6), &l->amount))
-		return settle_fail(err, r->line, "bad Amount");
+		return csv_settle_fail(err, r->line, "bad Amount");
 	if (!util_parse_int64(csv_field(r, 7), &fee100) || fee100 < 0 || fee100 % 100 != 0)
-		return settle_fail(err, r->line, "bad Fee");
+		return csv_settle_fail(err, r->line, "bad Fee");
 	l->fee = fee100 / 100;
 	if (!adapter_parse_vn_compact(csv_field(r, 8), &l->at))
-		return settle_fail(err, r->line, "bad PayDate");
+		return csv_settle_fail(err, r->line, "bad PayDate");
 	return true;
 }
 
 static adapter_rc vnpay_parse_settlement(const adapter_config *cfg, const char *data, size_t len,
 					 adapter_settlement_cb cb, void *ctx, adapter_error *err)
 {
-	adapter_rc rc = ADAPTER_MALFORMED;
-	struct strbuf header;
-	strbuf_init(&header);
-	csv_reader r;
-	csv_reader_init(&r, data, len);
-	int got = csv_next(&r);
-	if (got <= 0) {
-		settle_fail(err, got < 0 ? r.line : 1, got < 0 ? r.error : "empty file");
-		goto done;
-	}
-	for (size_t i = 0; i < r.count; i++)
-		csv_write_field(&header, csv_field(&r, i), i == 0);
-	if (!header.data || strcmp(header.data, VNPAY_SETTLEMENT_HEADER) != 0) {
-		settle_fail(err, r.line, "header is not " VNPAY_SETTLEMENT_HEADER);
-		goto done;
-	}
-	while ((got = csv_next(&r)) == 1) {
-		adapter_settlement_line line;
-		if (!vnpay_settlement_row(cfg, &r, &line, err))
-			goto done;
-		if (!cb(ctx, &line))
-			break;
-	}
-	if (got < 0) {
-		settle_fail(err, r.line, r.error);
-		goto done;
-	}
-	rc = ADAPTER_OK;
-done:
-	strbuf_free(&header);
-	csv_reader_free(&r);
-	return rc;
+	return csv_parse_settlement(cfg, data, len, VNPAY_SETTLEMENT_HEADER, vnpay_settlement_row, cb, ctx, err);
 }
 
 const adapter vnpay_adapter = {
 	.name = "vnpay",
 	.display_name = "VNPAY",
+	.checkout_vi = "Thẻ ATM, thẻ quốc tế hoặc tài khoản ngân hàng qua VNPAY",
+	.checkout_en = "Card or bank account via VNPAY",
 	.env_merchant_id = "FEEGATE_VNPAY_TMN_CODE",
 	.env_access_key = NULL,
 	.env_secret = "FEEGATE_VNPAY_HASH_SECRET",

@@ -499,25 +499,10 @@ seed_demo() {
     seed_set SEED_WEBHOOK_URL "$BANKSIM_URL/portal/webhook"
     seed_set FEEGATE_API_KEY "$v"
   fi
-  if [[ -z $(seed_get FEEGATE_AGENCY_TOKEN) ]]; then
-    log "seeding agency staff"
-    run_cli out staff create --name "XNC staff" --role agency --agency XNC
-    v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
-    seed_set FEEGATE_AGENCY_TOKEN "$v"
-  fi
-  if [[ -z $(seed_get FEEGATE_FINANCE_TOKEN) ]]; then
-    log "seeding finance staff"
-    run_cli out staff create --name "Finance" --role finance
-    v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
-    seed_set FEEGATE_FINANCE_TOKEN "$v"
-  fi
+  seed_token FEEGATE_AGENCY_TOKEN "agency staff" --name "XNC staff" --role agency --agency XNC
+  seed_token FEEGATE_FINANCE_TOKEN "finance staff" --name "Finance" --role finance
   # reconciliation: a second finance member approves what the first proposes (maker-checker)
-  if [[ -z $(seed_get FEEGATE_FINANCE2_TOKEN) ]]; then
-    log "seeding a second finance staff member"
-    run_cli out staff create --name "Finance 2" --role finance
-    v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
-    seed_set FEEGATE_FINANCE2_TOKEN "$v"
-  fi
+  seed_token FEEGATE_FINANCE2_TOKEN "a second finance staff member" --name "Finance 2" --role finance
   seed_set FEEGATE_AGENCY_ACCOUNT 0011001234567
   seed_set SEED_DONE 1
 }
@@ -543,18 +528,20 @@ seed_staff() {
     seed_set FEEGATE_FINANCE_PASSWORD "$pw"
     seed_set FEEGATE_FINANCE_TOTP_SECRET "$v"
   fi
-  if [[ -z $(seed_get FEEGATE_ADMIN_TOKEN) ]]; then
-    log "seeding admin staff"
-    run_cli out staff create --name "Quản trị hệ thống" --role admin
-    v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
-    seed_set FEEGATE_ADMIN_TOKEN "$v"
-  fi
-  if [[ -z $(seed_get FEEGATE_AUDITOR_TOKEN) ]]; then
-    log "seeding auditor staff"
-    run_cli out staff create --name "Kiểm toán viên" --role auditor
-    v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
-    seed_set FEEGATE_AUDITOR_TOKEN "$v"
-  fi
+  seed_token FEEGATE_ADMIN_TOKEN "admin staff" --name "Quản trị hệ thống" --role admin
+  seed_token FEEGATE_AUDITOR_TOKEN "auditor staff" --name "Kiểm toán viên" --role auditor
+}
+
+# A staff member made with `staff create ARGS...`, its token kept as KEY; nothing when KEY is
+# seeded already.
+seed_token() {
+  local key=$1 what=$2 out v
+  shift 2
+  [[ -z $(seed_get "$key") ]] || return 0
+  log "seeding $what"
+  run_cli out staff create "$@"
+  v=$(last_value "$out"); [[ -n $v ]] || die "staff create printed no token"
+  seed_set "$key" "$v"
 }
 
 # ---------------------------------------------------------------- commands

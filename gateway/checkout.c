@@ -12,9 +12,9 @@
 #include <string.h>
 #include <sys/queue.h>
 
+#include "adapters/adapter.h"
 #include "gateway/banks.h"
 #include "gateway/db.h"
-#include "adapters/vietqr.h"
 #include "gateway/gateway.h"
 #include "gateway/pages.h"
 #include "lib/breaker.h"
@@ -111,7 +111,7 @@ enum {
 
 static bool bank_listed(const char *banks, const char *name)
 {
-	/* "{vnpay,momo,vietqr}" */
+	/* the agency's banks as a PostgreSQL text[]: "{a,b,c}" */
 	size_t n = strlen(name);
 	for (const char *p = banks; (p = strstr(p, name)) != NULL; p += n) {
 		if ((p == banks || p[-1] == '{' || p[-1] == ',') && (p[n] == ',' || p[n] == '}'))
@@ -119,15 +119,6 @@ static bool bank_listed(const char *banks, const char *name)
 	}
 	return false;
 }
-
-/* What each way of paying is, for its button. */
-static const struct {
-	const char *bank, *vi, *en;
-} bank_kinds[] = {
-	{"vnpay", "Thẻ ATM, thẻ quốc tế hoặc tài khoản ngân hàng qua VNPAY", "Card or bank account via VNPAY"},
-	{"momo", "Ví điện tử MoMo", "MoMo e-wallet"},
-	{"vietqr", "Chuyển khoản ngân hàng bằng mã VietQR", "Bank transfer by VietQR"},
-};
 
 static void order_summary(struct evbuffer *b, PGresult *res)
 {
@@ -258,10 +249,8 @@ static void render(struct http_req *req, PGresult *res)
 			continue;
 		evbuffer_add_printf(b, "<button type=\"submit\" name=\"bank\" value=\"%s\">", bk->adapter->name);
 		html(b, bk->adapter->display_name);
-		for (size_t k = 0; k < ARRAY_LEN(bank_kinds); k++) {
-			if (strcmp(bank_kinds[k].bank, bk->adapter->name) == 0)
-				evbuffer_add_printf(b, "<small>%s / %s</small>", bank_kinds[k].vi, bank_kinds[k].en);
-		}
+		if (bk->adapter->checkout_vi)
+			evbuffer_add_printf(b, "<small>%s / %s</small>", bk->adapter->checkout_vi, bk->adapter->checkout_en);
 		evbuffer_add_printf(b, "</button>");
 		shown++;
 	}
@@ -352,21 +341,24 @@ static void qr_page(struct http_req *req)
 	char *png = page_qr_png_base64(s->start.qr_payload);
 	char amount[48];
 	format_vnd(s->payment.amount, amount, sizeof amount);
-	const char *bank_name = vietqr_bank_name(s->bin);
-	char again[96], poll[112];
-	snprintf(again, sizeof again, "/checkout/%s/vietqr", s->token);
+	const char *bank_name = adapter_bin_bank_name(s->bin);
+	const adapter *a = adapter_find(s->bank);
+	const char *way = a ? a->display_name : s->bank;
+	char again[128], poll[112], heading[160];
+	snprintf(again, sizeof again, "/checkout/%s/%s", s->token, s->bank);
 	snprintf(poll, sizeof poll, "/checkout/%s/status", s->token);
 	struct evbuffer *b = evbuffer_new();
 	/* the refresh (no JavaScript needed) reloads this transfer, or the result once it is paid */
-	page_begin(b, "VietQR", "checkout.js", 15, again);
+	page_begin(b, way, "checkout.js", 15, again);
+	snprintf(heading, sizeof heading, "Chuyển khoản %s <span class=\"en\">/ %s bank transfer</span>", way, way);
 	evbuffer_add_printf(b, "<div id=\"poll\" data-url=\"%s\"></div>"
-			       "<h1>Chuyển khoản VietQR <span class=\"en\">/ VietQR bank transfer</span></h1>"
+			       "<h1>%s</h1>"
 			       "<p class=\"amt\" id=\"amount\">%s</p><div id=\"qr\">%s</div>",
-			    poll, amount, svg);
+			    poll, heading, amount, svg);
 	if (png)
-		evbuffer_add_printf(b, "<a class=\"btn\" id=\"qr_png\" download=\"vietqr-%s.png\" href=\"data:image/png;base64,%s\">"
+		evbuffer_add_printf(b, "<a class=\"btn\" id=\"qr_png\" download=\"%s-%s.png\" href=\"data:image/png;base64,%s\">"
 				       "Lưu mã QR (ảnh PNG) <span class=\"en\">/ Save the QR code (PNG)</span></a>",
-				    s->ref, png);
+				    s->bank, s->ref, png);
 	evbuffer_add_printf(b, "<table><tr><td>Ngân hàng / Bank</td><td class=\"r\" id=\"bank_name\">");
 	html(b, bank_name ? bank_name : s->bin);
 	evbuffer_add_printf(b, "</td></tr><tr><td>Tài khoản / Account <button class=\"copy\" data-copy=\"account\">Chép / Copy"
@@ -418,8 +410,8 @@ static void call_answered(void *arg, int status, const char *body, size_t len, c
 static void start_attempt(struct http_req *req, PGresult *res);
 static void state_page(struct http_req *req);
 
-/* What an attempt is started from: the last columns of open_attempt and of checkout_vietqr
- * (feegate_open_attempt, feegate_checkout_vietqr). */
+/* What an attempt is started from: the last columns of open_attempt and of checkout_transfer
+ * (their functions are in migrations/functions/checkout.sql). */
 #define ATTEMPT_FIRST_COL 2
 struct attempt_row {
 	int64_t r_amount;
@@ -538,16 +530,16 @@ static void open_new_attempt(struct http_req *req)
 	pg_query(gw.db, "open_attempt", 4, params, cfg.db_timeout_ms, attempt_opened, req);
 }
 
-/* checkout_vietqr's first columns; then attempt_cols */
-struct vietqr_row {
+/* checkout_transfer's first columns; then attempt_cols */
+struct transfer_row {
 	const char *r_attempt, *r_ref;
 };
-static const struct pg_col vietqr_cols[] = {
-	PG_COL(struct vietqr_row, r_attempt, PG_TEXT),
-	PG_COL(struct vietqr_row, r_ref, PG_TEXT),
+static const struct pg_col transfer_cols[] = {
+	PG_COL(struct transfer_row, r_attempt, PG_TEXT),
+	PG_COL(struct transfer_row, r_ref, PG_TEXT),
 };
 
-static void got_vietqr(void *arg, PGresult *res, enum pg_status st)
+static void got_transfer(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct checkout_state *s = req->state;
@@ -567,8 +559,8 @@ static void got_vietqr(void *arg, PGresult *res, enum pg_status st)
 		return;
 	}
 	/* the same transfer content as before: the citizen may already have typed it */
-	struct vietqr_row v;
-	if (!PG_ROW(res, 0, vietqr_cols, &v)) {
+	struct transfer_row v;
+	if (!PG_ROW(res, 0, transfer_cols, &v)) {
 		reply_db_failure(req, res, PG_SQL_ERROR);
 		return;
 	}
@@ -627,29 +619,30 @@ void checkout_choose(struct http_req *req)
 			     "This bank is not answering right now. Please choose another.");
 		return;
 	}
-	if (strcmp(s->bank, "vietqr") == 0) {
+	if (bk->adapter->transfer) {
 		const char *params[1] = {s->token};
-		pg_query(gw.db, "checkout_vietqr", 1, params, cfg.db_timeout_ms, got_vietqr, req);
+		pg_query(gw.db, "checkout_transfer", 1, params, cfg.db_timeout_ms, got_transfer, req);
 		return;
 	}
 	open_new_attempt(req);
 }
 
-/* ---- GET /checkout/{token}/vietqr: the open VietQR transfer again (the page's refresh) ---- */
+/* ---- GET /checkout/{token}/{transfer bank}: the open transfer again (the QR page's refresh) ---- */
 
-void checkout_vietqr_again(struct http_req *req)
+void checkout_transfer_again(struct http_req *req)
 {
-	if (!token_valid(req->params[0])) {
+	const adapter *a = adapter_transfer();
+	if (!token_valid(req->params[0]) || !a) {
 		not_found_page(req);
 		return;
 	}
 	struct checkout_state *s = state_for(req);
-	snprintf(s->bank, sizeof s->bank, "vietqr");
+	snprintf(s->bank, sizeof s->bank, "%s", a->name);
 	const char *params[1] = {s->token};
-	pg_query(gw.db, "checkout_vietqr", 1, params, cfg.db_timeout_ms, got_vietqr, req);
+	pg_query(gw.db, "checkout_transfer", 1, params, cfg.db_timeout_ms, got_transfer, req);
 }
 
-/* ---- GET /checkout/{token}/status: the VietQR page's light poll ---- */
+/* ---- GET /checkout/{token}/status: the QR page's light poll ---- */
 
 /* checkout_status */
 struct status_row {

@@ -18,6 +18,12 @@
 #include "lib/pgpool.h"
 #include "lib/util.h"
 
+const struct pg_col cli_id_cols[1] = {PG_COL(struct cli_id_row, id, PG_TEXT)};
+
+/* schema_migrations: what a recorded file was, or what was forgotten */
+PG_TEXT_ROW(sha256);
+PG_TEXT_ROW(version);
+
 PGconn *cli_connect(void)
 {
 	const char *url = getenv("DATABASE_URL");
@@ -113,10 +119,12 @@ static enum file_state file_state(PGconn *c, const char *version, const char *ha
 {
 	const char *p1[1] = {version};
 	PGresult *r = exec_params(c, "SELECT sha256 FROM schema_migrations WHERE version = $1", 1, p1, PGRES_TUPLES_OK);
-	enum file_state st = !r			       ? FILE_ERROR
-			     : PQntuples(r) == 0	       ? FILE_NEW
-			     : strcmp(PQgetvalue(r, 0, 0), hash) == 0 ? FILE_SAME
-								    : FILE_CHANGED;
+	struct sha256_row m;
+	enum file_state st = !r				     ? FILE_ERROR
+			     : PQntuples(r) == 0		     ? FILE_NEW
+			     : !PG_ROW(r, 0, sha256_cols, &m) ? FILE_ERROR
+			     : strcmp(m.sha256, hash) == 0	     ? FILE_SAME
+								     : FILE_CHANGED;
 	PQclear(r);
 	return st;
 }
@@ -324,8 +332,9 @@ static bool forget_removed(PGconn *c, char **fnames, int nf)
 				  "DELETE FROM schema_migrations WHERE version LIKE 'functions/%' "
 				  "AND version <> ALL (string_to_array($1, ' ')) RETURNING version",
 				  1, p1, PGRES_TUPLES_OK);
-	for (int i = 0; r && i < PQntuples(r); i++)
-		printf("forgot %s (no longer in the folder)\n", PQgetvalue(r, i, 0));
+	struct version_row v;
+	for (int i = 0; r && i < PQntuples(r) && PG_ROW(r, i, version_cols, &v); i++)
+		printf("forgot %s (no longer in the folder)\n", v.version);
 	PQclear(r);
 	free(present);
 	return r != NULL;
@@ -394,51 +403,63 @@ int cli_migrate(int argc, char **argv)
 
 struct opts {
 	const char *code, *name, *account, *banks, *webhook_url, *role, *tax_code;
-	const char *agencies[32];
+	const char *agencies[CLI_LIST_MAX];
 	int nagencies;
 };
 
-static bool parse_opts(int argc, char **argv, struct opts *o, const char *usage)
+bool cli_parse_options(int argc, char **argv, const struct cli_option *opts, size_t n, void *out, size_t size,
+		       const char *usage)
 {
-	memset(o, 0, sizeof *o);
+	memset(out, 0, size);
 	for (int i = 0; i < argc; i++) {
 		const char *a = argv[i];
 		const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-		const char **dst = NULL;
-		if (strcmp(a, "--code") == 0)
-			dst = &o->code;
-		else if (strcmp(a, "--name") == 0)
-			dst = &o->name;
-		else if (strcmp(a, "--account") == 0)
-			dst = &o->account;
-		else if (strcmp(a, "--banks") == 0)
-			dst = &o->banks;
-		else if (strcmp(a, "--webhook-url") == 0)
-			dst = &o->webhook_url;
-		else if (strcmp(a, "--role") == 0)
-			dst = &o->role;
-		else if (strcmp(a, "--tax-code") == 0)
-			dst = &o->tax_code;
-		else if (strcmp(a, "--agency") == 0) {
-			if (!v || o->nagencies == 32) {
-				fprintf(stderr, "--agency needs a value\nusage: %s\n", usage);
-				return false;
-			}
-			o->agencies[o->nagencies++] = v;
-			i++;
-			continue;
-		} else {
+		const struct cli_option *o = NULL;
+		for (size_t k = 0; k < n && !o; k++)
+			if (strcmp(a, opts[k].name) == 0)
+				o = &opts[k];
+		if (!o) {
 			fprintf(stderr, "unknown option %s\nusage: %s\n", a, usage);
 			return false;
 		}
-		if (!v) {
+		char *field = (char *)out + o->field;
+		if (o->kind == CLI_FLAG) {
+			*(bool *)field = true;
+			continue;
+		}
+		int *count = o->kind == CLI_LIST ? (int *)((char *)out + o->count) : NULL;
+		if (!v || (count && *count == CLI_LIST_MAX)) {
 			fprintf(stderr, "%s needs a value\nusage: %s\n", a, usage);
 			return false;
 		}
-		*dst = v;
+		if (count)
+			((const char **)field)[(*count)++] = v;
+		else
+			*(const char **)field = v;
 		i++;
 	}
 	return true;
+}
+
+static const struct cli_option opts_table[] = {
+	CLI_OPT(struct opts, "--code", code),
+	CLI_OPT(struct opts, "--name", name),
+	CLI_OPT(struct opts, "--account", account),
+	CLI_OPT(struct opts, "--banks", banks),
+	CLI_OPT(struct opts, "--webhook-url", webhook_url),
+	CLI_OPT(struct opts, "--role", role),
+	CLI_OPT(struct opts, "--tax-code", tax_code),
+	CLI_LIST_OPT(struct opts, "--agency", agencies, nagencies),
+};
+
+/* `create` and its options; false (usage printed) otherwise. */
+static bool parse_create(int argc, char **argv, struct opts *o, const char *usage)
+{
+	if (argc < 1 || strcmp(argv[0], "create") != 0) {
+		fprintf(stderr, "usage: %s\n", usage);
+		return false;
+	}
+	return cli_parse_options(argc - 1, argv + 1, opts_table, ARRAY_LEN(opts_table), o, sizeof *o, usage);
 }
 
 static bool matches(const char *s, const char *pattern)
@@ -485,12 +506,8 @@ int cli_agency(int argc, char **argv)
 		return reports_cli_budget_codes(argc - 1, argv + 1);
 	if (argc >= 1 && strcmp(argv[0], "receipts") == 0)
 		return cli_agency_receipts(argc - 1, argv + 1);
-	if (argc < 1 || strcmp(argv[0], "create") != 0) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
 	struct opts o;
-	if (!parse_opts(argc - 1, argv + 1, &o, usage))
+	if (!parse_create(argc, argv, &o, usage))
 		return 2;
 	if (!o.code || !matches(o.code, "^[A-Z0-9_]{2,32}$")) {
 		fprintf(stderr, "--code: 2 to 32 characters of A-Z, 0-9 and _\n");
@@ -528,11 +545,12 @@ int cli_agency(int argc, char **argv)
 			  7, params, "agency");
 	free(arr);
 	int rc = 1;
-	if (r) {
-		printf("agency_id: %s\n%s\n", PQgetvalue(r, 0, 0), o.code);
-		PQclear(r);
+	struct cli_id_row made;
+	if (r && PG_ROW(r, 0, cli_id_cols, &made)) {
+		printf("agency_id: %s\n%s\n", made.id, o.code);
 		rc = 0;
 	}
+	PQclear(r);
 	PQfinish(c);
 	return rc;
 }
@@ -540,12 +558,8 @@ int cli_agency(int argc, char **argv)
 int cli_client(int argc, char **argv)
 {
 	static const char usage[] = "feegate client create --name N --agency CODE [--agency CODE...] [--webhook-url URL]";
-	if (argc < 1 || strcmp(argv[0], "create") != 0) {
-		fprintf(stderr, "usage: %s\n", usage);
-		return 2;
-	}
 	struct opts o;
-	if (!parse_opts(argc - 1, argv + 1, &o, usage))
+	if (!parse_create(argc, argv, &o, usage))
 		return 2;
 	if (!o.name || !text_len_ok(o.name, 1, 255)) {
 		fprintf(stderr, "--name: 1 to 255 characters\n");
@@ -641,8 +655,8 @@ int cli_ledger(int argc, char **argv)
 /* feegate statement import --source S FILE: all or nothing; prints the record, its id last. */
 int cli_statement(int argc, char **argv)
 {
-	const char *usage = "usage: feegate statement import --source vnpay|momo|vietqr|camt053 FILE\n";
-	enum stmt_source source;
+	const char *usage = "usage: feegate statement import --source " ADAPTER_CHOICES "|" STMT_TREASURY_SOURCE " FILE\n";
+	stmt_source source;
 	if (argc != 4 || strcmp(argv[0], "import") != 0 || strcmp(argv[1], "--source") != 0 ||
 	    !stmt_source_parse(argv[2], &source)) {
 		fputs(usage, stderr);

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "adapters/vietqr.h"
+#include "adapters/adapter.h"
 #include "gateway/audit.h"
 #include "gateway/console_ui.h"
 #include "gateway/db.h"
@@ -450,7 +450,7 @@ static void totp_form(struct http_req *req, struct cctx *c, const char *secret, 
 			       "Quét mã QR bằng ứng dụng xác thực (Google Authenticator, Microsoft Authenticator...), rồi "
 			       "nhập mã 6 số ứng dụng hiển thị.</p><div class=\"qr\" role=\"img\" aria-label=\"Mã QR cài "
 			       "đặt mã xác thực\">");
-	if (vietqr_svg(uri, &svg) == ADAPTER_OK)
+	if (adapter_qr_svg(uri, &svg) == ADAPTER_OK)
 		evbuffer_add_printf(b, "%s", svg);
 	free(svg);
 	free(uri);

@@ -13,7 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/adapter.h"
 #include "gateway/console_ui.h"
+#include "gateway/db.h"
 #include "gateway/reconcile.h"
 #include "gateway/refunds.h"
 #include "gateway/reports.h"
@@ -74,12 +76,31 @@ static const struct ui_word case_refusals[] = {
 	{"nothing of this order can be refunded", "Giao dịch không còn số tiền nào để hoàn."},
 };
 
-static const struct ui_word sources[] = {
-	{"vnpay", "Tệp quyết toán VNPAY"},
-	{"momo", "Tệp quyết toán MoMo"},
-	{"vietqr", "Tệp quyết toán VietQR"},
-	{"camt053", "Sao kê tài khoản kho bạc (camt.053)"},
+/* The files an import takes: each bank's settlement file, and the treasury's statement. */
+#define SOURCES_CAP 16
+struct source_list {
+	struct ui_word words[SOURCES_CAP];
+	char labels[SOURCES_CAP][64];
+	size_t n;
 };
+
+static const struct source_list *sources(void)
+{
+	static struct source_list s;
+	if (s.n)
+		return &s;
+	for (size_t i = 0; i < adapter_count() && s.n + 1 < SOURCES_CAP; i++, s.n++) {
+		snprintf(s.labels[s.n], sizeof s.labels[s.n], "Tệp quyết toán %s", adapter_at(i)->display_name);
+		s.words[s.n] = (struct ui_word){adapter_at(i)->name, s.labels[s.n]};
+	}
+	s.words[s.n++] = (struct ui_word){STMT_TREASURY_SOURCE, "Sao kê tài khoản kho bạc (camt.053)"};
+	return &s;
+}
+
+static const char *source_label(const char *code)
+{
+	return ui_word(sources()->words, sources()->n, code);
+}
 
 static const struct ui_word statement_statuses[] = {{"imported", "Hiện hành"}, {"superseded", "Đã được thay thế"}};
 
@@ -145,10 +166,11 @@ static void case_state_cell(struct ui_table *t, json_t *e)
 static void cases_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result(req, res, st);
+	struct page_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, false, page_cols, &row);
 	if (!c)
 		return;
-	json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	json_t *list = json_loads(row.page, 0, NULL);
 	bool more;
 	int n = ui_page_rows(c, (int)json_array_size(list), &more);
 	struct evbuffer *b = evbuffer_new();
@@ -275,7 +297,7 @@ static void case_summary(struct evbuffer *b, json_t *e, json_t *line, const char
 		ui_fact_begin(b, "Tệp đối soát");
 		char label[160], day[11];
 		ui_day(ui_jstr(line, "business_date"), day);
-		snprintf(label, sizeof label, "%s ngày %s, dòng %lld", UI_WORD(sources, ui_jstr(line, "source")), day,
+		snprintf(label, sizeof label, "%s ngày %s, dòng %lld", source_label(ui_jstr(line, "source")), day,
 			 (long long)json_integer_value(json_object_get(line, "line")));
 		if (json_is_true(json_object_get(line, "visible")))
 			ui_link(b, label, "/console/statements/%s", ui_jstr(e, "statement_id"));
@@ -426,12 +448,7 @@ static void case_load(struct http_req *req, struct cctx *c)
 	pg_query(gw.db, "console_case", 2, params, cfg.db_timeout_ms, case_found, req);
 }
 
-static void case_page(struct http_req *req, struct cctx *c)
-{
-	if (ui_query(req, c, case_query, (int)ARRAY_LEN(case_query)))
-		case_load(req, c);
-}
-UI_GATE(console_case, case_page, PERM_VIEW, UI_GET)
+UI_QUERY_PAGE(console_case, case_query, case_load, PERM_VIEW)
 
 static void case_acted(struct http_req *req, const struct case_result *r)
 {
@@ -511,7 +528,7 @@ static void upload_form(struct evbuffer *b, struct cctx *c)
 			       "class=\"card\" id=\"upload\"><h2>Nhập tệp mới</h2>");
 	ui_csrf_field(b, c->s.csrf);
 	evbuffer_add_printf(b, "<div class=\"filters\">");
-	ui_select(b, "source", "Loại tệp", sources, ARRAY_LEN(sources), NULL, NULL);
+	ui_select(b, "source", "Loại tệp", sources()->words, sources()->n, NULL, NULL);
 	evbuffer_add_printf(b, "<div><label for=\"file\">Tệp (CSV của ngân hàng hoặc XML camt.053)</label>"
 			       "<input id=\"file\" name=\"file\" type=\"file\" required accept=\".csv,.txt,.xml,text/csv,"
 			       "application/xml,text/xml\"></div></div>"
@@ -523,10 +540,11 @@ static void upload_form(struct evbuffer *b, struct cctx *c)
 static void statements_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result(req, res, st);
+	struct page_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, false, page_cols, &row);
 	if (!c)
 		return;
-	json_t *list = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
+	json_t *list = json_loads(row.page, 0, NULL);
 	bool more;
 	int n = ui_page_rows(c, (int)json_array_size(list), &more);
 	struct evbuffer *b = evbuffer_new();
@@ -546,7 +564,7 @@ static void statements_found(void *arg, PGresult *res, enum pg_status st)
 		snprintf(count[2], sizeof count[2], "%lld", (long long)json_integer_value(json_object_get(s, "cases")));
 		ui_row(&t);
 		ui_td_link(&t, at, "/console/statements/%s", ui_jstr(s, "id"));
-		ui_td(&t, UI_WORD(sources, ui_jstr(s, "source")));
+		ui_td(&t, source_label(ui_jstr(s, "source")));
 		char day[11];
 		ui_day(ui_jstr(s, "business_date"), day);
 		ui_td(&t, day);
@@ -573,12 +591,7 @@ static void statements_load(struct http_req *req, struct cctx *c)
 	pg_query(gw.db, "statements_list", 3, params, cfg.db_timeout_ms, statements_found, req);
 }
 
-static void statements_page(struct http_req *req, struct cctx *c)
-{
-	if (ui_query(req, c, statements_query, (int)ARRAY_LEN(statements_query)))
-		statements_load(req, c);
-}
-UI_GATE(console_statements, statements_page, PERM_VIEW, UI_GET)
+UI_QUERY_PAGE(console_statements, statements_query, statements_load, PERM_VIEW)
 
 /* The upload form's body, read as it arrives: the CSRF and source fields come first (the form
  * puts them before the file), then the file streams into the importer, as POST /v1/statements
@@ -591,7 +604,7 @@ struct upload {
 	char value[64];
 	size_t vlen;
 	bool csrf_ok, have_source, answered;
-	enum stmt_source source;
+	stmt_source source;
 };
 
 static void upload_free(void *p)
@@ -776,7 +789,7 @@ static void statement_facts(struct evbuffer *b, json_t *s)
 {
 	char at[24], n[64];
 	ui_facts_start(b, "statement");
-	ui_fact(b, "Loại tệp", UI_WORD(sources, ui_jstr(s, "source")));
+	ui_fact(b, "Loại tệp", source_label(ui_jstr(s, "source")));
 	char day[11];
 	ui_day(ui_jstr(s, "business_date"), day);
 	ui_fact(b, "Ngày nghiệp vụ", day);
@@ -811,18 +824,19 @@ static void statement_facts(struct evbuffer *b, json_t *s)
 static void statement_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result_one(req, res, st);
+	struct statement_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, true, statement_cols, &row);
 	if (!c)
 		return;
-	json_t *s = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *lines = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	json_t *s = json_loads(row.statement, 0, NULL);
+	json_t *lines = json_loads(row.lines, 0, NULL);
 	bool more;
 	int n = ui_page_rows(c, (int)json_array_size(lines), &more);
 	struct evbuffer *b = evbuffer_new();
 	char title[160];
 	char day[11];
 	ui_day(ui_jstr(s, "business_date"), day);
-	snprintf(title, sizeof title, "%s ngày %s", UI_WORD(sources, ui_jstr(s, "source")), day);
+	snprintf(title, sizeof title, "%s ngày %s", source_label(ui_jstr(s, "source")), day);
 	ui_page_start(b, c, title, "/console/statements");
 	ui_alert(b, c, statement_done, ARRAY_LEN(statement_done));
 	statement_facts(b, s);
@@ -992,6 +1006,16 @@ static void totals_found(void *arg, PGresult *res, enum pg_status st)
 	ui_page_send(req, 200, b);
 }
 
+/* console_agencies */
+struct agency_row {
+	const char *id, *code, *name;
+};
+static const struct pg_col agency_cols[] = {
+	PG_COL(struct agency_row, id, PG_TEXT),
+	PG_COL(struct agency_row, code, PG_TEXT),
+	PG_COL(struct agency_row, name, PG_TEXT),
+};
+
 static void report_agencies(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
@@ -1004,13 +1028,14 @@ static void report_agencies(void *arg, PGresult *res, enum pg_status st)
 	rp->choices = xcalloc(n ? n : 1, sizeof *rp->choices);
 	rp->agencies = xcalloc(n ? n : 1, sizeof *rp->agencies);
 	char only[40] = "";
-	for (size_t i = 0; i < n; i++) {
+	struct agency_row row;
+	for (size_t i = 0; i < n && PG_ROW(res, (int)i, agency_cols, &row); i++) {
 		struct agency_choice *a = &rp->choices[i];
-		snprintf(a->code, sizeof a->code, "%s", PQgetvalue(res, (int)i, 1));
-		snprintf(a->label, sizeof a->label, "%s (%s)", PQgetvalue(res, (int)i, 2), a->code);
+		snprintf(a->code, sizeof a->code, "%s", row.code);
+		snprintf(a->label, sizeof a->label, "%s (%s)", row.name, a->code);
 		rp->agencies[i] = (struct ui_word){a->code, a->label};
 		if (agency && strcmp(agency, a->code) == 0)
-			snprintf(only, sizeof only, "{%s}", PQgetvalue(res, (int)i, 0));
+			snprintf(only, sizeof only, "{%s}", row.id);
 	}
 	rp->nagencies = n;
 	if (agency && !only[0]) {
@@ -1114,9 +1139,11 @@ static void approvals_table(struct evbuffer *b, struct cctx *c, json_t *list)
 
 static void pending_table(struct evbuffer *b, struct cctx *c, json_t *list)
 {
-	evbuffer_add_printf(b, "<h2>Hoàn tiền đang chờ</h2><p class=\"hint\">Khoản hoàn qua VietQR là lệnh chi: cán bộ "
+	const adapter *transfer = adapter_transfer();
+	evbuffer_add_printf(b, "<h2>Hoàn tiền đang chờ</h2><p class=\"hint\">Khoản hoàn qua %s là lệnh chi: cán bộ "
 			       "tài chính xác nhận đã chuyển tiền, rồi một cán bộ khác xác nhận lần hai. Các ngân hàng "
-			       "khác tự xác nhận.</p>");
+			       "khác tự xác nhận.</p>",
+			    transfer ? transfer->display_name : "chuyển khoản");
 	struct ui_table t;
 	ui_table_start(&t, b, "pending", NULL, "Lúc yêu cầu|Mã hồ sơ|Đơn vị|Lý do|#Số tiền|Ngân hàng|Xác nhận");
 	size_t i;
@@ -1144,14 +1171,24 @@ static void pending_table(struct evbuffer *b, struct cctx *c, json_t *list)
 	ui_table_end(&t, "Không có khoản hoàn nào đang chờ.");
 }
 
+/* console_refunds: refunds waiting for a second member's approval, and pending refunds, JSON */
+struct waiting_row {
+	const char *approvals, *pending;
+};
+static const struct pg_col waiting_cols[] = {
+	PG_COL(struct waiting_row, approvals, PG_TEXT),
+	PG_COL(struct waiting_row, pending, PG_TEXT),
+};
+
 static void refunds_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result(req, res, st);
+	struct waiting_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, false, waiting_cols, &row);
 	if (!c)
 		return;
-	json_t *approvals = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *pending = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
+	json_t *approvals = json_loads(row.approvals, 0, NULL);
+	json_t *pending = json_loads(row.pending, 0, NULL);
 	struct evbuffer *b = evbuffer_new();
 	ui_page_start(b, c, "Hoàn tiền chờ xử lý", "/console/refunds");
 	ui_alert(b, c, refunds_done, ARRAY_LEN(refunds_done));
@@ -1167,12 +1204,7 @@ static void refunds_load(struct http_req *req, struct cctx *c)
 	pg_query(gw.db, "console_refunds", 0, NULL, cfg.db_timeout_ms, refunds_found, req);
 }
 
-static void refunds_page(struct http_req *req, struct cctx *c)
-{
-	if (ui_query(req, c, refunds_query, (int)ARRAY_LEN(refunds_query)))
-		refunds_load(req, c);
-}
-UI_GATE(console_refunds, refunds_page, PERM_REFUND, UI_GET)
+UI_QUERY_PAGE(console_refunds, refunds_query, refunds_load, PERM_REFUND)
 
 static void refund_acted(struct http_req *req, const struct refund_result *r)
 {

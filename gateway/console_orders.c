@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/adapter.h"
 #include "gateway/console_ui.h"
 #include "gateway/reports.h"
 #include "lib/config.h"
@@ -25,7 +26,7 @@ static const struct ui_word order_statuses[] = {
 #define ORDERS_FILTERS                                                                                 \
 	{"from", Q_DATE, NULL, 0, 0}, {"to", Q_DATE, NULL, 0, 0},                                       \
 	{"status", Q_CHOICE, "created|pending|succeeded|cancelled|expired|partially_refunded|refunded", 0, 0}, \
-	{"bank", Q_CHOICE, "vnpay|momo|vietqr", 0, 0}, {"reference", Q_TEXT, NULL, 0, 64},              \
+	{"bank", Q_CHOICE, ADAPTER_CHOICES, 0, 0}, {"reference", Q_TEXT, NULL, 0, 64},              \
 	{"payer", Q_TEXT, NULL, 0, 100}
 
 static const struct query_field orders_query[] = {ORDERS_FILTERS, QUERY_LIST};
@@ -47,7 +48,8 @@ static void orders_found(void *arg, PGresult *res, enum pg_status st)
 	ui_text_field(b, "from", "Từ ngày", "date", query_get(&c->q, "from"));
 	ui_text_field(b, "to", "Đến ngày", "date", query_get(&c->q, "to"));
 	ui_select(b, "status", "Trạng thái", order_statuses, ARRAY_LEN(order_statuses), query_get(&c->q, "status"), "Tất cả");
-	ui_select(b, "bank", "Ngân hàng", ui_banks, ARRAY_LEN(ui_banks), query_get(&c->q, "bank"), "Tất cả");
+	struct ui_word banks[16];
+	ui_select(b, "bank", "Ngân hàng", banks, ui_bank_choices(banks, ARRAY_LEN(banks)), query_get(&c->q, "bank"), "Tất cả");
 	ui_text_field(b, "reference", "Mã hồ sơ (bắt đầu bằng)", "text", query_get(&c->q, "reference"));
 	ui_text_field(b, "payer", "Tên người nộp", "text", query_get(&c->q, "payer"));
 	ui_filters_end(b, "Tìm kiếm", "Ngày tạo hồ sơ, theo giờ Việt Nam.");
@@ -181,14 +183,10 @@ static const struct pg_col console_order_cols[] = {
 static void order_found(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
-	struct cctx *c = ui_result_one(req, res, st);
+	struct console_order_row row;
+	struct cctx *c = UI_RESULT_ROW(req, res, st, true, console_order_cols, &row);
 	if (!c)
 		return;
-	struct console_order_row row;
-	if (!PG_ROW(res, 0, console_order_cols, &row)) {
-		ui_db_failed(req, res, PG_SQL_ERROR);
-		return;
-	}
 	json_t *o = json_loads(row.doc, 0, NULL);
 	json_t *d = json_loads(row.detail, 0, NULL);
 	if (!o || !d) {

@@ -5,6 +5,7 @@
  */
 #include "gateway/console_ui.h"
 
+#include "adapters/adapter.h"
 #include "gateway/console.h"
 
 #include <event2/http.h>
@@ -154,8 +155,8 @@ void ui_day(const char *iso, char out[11])
 const char *ui_bank(const char *code)
 {
 	static const struct ui_word names[] = {{"treasury", "Kho bạc (sao kê)"}};
-	const char *n = UI_WORD(ui_banks, code);
-	return n == code ? UI_WORD(names, code) : n;
+	const adapter *a = adapter_find(code);
+	return a ? a->display_name : UI_WORD(names, code);
 }
 
 void ui_today(char out[11])
@@ -183,7 +184,13 @@ const struct ui_word ui_statuses[10] = {
 	{"refunded", "Đã hoàn tiền"}, {"failed", "Thất bại"},		   {"ok", "Thành công"},
 	{"denied", "Bị từ chối"}};
 
-const struct ui_word ui_banks[3] = {{"vnpay", "VNPAY"}, {"momo", "MoMo"}, {"vietqr", "VietQR"}};
+size_t ui_bank_choices(struct ui_word *out, size_t cap)
+{
+	size_t n = 0;
+	for (; n < adapter_count() && n < cap; n++)
+		out[n] = (struct ui_word){adapter_at(n)->name, adapter_at(n)->display_name};
+	return n;
+}
 
 /* ---- the layout ---- */
 
@@ -343,6 +350,17 @@ struct cctx *ui_result_one(struct http_req *req, PGresult *res, enum pg_status s
 	struct cctx *c = ui_result(req, res, st);
 	if (c && PQntuples(res) != 1) {
 		ui_not_found(req);
+		return NULL;
+	}
+	return c;
+}
+
+struct cctx *ui_result_row(struct http_req *req, PGresult *res, enum pg_status st, bool one, const struct pg_col *cols,
+			   size_t n, void *out)
+{
+	struct cctx *c = one ? ui_result_one(req, res, st) : ui_result(req, res, st);
+	if (c && !pg_row(res, 0, cols, n, out)) {
+		ui_db_failed(req, res, PG_SQL_ERROR);
 		return NULL;
 	}
 	return c;

@@ -21,6 +21,7 @@
 #include "gateway/session.h"
 #include "gateway/staff.h"
 #include "lib/passwd.h"
+#include "lib/pgrow.h"
 #include "lib/query.h"
 
 /* Everything one console request carries from step to step. */
@@ -98,6 +99,15 @@ bool ui_csrf_ok(const struct cctx *c, const char *token) WARN_UNUSED;
 		}                                                                                           \
 		session_load(req, fn_name##_gated);                                                         \
 	}
+/* A GET page that takes fields as its query, then load(req, c) (which a form's answer reuses to
+ * show the page again). */
+#define UI_QUERY_PAGE(fn_name, fields_, load_, perm_)                                                      \
+	static void fn_name##_page(struct http_req *req, struct cctx *c)                                   \
+	{                                                                                                   \
+		if (ui_query(req, c, fields_, (int)ARRAY_LEN(fields_)))                                     \
+			load_(req, c);                                                                      \
+	}                                                                                                   \
+	UI_GATE(fn_name, fn_name##_page, perm_, UI_GET)
 
 /* ---- the layout ---- */
 
@@ -122,6 +132,11 @@ struct cctx *ui_result(struct http_req *req, PGresult *res, enum pg_status st);
 /* The same for the query of one object: NULL also when no row came (answered 404: none such, or
  * another agency's). */
 struct cctx *ui_result_one(struct http_req *req, PGresult *res, enum pg_status st);
+/* ui_result_one (one: the query of one object) or ui_result, then the first row decoded into
+ * out by cols (answered 500 when its columns are not those). */
+struct cctx *ui_result_row(struct http_req *req, PGresult *res, enum pg_status st, bool one, const struct pg_col *cols,
+			   size_t n, void *out);
+#define UI_RESULT_ROW(req, res, st, one, cols, out) ui_result_row((req), (res), (st), (one), (cols), ARRAY_LEN(cols), (out))
 /* The rows a list page fetches: one more than the query's limit, as text for its query. */
 const char *ui_fetch_limit(const struct cctx *c, char buf[16]);
 /* The query's cursor when it is absent or an id of the list's rows (a UUID); false when it
@@ -158,7 +173,8 @@ const char *ui_word(const struct ui_word *words, size_t n, const char *key);
 #define UI_WORD(words, key) ui_word(words, ARRAY_LEN(words), key)
 extern const struct ui_word ui_roles[4];
 extern const struct ui_word ui_statuses[10];
-extern const struct ui_word ui_banks[3];
+/* Every bank, for a select: its name and its name for people; returns how many (at most cap). */
+size_t ui_bank_choices(struct ui_word *out, size_t cap);
 
 /* ---- forms ---- */
 

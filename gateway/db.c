@@ -31,7 +31,7 @@ const struct pg_statement db_statements[] = {
 	 "(extract(epoch FROM o.expires_at) * 1000)::bigint, a.banks::text, o.reference, o.procedure, "
 	 "o.payer->>'name', o.return_url, feegate_receipt_code(o.checkout_token) "
 	 "FROM orders o JOIN agencies a ON a.id = o.agency_id WHERE o.id = $1::uuid AND o.checkout_token = $2::text"},
-	{"checkout_vietqr", "SELECT * FROM feegate_checkout_vietqr($1::text)"},
+	{"checkout_transfer", "SELECT * FROM feegate_checkout_vietqr($1::text)"},
 	{"checkout_status", "SELECT CASE WHEN o.status IN ('created', 'pending') AND o.expires_at <= now() THEN 'expired' "
 			    "ELSE o.status END AS status FROM orders o WHERE o.checkout_token = $1::text"},
 	{"open_attempt", "SELECT * FROM feegate_open_attempt($1::text, $2::text, $3::uuid, $4::text)"},
@@ -123,7 +123,7 @@ const struct pg_statement db_statements[] = {
 	 "FROM ledger_accounts a WHERE a.id = $1::bigint AND ($2::bigint[] IS NULL OR a.agency_id = ANY($2::bigint[]))"},
 	/* reconciliation: statements and cases (gateway/reconcile.c) */
 	{"cases_list",
-	 "SELECT coalesce(json_agg(feegate_case_json(e) ORDER BY e.created_at DESC, e.id DESC), '[]') FROM "
+	 "SELECT coalesce(json_agg(feegate_case_json(e) ORDER BY e.created_at DESC, e.id DESC), '[]') AS page FROM "
 	 "(SELECT * FROM payment_exceptions e WHERE ($1::bigint[] IS NULL OR e.agency_id = ANY ($1::bigint[])) "
 	 "AND ($2::text IS NULL OR e.state = $2::text) AND ($3::text IS NULL OR e.kind = $3::text) "
 	 "AND ($4::uuid IS NULL OR e.order_id = $4::uuid) "
@@ -131,28 +131,28 @@ const struct pg_statement db_statements[] = {
 	 "WHERE c.id = $5::uuid)) ORDER BY e.created_at DESC, e.id DESC LIMIT $6::int) e"},
 	/* the case's audit row in the same statement; $7..$12 as audit_params() */
 	{"case_act",
-	 "SELECT f.r_outcome, coalesce(f.r_message, ''), f.r_case, feegate_audit($7::uuid, $8::text, $9::text, "
+	 "SELECT f.r_outcome, coalesce(f.r_message, '') AS r_message, f.r_case, feegate_audit($7::uuid, $8::text, $9::text, "
 	 "'case.' || $4::text, $1::text, CASE f.r_outcome WHEN 'ok' THEN 'ok' WHEN 'forbidden' THEN 'denied' "
 	 "ELSE 'failed' END, $10::text, $11::text, $12::text) "
 	 "FROM feegate_case_act($1::uuid, $2::uuid, $3::bigint[], $4::text, $5::text, $6::text) f"},
 	{"statements_list",
-	 "SELECT coalesce(json_agg(feegate_statement_json(s) ORDER BY s.imported_at DESC, s.id DESC), '[]') FROM "
+	 "SELECT coalesce(json_agg(feegate_statement_json(s) ORDER BY s.imported_at DESC, s.id DESC), '[]') AS page FROM "
 	 "(SELECT * FROM statements s WHERE ($1::bigint[] IS NULL OR s.account IN "
 	 "(SELECT a.account_number FROM agencies a WHERE a.id = ANY ($1::bigint[]))) "
 	 "AND ($2::uuid IS NULL OR (s.imported_at, s.id) < (SELECT c.imported_at, c.id FROM statements c "
 	 "WHERE c.id = $2::uuid)) ORDER BY s.imported_at DESC, s.id DESC LIMIT $3::int) s"},
 	{"statement_get",
-	 "SELECT feegate_statement_json(s), coalesce((SELECT json_agg(json_build_object('line', l.line, 'kind', l.kind, "
+	 "SELECT feegate_statement_json(s) AS statement, coalesce((SELECT json_agg(json_build_object('line', l.line, 'kind', l.kind, "
 	 "'bank', l.bank, 'bank_order_ref', nullif(l.bank_order_ref, ''), 'bank_txn_id', nullif(l.bank_txn_id, ''), "
 	 "'amount', l.amount, 'fee', l.fee, 'at', l.at, 'content', nullif(l.content, ''), 'outcome', l.outcome, "
 	 "'attempt_id', l.attempt_id, 'order_id', (SELECT t.order_id FROM attempts t WHERE t.id = l.attempt_id), "
 	 "'refund_id', l.refund_id) ORDER BY l.line) FROM (SELECT * FROM statement_lines x WHERE x.statement_id = s.id "
-	 "AND x.line > $3::int ORDER BY x.line LIMIT $4::int) l), '[]') "
+	 "AND x.line > $3::int ORDER BY x.line LIMIT $4::int) l), '[]') AS lines "
 	 "FROM statements s WHERE s.id = $1::uuid AND ($2::bigint[] IS NULL OR s.account IN "
 	 "(SELECT a.account_number FROM agencies a WHERE a.id = ANY ($2::bigint[])))"},
 	/* reports (reports.c) */
 	{"collections", "SELECT feegate_collections($1::text, $2::bigint[], $3::date, $4::date, $5::text, $6::text, "
-			"$7::bigint, $8::uuid, $9::int)"},
+			"$7::bigint, $8::uuid, $9::int) AS collections"},
 	/* staff, sessions, audit, console (gateway/staff.c, audit.c, console.c) */
 	{"audit_record",
 	 "SELECT feegate_audit($1::uuid, $2::text, $3::text, $7::text, $8::text, $9::text, $4::text, $5::text, "
@@ -240,7 +240,7 @@ const struct pg_statement db_statements[] = {
 	 "to_char(ra.requested_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at "
 	 "FROM refund_approvals ra JOIN orders o ON o.id = ra.order_id JOIN agencies a ON a.id = o.agency_id "
 	 "JOIN staff s ON s.id = ra.requested_by WHERE ra.kind = 'refund' AND ra.approved_by IS NULL "
-	 "ORDER BY ra.requested_at DESC LIMIT 200) x), '[]')::text, "
+	 "ORDER BY ra.requested_at DESC LIMIT 200) x), '[]')::text AS approvals, "
 	 "coalesce((SELECT json_agg(y ORDER BY y.at DESC) FROM (SELECT r.id, r.order_id, o.reference, a.code AS agency, "
 	 "r.amount, r.reason, t.bank, to_char(r.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') AS at, "
 	 "pa.requested_by AS confirmed_by, ps.email AS confirmed_by_email, "
@@ -249,7 +249,7 @@ const struct pg_statement db_statements[] = {
 	 "JOIN attempts t ON t.id = r.attempt_id "
 	 "LEFT JOIN refund_approvals pa ON pa.refund_id = r.id AND pa.kind = 'payout' "
 	 "LEFT JOIN staff ps ON ps.id = pa.requested_by "
-	 "WHERE r.status = 'pending' ORDER BY r.created_at DESC LIMIT 200) y), '[]')::text"},
+	 "WHERE r.status = 'pending' ORDER BY r.created_at DESC LIMIT 200) y), '[]')::text AS pending"},
 	/* a case with its evidence: the statement line it came from (and whether the staff member
 	 * may open that statement), the order's reference, the e-mail of every staff actor */
 	{"console_case",
@@ -338,3 +338,8 @@ const struct pg_word db_statuses[] = {
 };
 
 const struct pg_col outcome_cols[1] = {PG_COL_WORD(struct outcome_row, outcome, db_outcomes)};
+const struct pg_col page_cols[1] = {PG_COL(struct page_row, page, PG_TEXT)};
+const struct pg_col statement_cols[2] = {
+	PG_COL(struct statement_row, statement, PG_TEXT),
+	PG_COL(struct statement_row, lines, PG_TEXT),
+};

@@ -68,4 +68,16 @@ struct outcome_row {
 };
 extern const struct pg_col outcome_cols[1];
 
+/* The lists read whole as one JSON array named `page` (cases_list, statements_list). */
+struct page_row {
+	const char *page;
+};
+extern const struct pg_col page_cols[1];
+
+/* statement_get: the statement and a page of its lines, JSON */
+struct statement_row {
+	const char *statement, *lines;
+};
+extern const struct pg_col statement_cols[2];
+
 #endif

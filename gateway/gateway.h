@@ -6,6 +6,7 @@
 
 #include "lib/http.h"
 #include "lib/pgpool.h"
+#include "lib/pgreply.h"
 #include "lib/ratelimit.h"
 #include "lib/redis.h"
 
@@ -73,8 +74,6 @@ void auth_run(struct http_req *req, enum auth_rule rule, http_handler next);
 const struct principal *req_principal(const struct http_req *req);
 void auth_cache_clear(void);
 
-/* Answers a pool failure: 503 for unavailable/timeout, 500 for an SQL error (logged). */
-void reply_db_failure(struct http_req *req, PGresult *res, enum pg_status st);
 
 /* Handlers */
 void orders_create(struct http_req *req);
@@ -83,7 +82,7 @@ void orders_list(struct http_req *req);
 void orders_cancel(struct http_req *req);
 void checkout_page(struct http_req *req);
 void checkout_choose(struct http_req *req);
-void checkout_vietqr_again(struct http_req *req);
+void checkout_transfer_again(struct http_req *req); /* the open transfer again (the QR page's refresh) */
 void checkout_status(struct http_req *req);
 #define CHECKOUT_REF_LEN 12 /* every attempt's bank_order_ref: "FG" and 10 letters or digits */
 void checkout_new_ref(char out[CHECKOUT_REF_LEN + 1]);
@@ -93,6 +92,8 @@ void refunds_create(struct http_req *req);
 void refunds_list(struct http_req *req);
 void refunds_confirm(struct http_req *req);
 void refunds_approve(struct http_req *req); /* POST /v1/refund-approvals/{id}/approve */
+void ledger_accounts(struct http_req *req);  /* GET /v1/ledger/accounts */
+void ledger_account(struct http_req *req);   /* GET /v1/ledger/accounts/{id} */
 void ops_healthz(struct http_req *req);
 void ops_readyz(struct http_req *req);
 void ops_metrics(struct http_req *req);

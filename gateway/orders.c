@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "adapters/adapter.h"
 #include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
@@ -284,7 +285,7 @@ static const struct query_field list_query[] = {
 	{"from", Q_DATE, NULL, 0, 0},
 	{"to", Q_DATE, NULL, 0, 0},
 	{"status", Q_CHOICE, "created|pending|succeeded|cancelled|expired|partially_refunded|refunded", 0, 0},
-	{"bank", Q_CHOICE, "vnpay|momo|vietqr", 0, 0},
+	{"bank", Q_CHOICE, ADAPTER_CHOICES, 0, 0},
 	{"payer_name", Q_TEXT, NULL, 0, 100},
 	{"limit", Q_LIMIT, NULL, 0, 0},
 	{"cursor", Q_UUID, NULL, 0, 0},

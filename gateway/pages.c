@@ -127,7 +127,7 @@ static const char css[] =
 	".sig{font-family:monospace;font-size:.7rem;word-break:break-all}"
 	"@media print{body{background:#fff}main{box-shadow:none}.noprint{display:none}}";
 
-/* Countdown, copy buttons and the VietQR page's poll; every page also works without them. */
+/* Countdown, copy buttons and the QR page's poll; every page also works without them. */
 static const char checkout_js[] =
 	"(function(){\n"
 	"var t=document.getElementById('countdown');\n"

@@ -132,37 +132,25 @@ struct receipt_key {
 	char public_b64[RECEIPT_PUBLIC_B64_SIZE];
 };
 
+/* base64url, or base64: either alphabet's 62nd and 63rd characters; '=' ends the text */
+static int b64_value(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-' || c == '+')
+		return 62;
+	if (c == '_' || c == '/')
+		return 63;
+	return c == '=' ? UTIL_DECODE_END : -1;
+}
+
 long receipt_b64url_decode(const char *in, unsigned char *out, size_t cap)
 {
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t o = 0;
-	for (const char *p = in; *p && *p != '='; p++) {
-		int v;
-		char c = *p;
-		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
-		else if (c == '-' || c == '+')
-			v = 62;
-		else if (c == '_' || c == '/')
-			v = 63;
-		else
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o == cap)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
-	return (long)o;
+	return util_bits_decode(in, SIZE_MAX, 6, b64_value, out, cap);
 }
 
 static bool key_describe(struct receipt_key *k)

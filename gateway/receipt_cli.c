@@ -16,6 +16,7 @@
 #include "gateway/receipt.h"
 #include "gateway/receipt_pdf.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/util.h"
 
 static const char usage[] =
@@ -23,6 +24,34 @@ static const char usage[] =
 	"       feegate receipt verify FILE [--keys FILE|URL]\n"
 	"       feegate receipt backfill\n"
 	"       feegate receipt export --date YYYY-MM-DD [--agency CODE] --format json|xml [--out FILE]";
+
+/* SELECT key_id, public_key FROM receipt_keys */
+struct key_row {
+	const char *key_id, *public_key;
+};
+static const struct pg_col key_cols[] = {
+	PG_COL(struct key_row, key_id, PG_TEXT),
+	PG_COL(struct key_row, public_key, PG_TEXT),
+};
+
+/* feegate_receipts_backfill, feegate_receipts_sign: how many rows */
+struct count_row {
+	int64_t n;
+};
+static const struct pg_col count_cols[] = {PG_COL(struct count_row, n, PG_INT64)};
+
+/* the receipts to sign, and a day's signed receipts */
+struct receipt_row {
+	const char *code, *body, *signature;
+};
+static const struct pg_col unsigned_cols[] = {
+	PG_COL(struct receipt_row, code, PG_TEXT),
+	PG_COL(struct receipt_row, body, PG_TEXT),
+};
+static const struct pg_col signed_cols[] = {
+	PG_COL(struct receipt_row, body, PG_TEXT),
+	PG_COL(struct receipt_row, signature, PG_TEXT),
+};
 
 static unsigned char *slurp(const char *path, size_t *len)
 {
@@ -126,9 +155,9 @@ static json_t *load_keys(const char *source)
 	json_t *keys = NULL;
 	if (PQresultStatus(r) == PGRES_TUPLES_OK) {
 		keys = json_array();
-		for (int i = 0; i < PQntuples(r); i++)
-			json_array_append_new(keys, json_pack("{s:s, s:s}", "key_id", PQgetvalue(r, i, 0), "public_key",
-							      PQgetvalue(r, i, 1)));
+		struct key_row k;
+		for (int i = 0; i < PQntuples(r) && PG_ROW(r, i, key_cols, &k); i++)
+			json_array_append_new(keys, json_pack("{s:s, s:s}", "key_id", k.key_id, "public_key", k.public_key));
 	} else {
 		fprintf(stderr, "%s", PQresultErrorMessage(r));
 	}
@@ -244,13 +273,14 @@ static int cmd_backfill(void)
 	long total = 0;
 	int rc = 0;
 	for (;;) {
-		PGresult *r = PQexec(c, "SELECT feegate_receipts_backfill(500)");
-		if (!exec_ok(c, r)) {
+		PGresult *r = PQexec(c, "SELECT feegate_receipts_backfill(500) AS n");
+		struct count_row done;
+		if (!exec_ok(c, r) || !PG_ROW(r, 0, count_cols, &done)) {
 			PQclear(r);
 			rc = 1;
 			break;
 		}
-		long n = atol(PQgetvalue(r, 0, 0));
+		long n = (long)done.n;
 		PQclear(r);
 		total += n;
 		if (n == 0)
@@ -270,24 +300,26 @@ static int cmd_backfill(void)
 		PQclear(PQexecParams(c, "INSERT INTO receipt_keys (key_id, public_key) VALUES ($1, $2) ON CONFLICT DO NOTHING",
 				     2, NULL, kp, NULL, NULL, 0));
 		for (;;) {
-			PGresult *r = PQexec(c, "SELECT code, body::text FROM receipts WHERE signature IS NULL "
+			PGresult *r = PQexec(c, "SELECT code, body::text AS body FROM receipts WHERE signature IS NULL "
 						"ORDER BY ledger_seq LIMIT 500");
 			if (!exec_ok(c, r) || PQntuples(r) == 0) {
 				PQclear(r);
 				break;
 			}
 			json_t *batch = json_array();
-			for (int i = 0; i < PQntuples(r); i++) {
-				if (!receipt_sign_into(k, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), batch))
-					fprintf(stderr, "cannot sign receipt %s\n", PQgetvalue(r, i, 0));
+			struct receipt_row row;
+			for (int i = 0; i < PQntuples(r) && PG_ROW(r, i, unsigned_cols, &row); i++) {
+				if (!receipt_sign_into(k, row.code, row.body, batch))
+					fprintf(stderr, "cannot sign receipt %s\n", row.code);
 			}
 			PQclear(r);
 			char *payload = json_dumps(batch, JSON_COMPACT);
 			json_decref(batch);
 			const char *sp[1] = {payload};
-			PGresult *s = PQexecParams(c, "SELECT feegate_receipts_sign($1::json)", 1, NULL, sp, NULL, NULL, 0);
+			PGresult *s = PQexecParams(c, "SELECT feegate_receipts_sign($1::json) AS n", 1, NULL, sp, NULL, NULL, 0);
 			free(payload);
-			long n = exec_ok(c, s) ? atol(PQgetvalue(s, 0, 0)) : 0;
+			struct count_row done;
+			long n = exec_ok(c, s) && PG_ROW(s, 0, count_cols, &done) ? (long)done.n : 0;
 			PQclear(s);
 			signed_n += n;
 			if (n == 0)
@@ -411,7 +443,7 @@ static int cmd_export(int argc, char **argv)
 	PQclear(PQexec(c, "BEGIN"));
 	PGresult *r = PQexecParams(
 		c,
-		"DECLARE day CURSOR FOR SELECT rc.body::text, rc.signature FROM receipts rc JOIN agencies a ON a.id = "
+		"DECLARE day CURSOR FOR SELECT rc.body::text AS body, rc.signature FROM receipts rc JOIN agencies a ON a.id = "
 		"(SELECT o.agency_id FROM orders o WHERE o.id = rc.order_id) "
 		"WHERE rc.signature IS NOT NULL AND rc.issued_at >= ($1::date::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') "
 		"AND rc.issued_at < (($1::date + 1)::timestamp AT TIME ZONE 'Asia/Ho_Chi_Minh') "
@@ -432,14 +464,15 @@ static int cmd_export(int argc, char **argv)
 			break;
 		}
 		int n = PQntuples(r);
-		for (int i = 0; i < n; i++) {
-			json_t *body = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+		struct receipt_row row;
+		for (int i = 0; i < n && PG_ROW(r, i, signed_cols, &row); i++) {
+			json_t *body = json_loads(row.body, 0, NULL);
 			if (!body)
 				continue;
 			if (xml) {
-				xml_receipt(out, body, PQgetvalue(r, i, 1));
+				xml_receipt(out, body, row.signature);
 			} else {
-				json_object_set_new(body, "signature", json_string(PQgetvalue(r, i, 1)));
+				json_object_set_new(body, "signature", json_string(row.signature));
 				char *s = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
 				fprintf(out, "%s%s", count ? "," : "", s);
 				free(s);
@@ -507,12 +540,13 @@ int cli_agency_receipts(int argc, char **argv)
 		"ON CONFLICT (agency_id, template, series) DO UPDATE SET active = true RETURNING id",
 		3, NULL, params, NULL, NULL, 0);
 	int rc = 1;
+	struct cli_id_row made;
 	if (!exec_ok(c, r))
 		;
 	else if (PQntuples(r) == 0)
 		fprintf(stderr, "no agency %s\n", code);
-	else {
-		printf("series_id: %s\n%s %s\n", PQgetvalue(r, 0, 0), tmpl, series);
+	else if (PG_ROW(r, 0, cli_id_cols, &made)) {
+		printf("series_id: %s\n%s %s\n", made.id, tmpl, series);
 		rc = 0;
 	}
 	PQclear(r);

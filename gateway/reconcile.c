@@ -15,41 +15,45 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "adapters/adapter.h"
 #include "gateway/audit.h"
+#include "gateway/db.h"
 #include "gateway/gateway.h"
 #include "ledger/statement.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/query.h"
 
 #define IMPORT_THREADS 2 /* imports running at once in one worker process; more wait (503) */
 
 /* ---- replies ---- */
 
-/* One row: column 0 a JSON array; a page of at most limit rows, cursor = the last row's key. */
+/* A page of at most limit rows, cursor = the last row's key. */
 struct page {
 	int limit;
-	const char *key; /* the field that makes the cursor */
+	const char *key;   /* the field that makes the cursor */
+	char limit_text[16];
+	const char *scope; /* the caller's agencies (auth_agency_scope), NULL for all */
+	char scope_buf[AUTH_SCOPE_CAP];
 };
 
 static void list_reply(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct page *pg = req->state;
+	struct page_row row;
+	if (st == PG_OK && !PG_ROW(res, 0, page_cols, &row))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
 	}
-	json_t *data = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	size_t n = json_array_size(data);
+	json_t *data = json_loads(row.page, 0, NULL);
 	json_t *body = json_object();
-	json_t *last = n ? json_array_get(data, n - 1) : NULL;
 	json_object_set_new(body, "data", data ? data : json_array());
-	if (last && (int)n == pg->limit)
-		json_object_set(body, "next_cursor", json_object_get(last, pg->key));
-	else
-		json_object_set_new(body, "next_cursor", json_null());
+	json_object_set_new(body, "next_cursor", query_next_cursor(data, pg->limit, pg->key));
 	http_reply_json(req, 200, body);
 }
 
@@ -60,6 +64,24 @@ static struct page *page_new(struct http_req *req, int limit, const char *key)
 	pg->key = key;
 	req->state = pg;
 	req->state_free = free;
+	return pg;
+}
+
+/* The start of a list route keyed by id: access, the route's query, a UUID cursor, and the page
+ * kept in req->state. NULL when it has answered (q is then freed). */
+static struct page *list_open(struct http_req *req, const struct query_field *fields, int n, struct query *q)
+{
+	if (!auth_require(req, PERM_VIEW) || !query_parse(req, fields, n, q))
+		return NULL;
+	const char *cursor = query_get(q, "cursor");
+	if (cursor && !util_uuid_valid(cursor)) {
+		query_free(q);
+		query_reply_bad_cursor(req);
+		return NULL;
+	}
+	struct page *pg = page_new(req, (int)query_num(q, "limit"), "id");
+	snprintf(pg->limit_text, sizeof pg->limit_text, "%d", pg->limit);
+	pg->scope = auth_agency_scope(req_principal(req), pg->scope_buf, sizeof pg->scope_buf);
 	return pg;
 }
 
@@ -78,34 +100,36 @@ static const struct query_field cases_query[] = {
 void exceptions_list(struct http_req *req)
 {
 	struct query q;
-	if (!auth_require(req, PERM_VIEW) || !query_parse(req, cases_query, (int)ARRAY_LEN(cases_query), &q))
+	struct page *pg = list_open(req, cases_query, (int)ARRAY_LEN(cases_query), &q);
+	if (!pg)
 		return;
-	const char *cursor = query_get(&q, "cursor");
-	if (cursor && !util_uuid_valid(cursor)) {
-		query_free(&q);
-		query_reply_bad_cursor(req);
-		return;
-	}
-	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "id");
-	char scope[32], limit[16];
-	snprintf(limit, sizeof limit, "%d", pg->limit);
-	const char *params[6] = {auth_agency_scope(req_principal(req), scope, sizeof scope), query_get(&q, "state"),
-				 query_get(&q, "kind"), query_get(&q, "order_id"), cursor, limit};
+	const char *params[6] = {pg->scope, query_get(&q, "state"), query_get(&q, "kind"), query_get(&q, "order_id"),
+				 query_get(&q, "cursor"), pg->limit_text};
 	pg_query(gw.db, "cases_list", 6, params, cfg.db_timeout_ms, list_reply, req);
 	query_free(&q);
 }
 
 /* ---- working a case: POST /v1/exceptions/{id}/acknowledge|resolve|approve, and the console ---- */
 
-/* feegate_case_act's outcome words */
-static const struct {
-	const char *word;
-	enum case_outcome outcome;
-} case_outcomes[] = {
+/* feegate_case_act's outcome words; a word not listed is CASE_NOT_FOUND */
+static const struct pg_word case_outcomes[] = {
 	{"ok", CASE_OK},
 	{"not_found", CASE_NOT_FOUND},
 	{"invalid_state", CASE_INVALID_STATE},
 	{"forbidden", CASE_FORBIDDEN},
+	{NULL, CASE_NOT_FOUND},
+};
+
+/* case_act */
+struct acted_row {
+	int r_outcome;         /* enum case_outcome */
+	const char *r_message; /* "" when none */
+	const char *r_case;    /* the case's JSON, NULL when not found */
+};
+static const struct pg_col acted_cols[] = {
+	PG_COL_WORD(struct acted_row, r_outcome, case_outcomes),
+	PG_COL(struct acted_row, r_message, PG_TEXT),
+	PG_COL(struct acted_row, r_case, PG_TEXT_NULL),
 };
 
 const char *case_input_check(const char *verb, const char *resolution, const char *note, const char **field)
@@ -132,13 +156,13 @@ static void case_acted(void *arg, PGresult *res, enum pg_status st)
 {
 	struct case_call *call = arg;
 	struct case_result r = {.outcome = CASE_FAILED, .res = res, .st = st};
-	if (st == PG_OK) {
-		r.outcome = CASE_NOT_FOUND;
-		for (size_t i = 0; i < ARRAY_LEN(case_outcomes); i++)
-			if (strcmp(PQgetvalue(res, 0, 0), case_outcomes[i].word) == 0)
-				r.outcome = case_outcomes[i].outcome;
-		r.message = PQgetvalue(res, 0, 1);
-		r.case_json = pg_value(res, 0, 2);
+	struct acted_row row;
+	if (st == PG_OK && PG_ROW(res, 0, acted_cols, &row)) {
+		r.outcome = (enum case_outcome)row.r_outcome;
+		r.message = row.r_message;
+		r.case_json = row.r_case;
+	} else if (st == PG_OK) {
+		r.st = PG_SQL_ERROR;
 	}
 	call->done(call->req, &r);
 	free(call);
@@ -239,18 +263,10 @@ static const struct query_field statements_query[] = {QUERY_LIST};
 void statements_list(struct http_req *req)
 {
 	struct query q;
-	if (!auth_require(req, PERM_VIEW) || !query_parse(req, statements_query, (int)ARRAY_LEN(statements_query), &q))
+	struct page *pg = list_open(req, statements_query, (int)ARRAY_LEN(statements_query), &q);
+	if (!pg)
 		return;
-	const char *cursor = query_get(&q, "cursor");
-	if (cursor && !util_uuid_valid(cursor)) {
-		query_free(&q);
-		query_reply_bad_cursor(req);
-		return;
-	}
-	struct page *pg = page_new(req, (int)query_num(&q, "limit"), "id");
-	char scope[32], limit[16];
-	snprintf(limit, sizeof limit, "%d", pg->limit);
-	const char *params[3] = {auth_agency_scope(req_principal(req), scope, sizeof scope), cursor, limit};
+	const char *params[3] = {pg->scope, query_get(&q, "cursor"), pg->limit_text};
 	pg_query(gw.db, "statements_list", 3, params, cfg.db_timeout_ms, list_reply, req);
 	query_free(&q);
 }
@@ -259,6 +275,9 @@ static void statement_got(void *arg, PGresult *res, enum pg_status st)
 {
 	struct http_req *req = arg;
 	struct page *pg = req->state;
+	struct statement_row row;
+	if (st == PG_OK && PQntuples(res) == 1 && !PG_ROW(res, 0, statement_cols, &row))
+		st = PG_SQL_ERROR;
 	if (st != PG_OK) {
 		reply_db_failure(req, res, st);
 		return;
@@ -267,18 +286,10 @@ static void statement_got(void *arg, PGresult *res, enum pg_status st)
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such statement");
 		return;
 	}
-	json_t *doc = json_loads(PQgetvalue(res, 0, 0), 0, NULL);
-	json_t *lines = json_loads(PQgetvalue(res, 0, 1), 0, NULL);
-	size_t n = json_array_size(lines);
-	json_t *last = n ? json_array_get(lines, n - 1) : NULL;
+	json_t *doc = json_loads(row.statement, 0, NULL);
+	json_t *lines = json_loads(row.lines, 0, NULL);
 	json_object_set_new(doc, "data", lines ? lines : json_array());
-	if (last && (int)n == pg->limit) {
-		char c[24];
-		snprintf(c, sizeof c, "%lld", (long long)json_integer_value(json_object_get(last, "line")));
-		json_object_set_new(doc, "next_cursor", json_string(c));
-	} else {
-		json_object_set_new(doc, "next_cursor", json_null());
-	}
+	json_object_set_new(doc, "next_cursor", query_next_cursor(lines, pg->limit, "line"));
 	http_reply_json(req, 200, doc);
 }
 
@@ -313,7 +324,7 @@ void statements_get(struct http_req *req)
 
 struct import_job {
 	struct http_req *req;  /* NULL once the client has gone (the thread's result is dropped) */
-	enum stmt_source source;
+	stmt_source source;
 	char staff[37];
 	struct stmt_import *im; /* fed on the loop as the body arrives (a temporary file) */
 	bool started;           /* the thread owns im and the job until it reports back */
@@ -410,7 +421,7 @@ static void import_start(struct import_job *job)
 	}
 }
 
-struct import_job *import_open(struct http_req *req, enum stmt_source source, import_done_fn done)
+struct import_job *import_open(struct http_req *req, stmt_source source, import_done_fn done)
 {
 	if (!import_init() || running >= IMPORT_THREADS)
 		return NULL;
@@ -462,7 +473,7 @@ void import_drop(struct import_job *job)
 }
 
 static const struct query_field import_query[] = {
-	{"source", Q_CHOICE, "vnpay|momo|vietqr|camt053", 0, 0},
+	{"source", Q_CHOICE, ADAPTER_CHOICES "|" STMT_TREASURY_SOURCE, 0, 0},
 };
 
 static void import_answered(struct http_req *req, const struct stmt_result *r)
@@ -501,11 +512,14 @@ void statements_import(struct http_req *req)
 	struct query q;
 	if (!auth_require(req, PERM_IMPORT) || !query_parse(req, import_query, (int)ARRAY_LEN(import_query), &q))
 		return;
-	enum stmt_source source;
+	stmt_source source;
 	bool known = stmt_source_parse(query_get(&q, "source"), &source);
 	query_free(&q);
 	if (!known) {
-		http_reply_error(req, ERR_VALIDATION, "source", "source is required: vnpay, momo, vietqr or camt053");
+		char names[96], msg[160];
+		adapter_names(", ", names, sizeof names);
+		snprintf(msg, sizeof msg, "source is required: %s or " STMT_TREASURY_SOURCE, names);
+		http_reply_error(req, ERR_VALIDATION, "source", msg);
 		return;
 	}
 	struct import_job *job = import_open(req, source, import_answered);

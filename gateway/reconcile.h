@@ -51,7 +51,7 @@ struct import_job;
 
 /* An import of source for the request's staff member; NULL when this worker already runs as
  * many imports as it may (the caller answers "busy"). */
-struct import_job *import_open(struct http_req *req, enum stmt_source source, import_done_fn done);
+struct import_job *import_open(struct http_req *req, stmt_source source, import_done_fn done);
 /* The file's next bytes. When the importer takes no more (over FEEGATE_MAX_STATEMENT_BYTES,
  * the temporary file failed) the body is paused and the import ends at once through done. */
 void import_feed(struct import_job *job, const char *data, size_t len);

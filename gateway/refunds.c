@@ -17,6 +17,7 @@
 #include "gateway/gateway.h"
 #include "gateway/order_validate.h"
 #include "gateway/refunds.h"
+#include "ledger/accounts.h"
 #include "lib/breaker.h"
 #include "lib/config.h"
 #include "lib/httpc.h"
@@ -292,7 +293,8 @@ static void refund_created(void *arg, PGresult *res, enum pg_status st)
 	}
 	r.outcome = refund_outcome_of((enum db_outcome)row.r_outcome);
 	if (r.outcome == REFUND_FAILED)
-		log_error(call->req->id, "refund: an outcome this gateway does not know: %s", PQgetvalue(res, 0, 0));
+		log_error(call->req->id, "refund: an outcome this gateway does not know: %s",
+			  PQgetvalue(res, 0, PQfnumber(res, "r_outcome")));
 	if (r.outcome != REFUND_CREATED) {
 		r.json = row.r_refund;
 		r.refundable = row.r_refundable;
@@ -647,4 +649,22 @@ void refunds_confirm(struct http_req *req)
 {
 	if (auth_require(req, PERM_REFUND))
 		refund_confirm(req, req->params[0], refund_answered);
+}
+
+/* The ledger's read API (ledger/accounts.c) for staff: finance sees every account, agency staff
+ * their agencies' only. */
+void ledger_accounts(struct http_req *req)
+{
+	if (!auth_require(req, PERM_VIEW))
+		return;
+	char scope[AUTH_SCOPE_CAP];
+	ledger_accounts_reply(req, gw.db, auth_agency_scope(req_principal(req), scope, sizeof scope));
+}
+
+void ledger_account(struct http_req *req)
+{
+	if (!auth_require(req, PERM_VIEW))
+		return;
+	char scope[AUTH_SCOPE_CAP];
+	ledger_account_reply(req, gw.db, auth_agency_scope(req_principal(req), scope, sizeof scope));
 }

@@ -23,12 +23,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "adapters/adapter.h"
 #include "gateway/audit.h"
+#include "gateway/cli.h"
 #include "gateway/gateway.h"
 #include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/metrics.h"
+#include "lib/pgrow.h"
 #include "lib/query.h"
 
 #define REPORT_MAX_DAYS 31      /* docs/openapi.yaml: a settlement report spans at most 31 days */
@@ -267,14 +270,17 @@ static enum report_outcome lines_stream(PGconn *c, struct report_writer *w, char
  * while c's lines are produced (one export is then two backends at work, not one after the
  * other) and both still see one moment. NULL when it cannot be had: the caller then asks c for
  * the totals too. */
+PG_TEXT_ROW(snapshot);
+
 static PGconn *snapshot_peer(PGconn *c)
 {
-	PGresult *res = PQexec(c, "SELECT pg_export_snapshot()");
-	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+	PGresult *res = PQexec(c, "SELECT pg_export_snapshot() AS snapshot");
+	struct snapshot_row row;
+	if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || !PG_ROW(res, 0, snapshot_cols, &row)) {
 		PQclear(res);
 		return NULL;
 	}
-	char *snap = PQescapeLiteral(c, PQgetvalue(res, 0, 0), strlen(PQgetvalue(res, 0, 0)));
+	char *snap = PQescapeLiteral(c, row.snapshot, strlen(row.snapshot));
 	PQclear(res);
 	if (!snap)
 		return NULL;
@@ -319,6 +325,28 @@ static PGconn *snapshot_peer(PGconn *c)
 static const char totals_query[] =
 	"SELECT business_date, agency, bank, count, gross, refunds, fees, net, cases_open, payout, receivable "
 	"FROM feegate_report_totals($1::date, $2::date, $3::bigint[], $4::text)";
+struct totals_row {
+	const char *business_date, *agency, *bank; /* bank NULL: the agency's own row */
+	int64_t count, gross, refunds, fees, net, cases_open;
+	const char *payout, *receivable;           /* NULL when none */
+};
+static const struct pg_col totals_cols[] = {
+	PG_COL(struct totals_row, business_date, PG_TEXT),
+	PG_COL(struct totals_row, agency, PG_TEXT),
+	PG_COL(struct totals_row, bank, PG_TEXT_NULL),
+	PG_COL(struct totals_row, count, PG_INT64),
+	PG_COL(struct totals_row, gross, PG_INT64),
+	PG_COL(struct totals_row, refunds, PG_INT64),
+	PG_COL(struct totals_row, fees, PG_INT64),
+	PG_COL(struct totals_row, net, PG_INT64),
+	PG_COL(struct totals_row, cases_open, PG_INT64),
+	PG_COL(struct totals_row, payout, PG_TEXT_NULL),
+	PG_COL(struct totals_row, receivable, PG_TEXT_NULL),
+};
+
+/* the export's agency, and its metadata keys */
+PG_TEXT_ROW(id);
+PG_TEXT_ROW(key);
 
 enum report_outcome report_export(PGconn *c, const struct report_request *r, report_sink sink, void *arg,
 				  char *err, size_t errcap)
@@ -341,23 +369,25 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 		if (!(res = q(c, "SELECT id FROM agencies WHERE code = $1::text AND ($2::bigint[] IS NULL OR id = ANY ($2::bigint[]))",
 			      2, p, err, errcap)))
 			goto done;
-		if (PQntuples(res) != 1) {
+		struct id_row found;
+		if (PQntuples(res) != 1 || !PG_ROW(res, 0, id_cols, &found)) {
 			out = REPORT_NOT_FOUND;
 			goto done;
 		}
-		snprintf(agencies, sizeof agencies, "{%s}", PQgetvalue(res, 0, 0));
+		snprintf(agencies, sizeof agencies, "{%s}", found.id);
 		agency_param = agencies;
 		PQclear(res);
 	}
 	const char *params[4] = {r->from, r->to, agency_param, r->bank[0] ? r->bank : NULL};
 
-	if (!(res = q(c, "SELECT * FROM feegate_report_metadata_keys($1::date, $2::date, $3::bigint[], $4::text)", 4,
-		      params, err, errcap)))
+	if (!(res = q(c, "SELECT key FROM feegate_report_metadata_keys($1::date, $2::date, $3::bigint[], $4::text) AS k(key)",
+		      4, params, err, errcap)))
 		goto done;
 	nkeys = PQntuples(res);
 	keys = xcalloc((size_t)(nkeys ? nkeys : 1), sizeof *keys);
+	struct key_row k;
 	for (int i = 0; i < nkeys; i++)
-		keys[i] = xstrdup(PQgetvalue(res, i, 0));
+		keys[i] = xstrdup(PG_ROW(res, i, key_cols, &k) ? k.key : "");
 	PQclear(res);
 
 	/* the totals on a peer while c's lines are sorted; without a peer, on c before the lines */
@@ -384,12 +414,19 @@ enum report_outcome report_export(PGconn *c, const struct report_request *r, rep
 	w = report_writer_new(r->format, r->from, r->to, (const char *const *)keys, nkeys, sink, arg, xlsx_path);
 	out = REPORT_STOPPED;
 	for (int i = 0; i < PQntuples(res); i++) {
+		struct totals_row tr;
+		if (!PG_ROW(res, i, totals_cols, &tr)) {
+			snprintf(err, errcap, "the totals' columns are not the report's");
+			out = REPORT_DB_FAILED;
+			goto done;
+		}
 		struct report_total t = {
-			.date = PQgetvalue(res, i, 0), .agency = PQgetvalue(res, i, 1), .bank = val(res, i, 2),
-			.count = num(res, i, 3), .gross = num(res, i, 4), .refunds = num(res, i, 5),
-			.fees = num(res, i, 6), .net = num(res, i, 7), .cases_open = num(res, i, 8),
-			.has_payout = !PQgetisnull(res, i, 9), .payout = num(res, i, 9),
-			.has_receivable = !PQgetisnull(res, i, 10), .receivable = num(res, i, 10),
+			.date = tr.business_date, .agency = tr.agency, .bank = tr.bank,
+			.count = tr.count, .gross = tr.gross, .refunds = tr.refunds,
+			.fees = tr.fees, .net = tr.net, .cases_open = tr.cases_open,
+			.has_payout = tr.payout != NULL, .payout = tr.payout ? strtoll(tr.payout, NULL, 10) : 0,
+			.has_receivable = tr.receivable != NULL,
+			.receivable = tr.receivable ? strtoll(tr.receivable, NULL, 10) : 0,
 		};
 		if (!report_write_total(w, &t))
 			goto done;
@@ -819,7 +856,7 @@ static const struct query_field settlement_query[] = {
 	{"from", Q_DATE, NULL, 0, 0},
 	{"to", Q_DATE, NULL, 0, 0},
 	{"agency", Q_TEXT, NULL, 0, 32},
-	{"bank", Q_CHOICE, "vnpay|momo|vietqr", 0, 0},
+	{"bank", Q_CHOICE, ADAPTER_CHOICES, 0, 0},
 	{"format", Q_CHOICE, "csv|json|xlsx", 0, 0},
 };
 
@@ -972,9 +1009,15 @@ static const struct query_field collections_query[] = {
 	{"from", Q_DATE, NULL, 0, 0},
 	{"to", Q_DATE, NULL, 0, 0},
 	{"status", Q_CHOICE, "matched|pending|case", 0, 0},
-	{"bank", Q_CHOICE, "vnpay|momo|vietqr", 0, 0},
+	{"bank", Q_CHOICE, ADAPTER_CHOICES, 0, 0},
 	QUERY_LIST,
 };
+
+/* collections: the page as JSON, NULL when the agency is none the caller sees */
+struct collections_row {
+	const char *collections;
+};
+static const struct pg_col collections_cols[] = {PG_COL(struct collections_row, collections, PG_TEXT_NULL)};
 
 static void collections_got(void *arg, PGresult *res, enum pg_status st)
 {
@@ -983,11 +1026,16 @@ static void collections_got(void *arg, PGresult *res, enum pg_status st)
 		reply_db_failure(req, res, st);
 		return;
 	}
-	if (PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+	struct collections_row row;
+	if (PQntuples(res) == 1 && !PG_ROW(res, 0, collections_cols, &row)) {
+		reply_db_failure(req, res, PG_SQL_ERROR);
+		return;
+	}
+	if (PQntuples(res) != 1 || !row.collections) {
 		http_reply_error(req, ERR_NOT_FOUND, NULL, "no such agency");
 		return;
 	}
-	const char *text = PQgetvalue(res, 0, 0);
+	const char *text = row.collections;
 	http_reply_raw(req, 200, "application/json; charset=utf-8", text, strlen(text));
 }
 
@@ -1048,23 +1096,6 @@ void reports_collections(struct http_req *req)
 
 /* ---- command line ---- */
 
-static PGconn *cli_connect(void)
-{
-	const char *url = getenv("DATABASE_URL");
-	if (!url || !*url) {
-		fprintf(stderr, "DATABASE_URL: required\n");
-		return NULL;
-	}
-	PGconn *c = PQconnectdb(url);
-	if (PQstatus(c) != CONNECTION_OK) {
-		fprintf(stderr, "cannot connect to the database: %s", PQerrorMessage(c));
-		PQfinish(c);
-		return NULL;
-	}
-	PQclear(PQexec(c, "SET client_min_messages = warning"));
-	return c;
-}
-
 static bool file_sink(void *arg, const void *data, size_t len)
 {
 	return fwrite(data, 1, len, arg) == len;
@@ -1074,7 +1105,7 @@ static bool file_sink(void *arg, const void *data, size_t len)
 int reports_cli(int argc, char **argv)
 {
 	static const char usage[] = "usage: feegate report settlement --date D | --from D --to D [--agency C] "
-				    "[--bank vnpay|momo|vietqr] --format csv|json|xlsx [--out FILE]\n";
+				    "[--bank " ADAPTER_CHOICES "] --format csv|json|xlsx [--out FILE]\n";
 	if (argc < 1 || strcmp(argv[0], "settlement") != 0) {
 		fputs(usage, stderr);
 		return 2;
@@ -1108,9 +1139,9 @@ int reports_cli(int argc, char **argv)
 		field = "agency";
 		msg = "an agency code: 2 to 32 of A-Z, 0-9 and _";
 	}
-	if (!msg && bank && strcmp(bank, "vnpay") && strcmp(bank, "momo") && strcmp(bank, "vietqr")) {
+	if (!msg && bank && !adapter_find(bank)) {
 		field = "bank";
-		msg = "vnpay, momo or vietqr";
+		msg = "one of " ADAPTER_CHOICES;
 	}
 	if (!msg && !report_format_parse(format ? format : "json", &r.format)) {
 		field = "format";

@@ -124,7 +124,7 @@ static const struct http_route routes[] = {
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/receipts/{}", receipts_public, "receipt_public", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/.well-known/feegate-receipt-keys", receipts_keys, "receipt_keys", AUTH_NONE},
 	{EVHTTP_REQ_GET | EVHTTP_REQ_HEAD, "/static/{}", static_asset, "static_asset", AUTH_NONE},
-	{EVHTTP_REQ_GET, "/checkout/{}/vietqr", checkout_vietqr_again, "checkout_vietqr", AUTH_NONE},
+	{EVHTTP_REQ_GET, "/checkout/{}/vietqr", checkout_transfer_again, "checkout_transfer", AUTH_NONE},
 	{EVHTTP_REQ_GET, "/checkout/{}/status", checkout_status, "checkout_status", AUTH_NONE},
 };
 #define NROUTES ((int)ARRAY_LEN(routes))

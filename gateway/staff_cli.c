@@ -19,51 +19,25 @@
 
 struct staff_opts {
 	const char *name, *role, *email, *label, *id;
-	const char *agencies[32];
+	const char *agencies[CLI_LIST_MAX];
 	int nagencies;
 	bool password_stdin, enrol_totp;
 };
 
+static const struct cli_option staff_options[] = {
+	CLI_FLAG_OPT(struct staff_opts, "--password-stdin", password_stdin),
+	CLI_FLAG_OPT(struct staff_opts, "--enrol-totp", enrol_totp),
+	CLI_OPT(struct staff_opts, "--name", name),
+	CLI_OPT(struct staff_opts, "--role", role),
+	CLI_OPT(struct staff_opts, "--email", email),
+	CLI_OPT(struct staff_opts, "--label", label),
+	CLI_OPT(struct staff_opts, "--id", id),
+	CLI_LIST_OPT(struct staff_opts, "--agency", agencies, nagencies),
+};
+
 static bool parse(int argc, char **argv, struct staff_opts *o, const char *usage)
 {
-	memset(o, 0, sizeof *o);
-	for (int i = 0; i < argc; i++) {
-		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-		const char **dst = NULL;
-		if (strcmp(a, "--password-stdin") == 0) {
-			o->password_stdin = true;
-			continue;
-		}
-		if (strcmp(a, "--enrol-totp") == 0) {
-			o->enrol_totp = true;
-			continue;
-		}
-		if (strcmp(a, "--name") == 0)
-			dst = &o->name;
-		else if (strcmp(a, "--role") == 0)
-			dst = &o->role;
-		else if (strcmp(a, "--email") == 0)
-			dst = &o->email;
-		else if (strcmp(a, "--label") == 0)
-			dst = &o->label;
-		else if (strcmp(a, "--id") == 0)
-			dst = &o->id;
-		else if (strcmp(a, "--agency") == 0 && v && o->nagencies < 32) {
-			o->agencies[o->nagencies++] = v;
-			i++;
-			continue;
-		} else {
-			fprintf(stderr, "unknown option %s\nusage: %s\n", a, usage);
-			return false;
-		}
-		if (!v) {
-			fprintf(stderr, "%s needs a value\nusage: %s\n", a, usage);
-			return false;
-		}
-		*dst = v;
-		i++;
-	}
-	return true;
+	return cli_parse_options(argc, argv, staff_options, ARRAY_LEN(staff_options), o, sizeof *o, usage);
 }
 
 static bool audit(PGconn *c, const char *action, const char *object, const char *detail)
@@ -245,13 +219,14 @@ static int staff_disable(struct staff_opts *o)
 			      2, p, "staff");
 	if (!r)
 		goto rollback;
-	if (PQntuples(r) != 1) {
+	struct cli_id_row found;
+	if (PQntuples(r) != 1 || !PG_ROW(r, 0, cli_id_cols, &found)) {
 		fprintf(stderr, "no such staff member\n");
 		PQclear(r);
 		goto rollback;
 	}
 	char id[37];
-	snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
+	snprintf(id, sizeof id, "%s", found.id);
 	PQclear(r);
 	if (!audit(c, "staff.disable", id, "") || !cli_exec(c, "COMMIT"))
 		goto rollback;
@@ -306,13 +281,14 @@ int cli_token(int argc, char **argv)
 		const char *p[1] = {o.email};
 		PGresult *r = cli_run(c, "SELECT id::text FROM staff WHERE email = lower($1) AND disabled_at IS NULL", 1, p,
 				      "staff");
-		if (!r || PQntuples(r) != 1) {
+		struct cli_id_row found;
+		if (!r || PQntuples(r) != 1 || !PG_ROW(r, 0, cli_id_cols, &found)) {
 			fprintf(stderr, "no active staff member with that e-mail\n");
 			PQclear(r);
 			goto rollback;
 		}
 		char id[37];
-		snprintf(id, sizeof id, "%s", PQgetvalue(r, 0, 0));
+		snprintf(id, sizeof id, "%s", found.id);
 		PQclear(r);
 		token = token_insert(c, id, o.label);
 		if (!token)
@@ -349,10 +325,29 @@ out:
 
 /* Every chain row beside its predecessor and the hash its audit row should have. */
 static const char chain_sql[] =
-	"SELECT c.seq, c.audit_id, c.prev_hash, c.hash, coalesce(lag(c.hash) OVER w, repeat('0', 64)), "
-	"coalesce(lag(c.seq) OVER w, 0), a.id IS NULL, "
-	"CASE WHEN a.id IS NULL THEN '' ELSE feegate_audit_hash(c.prev_hash, a) END "
+	"SELECT c.seq, c.audit_id, c.prev_hash, c.hash, coalesce(lag(c.hash) OVER w, repeat('0', 64)) AS before_hash, "
+	"coalesce(lag(c.seq) OVER w, 0) AS before_seq, a.id IS NULL AS missing, "
+	"CASE WHEN a.id IS NULL THEN '' ELSE feegate_audit_hash(c.prev_hash, a) END AS rehash "
 	"FROM audit_chain c LEFT JOIN audit_log a ON a.id = c.audit_id WINDOW w AS (ORDER BY c.seq) ORDER BY c.seq";
+
+struct chain_row {
+	int64_t seq;
+	const char *audit_id, *prev_hash, *hash;
+	const char *before_hash; /* the previous chain row's hash (zeros for the first) */
+	int64_t before_seq;
+	bool missing;            /* its audit row is gone */
+	const char *rehash;      /* the hash its audit row has now */
+};
+static const struct pg_col chain_cols[] = {
+	PG_COL(struct chain_row, seq, PG_INT64),
+	PG_COL(struct chain_row, audit_id, PG_TEXT),
+	PG_COL(struct chain_row, prev_hash, PG_TEXT),
+	PG_COL(struct chain_row, hash, PG_TEXT),
+	PG_COL(struct chain_row, before_hash, PG_TEXT),
+	PG_COL(struct chain_row, before_seq, PG_INT64),
+	PG_COL(struct chain_row, missing, PG_BOOL),
+	PG_COL(struct chain_row, rehash, PG_TEXT),
+};
 
 int cli_audit(int argc, char **argv)
 {
@@ -375,21 +370,23 @@ int cli_audit(int argc, char **argv)
 		return 1;
 	}
 	while ((r = PQgetResult(c)) != NULL) {
-		if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
-			long long seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-			long long prev_seq = strtoll(PQgetvalue(r, 0, 5), NULL, 10);
+		struct chain_row ch;
+		if (PQresultStatus(r) == PGRES_SINGLE_TUPLE && !PG_ROW(r, 0, chain_cols, &ch)) {
+			printf("ERROR audit chain: unexpected columns\n");
+			bad++;
+		} else if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
 			const char *why = NULL;
-			if (seq != prev_seq + 1)
+			if (ch.seq != ch.before_seq + 1)
 				why = "gap in the sequence before it";
-			else if (strcmp(PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 4)) != 0)
+			else if (strcmp(ch.prev_hash, ch.before_hash) != 0)
 				why = "does not link to the previous row";
-			else if (strcmp(PQgetvalue(r, 0, 6), "t") == 0)
+			else if (ch.missing)
 				why = "its audit row is missing";
-			else if (strcmp(PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 7)) != 0)
+			else if (strcmp(ch.hash, ch.rehash) != 0)
 				why = "its fields do not match its hash (the row was changed)";
 			if (why) {
 				if (bad < 50)
-					printf("FAIL  audit row %s (chain seq %lld): %s\n", PQgetvalue(r, 0, 1), seq, why);
+					printf("FAIL  audit row %s (chain seq %lld): %s\n", ch.audit_id, (long long)ch.seq, why);
 				bad++;
 			}
 			rows++;
@@ -404,8 +401,9 @@ int cli_audit(int argc, char **argv)
 		    "AND NOT EXISTS (SELECT 1 FROM audit_chain c WHERE c.audit_id = a.id) ORDER BY a.id LIMIT 50",
 		    0, NULL, "unchained rows");
 	if (r) {
-		for (int i = 0; i < PQntuples(r); i++, bad++)
-			printf("FAIL  audit row %s: not in the chain\n", PQgetvalue(r, i, 0));
+		struct cli_id_row u;
+		for (int i = 0; i < PQntuples(r) && PG_ROW(r, i, cli_id_cols, &u); i++, bad++)
+			printf("FAIL  audit row %s: not in the chain\n", u.id);
 		PQclear(r);
 	} else {
 		bad++;

@@ -1,15 +1,15 @@
-/* GET /v1/ledger/accounts and /v1/ledger/accounts/{id}: what the ledger holds, for staff (finance
- * sees every account, agency staff their agencies' only; the statements accounts_list and
- * account_get in gateway/db.c). */
+/* GET /v1/ledger/accounts and /v1/ledger/accounts/{id}: what the ledger holds, for staff (the
+ * statements accounts_list and account_get in gateway/db.c). The caller has checked who may
+ * ask and passes its agency scope. */
 #include "ledger/accounts.h"
 
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "gateway/gateway.h"
 #include "lib/config.h"
 #include "lib/mem.h"
+#include "lib/pgreply.h"
 #include "lib/pgrow.h"
 #include "lib/query.h"
 
@@ -32,13 +32,12 @@ static void accounts_listed(void *arg, PGresult *res, enum pg_status st)
 	query_reply_page(req, r.accounts);
 }
 
-void ledger_accounts(struct http_req *req)
+void ledger_accounts_reply(struct http_req *req, struct pg_pool *db, const char *scope)
 {
-	if (!auth_require(req, PERM_VIEW) || !query_parse_list(req))
+	if (!query_parse_list(req))
 		return;
-	char buf[AUTH_SCOPE_CAP];
-	const char *params[1] = {auth_agency_scope(req_principal(req), buf, sizeof buf)};
-	pg_query(gw.db, "accounts_list", 1, params, cfg.db_timeout_ms, accounts_listed, req);
+	const char *params[1] = {scope};
+	pg_query(db, "accounts_list", 1, params, cfg.db_timeout_ms, accounts_listed, req);
 }
 
 struct page {
@@ -71,25 +70,15 @@ static void account_got(void *arg, PGresult *res, enum pg_status st)
 	}
 	json_t *acct = json_loads(r.account, 0, NULL);
 	json_t *entries = json_loads(r.entries, 0, NULL);
-	size_t n = json_array_size(entries);
-	json_t *last = n ? json_array_get(entries, n - 1) : NULL;
 	json_object_set_new(acct, "entries", entries);
-	if (last && (int)n == pg->limit) {
-		char cursor[32];
-		snprintf(cursor, sizeof cursor, "%lld", (long long)json_integer_value(json_object_get(last, "id")));
-		json_object_set_new(acct, "next_cursor", json_string(cursor));
-	} else {
-		json_object_set_new(acct, "next_cursor", json_null());
-	}
+	json_object_set_new(acct, "next_cursor", query_next_cursor(entries, pg->limit, "id"));
 	http_reply_json(req, 200, acct);
 }
 
 static const struct query_field account_query[] = {{"from", Q_DATE, NULL, 0, 0}, {"to", Q_DATE, NULL, 0, 0}, QUERY_LIST};
 
-void ledger_account(struct http_req *req)
+void ledger_account_reply(struct http_req *req, struct pg_pool *db, const char *scope)
 {
-	if (!auth_require(req, PERM_VIEW))
-		return;
 	struct query q;
 	if (!query_parse(req, account_query, (int)ARRAY_LEN(account_query), &q))
 		return;
@@ -121,11 +110,10 @@ void ledger_account(struct http_req *req)
 	pg->limit = (int)limit;
 	req->state = pg;
 	req->state_free = free;
-	char buf[AUTH_SCOPE_CAP], id_s[24], c_s[24], l_s[24];
+	char id_s[24], c_s[24], l_s[24];
 	snprintf(id_s, sizeof id_s, "%lld", id);
 	snprintf(c_s, sizeof c_s, "%lld", c);
 	snprintf(l_s, sizeof l_s, "%ld", limit);
-	const char *params[6] = {id_s, auth_agency_scope(req_principal(req), buf, sizeof buf), c ? c_s : NULL, l_s,
-				 from[0] ? from : NULL, to[0] ? to : NULL};
-	pg_query(gw.db, "account_get", 6, params, cfg.db_timeout_ms, account_got, req);
+	const char *params[6] = {id_s, scope, c ? c_s : NULL, l_s, from[0] ? from : NULL, to[0] ? to : NULL};
+	pg_query(db, "account_get", 6, params, cfg.db_timeout_ms, account_got, req);
 }

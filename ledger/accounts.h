@@ -9,8 +9,11 @@
  * statements and their import (statement.h, camt053.h), and settlement reports (report.h).
  */
 #include "lib/http.h"
+#include "lib/pgpool.h"
 
-void ledger_accounts(struct http_req *req); /* GET /v1/ledger/accounts */
-void ledger_account(struct http_req *req);  /* GET /v1/ledger/accounts/{id}, a page of its entries */
+/* The read API's answers, for a request its caller has let through: scope is the agencies it
+ * sees (a bigint[] literal, NULL for all), db the pool to ask. */
+void ledger_accounts_reply(struct http_req *req, struct pg_pool *db, const char *scope); /* the accounts */
+void ledger_account_reply(struct http_req *req, struct pg_pool *db, const char *scope);  /* one, a page of its entries */
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "lib/mem.h"
 #include "lib/pgpool.h"
+#include "lib/pgrow.h"
 #include "lib/util.h"
 
 /*
@@ -229,19 +230,24 @@ struct checkpoint {
 	char seq[24], entry_id[24], since[48], hash[65];
 };
 
+/* An invariant's rows, whatever its query calls its one column. */
+static const char offenders_sql[] = "SELECT offender FROM (%s) AS invariant(offender)";
+PG_TEXT_ROW(offender);
 
 /* Runs one invariant; prints ok, or FAIL with the first 50 offending rows. 1 when it failed. */
 static int report_rows(PGconn *c, const struct ledger_invariant *inv, const struct checkpoint *from, FILE *out)
 {
-	const char *sql = from ? inv->incremental : inv->full;
-	if (!sql) {
+	const char *query = from ? inv->incremental : inv->full;
+	if (!query) {
 		fprintf(out, "skip  %s (a full check proves it)\n", inv->name);
 		return 0;
 	}
+	char *sql = xasprintf(offenders_sql, query);
 	const char *params[3] = {from ? from->seq : NULL, from ? from->entry_id : NULL, from ? from->since : NULL};
 	/* the types named, so a query that uses only some of the three still takes all three */
 	static const Oid types[3] = {20 /* int8 */, 20, 1184 /* timestamptz */};
 	PGresult *r = PQexecParams(c, sql, from ? 3 : 0, from ? types : NULL, from ? params : NULL, NULL, NULL, 0);
+	free(sql);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 		fprintf(out, "ERROR %s: %s", inv->name, PQresultErrorMessage(r));
 		PQclear(r);
@@ -250,8 +256,9 @@ static int report_rows(PGconn *c, const struct ledger_invariant *inv, const stru
 	int n = PQntuples(r);
 	if (n) {
 		fprintf(out, "FAIL  %s: %d row(s)\n", inv->name, n);
-		for (int i = 0; i < n && i < 50; i++)
-			fprintf(out, "      %s\n", PQgetvalue(r, i, 0));
+		struct offender_row o;
+		for (int i = 0; i < n && i < 50 && PG_ROW(r, i, offender_cols, &o); i++)
+			fprintf(out, "      %s\n", o.offender);
 		if (n > 50)
 			fprintf(out, "      ... and %d more\n", n - 50);
 	} else {
@@ -261,10 +268,30 @@ static int report_rows(PGconn *c, const struct ledger_invariant *inv, const stru
 	return n ? 1 : 0;
 }
 
-/* The rows the chain walk reads, in this order of columns. */
+/* The rows the chain walk reads. */
 #define CHAIN_COLUMNS                                                                              \
-	"SELECT id, seq, debit_account, credit_account, amount, code, coalesce(order_id::text, ''), "    \
-	"coalesce(attempt_id::text, ''), coalesce(refund_id::text, ''), prev_hash, hash FROM ledger_transfers "
+	"SELECT id, seq, debit_account, credit_account, amount, code, coalesce(order_id::text, '') AS order_id, " \
+	"coalesce(attempt_id::text, '') AS attempt_id, coalesce(refund_id::text, '') AS refund_id, prev_hash, hash " \
+	"FROM ledger_transfers "
+struct chain_row {
+	const char *id;
+	int64_t seq, debit_account, credit_account, amount;
+	const char *code, *order_id, *attempt_id, *refund_id; /* absent ids empty */
+	const char *prev_hash, *hash;
+};
+static const struct pg_col chain_cols[] = {
+	PG_COL(struct chain_row, id, PG_TEXT),
+	PG_COL(struct chain_row, seq, PG_INT64),
+	PG_COL(struct chain_row, debit_account, PG_INT64),
+	PG_COL(struct chain_row, credit_account, PG_INT64),
+	PG_COL(struct chain_row, amount, PG_INT64),
+	PG_COL(struct chain_row, code, PG_TEXT),
+	PG_COL(struct chain_row, order_id, PG_TEXT),
+	PG_COL(struct chain_row, attempt_id, PG_TEXT),
+	PG_COL(struct chain_row, refund_id, PG_TEXT),
+	PG_COL(struct chain_row, prev_hash, PG_TEXT),
+	PG_COL(struct chain_row, hash, PG_TEXT),
+};
 
 /* Recomputes the hash chain row by row from `from` (single-row mode: the ledger may be large);
  * counts the transfers read, and leaves the last one's seq and hash in last_seq, last_hash. */
@@ -283,15 +310,17 @@ static int check_chain(PGconn *c, const struct checkpoint *from, long *count, lo
 	int bad = 0;
 	PGresult *r;
 	while ((r = PQgetResult(c)) != NULL) {
-		if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
-			const char *id = PQgetvalue(r, 0, 0);
-			long long seq = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+		struct chain_row t;
+		if (PQresultStatus(r) == PGRES_SINGLE_TUPLE && !PG_ROW(r, 0, chain_cols, &t)) {
+			fprintf(out, "ERROR hash chain: unexpected columns\n");
+			bad++;
+		} else if (PQresultStatus(r) == PGRES_SINGLE_TUPLE) {
+			const char *id = t.id;
+			long long seq = t.seq;
 			char h[65];
-			ledger_transfer_hash(prev, id, seq, strtoll(PQgetvalue(r, 0, 2), NULL, 10),
-					     strtoll(PQgetvalue(r, 0, 3), NULL, 10), strtoll(PQgetvalue(r, 0, 4), NULL, 10),
-					     PQgetvalue(r, 0, 5), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8),
-					     h);
-			const char *stored_prev = PQgetvalue(r, 0, 9), *stored = PQgetvalue(r, 0, 10);
+			ledger_transfer_hash(prev, id, seq, t.debit_account, t.credit_account, t.amount, t.code, t.order_id,
+					     t.attempt_id, t.refund_id, h);
+			const char *stored_prev = t.prev_hash, *stored = t.hash;
 			if (seq != expect_seq || strcmp(stored_prev, prev) != 0 || strcmp(stored, h) != 0) {
 				if (bad < 50)
 					fprintf(out, "      transfer %s (seq %lld): %s\n", id, seq,
@@ -316,21 +345,34 @@ static int check_chain(PGconn *c, const struct checkpoint *from, long *count, lo
 	return bad ? 1 : 0;
 }
 
+struct checkpoint_row {
+	const char *seq, *entry_id, *since, *hash;
+	bool holds; /* its transfer still has the hash it recorded */
+};
+static const struct pg_col checkpoint_cols[] = {
+	PG_COL(struct checkpoint_row, seq, PG_TEXT),
+	PG_COL(struct checkpoint_row, entry_id, PG_TEXT),
+	PG_COL(struct checkpoint_row, since, PG_TEXT),
+	PG_COL(struct checkpoint_row, hash, PG_TEXT),
+	PG_COL(struct checkpoint_row, holds, PG_BOOL),
+};
+
 /* The last checkpoint, and whether it still holds: its transfer has the hash it recorded. */
 static bool load_checkpoint(PGconn *c, struct checkpoint *cp, int *failed, FILE *out)
 {
 	PGresult *r = PQexec(c, "SELECT p.seq, p.entry_id, p.since, p.hash, t.hash IS NOT DISTINCT FROM p.hash OR "
-				"(p.seq = 0 AND t.hash IS NULL) FROM ledger_checkpoints p LEFT JOIN ledger_transfers t "
+				"(p.seq = 0 AND t.hash IS NULL) AS holds FROM ledger_checkpoints p LEFT JOIN ledger_transfers t "
 				"ON t.seq = p.seq ORDER BY p.id DESC LIMIT 1");
-	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+	struct checkpoint_row row;
+	bool found = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PG_ROW(r, 0, checkpoint_cols, &row);
 	if (PQresultStatus(r) != PGRES_TUPLES_OK)
 		fprintf(out, "ERROR checkpoint: %s", PQresultErrorMessage(r));
 	if (found) {
-		snprintf(cp->seq, sizeof cp->seq, "%s", PQgetvalue(r, 0, 0));
-		snprintf(cp->entry_id, sizeof cp->entry_id, "%s", PQgetvalue(r, 0, 1));
-		snprintf(cp->since, sizeof cp->since, "%s", PQgetvalue(r, 0, 2));
-		snprintf(cp->hash, sizeof cp->hash, "%s", PQgetvalue(r, 0, 3));
-		bool holds = strcmp(PQgetvalue(r, 0, 4), "t") == 0;
+		snprintf(cp->seq, sizeof cp->seq, "%s", row.seq);
+		snprintf(cp->entry_id, sizeof cp->entry_id, "%s", row.entry_id);
+		snprintf(cp->since, sizeof cp->since, "%s", row.since);
+		snprintf(cp->hash, sizeof cp->hash, "%s", row.hash);
+		bool holds = row.holds;
 		fprintf(out, "%s  the checkpoint at transfer %s still holds\n", holds ? "ok  " : "FAIL", cp->seq);
 		if (!holds)
 			(*failed)++;
@@ -338,6 +380,10 @@ static bool load_checkpoint(PGconn *c, struct checkpoint *cp, int *failed, FILE 
 	PQclear(r);
 	return found;
 }
+
+/* the next checkpoint's horizon, and the last entry this check saw */
+PG_TEXT_ROW(horizon);
+PG_TEXT_ROW(entry_id);
 
 int ledger_check_run(PGconn *c, bool incremental, FILE *out)
 {
@@ -348,14 +394,15 @@ int ledger_check_run(PGconn *c, bool incremental, FILE *out)
 	 * see was made by a transaction open now or begun later, so its updated_at is at least the
 	 * oldest open transaction's start, or now. */
 	PGresult *h = PQexec(c, "SELECT least(clock_timestamp(), (SELECT min(xact_start) FROM pg_stat_activity "
-				"WHERE datname = current_database() AND pid <> pg_backend_pid()))");
-	if (PQresultStatus(h) != PGRES_TUPLES_OK) {
+				"WHERE datname = current_database() AND pid <> pg_backend_pid())) AS horizon");
+	struct horizon_row hr;
+	if (PQresultStatus(h) != PGRES_TUPLES_OK || !PG_ROW(h, 0, horizon_cols, &hr)) {
 		fprintf(out, "ERROR %s", PQresultErrorMessage(h));
 		PQclear(h);
 		return -1;
 	}
 	char horizon[48];
-	snprintf(horizon, sizeof horizon, "%s", PQgetvalue(h, 0, 0));
+	snprintf(horizon, sizeof horizon, "%s", hr.horizon);
 	PQclear(h);
 	/* One consistent snapshot for every check. */
 	if (!pg_exec_blocking(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", out))
@@ -375,10 +422,11 @@ int ledger_check_run(PGconn *c, bool incremental, FILE *out)
 	long long last_seq = from ? strtoll(from->seq, NULL, 10) : 0;
 	char last_hash[65];
 	failed += check_chain(c, from, &transfers, &last_seq, last_hash, out);
-	PGresult *e = PQexec(c, "SELECT coalesce(max(id), 0) FROM ledger_entries");
+	PGresult *e = PQexec(c, "SELECT coalesce(max(id), 0) AS entry_id FROM ledger_entries");
 	char entry_id[24] = "0";
-	if (PQresultStatus(e) == PGRES_TUPLES_OK)
-		snprintf(entry_id, sizeof entry_id, "%s", PQgetvalue(e, 0, 0));
+	struct entry_id_row le;
+	if (PQresultStatus(e) == PGRES_TUPLES_OK && PG_ROW(e, 0, entry_id_cols, &le))
+		snprintf(entry_id, sizeof entry_id, "%s", le.entry_id);
 	else
 		failed++;
 	PQclear(e);

@@ -429,6 +429,34 @@ static void line_view_free(struct line_view *v)
 
 /* ---- XLSX ---- */
 
+/* Writes o (stolen) as the next element of a JSON array, after a comma unless it is the first
+ * (*any says whether one was written). */
+static void json_element(struct report_writer *w, json_t *o, bool *any)
+{
+	char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (*any)
+		put(w, ",", 1);
+	puts_(w, text);
+	free(text);
+	*any = true;
+}
+
+/* A workbook that streams its rows to xlsx_path (constant memory), with the header's bold format;
+ * false (w failed) when it cannot be made. */
+static bool xlsx_open(struct report_writer *w, const char *xlsx_path)
+{
+	lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
+	w->wb = workbook_new_opt(xlsx_path, &opt);
+	if (!w->wb) {
+		w->failed = true;
+		return false;
+	}
+	w->bold = workbook_add_format(w->wb);
+	format_set_bold(w->bold);
+	return true;
+}
+
 static void xlsx_header(struct report_writer *w, lxw_worksheet *ws, const char *const *cols, int n, bool meta)
 {
 	for (int c = 0; c < n; c++)
@@ -488,14 +516,8 @@ struct report_writer *report_writer_new(enum report_format f, const char *from, 
 		free(text);
 		puts_(w, ",\"totals\":[");
 	} else {
-		lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
-		w->wb = workbook_new_opt(xlsx_path, &opt);
-		if (!w->wb) {
-			w->failed = true;
+		if (!xlsx_open(w, xlsx_path))
 			return w;
-		}
-		w->bold = workbook_add_format(w->wb);
-		format_set_bold(w->bold);
 		w->totals_ws = workbook_add_worksheet(w->wb, "Totals");
 		w->lines_ws = workbook_add_worksheet(w->wb, "Lines");
 		xlsx_header(w, w->totals_ws, total_columns, (int)ARRAY_LEN(total_columns), false);
@@ -538,13 +560,7 @@ bool report_write_total(struct report_writer *w, const struct report_total *t)
 		json_object_set_new(o, "payout", t->has_payout ? json_integer(t->payout) : json_null());
 		if (t->has_receivable)
 			json_object_set_new(o, "receivable", json_integer(t->receivable));
-		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		json_decref(o);
-		if (w->any_total)
-			put(w, ",", 1);
-		puts_(w, text);
-		free(text);
-		w->any_total = true;
+		json_element(w, o, &w->any_total);
 	} else {
 		lxw_worksheet *ws = w->totals_ws;
 		uint32_t r = w->totals_row++;
@@ -631,13 +647,7 @@ bool report_write_line(struct report_writer *w, const struct report_line *l)
 		json_object_set_new(o, "budget_codes", bc);
 		json_t *m = l->metadata ? json_loads(l->metadata, JSON_DECODE_ANY, NULL) : NULL;
 		json_object_set_new(o, "metadata", m ? m : json_object());
-		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		json_decref(o);
-		if (w->any_line)
-			put(w, ",", 1);
-		puts_(w, text);
-		free(text);
-		w->any_line = true;
+		json_element(w, o, &w->any_line);
 	} else {
 		lxw_worksheet *ws = w->lines_ws;
 		uint32_t r = w->lines_row++;
@@ -682,14 +692,8 @@ struct report_writer *report_table_new(enum report_format f, const char *sheet, 
 	} else if (f == REPORT_JSON) {
 		puts_(w, "[");
 	} else {
-		lxw_workbook_options opt = {.constant_memory = LXW_TRUE, .tmpdir = NULL};
-		w->wb = workbook_new_opt(xlsx_path, &opt);
-		if (!w->wb) {
-			w->failed = true;
+		if (!xlsx_open(w, xlsx_path))
 			return w;
-		}
-		w->bold = workbook_add_format(w->wb);
-		format_set_bold(w->bold);
 		w->lines_ws = workbook_add_worksheet(w->wb, sheet);
 		xlsx_header(w, w->lines_ws, (const char *const *)w->cols, ncols, false);
 		w->lines_row = 1;
@@ -716,13 +720,7 @@ bool report_write_row(struct report_writer *w, const struct report_cell *cells)
 		json_t *o = json_object();
 		for (int c = 0; c < w->ncols; c++)
 			json_object_set_new(o, w->cols[c], cells[c].text ? json_string(cells[c].text) : json_integer(cells[c].num));
-		char *text = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		json_decref(o);
-		if (w->any_line)
-			put(w, ",", 1);
-		puts_(w, text);
-		free(text);
-		w->any_line = true;
+		json_element(w, o, &w->any_line);
 	} else {
 		uint32_t r = w->lines_row++;
 		for (int c = 0; c < w->ncols; c++) {

@@ -11,27 +11,21 @@
 #include "adapters/adapter.h"
 #include "ledger/camt053.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 
-static const char *const source_names[] = {"vnpay", "momo", "vietqr", "camt053"};
-
-bool stmt_source_parse(const char *name, enum stmt_source *out)
+bool stmt_source_parse(const char *name, stmt_source *out)
 {
-	for (size_t i = 0; name && i < ARRAY_LEN(source_names); i++) {
-		if (strcmp(name, source_names[i]) == 0) {
-			*out = (enum stmt_source)i;
-			return true;
-		}
-	}
-	return false;
+	*out = adapter_find(name);
+	return *out || (name && strcmp(name, STMT_TREASURY_SOURCE) == 0);
 }
 
-const char *stmt_source_name(enum stmt_source s)
+const char *stmt_source_name(stmt_source s)
 {
-	return source_names[s];
+	return s ? s->name : STMT_TREASURY_SOURCE;
 }
 
 struct stmt_import {
-	enum stmt_source source;
+	stmt_source source;
 	char staff[37];
 	size_t max_bytes;
 	size_t len;
@@ -41,7 +35,7 @@ struct stmt_import {
 	bool too_large, io_failed;
 };
 
-struct stmt_import *stmt_import_new(enum stmt_source source, const char *staff, size_t max_bytes)
+struct stmt_import *stmt_import_new(stmt_source source, const char *staff, size_t max_bytes)
 {
 	struct stmt_import *im = xcalloc(1, sizeof(*im));
 	im->source = source;
@@ -106,7 +100,7 @@ static const char copy_signature[11] = "PGCOPY\n\377\r\n";
 
 struct copier {
 	PGconn *conn;
-	enum stmt_source source;
+	stmt_source source;
 	const char *map;      /* the spooled file */
 	size_t map_len;
 	const char *cursor;   /* the start of physical line cursor_line */
@@ -213,7 +207,7 @@ static bool settlement_line(void *ctx, const adapter_settlement_line *l)
 {
 	struct copier *c = ctx;
 	release_before(c, l->line_no);
-	const char *kind = l->kind == ADAPTER_SETTLE_REFUND ? "refund" : c->source == STMT_VIETQR ? "credit" : "payment";
+	const char *kind = l->kind == ADAPTER_SETTLE_REFUND ? "refund" : c->source->transfer ? "credit" : "payment";
 	copy_row(c, (int64_t)l->line_no, kind, stmt_source_name(c->source), l->bank_order_ref, l->bank_txn_id,
 		 l->refund_ref, l->refund_txn_id, l->amount, l->fee, l->at, l->account_no, l->content);
 	return !c->failed;
@@ -243,9 +237,20 @@ static bool exec_ok(PGconn *conn, const char *sql, ExecStatusType want, struct s
 	return ok;
 }
 
-static void record_from(PGresult *r, int col, struct stmt_result *out)
+/* the statement's record (feegate_statement_json), and whether this import created it */
+struct record_row {
+	bool r_created;
+	const char *r_record;
+};
+static const struct pg_col record_cols[] = {PG_COL(struct record_row, r_record, PG_TEXT)};
+static const struct pg_col imported_cols[] = {
+	PG_COL(struct record_row, r_created, PG_BOOL),
+	PG_COL(struct record_row, r_record, PG_TEXT),
+};
+
+static void record_from(const char *record, struct stmt_result *out)
 {
-	out->record = xstrdup(PQgetvalue(r, 0, col));
+	out->record = xstrdup(record);
 	const char *id = strstr(out->record, "\"id\" : \"");
 	size_t skip = 8;
 	if (!id) {
@@ -296,7 +301,7 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 	util_hex(digest, 32, sha);
 	if (im->len == 0) {
 		out->outcome = STMT_MALFORMED;
-		snprintf(out->field, sizeof(out->field), im->source == STMT_CAMT053 ? "Document" : "line 1");
+		snprintf(out->field, sizeof(out->field), !im->source ? "Document" : "line 1");
 		snprintf(out->message, sizeof(out->message), "the file is empty");
 		goto done;
 	}
@@ -315,14 +320,15 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 
 	/* The same bytes again: the first import's record, nothing changed. */
 	const char *p1[1] = {sha};
-	r = PQexecParams(conn, "SELECT feegate_statement_json(s) FROM statements s WHERE s.sha256 = $1", 1, NULL, p1,
-			 NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+	r = PQexecParams(conn, "SELECT feegate_statement_json(s) AS r_record FROM statements s WHERE s.sha256 = $1", 1,
+			 NULL, p1, NULL, NULL, 0);
+	struct record_row rec;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || (PQntuples(r) == 1 && !PG_ROW(r, 0, record_cols, &rec))) {
 		snprintf(out->message, sizeof(out->message), "database: %s", PQresultErrorMessage(r));
 		goto done;
 	}
 	if (PQntuples(r) == 1) {
-		record_from(r, 0, out);
+		record_from(rec.r_record, out);
 		if (!audit_import(im, conn, out->id, out)) {
 			free(out->record);
 			out->record = NULL;
@@ -359,7 +365,7 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 	char account[64] = "", day[11] = "";
 	int64_t lines = 0, total = 0;
 	bool parsed;
-	if (im->source == STMT_CAMT053) {
+	if (!im->source) {
 		struct camt_summary sum;
 		struct camt_error err;
 		parsed = camt053_parse(map, im->len, camt_line, c, &sum, &err);
@@ -372,7 +378,7 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 		lines = sum.lines;
 		total = sum.total;
 	} else {
-		const adapter *a = adapter_find(stmt_source_name(im->source));
+		const adapter *a = im->source;
 		adapter_config cfg = {0};
 		cfg.merchant_id = a && a->env_merchant_id ? getenv(a->env_merchant_id) : NULL;
 		if (cfg.merchant_id && !*cfg.merchant_id)
@@ -415,7 +421,7 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 	PQclear(r);
 	r = NULL;
 
-	if (im->source == STMT_CAMT053) {
+	if (!im->source) {
 		const char *pa[1] = {account};
 		r = PQexecParams(conn, "SELECT 1 FROM agencies WHERE account_number = $1", 1, NULL, pa, NULL, NULL, 0);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
@@ -442,12 +448,13 @@ void stmt_import_finish(struct stmt_import *im, PGconn *conn, struct stmt_result
 			 "SELECT r_created, r_record FROM feegate_statement_import($1, $2, $3, $4::date, $5::int, "
 			 "$6::bigint, $7::uuid)",
 			 7, NULL, pi, NULL, NULL, 0);
-	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+	struct record_row imported;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 || !PG_ROW(r, 0, imported_cols, &imported)) {
 		snprintf(out->message, sizeof(out->message), "database: %s", PQresultErrorMessage(r));
 		goto done;
 	}
-	bool created = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-	record_from(r, 1, out);
+	bool created = imported.r_created;
+	record_from(imported.r_record, out);
 	PQclear(r);
 	r = NULL;
 	if (!audit_import(im, conn, out->id, out) || !exec_ok(conn, "COMMIT", PGRES_COMMAND_OK, out)) {

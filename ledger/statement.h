@@ -20,9 +20,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "adapters/adapter.h"
 #include "lib/util.h"
 
-enum stmt_source { STMT_VNPAY, STMT_MOMO, STMT_VIETQR, STMT_CAMT053 };
+/* What a file is: one bank's settlement file (its adapter), or NULL: a treasury camt.053
+ * statement. */
+typedef const adapter *stmt_source;
+#define STMT_TREASURY_SOURCE "camt053" /* the treasury statement's source name */
 
 enum stmt_outcome {
 	STMT_CREATED,   /* a new file: stored and matched */
@@ -42,11 +46,12 @@ struct stmt_result {
 
 struct stmt_import;
 
-bool stmt_source_parse(const char *name, enum stmt_source *out) WARN_UNUSED;
-const char *stmt_source_name(enum stmt_source s);
+/* An adapter's name or STMT_TREASURY_SOURCE; false for any other name. */
+bool stmt_source_parse(const char *name, stmt_source *out) WARN_UNUSED;
+const char *stmt_source_name(stmt_source s);
 
 /* staff: the importing staff member's id, or NULL (command line). max_bytes: the file's cap. */
-struct stmt_import *stmt_import_new(enum stmt_source source, const char *staff, size_t max_bytes);
+struct stmt_import *stmt_import_new(stmt_source source, const char *staff, size_t max_bytes);
 /* Who imports, for the audit row finish writes in the import's own transaction (action
  * statement.import, outcome ok): feegate_audit's actor, actor_label, role, request_id, ip and
  * user_agent (migrations/functions/audit.sql), copied; NULL entries are empty. Without it the

@@ -8,6 +8,7 @@
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/metrics.h"
+#include "lib/pgrow.h"
 #include "lib/util.h"
 
 struct item {
@@ -43,6 +44,12 @@ struct sent {
 
 static void send_items(struct batcher *b, struct item *items, int n);
 
+/* The batch function's first column: the item's index in the batch. */
+struct item_row {
+	int64_t r_idx;
+};
+static const struct pg_col item_cols[] = {PG_COL(struct item_row, r_idx, PG_INT64)};
+
 static void sent_done(void *arg, PGresult *res, enum pg_status st)
 {
 	struct sent *s = arg;
@@ -66,8 +73,9 @@ static void sent_done(void *arg, PGresult *res, enum pg_status st)
 		row_of[i] = -1;
 	if (st == PG_OK) {
 		metrics_add(b->m_batches, 1);
-		for (int r = 0; r < PQntuples(res); r++) {
-			int idx = atoi(PQgetvalue(res, r, 0));
+		struct item_row it;
+		for (int r = 0; r < PQntuples(res) && PG_ROW(res, r, item_cols, &it); r++) {
+			int idx = (int)it.r_idx;
 			if (idx >= 0 && idx < s->n && row_of[idx] < 0)
 				row_of[idx] = r;
 		}

@@ -4,7 +4,7 @@
  * Group commit. Rows (JSON objects) from concurrent requests are collected for a short window
  * or until a batch is full, then sent as one JSON array to one set-returning SQL function —
  * one transaction, one WAL flush — and each caller is answered after COMMIT. The function must
- * return one row per item whose first column is the item's index "i". A batch that fails as a
+ * return one row per item whose first column, r_idx, is the item's index "i". A batch that fails as a
  * whole is split and its items retried one by one, so one bad item fails only itself.
  */
 #include <jansson.h>

@@ -17,26 +17,16 @@ static bool derive(const char *pw, size_t len, const unsigned char *salt, size_t
 	return EVP_PBE_scrypt(pw, len, salt, salt_len, 1ull << logn, (uint64_t)r, (uint64_t)p, MAX_MEM, key, KEY_LEN) == 1;
 }
 
-static int b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
+static int b64url_value(char c)
 {
 	static const char alpha[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	unsigned acc = 0;
-	int bits = 0;
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *c = memchr(alpha, in[i], 64);
-		if (!c || !in[i])
-			return -1;
-		acc = acc << 6 | (unsigned)(c - alpha);
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o == cap)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	return (int)o;
+	const char *p = memchr(alpha, c, 64);
+	return p ? (int)(p - alpha) : -1;
+}
+
+static int b64url_decode(const char *in, size_t n, unsigned char *out, size_t cap)
+{
+	return (int)util_bits_decode(in, n, 6, b64url_value, out, cap);
 }
 
 bool passwd_hash(const char *password, size_t len, int logn, char out[PASSWD_HASH_CAP])

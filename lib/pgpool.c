@@ -7,6 +7,7 @@
 
 #include "lib/log.h"
 #include "lib/mem.h"
+#include "lib/pgrow.h"
 #include "lib/util.h"
 
 enum conn_state {
@@ -258,6 +259,12 @@ static void conn_flush_and_wait(struct pg_conn *c)
 	arm_io(c, f == 1 ? (EV_READ | EV_WRITE) : EV_READ);
 }
 
+/* The session setup's last answer: the server's clock. */
+struct clock_row {
+	int64_t now_ms;
+};
+static const struct pg_col clock_cols[] = {PG_COL(struct clock_row, now_ms, PG_INT64)};
+
 static void conn_command_done(struct pg_conn *c)
 {
 	struct pg_pool *pool = c->pool;
@@ -279,8 +286,9 @@ static void conn_command_done(struct pg_conn *c)
 			return;
 		}
 		/* The session setup ends with the server's clock: see util_db_now_ms. */
-		if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1)
-			util_set_db_clock_offset_ms(strtoll(PQgetvalue(res, 0, 0), NULL, 10) - util_now_ms());
+		struct clock_row clock;
+		if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PG_ROW(res, 0, clock_cols, &clock))
+			util_set_db_clock_offset_ms(clock.now_ms - util_now_ms());
 		if (res)
 			PQclear(res);
 		c->backoff_ms = 0;
@@ -525,7 +533,7 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 		off += snprintf(sql + off, cap - (size_t)off, " %s", session_sql);
 	for (int i = 0; i < nstmts; i++)
 		off += snprintf(sql + off, cap - (size_t)off, " PREPARE %s AS %s;", stmts[i].name, stmts[i].sql);
-	snprintf(sql + off, cap - (size_t)off, " SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint;");
+	snprintf(sql + off, cap - (size_t)off, " SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now_ms;");
 	pool->init_sql = sql;
 
 	pool->conns = xcalloc((size_t)size, sizeof(struct pg_conn));

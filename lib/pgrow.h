@@ -41,6 +41,14 @@ struct pg_col {
 #define PG_COL(row_type, field, type) {#field, type, offsetof(row_type, field), NULL}
 #define PG_COL_WORD(row_type, field, words) {#field, PG_WORD, offsetof(row_type, field), words}
 
+/* A statement that answers one text column `name`: declares struct name##_row {const char *name}
+ * and its table name##_cols. */
+#define PG_TEXT_ROW(name)                                                                          \
+	struct name##_row {                                                                        \
+		const char *name;                                                                  \
+	};                                                                                         \
+	static const struct pg_col name##_cols[] = {PG_COL(struct name##_row, name, PG_TEXT)}
+
 /* Fills *out from row `row` of res by the n columns of cols (the statement's first n, in its
  * order); texts point into res. False, logged naming the column, when res's columns are not
  * these. */

@@ -236,6 +236,20 @@ void query_free(struct query *q)
 	reset(q);
 }
 
+json_t *query_next_cursor(const json_t *rows, int limit, const char *key)
+{
+	size_t n = json_array_size(rows);
+	json_t *last = json_object_get(json_array_get(rows, n - 1), key);
+	if (!n || (int)n != limit || !last)
+		return json_null();
+	if (json_is_integer(last)) {
+		char text[24];
+		snprintf(text, sizeof text, "%lld", (long long)json_integer_value(last));
+		return json_string(text);
+	}
+	return json_incref(last);
+}
+
 json_t *query_page_array(json_t *all, const struct query *q)
 {
 	size_t from = 0;

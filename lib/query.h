@@ -60,6 +60,9 @@ void query_free(struct query *q);
  * all (an array, stolen) that q's limit and cursor ask for, as {"data", "next_cursor"}; the
  * cursor is the offset of the next page ("o:N"). NULL when the cursor is not one of ours. */
 json_t *query_page_array(json_t *all, const struct query *q);
+/* A keyset page's next_cursor: when rows (a JSON array) holds limit rows, its last row's key
+ * (a number as its decimal text), else JSON null. A new reference. */
+json_t *query_next_cursor(const json_t *rows, int limit, const char *key);
 /* A route that takes the list rule's parameters alone (QUERY_LIST): checks them and keeps them
  * in req->state for query_reply_page; false when it has answered 400. */
 bool query_parse_list(struct http_req *req) WARN_UNUSED;

@@ -26,30 +26,19 @@ size_t totp_base32_encode(const unsigned char *in, size_t n, char *out, size_t c
 	return o;
 }
 
+static int base32_value(char c)
+{
+	if (c == ' ' || c == '=')
+		return UTIL_DECODE_SKIP;
+	if (c >= 'a' && c <= 'z')
+		c = (char)(c - 'a' + 'A');
+	const char *p = strchr(b32, c);
+	return p ? (int)(p - b32) : -1;
+}
+
 int totp_base32_decode(const char *in, unsigned char *out, size_t cap)
 {
-	unsigned acc = 0;
-	int bits = 0;
-	size_t o = 0;
-	for (; *in; in++) {
-		char c = *in;
-		if (c == ' ' || c == '=')
-			continue;
-		if (c >= 'a' && c <= 'z')
-			c = (char)(c - 'a' + 'A');
-		const char *p = strchr(b32, c);
-		if (!p || !c)
-			return -1;
-		acc = (acc << 5 | (unsigned)(p - b32)) & 0xffffu;
-		bits += 5;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o == cap)
-				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
-		}
-	}
-	return (int)o;
+	return (int)util_bits_decode(in, SIZE_MAX, 5, base32_value, out, cap);
 }
 
 uint32_t totp_hotp(const unsigned char *key, size_t key_len, uint64_t counter)

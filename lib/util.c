@@ -322,3 +322,28 @@ bool util_parse_int64(const char *s, int64_t *out)
 	*out = (int64_t)v;
 	return true;
 }
+
+long util_bits_decode(const char *in, size_t n, int bits, int (*value_of)(char c), unsigned char *out, size_t cap)
+{
+	uint32_t acc = 0;
+	int have = 0;
+	size_t o = 0;
+	for (size_t i = 0; i < n && in[i]; i++) {
+		int v = value_of(in[i]);
+		if (v == UTIL_DECODE_SKIP)
+			continue;
+		if (v == UTIL_DECODE_END)
+			break;
+		if (v < 0)
+			return -1;
+		acc = (acc << bits | (uint32_t)v) & 0xffffu;
+		have += bits;
+		if (have >= 8) {
+			have -= 8;
+			if (o == cap)
+				return -1;
+			out[o++] = (unsigned char)(acc >> have);
+		}
+	}
+	return (long)o;
+}

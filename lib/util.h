@@ -30,9 +30,16 @@ bool util_parse_int64(const char *s, int64_t *out) WARN_UNUSED;
 
 /* Lower-case hex HMAC of data; out must hold 2 * digest size + 1. md_name is "SHA256" or
  * "SHA512". False when the key is NULL or out too small. */
+/* Text in a base-2^bits alphabet (base32: 5, base64: 6) to bytes. value_of gives a character's
+ * value, UTIL_DECODE_SKIP for one passed over, UTIL_DECODE_END for one that ends the text, or -1
+ * for an invalid one. Reads at most n characters (or to a NUL). The byte count, or -1 when a
+ * character is invalid or out[cap] is too small. */
+#define UTIL_DECODE_SKIP (-2)
+#define UTIL_DECODE_END (-3)
+long util_bits_decode(const char *in, size_t n, int bits, int (*value_of)(char c), unsigned char *out, size_t cap);
 bool util_hmac_hex(const char *md_name, const char *key, const void *data, size_t len, char *out,
 		   size_t out_size) WARN_UNUSED;
-/* The timestamped signature scheme (VietQR's notifications, feegate's own webhooks): lower-case
+/* The timestamped signature scheme (a bank's notifications, feegate's own webhooks): lower-case
  * hex HMAC-SHA256(key, timestamp "." body). */
 bool util_sign_timestamped(const char *key, const char *timestamp, const void *body, size_t len,
 			   char out[65]) WARN_UNUSED;

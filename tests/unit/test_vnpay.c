@@ -592,6 +592,11 @@ static void test_registry(void **state)
 	assert_true(adapter_count() >= 3);
 	for (size_t i = 0; i < adapter_count(); i++)
 		assert_ptr_equal(adapter_find(adapter_at(i)->name), adapter_at(i));
+	/* the choices the routes offer are the table's names */
+	char names[128];
+	adapter_names("|", names, sizeof names);
+	assert_string_equal(ADAPTER_CHOICES, names);
+	assert_true(adapter_transfer() && adapter_transfer()->transfer);
 }
 
 int main(void)

@@ -80,15 +80,22 @@ static bool matches(const json_t *entry, const params *q, const char *key)
 	return !want || (have && strcmp(want, have) == 0);
 }
 
+/* The request's query into q; false (q freed, answered 400) when it is not one. */
+static bool admin_query(struct evhttp_request *req, params *q)
+{
+	params_init(q);
+	if (sim_request_params(req, q))
+		return true;
+	params_free(q);
+	sim_reply_error(req, 400, "bad query");
+	return false;
+}
+
 void admin_notifications(sim *s, struct evhttp_request *req)
 {
 	params q;
-	params_init(&q);
-	if (!sim_request_params(req, &q)) {
-		params_free(&q);
-		sim_reply_error(req, 400, "bad query");
+	if (!admin_query(req, &q))
 		return;
-	}
 	json_t *data = json_array();
 	size_t i;
 	json_t *entry;
@@ -103,12 +110,8 @@ void admin_notifications(sim *s, struct evhttp_request *req)
 void admin_payments(sim *s, struct evhttp_request *req)
 {
 	params q;
-	params_init(&q);
-	if (!sim_request_params(req, &q)) {
-		params_free(&q);
-		sim_reply_error(req, 400, "bad query");
+	if (!admin_query(req, &q))
 		return;
-	}
 	json_t *data = json_array();
 	for (size_t i = 0; data && i < s->store.n_all; i++) {
 		json_t *p = sim_payment_json(s->store.all[i]);

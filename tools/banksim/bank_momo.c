@@ -20,29 +20,13 @@ static int64_t now_ms(void)
 	return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static void corrupt(char *hex)
-{
-	size_t n = strlen(hex);
-	if (n)
-		hex[n - 1] = hex[n - 1] == '0' ? '1' : '0';
-}
-
 /* Signs obj as kind, honouring the bad_signature knob, and answers it. */
 static void answer(sim *s, struct evhttp_request *req, int status, json_t *obj, momo_msg kind, char **keep)
 {
 	const adapter_config *cfg = &s->cfg[SIM_MOMO];
 	char sig[MOMO_SIG_HEX_SIZE];
-	if (!obj || !momo_sign(cfg->secret, cfg->access_key, kind, obj, sig)) {
-		json_decref(obj);
-		sim_reply_error(req, 500, "out of memory");
-		return;
-	}
-	if (s->faults[SIM_MOMO].bad_signature)
-		corrupt(sig);
-	json_object_set_new(obj, "signature", json_string(sig));
-	if (keep)
-		*keep = json_dumps(obj, JSON_COMPACT);
-	sim_reply_json(req, status, obj);
+	bool signed_ok = obj && momo_sign(cfg->secret, cfg->access_key, kind, obj, sig);
+	sim_reply_signed(s, req, status, SIM_MOMO, obj, signed_ok, "signature", sig, keep);
 }
 
 /* An error answer in the shape of kind's success answer. */
@@ -361,22 +345,13 @@ void momo_bank_pay_page(sim *s, struct evhttp_request *req)
 			   "data-amount=\"%" PRId64 "\">", p->amount);
 	sim_html_escape(&page, amount);
 	strbuf_puts(&page, "</dd></dl>");
-	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
-		strbuf_printf(&page, "<p class=\"warn\" id=\"status\">This payment is already %s.</p>",
-			    sim_status_name(p->status));
-	} else {
-		if (time(NULL) > p->expires_at)
-			strbuf_puts(&page, "<p class=\"warn\">The payment time is over: approving fails "
-					 "(1005) unless the allow_expired knob is set.</p>");
+	if (sim_page_payable(&page, p, "payment", "1005")) {
 		strbuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/momo/confirm\">"
 				 "<input type=\"hidden\" name=\"orderId\" value=\"");
 		sim_html_escape(&page, p->ref);
 		strbuf_puts(&page, "\"><input type=\"hidden\" name=\"t\" value=\"");
 		sim_html_escape(&page, p->token);
-		strbuf_puts(&page, "\"><button type=\"submit\" name=\"action\" value=\"approve\">"
-				 "X\xC3\xA1" "c nh\xE1\xBA\xAD" "n (Approve)</button>"
-				 "<button type=\"submit\" name=\"action\" value=\"decline\">H\xE1\xBB\xA7y (Decline)</button>"
-				 "</form>");
+		sim_page_decide(&page, "X\xC3\xA1" "c nh\xE1\xBA\xAD" "n");
 	}
 	sim_page_end(&page);
 	sim_reply_page(req, 200, &page);
@@ -442,7 +417,7 @@ void momo_bank_confirm(sim *s, struct evhttp_request *req)
 		goto done;
 	}
 	if (f.bad_signature)
-		corrupt(sig);
+		sim_corrupt_hex(sig);
 	json_object_set_new(fields, "signature", json_string(sig));
 	size_t body_len = 0;
 	body = json_dumps(fields, JSON_COMPACT);
@@ -470,14 +445,7 @@ void momo_bank_confirm(sim *s, struct evhttp_request *req)
 	}
 	sim_outgoing out = { .method = "POST", .url = p->ipn_url, .body = body, .body_len = body_len,
 			     .content_type = "application/json; charset=UTF-8" };
-	if (!sim_notice_save(&p->last_notice, &out))
-		sim_log("warn", "momo_confirm", "could not keep the notification of %s", p->ref);
-	sim_log("info", "momo_confirm", "%s %s: %s", p->ref, action, sim_status_name(p->status));
-	const char *wait = params_get(&form, "wait");
-	sim_waiter *w = wait && !sim_param_true(wait) ? NULL : sim_waiter_new(req, ret.data, NULL);
-	sim_notify(s, SIM_MOMO, p->ref, &out, &f, w ? sim_waiter_done : NULL, w);
-	if (!w)
-		sim_redirect(req, ret.data);
+	sim_confirm_notify(s, req, SIM_MOMO, p, &out, &f, params_get(&form, "wait"), ret.data, "momo_confirm", action);
 done:
 	json_decref(fields);
 	free(body);

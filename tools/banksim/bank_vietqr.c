@@ -11,13 +11,6 @@
 
 #define STALE_SECONDS 600
 
-static void corrupt(char *hex)
-{
-	size_t n = strlen(hex);
-	if (n)
-		hex[n - 1] = hex[n - 1] == '0' ? '1' : '0';
-}
-
 /* The transfer asked for: JSON {account_no, amount, content} or {payload}, or
  * the same as form fields from the /vietqr page. */
 typedef struct transfer {
@@ -141,7 +134,7 @@ void vietqr_bank_transfer(sim *s, struct evhttp_request *req)
 	p->status = SIM_SUCCEEDED;
 	p->created_at = p->paid_at = now;
 	if (t.faults.bad_signature)
-		corrupt(sig);
+		sim_corrupt_hex(sig);
 	strbuf_printf(&url, "%s/ipn/vietqr", s->feegate_url);
 	sim_outgoing out = {
 		.method = "POST", .url = url.data, .body = body, .body_len = strlen(body),

@@ -117,32 +117,16 @@ void vnpay_bank_pay_page(sim *s, struct evhttp_request *req)
 	strbuf_puts(&page, "</dd><dt>H\xE1\xBA\xBFt h\xE1\xBA\xA1n</dt><dd>");
 	sim_html_escape(&page, expires);
 	strbuf_puts(&page, " (GMT+7)</dd></dl>");
-	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
-		strbuf_printf(&page, "<p class=\"warn\" id=\"status\">This transaction is already %s.</p>",
-			    sim_status_name(p->status));
-	} else {
-		if (time(NULL) > p->expires_at)
-			strbuf_puts(&page, "<p class=\"warn\">The payment time is over: approving fails "
-					 "(code 11) unless the allow_expired knob is set.</p>");
+	if (sim_page_payable(&page, p, "transaction", "code 11")) {
 		strbuf_puts(&page, "<form id=\"pay-form\" method=\"post\" action=\"/paymentv2/confirm\">"
 				 "<input type=\"hidden\" name=\"ref\" value=\"");
 		sim_html_escape(&page, p->ref);
-		strbuf_puts(&page, "\"><button type=\"submit\" name=\"action\" value=\"approve\">"
-				 "Thanh to\xC3\xA1n (Approve)</button>"
-				 "<button type=\"submit\" name=\"action\" value=\"decline\">H\xE1\xBB\xA7y (Decline)</button>"
-				 "</form>");
+		sim_page_decide(&page, "Thanh to\xC3\xA1n");
 	}
 	sim_page_end(&page);
 	sim_reply_page(req, 200, &page);
 done:
 	params_free(&q);
-}
-
-static void corrupt(char *hex)
-{
-	size_t n = strlen(hex);
-	if (n)
-		hex[n - 1] = hex[n - 1] == '0' ? '1' : '0';
 }
 
 /* The signed query string of an IPN or return for p. */
@@ -166,7 +150,7 @@ static char *result_query(sim *s, const sim_payment *p, const sim_faults *f, con
 		goto done;
 	out = vnpay_signed_query(s->cfg[SIM_VNPAY].secret, &q);
 	if (out && f->bad_signature)
-		corrupt(out);
+		sim_corrupt_hex(out);
 done:
 	params_free(&q);
 	return out;
@@ -230,14 +214,7 @@ void vnpay_bank_confirm(sim *s, struct evhttp_request *req)
 	strbuf_printf(&ipn, "%s/ipn/vnpay?%s", s->feegate_url, query);
 	strbuf_printf(&ret, "%s%c%s", p->return_url, strchr(p->return_url, '?') ? '&' : '?', query);
 	sim_outgoing out = { .method = "GET", .url = ipn.data };
-	if (!sim_notice_save(&p->last_notice, &out))
-		sim_log("warn", "vnpay_confirm", "could not keep the notification of %s", p->ref);
-	sim_log("info", "vnpay_confirm", "%s %s: %s", p->ref, action, sim_status_name(p->status));
-	const char *wait = params_get(&form, "wait");
-	sim_waiter *w = wait && !sim_param_true(wait) ? NULL : sim_waiter_new(req, ret.data, NULL);
-	sim_notify(s, SIM_VNPAY, p->ref, &out, &f, w ? sim_waiter_done : NULL, w);
-	if (!w)
-		sim_redirect(req, ret.data);
+	sim_confirm_notify(s, req, SIM_VNPAY, p, &out, &f, params_get(&form, "wait"), ret.data, "vnpay_confirm", action);
 done:
 	free(query);
 	strbuf_free(&ipn);
@@ -285,18 +262,9 @@ static void api_answer(sim *s, struct evhttp_request *req, const json_t *request
 		json_object_set_new(a, "vnp_PromotionCode", json_string(""));
 		json_object_set_new(a, "vnp_PromotionAmount", json_string(""));
 	}
-	if (!a || !vnpay_api_sign(s->cfg[SIM_VNPAY].secret,
-				  is_query ? VNPAY_MSG_QUERYDR_RESPONSE : VNPAY_MSG_REFUND_RESPONSE, a, hash)) {
-		json_decref(a);
-		sim_reply_error(req, 500, "out of memory");
-		return;
-	}
-	if (s->faults[SIM_VNPAY].bad_signature)
-		corrupt(hash);
-	json_object_set_new(a, "vnp_SecureHash", json_string(hash));
-	if (keep)
-		*keep = json_dumps(a, JSON_COMPACT);
-	sim_reply_json(req, 200, a);
+	bool signed_ok = a && vnpay_api_sign(s->cfg[SIM_VNPAY].secret,
+					     is_query ? VNPAY_MSG_QUERYDR_RESPONSE : VNPAY_MSG_REFUND_RESPONSE, a, hash);
+	sim_reply_signed(s, req, 200, SIM_VNPAY, a, signed_ok, "vnp_SecureHash", hash, keep);
 }
 
 static void api_querydr(sim *s, struct evhttp_request *req, const json_t *obj)

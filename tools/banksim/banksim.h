@@ -215,6 +215,19 @@ const char *sim_request_query(struct evhttp_request *req);
 void sim_html_escape(struct strbuf *out, const char *s);
 void sim_page_begin(struct strbuf *out, const char *title);
 void sim_page_end(struct strbuf *out);
+/* Ends a payment form after its last hidden field's value: the Approve button (approve: its
+ * Vietnamese label) and the Decline one. */
+void sim_page_decide(struct strbuf *out, const char *approve);
+/* Spoils a hex signature (its last digit), for the bad_signature fault. */
+void sim_corrupt_hex(char *hex);
+/* Answers obj (stolen) signed: sig set as its field (spoiled under svc's bad_signature fault),
+ * its text kept in *keep when keep is given; 500 when signing failed (signed_ok false). */
+void sim_reply_signed(sim *s, struct evhttp_request *req, int status, sim_service svc, json_t *obj, bool signed_ok,
+		      const char *field, char *sig, char **keep);
+/* A payment page's state: a notice when p is already settled (false: no form to show), else
+ * true, with a warning first when its time is over (late_code: the bank's code for approving
+ * it then). what: "payment", "transaction". */
+bool sim_page_payable(struct strbuf *out, const sim_payment *p, const char *what, const char *late_code);
 void sim_reply_page(struct evhttp_request *req, int status, struct strbuf *page); /* frees page */
 /* 200000 -> "200.000 ₫" */
 void sim_format_vnd(int64_t amount, char *out, size_t cap);
@@ -242,6 +255,11 @@ typedef struct sim_outgoing {
 
 void sim_notify(sim *s, sim_service svc, const char *ref, const sim_outgoing *out, const sim_faults *f,
 		sim_first_cb cb, void *cb_arg);
+/* A citizen's confirmation, answered: p's notification out is kept for replays, logged (op,
+ * action) and sent; the browser goes to ret after its first attempt, or at once when the form
+ * says wait=false. */
+void sim_confirm_notify(sim *s, struct evhttp_request *req, sim_service svc, sim_payment *p, const sim_outgoing *out,
+			const sim_faults *f, const char *wait, const char *ret, const char *op, const char *action);
 /* Sends the last notification of p again, without faults. */
 bool sim_notify_again(sim *s, sim_payment *p) SIM_WUR;
 void sim_notify_cancel_all(sim *s);

@@ -295,6 +295,51 @@ void sim_page_end(struct strbuf *out)
 		       "</body></html>");
 }
 
+void sim_page_decide(struct strbuf *out, const char *approve)
+{
+	strbuf_printf(out, "\"><button type=\"submit\" name=\"action\" value=\"approve\">%s (Approve)</button>"
+			   "<button type=\"submit\" name=\"action\" value=\"decline\">H\xE1\xBB\xA7y (Decline)</button>"
+			   "</form>",
+		      approve);
+}
+
+void sim_corrupt_hex(char *hex)
+{
+	size_t n = strlen(hex);
+	if (n)
+		hex[n - 1] = hex[n - 1] == '0' ? '1' : '0';
+}
+
+void sim_reply_signed(sim *s, struct evhttp_request *req, int status, sim_service svc, json_t *obj, bool signed_ok,
+		      const char *field, char *sig, char **keep)
+{
+	if (!obj || !signed_ok) {
+		json_decref(obj);
+		sim_reply_error(req, 500, "out of memory");
+		return;
+	}
+	if (s->faults[svc].bad_signature)
+		sim_corrupt_hex(sig);
+	json_object_set_new(obj, field, json_string(sig));
+	if (keep)
+		*keep = json_dumps(obj, JSON_COMPACT);
+	sim_reply_json(req, status, obj);
+}
+
+bool sim_page_payable(struct strbuf *out, const sim_payment *p, const char *what, const char *late_code)
+{
+	if (p->status == SIM_SUCCEEDED || p->status == SIM_FAILED) {
+		strbuf_printf(out, "<p class=\"warn\" id=\"status\">This %s is already %s.</p>", what,
+			      sim_status_name(p->status));
+		return false;
+	}
+	if (time(NULL) > p->expires_at)
+		strbuf_printf(out, "<p class=\"warn\">The payment time is over: approving fails (%s) unless the "
+				   "allow_expired knob is set.</p>",
+			      late_code);
+	return true;
+}
+
 void sim_reply_page(struct evhttp_request *req, int status, struct strbuf *page)
 {
 	if (!page->data)

@@ -384,6 +384,18 @@ bool sim_notify_again(sim *s, sim_payment *p)
 	return true;
 }
 
+void sim_confirm_notify(sim *s, struct evhttp_request *req, sim_service svc, sim_payment *p, const sim_outgoing *out,
+			const sim_faults *f, const char *wait, const char *ret, const char *op, const char *action)
+{
+	if (!sim_notice_save(&p->last_notice, out))
+		sim_log("warn", op, "could not keep the notification of %s", p->ref);
+	sim_log("info", op, "%s %s: %s", p->ref, action, sim_status_name(p->status));
+	sim_waiter *w = wait && !sim_param_true(wait) ? NULL : sim_waiter_new(req, ret, NULL);
+	sim_notify(s, svc, p->ref, out, f, w ? sim_waiter_done : NULL, w);
+	if (!w)
+		sim_redirect(req, ret);
+}
+
 void sim_notify_cancel_all(sim *s)
 {
 	for (sim_job *j = s->jobs; j; j = j->next)
