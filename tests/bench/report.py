@@ -16,6 +16,8 @@ A scenario's meta (all optional but name and kind):
                      rows, seconds to the last byte, rss_growth_kib; the rate is rows/s) | failed
   raw                file name in RAW
   ceiling            name of the scenario whose rate is this one's ceiling (ratio column)
+  versus             name of a scenario this one's rate is set against (a line under the table)
+  target_versus      rate at least this times the versus scenario's
   per_transaction    pgbench: items per transaction; the rate is tps times this
   target_rate        rate at least this (per second)
   target_ratio       rate at least this times the ceiling's
@@ -203,6 +205,14 @@ def check_targets(row, by_name):
         row["ceiling_rate"] = ceiling
         if ceiling and rate is not None:
             row["ratio"] = rate / ceiling
+    versus = by_name.get(row.get("versus") or "", {}).get("rate")
+    if versus and rate is not None:
+        row["versus_rate"] = versus
+        row["versus_ratio"] = rate / versus
+    if "target_versus" in row:
+        t = row["target_versus"]
+        checks.append({"target": f"≥{t:g}×{row['versus']}",
+                       "met": row.get("versus_ratio") is not None and row["versus_ratio"] >= t})
     if "target_rate" in row:
         t = row["target_rate"]
         checks.append({"target": f"≥{t:,.0f}/s", "met": rate is not None and rate >= t})
@@ -294,6 +304,9 @@ def print_table(rows, mode):
         if steps:
             print(f"  {r['name']}: rates are flows/s ({len(steps)} requests each); p50/p99 ms per step at half load: "
                   + ", ".join(f"{st['step']} {fmt_ms(st['p50_ms'])}/{fmt_ms(st['p99_ms'])}" for st in steps))
+        if r.get("versus_ratio") is not None:
+            print(f"  {r['name']}: {r['versus_ratio']:.2f} × {r['versus']} ({fmt_rate(r.get('rate'))} against "
+                  f"{fmt_rate(r['versus_rate'])}/s)")
         for key in ("error", "finding", "note"):
             if r.get(key):
                 print(f"  {r['name']}: {'ERROR: ' if key == 'error' else ''}{r[key]}")

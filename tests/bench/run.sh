@@ -61,7 +61,7 @@ esac
 CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
-SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
+SCENARIOS=(http_ceiling intake pg_naive_intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
   pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx import_copy import ledger_check ledger_check_incremental)
 
 # ---------------------------------------------------------------- helpers
@@ -81,10 +81,11 @@ saturate() {
     "${SAT_ARGS[@]}" "$@" --output "$RAW/$name.json"
 }
 
-# pgbench_run NAME SCRIPT: pgbench -c 16 -j 2 on the stack's PostgreSQL.
+# pgbench_run NAME SCRIPT [PGBENCH_ARGS...]: pgbench -c 16 -j 2 on the stack's PostgreSQL.
 pgbench_run() {
   local name=$1 script=$2
-  timeout -k 10 $((PGBENCH_SECONDS + 60)) "$PG_BIN/pgbench" -n -c 16 -j 2 -T "$PGBENCH_SECONDS" \
+  shift 2
+  timeout -k 10 $((PGBENCH_SECONDS + 60)) "$PG_BIN/pgbench" -n -c 16 -j 2 -T "$PGBENCH_SECONDS" "$@" \
     -f "$BENCH_LIB_DIR/$script" "$DATABASE_URL" >"$RAW/$name.txt" 2>&1
   local rc=$?
   grep -E '^(tps|latency average|number of failed)' "$RAW/$name.txt" | sed 's/^/  /' >&2 || true
@@ -121,8 +122,21 @@ scenario_http_ceiling() {
 
 scenario_intake() {
   record intake kind=http raw=intake.json "label=order intake (POST /v1/orders)" \
-    ceiling=http_ceiling target_rate=20000 target_ratio=0.4 target_p99_ms=10
+    ceiling=http_ceiling target_rate=20000 target_ratio=0.4 target_p99_ms=10 \
+    versus=pg_naive_intake target_versus=3
   saturate intake --url "$FEEGATE_URL" --scenario orders --rate-start 1000
+}
+
+# The naive intake: one durable transaction per order (its orders row and its Idempotency-Key
+# record, into feegate's own tables) from pgbench -c 16 -j 2, no HTTP; intake's rate is set
+# against it (versus=). After intake in SCENARIOS: both then write into tables of about one size.
+scenario_pg_naive_intake() {
+  NEEDS_GATEWAY=0
+  record pg_naive_intake kind=pgbench raw=pg_naive_intake.txt \
+    "label=pgbench naive intake, 1 order + its key per transaction (-c 16 -j 2)"
+  local agency
+  agency=$(bench_psql -c "SELECT id FROM agencies WHERE code = '$FEEGATE_AGENCY'") || return 1
+  pgbench_run pg_naive_intake pgbench_naive_intake.sql -D "client=$FEEGATE_CLIENT_ID" -D "agency=$agency"
 }
 
 # prepare_attempts N TAG REFERENCE_PREFIX BANK REF_PREFIX: N pending orders of the demo client
