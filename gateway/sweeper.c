@@ -312,7 +312,7 @@ static void retention_done(void *arg, PGresult *res, enum pg_status st)
 
 static void retention_sweep(void)
 {
-	char batch[16], days[16];
+	char batch[16], days[16] = "";
 	snprintf(batch, sizeof batch, "%d", RETENTION_BATCH);
 	for (size_t i = 0; i < ARRAY_LEN(retentions); i++) {
 		struct retention *rt = &retentions[i];
