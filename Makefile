@@ -110,7 +110,7 @@ valgrind: deps
 
 bench: deps
 	@$(MAKE) --no-print-directory all
-	@bash tests/bench/run.sh $(BUILD) $(if $(QUICK),quick,full)
+	@GROWN=$(GROWN) bash tests/bench/run.sh $(BUILD) $(if $(QUICK),quick,full)
 
 soak: deps
 	@$(MAKE) --no-print-directory all

@@ -48,9 +48,12 @@ const struct pg_statement db_statements[] = {
 	{"close_attempt", "SELECT feegate_close_attempt($1::uuid, $2::text, $3::text) AS outcome"},
 	{"expire_due", "SELECT feegate_expire_due($1::int) AS expired"},
 	{"attempts_to_query", "SELECT * FROM feegate_attempts_to_query($1::int, $2::int)"},
+	/* retention, a batch of at most $1 rows a call (sweeper.c): the number deleted */
 	{"idempotency_cleanup",
-	 "DELETE FROM idempotency_keys WHERE ctid IN (SELECT ctid FROM idempotency_keys "
-	 "WHERE created_at < now() - interval '48 hours' LIMIT 1000)"},
+	 "WITH gone AS (DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys "
+	 "WHERE created_at < now() - interval '48 hours' ORDER BY created_at LIMIT $1::int)) RETURNING 1) "
+	 "SELECT count(*) AS deleted FROM gone"},
+	{"webhook_retention", "SELECT feegate_webhook_retention($2::int, $1::int) AS deleted"},
 	/* the webhook outbox's backlog for /metrics: rows due now (counted up to 100,000, so a
 	 * huge backlog costs a bounded read of the due index) and how long the oldest has waited */
 	{"outbox_backlog",

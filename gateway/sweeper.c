@@ -1,8 +1,9 @@
 /*
  * Background work, run by worker 0 only: expire orders nobody took to a bank, ask banks about
  * attempts still pending (a bank that says "paid" wins over the clock; a lost notification is
- * recovered), and drop idempotency records older than 48 hours. Every call has a timeout and
- * nothing waits on the loop.
+ * recovered), and delete what is past its retention: idempotency records older than 48 hours,
+ * delivered and dead-lettered webhook rows older than FEEGATE_WEBHOOK_RETENTION_DAYS. Every call
+ * has a timeout and nothing waits on the loop.
  */
 #include <event2/event.h>
 #include <stdio.h>
@@ -25,7 +26,6 @@
 
 static struct event *timer;
 static int busy; /* queries and calls of the current sweep still running */
-static int64_t last_cleanup_us;
 static metric_id m_lag, m_outbox_due, m_outbox_oldest, m_ledger_violations, m_ledger_checked;
 
 struct query_job {
@@ -217,11 +217,6 @@ static void got_refunds(void *arg, PGresult *res, enum pg_status st)
 	}
 }
 
-static void simple_done(void *arg, PGresult *res, enum pg_status st)
-{
-	busy--;
-}
-
 /* expire_due */
 struct expired_row {
 	int64_t expired;
@@ -274,6 +269,63 @@ static void ledger_check_read(void *arg, PGresult *res, enum pg_status st)
 	}
 }
 
+/* Retention, one batch per sweep while the last batch came back full (a backlog, or a rate of
+ * new rows above a batch a sweep), else again after RETENTION_IDLE_US. A batch is one short
+ * transaction deleting at most RETENTION_BATCH rows found by an index on their age. */
+#define RETENTION_BATCH 5000
+#define RETENTION_IDLE_US (60LL * 1000000)
+
+struct retention {
+	const char *statement;
+	const char *what;
+	const int *days; /* the statement's second parameter, if it takes one */
+	int64_t next_us; /* monotonic time the next batch is due */
+	int64_t deleted; /* by the batches of the current run */
+};
+static struct retention retentions[] = {
+	{"idempotency_cleanup", "idempotency records", NULL, 0, 0},
+	{"webhook_retention", "delivered and dead webhook rows", &cfg.webhook_retention_days, 0, 0},
+};
+
+/* idempotency_cleanup, webhook_retention */
+struct deleted_row {
+	int64_t deleted;
+};
+static const struct pg_col deleted_cols[] = {PG_COL(struct deleted_row, deleted, PG_INT64)};
+
+static void retention_done(void *arg, PGresult *res, enum pg_status st)
+{
+	struct retention *rt = arg;
+	busy--;
+	struct deleted_row d = {0};
+	bool ok = st == PG_OK && PQntuples(res) == 1 && PG_ROW(res, 0, deleted_cols, &d);
+	rt->deleted += ok ? d.deleted : 0;
+	if (ok && d.deleted >= RETENTION_BATCH) {
+		rt->next_us = 0;
+		return;
+	}
+	if (rt->deleted > 0)
+		log_info(NULL, "%lld %s past retention deleted", (long long)rt->deleted, rt->what);
+	rt->deleted = 0;
+	rt->next_us = util_monotonic_us() + RETENTION_IDLE_US;
+}
+
+static void retention_sweep(void)
+{
+	char batch[16], days[16] = "";
+	snprintf(batch, sizeof batch, "%d", RETENTION_BATCH);
+	for (size_t i = 0; i < ARRAY_LEN(retentions); i++) {
+		struct retention *rt = &retentions[i];
+		if (util_monotonic_us() < rt->next_us)
+			continue;
+		const char *params[2] = {batch, days};
+		if (rt->days)
+			snprintf(days, sizeof days, "%d", *rt->days);
+		busy++;
+		pg_query(gw.db, rt->statement, rt->days ? 2 : 1, params, cfg.db_timeout_ms, retention_done, rt);
+	}
+}
+
 static void sweep(evutil_socket_t fd, short what, void *arg)
 {
 	if (!gw.draining && busy == 0 && pg_pool_connected(gw.db)) {
@@ -293,11 +345,7 @@ static void sweep(evutil_socket_t fd, short what, void *arg)
 		const char *rp[2] = {"30", "20"};
 		busy++;
 		pg_query(gw.db, "refunds_to_retry", 2, rp, cfg.db_timeout_ms, got_refunds, NULL);
-		if (util_monotonic_us() - last_cleanup_us > 600LL * 1000000) {
-			last_cleanup_us = util_monotonic_us();
-			busy++;
-			pg_query(gw.db, "idempotency_cleanup", 0, NULL, cfg.db_timeout_ms, simple_done, NULL);
-		}
+		retention_sweep();
 	}
 	struct timeval tv = {.tv_sec = cfg.sweep_interval_ms / 1000, .tv_usec = (cfg.sweep_interval_ms % 1000) * 1000};
 	evtimer_add(timer, &tv);

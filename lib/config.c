@@ -59,6 +59,7 @@ static const struct config_setting table[] = {
 	{"FEEGATE_WEBHOOK_TIMEOUT_MS", CONFIG_INT, &cfg.webhook_timeout_ms, "5000", 100, 120000, NULL, false, NULL},
 	{"FEEGATE_WEBHOOK_CONCURRENCY", CONFIG_INT, &cfg.webhook_concurrency, "100", 1, 10000, NULL, false, NULL},
 	{"FEEGATE_WEBHOOK_PER_PORTAL", CONFIG_INT, &cfg.webhook_per_portal, "32", 1, 10000, NULL, false, NULL},
+	{"FEEGATE_WEBHOOK_RETENTION_DAYS", CONFIG_INT, &cfg.webhook_retention_days, "7", 1, 3650, NULL, false, NULL},
 	/* HTTP edge */
 	{"FEEGATE_HTTP_HEAD_TIMEOUT_MS", CONFIG_INT, &cfg.http_head_timeout_ms, "5000", 100, 120000, NULL, false, NULL},
 	{"FEEGATE_HTTP_BODY_MIN_RATE", CONFIG_INT, &cfg.http_body_min_rate, "1024", 1, 1073741824, NULL, false, NULL},

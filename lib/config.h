@@ -51,6 +51,7 @@ struct config {
 	int webhook_timeout_ms;
 	int webhook_concurrency;
 	int webhook_per_portal;
+	int webhook_retention_days; /* delivered and dead webhook rows are deleted this long after */
 	/* HTTP edge */
 	int http_head_timeout_ms;
 	int http_body_min_rate;

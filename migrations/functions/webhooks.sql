@@ -133,3 +133,26 @@ CREATE OR REPLACE FUNCTION feegate_delivery_json(d webhook_deliveries) RETURNS j
             THEN to_char(d.next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') END,
         'delivered_at', to_char(d.delivered_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'))
 $$;
+
+-- Retention: up to p_limit delivered or dead-lettered rows whose end (delivery, or the last
+-- answer of a dead one) is more than p_days old are deleted, oldest first; the number deleted.
+-- A pending row is never deleted, and neither is one that the relay or a redelivery holds just
+-- now (SKIP LOCKED; a row redelivered meanwhile is pending again, and FOR UPDATE sees that).
+-- Found by webhook_deliveries_finished, deleted by their ctid (a TID scan, not a join with the
+-- outbox); each call is one short transaction that locks only its rows.
+CREATE OR REPLACE FUNCTION feegate_webhook_retention(p_days int, p_limit int) RETURNS int
+LANGUAGE plpgsql AS $$
+DECLARE
+    n int;
+BEGIN
+    DELETE FROM webhook_deliveries d
+     WHERE d.ctid = ANY (ARRAY(
+           SELECT w.ctid FROM webhook_deliveries w
+            WHERE w.status <> 'pending'
+              AND coalesce(w.delivered_at, w.next_attempt_at) < now() - make_interval(days => p_days)
+            ORDER BY coalesce(w.delivered_at, w.next_attempt_at) LIMIT p_limit FOR UPDATE SKIP LOCKED))
+       AND d.status <> 'pending';
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;

@@ -3,8 +3,10 @@
 
   report.py meta FILE key=value...   write one scenario's description (fields below)
   report.py set FILE key=value...    add to it (run.sh sets error=... when the gateway died)
-  report.py build RAW OUT MODE       read RAW/*.meta.json and the raw figures they name, print
-                                     the table, write OUT/results.json and OUT/latency.png
+  report.py build RAW OUT MODE [FRESH]  read RAW/*.meta.json and the raw figures they name, print
+                                     the table, write OUT/results.json and OUT/latency.png;
+                                     with FRESH (GROWN=N: RAW is the grown pass, FRESH the
+                                     fresh one), both tables and the grown figures beside the fresh
   report.py idle RAW/NAME.json ...   (used by run.sh) assemble the idle-memory figures
   report.py soak OUT SAMPLES LOADGEN RATE DURATION EVERY   (used by soak.sh) table + soak.json
 
@@ -16,6 +18,8 @@ A scenario's meta (all optional but name and kind):
                      rows, seconds to the last byte, rss_growth_kib; the rate is rows/s) | failed
   raw                file name in RAW
   ceiling            name of the scenario whose rate is this one's ceiling (ratio column)
+  versus             name of a scenario this one's rate is set against (a line under the table)
+  target_versus      rate at least this times the versus scenario's
   per_transaction    pgbench: items per transaction; the rate is tps times this
   target_rate        rate at least this (per second)
   target_ratio       rate at least this times the ceiling's
@@ -203,6 +207,14 @@ def check_targets(row, by_name):
         row["ceiling_rate"] = ceiling
         if ceiling and rate is not None:
             row["ratio"] = rate / ceiling
+    versus = by_name.get(row.get("versus") or "", {}).get("rate")
+    if versus and rate is not None:
+        row["versus_rate"] = versus
+        row["versus_ratio"] = rate / versus
+    if "target_versus" in row:
+        t = row["target_versus"]
+        checks.append({"target": f"≥{t:g}×{row['versus']}",
+                       "met": row.get("versus_ratio") is not None and row["versus_ratio"] >= t})
     if "target_rate" in row:
         t = row["target_rate"]
         checks.append({"target": f"≥{t:,.0f}/s", "met": rate is not None and rate >= t})
@@ -294,6 +306,9 @@ def print_table(rows, mode):
         if steps:
             print(f"  {r['name']}: rates are flows/s ({len(steps)} requests each); p50/p99 ms per step at half load: "
                   + ", ".join(f"{st['step']} {fmt_ms(st['p50_ms'])}/{fmt_ms(st['p99_ms'])}" for st in steps))
+        if r.get("versus_ratio") is not None:
+            print(f"  {r['name']}: {r['versus_ratio']:.2f} × {r['versus']} ({fmt_rate(r.get('rate'))} against "
+                  f"{fmt_rate(r['versus_rate'])}/s)")
         for key in ("error", "finding", "note"):
             if r.get(key):
                 print(f"  {r['name']}: {'ERROR: ' if key == 'error' else ''}{r[key]}")
@@ -370,7 +385,7 @@ def plot(rows, out_dir, raw_dir):
     return png
 
 
-def cmd_build(raw_dir, out_dir, mode):
+def build_rows(raw_dir):
     metas = []
     for name in os.listdir(raw_dir):
         if name.endswith(".meta.json"):
@@ -380,6 +395,72 @@ def cmd_build(raw_dir, out_dir, mode):
     by_name = {r["name"]: r for r in rows}
     for r in rows:
         check_targets(r, by_name)
+    return rows
+
+
+GROWN_RATE_RATIO = 0.8  # issue 17: every saturation figure at least this times the fresh one
+GROWN_P99_RATIO = 2.0   # and p99 at half load within this times the fresh one
+
+
+def compare_grown(rows, fresh_rows):
+    """The grown pass's figures beside the fresh pass's, by scenario: kept in each grown row."""
+    fresh = {r["name"]: r for r in fresh_rows}
+    out = []
+    for r in rows:
+        f = fresh.get(r["name"])
+        if not f:
+            continue
+        c = {"name": r["name"], "label": r["label"], "kind": r.get("kind"),
+             "fresh_rate": f.get("rate"), "grown_rate": r.get("rate")}
+        if c["fresh_rate"] and c["grown_rate"] is not None:
+            c["rate_ratio"] = c["grown_rate"] / c["fresh_rate"]
+        fp99 = (f.get("at_half") or {}).get("p99_ms")
+        gp99 = (r.get("at_half") or {}).get("p99_ms")
+        c["fresh_p99_ms"], c["grown_p99_ms"] = fp99, gp99
+        if fp99 and gp99 is not None:
+            c["p99_ratio"] = gp99 / fp99
+        if r.get("kind") == "export":
+            c["fresh_seconds"], c["grown_seconds"] = f.get("seconds"), r.get("seconds")
+            c["fresh_rows"] = (f.get("export") or {}).get("rows")
+            c["grown_rows"] = (r.get("export") or {}).get("rows")
+        if r.get("kind") == "http":
+            c["met"] = (c.get("rate_ratio") is not None and c["rate_ratio"] >= GROWN_RATE_RATIO
+                        and c.get("p99_ratio") is not None and c["p99_ratio"] <= GROWN_P99_RATIO)
+        r["fresh"] = c
+        out.append(c)
+    return out
+
+
+def print_grown(comparison, n):
+    print(f"grown ({n:,} orders) beside fresh, same run; targets: saturation ≥ {GROWN_RATE_RATIO:g} × fresh, "
+          f"p99 at half load ≤ {GROWN_P99_RATIO:g} × fresh")
+    head = ["scenario", "fresh/s", "grown/s", "grown/fresh", "fresh p99", "grown p99", "p99 ×", "met?"]
+    lines = []
+    for c in comparison:
+        label = c["label"]
+        if c.get("kind") == "export" and c.get("grown_seconds") is not None:
+            label += (f" ({c.get('fresh_rows') or 0:,} rows in {c.get('fresh_seconds') or 0:.2f} s fresh, "
+                      f"{c.get('grown_rows') or 0:,} in {c['grown_seconds']:.2f} s grown)")
+        lines.append([label, fmt_rate(c.get("fresh_rate")), fmt_rate(c.get("grown_rate")),
+                      "-" if c.get("rate_ratio") is None else f"{c['rate_ratio']:.2f}",
+                      fmt_ms(c.get("fresh_p99_ms")), fmt_ms(c.get("grown_p99_ms")),
+                      "-" if c.get("p99_ratio") is None else f"{c['p99_ratio']:.2f}",
+                      "-" if "met" not in c else ("yes" if c["met"] else "NO")])
+    widths = [max(len(str(x[i])) for x in [head] + lines) for i in range(len(head))]
+
+    def fmt(cols):
+        return "  ".join(str(v).rjust(w) if i else str(v).ljust(w) for i, (v, w) in enumerate(zip(cols, widths)))
+
+    print(fmt(head))
+    print("  ".join("-" * w for w in widths))
+    for line in lines:
+        print(fmt(line))
+    print()
+
+
+def cmd_build(raw_dir, out_dir, mode, fresh_dir=None):
+    rows = build_rows(raw_dir)
+    fresh_rows = build_rows(fresh_dir) if fresh_dir else None
     env_path = os.path.join(raw_dir, "env.json")
     env = load_json(env_path) if os.path.exists(env_path) else {}
     png = plot(rows, out_dir, raw_dir)
@@ -391,12 +472,22 @@ def cmd_build(raw_dir, out_dir, mode):
         "scenarios": rows,
         "plot": os.path.relpath(png, out_dir) if png else None,
     }
+    comparison = None
+    if fresh_rows is not None:
+        comparison = compare_grown(rows, fresh_rows)
+        results["fresh_scenarios"] = fresh_rows
+        results["grown_beside_fresh"] = comparison
     with open(os.path.join(out_dir, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1, ensure_ascii=False)
         f.write("\n")
-    print_table(rows, mode)
+    if fresh_rows is not None:
+        print_table(fresh_rows, mode + ", fresh database")
+        print_table(rows, mode + ", grown database")
+        print_grown(comparison, env.get("grown_orders") or 0)
+    else:
+        print_table(rows, mode)
     print(f"figures: {os.path.join(out_dir, 'results.json')}" + (f", plot: {png}" if png else ""))
-    return 1 if any("error" in r for r in rows) else 0
+    return 1 if any("error" in r for r in rows + (fresh_rows or [])) else 0
 
 
 def cmd_idle(out_path, stats_path, before_path, during_path):
@@ -512,8 +603,8 @@ def main(argv):
     if len(argv) >= 2 and argv[1] == "set":
         cmd_set(argv[2], argv[3:])
         return 0
-    if len(argv) == 5 and argv[1] == "build":
-        return cmd_build(argv[2], argv[3], argv[4])
+    if len(argv) in (5, 6) and argv[1] == "build":
+        return cmd_build(*argv[2:])
     if len(argv) == 8 and argv[1] == "soak":
         cmd_soak(*argv[2:])
         return 0

@@ -9,6 +9,11 @@
 #   BENCH_WORKERS=2       gateway workers, and ceiling server processes (default 2)
 #   BENCH_CONNECTIONS=128 keep-alive connections of the load generator
 #   BENCH_IDLE_CONNS=10000
+#   GROWN=N               (make bench GROWN=N) the scenarios on a fresh database, then again on
+#                         one grown by N orders of two years (tests/bench/grown_load.sql; N of at
+#                         least 10,000, or yes for 2,000,000), with `feegate ledger check` in
+#                         full and --incremental on each; refused when the disk holds less than
+#                         three times the load's estimate
 #
 # Fair rules (issue 5): fsync and synchronous_commit stay on; pgbench's naive posting runs with
 # -c 16 -j 2; the ceiling server runs as many processes as the gateway has workers; a rate is
@@ -61,7 +66,7 @@ esac
 CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
-SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
+SCENARIOS=(http_ceiling intake pg_naive_intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
   pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx import_copy import ledger_check ledger_check_incremental)
 
 # ---------------------------------------------------------------- helpers
@@ -81,10 +86,11 @@ saturate() {
     "${SAT_ARGS[@]}" "$@" --output "$RAW/$name.json"
 }
 
-# pgbench_run NAME SCRIPT: pgbench -c 16 -j 2 on the stack's PostgreSQL.
+# pgbench_run NAME SCRIPT [PGBENCH_ARGS...]: pgbench -c 16 -j 2 on the stack's PostgreSQL.
 pgbench_run() {
   local name=$1 script=$2
-  timeout -k 10 $((PGBENCH_SECONDS + 60)) "$PG_BIN/pgbench" -n -c 16 -j 2 -T "$PGBENCH_SECONDS" \
+  shift 2
+  timeout -k 10 $((PGBENCH_SECONDS + 60)) "$PG_BIN/pgbench" -n -c 16 -j 2 -T "$PGBENCH_SECONDS" "$@" \
     -f "$BENCH_LIB_DIR/$script" "$DATABASE_URL" >"$RAW/$name.txt" 2>&1
   local rc=$?
   grep -E '^(tps|latency average|number of failed)' "$RAW/$name.txt" | sed 's/^/  /' >&2 || true
@@ -121,8 +127,21 @@ scenario_http_ceiling() {
 
 scenario_intake() {
   record intake kind=http raw=intake.json "label=order intake (POST /v1/orders)" \
-    ceiling=http_ceiling target_rate=20000 target_ratio=0.4 target_p99_ms=10
+    ceiling=http_ceiling target_rate=20000 target_ratio=0.4 target_p99_ms=10 \
+    versus=pg_naive_intake target_versus=3
   saturate intake --url "$FEEGATE_URL" --scenario orders --rate-start 1000
+}
+
+# The naive intake: one durable transaction per order (its orders row and its Idempotency-Key
+# record, into feegate's own tables) from pgbench -c 16 -j 2, no HTTP; intake's rate is set
+# against it (versus=). After intake in SCENARIOS: both then write into tables of about one size.
+scenario_pg_naive_intake() {
+  NEEDS_GATEWAY=0
+  record pg_naive_intake kind=pgbench raw=pg_naive_intake.txt \
+    "label=pgbench naive intake, 1 order + its key per transaction (-c 16 -j 2)"
+  local agency
+  agency=$(bench_psql -c "SELECT id FROM agencies WHERE code = '$FEEGATE_AGENCY'") || return 1
+  pgbench_run pg_naive_intake pgbench_naive_intake.sql -D "client=$FEEGATE_CLIENT_ID" -D "agency=$agency"
 }
 
 # prepare_attempts N TAG REFERENCE_PREFIX BANK REF_PREFIX: N pending orders of the demo client
@@ -587,7 +606,7 @@ ledger_time() {
   local name=$1 rows=$2 t0 t1 out
   shift 2
   t0=$(date +%s.%N)
-  out=$(DATABASE_URL=$(ledger_db_url) "$BUILD/feegate" ledger check "$@") || { printf '%s\n' "$out" | tail -n 20 >&2; return 1; }
+  out=$(DATABASE_URL=${LEDGER_URL:-$(ledger_db_url)} "$BUILD/feegate" ledger check "$@") || { printf '%s\n' "$out" | tail -n 20 >&2; return 1; }
   t1=$(date +%s.%N)
   log "ledger check $*: $(printf '%s\n' "$out" | tail -n 1)"
   "$PYTHON" -c 'import json, sys
@@ -614,29 +633,137 @@ scenario_ledger_check_incremental() {
   ledger_time ledger_check_incremental "$more" --incremental
 }
 
-# run_scenario NAME: runs scenario_NAME and notes what may have spoilt it: the gateway stopping
+# ---------------------------------------------------------------- grown database
+# GROWN=N: the same scenarios on a fresh database and on one grown by N orders; each pass has
+# the whole database's `feegate ledger check`, in full before its scenarios (a checkpoint) and
+# --incremental after them.
+GROWN_BYTES_PER_ORDER=7000 # 4.9 KB of database an order at 1,000,000 orders, and room for WAL
+grown_orders() {
+  case ${GROWN:-} in
+    '') echo 0 ;;
+    yes | on | default) echo 2000000 ;;
+    *)
+      [[ $GROWN =~ ^[0-9]+$ ]] && ((GROWN >= 10000)) || die "GROWN must be a number of orders (at least 10000) or yes, not $GROWN"
+      echo "$GROWN"
+      ;;
+  esac
+}
+
+# Refuses before anything starts when the bench's folder has less than three times the estimate.
+grown_check_disk() {
+  local n=$1 need avail
+  need=$((n * GROWN_BYTES_PER_ORDER * 3))
+  avail=$(df -P -B1 "$TMP" | awk 'NR == 2 {print $4}')
+  if ((avail < need)); then
+    die "GROWN=$n needs three times its estimate of $((n * GROWN_BYTES_PER_ORDER / 1000000)) MB free in $TMP (the bench's PostgreSQL cluster): $((need / 1000000)) MB, and $(df -P -h "$TMP" | awk 'NR == 2 {print $1}') has $((avail / 1000000)) MB; free some, set TMPDIR to a larger disk, or ask for fewer orders"
+  fi
+  log "GROWN=$n: estimate $((n * GROWN_BYTES_PER_ORDER / 1000000)) MB, $((avail / 1000000)) MB free in $TMP"
+}
+
+# db_ledger_time NAME [--incremental]: `feegate ledger check` of the stack's own database, timed;
+# rows: the transfers it reads (all, or those after the last checkpoint).
+db_ledger_time() {
+  local name=$1 rows
+  shift
+  if [[ ${1:-} == --incremental ]]; then
+    rows=$(bench_psql -c "SELECT count(*) FROM ledger_transfers WHERE seq > coalesce((SELECT max(seq) FROM ledger_checkpoints), 0)")
+  else
+    rows=$(bench_psql -c "SELECT count(*) FROM ledger_transfers")
+  fi
+  LEDGER_URL=$DATABASE_URL ledger_time "$name" "$rows" "$@"
+}
+scenario_db_ledger_check() {
+  NEEDS_GATEWAY=0
+  record db_ledger_check kind=export raw=db_ledger_check.json "label=feegate ledger check of the database, full (transfers/s)"
+  db_ledger_time db_ledger_check
+}
+scenario_db_ledger_check_incremental() {
+  NEEDS_GATEWAY=0
+  record db_ledger_check_incremental kind=export raw=db_ledger_check_incremental.json \
+    "label=feegate ledger check --incremental after the scenarios (transfers/s)"
+  db_ledger_time db_ledger_check_incremental --incremental
+}
+
+# time_into NAME ROWS COMMAND...: runs COMMAND, and writes ROWS and its seconds to RAW/NAME.json.
+time_into() {
+  local name=$1 rows=$2 t0 t1
+  shift 2
+  t0=$(date +%s.%N)
+  "$@" || return 1
+  t1=$(date +%s.%N)
+  "$PYTHON" -c 'import json, sys
+a = sys.argv
+json.dump({"rows": int(a[2]), "seconds": float(a[3]) - float(a[4])}, open(a[1], "w"), indent=1)' \
+    "$RAW/$name.json" "$rows" "$t1" "$t0"
+}
+
+# The grown rows, with the gateway stopped: written, then the webhook rows past retention deleted
+# in the sweeper's batches (timed: the delete rate), then VACUUM ANALYZE (as autovacuum would
+# have left the tables of a database in use for years).
+grown_retention() {
+  local n total=0
+  while n=$(bench_psql -c "SELECT feegate_webhook_retention(7, 5000)") && ((n > 0)); do total=$((total + n)); done
+  echo "$total" >"$TMP/retention_deleted"
+}
+scenario_grown_load() {
+  NEEDS_GATEWAY=0
+  local n=$1
+  record grown_load kind=export raw=grown_load.json "label=grown database: $n orders of two years written (orders/s)"
+  stop_pid "$GW_PID"
+  GATEWAY_STOPPED=1
+  log "writing $n orders of two years with their attempts, notifications, transfers, entries, receipts and webhooks"
+  time_into grown_load "$n" bench_psql -v n="$n" -f "$BENCH_LIB_DIR/grown_load.sql" >/dev/null || return 1
+  log "$(bench_psql -c "SELECT 'database ' || pg_size_pretty(pg_database_size(current_database())) || ', outbox ' || (SELECT count(*) FROM webhook_deliveries) || ' rows'")"
+}
+scenario_grown_retention() {
+  NEEDS_GATEWAY=0
+  record grown_retention kind=export raw=grown_retention.json \
+    "label=webhook rows past 7 days' retention deleted, batches of 5,000 (rows/s)"
+  local t0 t1
+  t0=$(date +%s.%N)
+  grown_retention || return 1
+  t1=$(date +%s.%N)
+  "$PYTHON" -c 'import json, sys
+a = sys.argv
+json.dump({"rows": int(open(a[2]).read()), "seconds": float(a[3]) - float(a[4])}, open(a[1], "w"), indent=1)' \
+    "$RAW/grown_retention.json" "$TMP/retention_deleted" "$t1" "$t0"
+  log "$(cat "$TMP/retention_deleted") webhook rows deleted; VACUUM ANALYZE"
+  bench_psql -c "VACUUM (ANALYZE) orders, attempts, bank_notifications, ledger_transfers, ledger_entries, receipts, webhook_deliveries" || return 1
+  log "$(bench_psql -c "SELECT 'database ' || pg_size_pretty(pg_database_size(current_database()))")"
+  gateway_start
+  GATEWAY_STOPPED=0
+  GATEWAY_RESTARTED=1
+  warm_up "$WARMUP_SECONDS"
+}
+
+GATEWAY_STOPPED=0   # set by a scenario that stops the gateway for the next ones (grown_load)
+GATEWAY_RESTARTED=0 # set by a scenario that starts it again itself (grown_retention)
+
+# run_scenario NAME [ARGS...]: runs scenario_NAME and notes what may have spoilt it: the gateway stopping
 # (an error when the scenario uses it; set NEEDS_GATEWAY=0 in scenarios that do not), and CPU
 # used by other programs on this machine just before and after.
 run_scenario() {
   local name=$1 t0=$SECONDS busy_before busy_after
+  shift
   if ! declare -F "scenario_$name" >/dev/null; then
     log "unknown scenario $name"
     record "$name" kind=failed "error=unknown scenario"
     return 0
   fi
-  gateway_ensure
+  ((GATEWAY_STOPPED)) || gateway_ensure
   busy_before=$(cpu_busy_pct)
   log "scenario $name (machine ${busy_before}% busy before it)"
   local pid_before=$GW_PID
   NEEDS_GATEWAY=1
-  if ! "scenario_$name"; then
+  GATEWAY_RESTARTED=0
+  if ! "scenario_$name" "$@"; then
     log "scenario $name FAILED"
     [[ -f $RAW/$name.meta.json ]] || record "$name" kind=failed "error=scenario failed"
   fi
   busy_after=$(cpu_busy_pct)
   "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/$name.meta.json" "busy_pct_before=$busy_before" \
     "busy_pct_after=$busy_after"
-  if [[ $GW_PID != "$pid_before" ]] || ! gateway_alive; then
+  if ((!GATEWAY_STOPPED && !GATEWAY_RESTARTED)) && { [[ $GW_PID != "$pid_before" ]] || ! gateway_alive; }; then
     local what=error
     ((NEEDS_GATEWAY)) || what=note
     log "the gateway stopped during scenario $name"
@@ -650,6 +777,8 @@ run_scenario() {
 
 START=$SECONDS
 bench_init "$1"
+GROWN_N=$(grown_orders)
+((GROWN_N == 0)) || grown_check_disk "$GROWN_N"
 RAW=$OUT/raw
 rm -rf -- "$RAW" "$OUT/results.json" "$OUT/latency.png"
 mkdir -p "$RAW"
@@ -668,7 +797,8 @@ def sh(*cmd):
     except Exception:
         return None
 json.dump({
-    "command": "make bench" + (" QUICK=1" if "$MODE" == "quick" else ""),
+    "command": "make bench" + (" QUICK=1" if "$MODE" == "quick" else "") + (" GROWN=$GROWN_N" if $GROWN_N else ""),
+    "grown_orders": $GROWN_N,
     "git_commit": sh("git", "-C", "$REPO", "rev-parse", "--short", "HEAD"),
     "git_dirty": bool(sh("git", "-C", "$REPO", "status", "--porcelain", "--untracked-files=no")),
     "gateway_workers": $WORKERS,
@@ -686,9 +816,23 @@ EOF
 if [[ -n ${BENCH_SCENARIOS:-} ]]; then
   read -r -a SCENARIOS <<<"$BENCH_SCENARIOS"
 fi
-for s in "${SCENARIOS[@]}"; do run_scenario "$s"; done
+if ((GROWN_N == 0)); then
+  for s in "${SCENARIOS[@]}"; do run_scenario "$s"; done
+  FRESH=()
+else
+  # the fresh pass's figures go to RAW/fresh, the grown pass's to RAW, as without GROWN
+  FRESH=("$RAW/fresh")
+  RAW=$RAW/fresh
+  mkdir -p "$RAW"
+  cp "$OUT/raw/env.json" "$RAW/"
+  for s in db_ledger_check "${SCENARIOS[@]}" db_ledger_check_incremental; do run_scenario "$s"; done
+  RAW=$OUT/raw
+  run_scenario grown_load "$GROWN_N"
+  run_scenario grown_retention
+  for s in db_ledger_check "${SCENARIOS[@]}" db_ledger_check_incremental; do run_scenario "$s"; done
+fi
 
 rc=0
-"$PYTHON" "$BENCH_LIB_DIR/report.py" build "$RAW" "$OUT" "$MODE" || rc=$?
+"$PYTHON" "$BENCH_LIB_DIR/report.py" build "$RAW" "$OUT" "$MODE" "${FRESH[@]}" || rc=$?
 log "done in $((SECONDS - START))s"
 exit "$rc"

@@ -484,3 +484,85 @@ def test_a_draining_worker_gives_its_held_webhooks_back(stack, gateway):
         wait_until(lambda: {json.loads(r["body"])["data"]["id"] for r in received_for(slow, ids, "order.succeeded")}
                    >= ids - {orders[0][0]}, 20, what="the given-back webhooks, from the shared gateway's relay")
     assert_ledger_ok(stack)
+
+
+# ------------------------------------------------------------------------------ retention
+
+def outbox_rows(stack, client_id, tag, n, status, ended_days_ago=None, created_days_ago=None):
+    """n outbox rows of one kind written straight into the table, typed `test.<tag>`: delivered
+    or dead-lettered `ended_days_ago` (created then too, unless `created_days_ago`), or pending,
+    created `created_days_ago` and due only tomorrow (so that no relay sends them meanwhile)."""
+    created = created_days_ago if created_days_ago is not None else ended_days_ago
+    stack.query(
+        "INSERT INTO webhook_deliveries (client_id, order_id, type, payload, status, attempts, next_attempt_at, "
+        "created_at, delivered_at) "
+        "SELECT %(client)s, gen_random_uuid(), %(type)s, '{}', %(status)s, 1, "
+        "CASE WHEN %(status)s = 'pending' THEN now() + interval '1 day' ELSE now() - make_interval(days => %(ended)s) END, "
+        "now() - make_interval(days => %(created)s), "
+        "CASE WHEN %(status)s = 'delivered' THEN now() - make_interval(days => %(ended)s) END "
+        "FROM generate_series(1, %(n)s)",
+        {"client": client_id, "type": f"test.{tag}", "status": status, "ended": ended_days_ago or 0,
+         "created": created, "n": n})
+
+
+def tagged(stack, tag):
+    return stack.scalar("SELECT count(*) FROM webhook_deliveries WHERE type = %s", (f"test.{tag}",))
+
+
+def test_retention_deletes_old_delivered_and_dead_rows_and_never_a_pending_one(stack, gateway):
+    """feegate_webhook_retention(days, limit): delivered and dead rows whose end is older than
+    the retention go, oldest first and at most `limit` a call; recent ones and pending ones,
+    however old, stay."""
+    client = stack.create_client(agencies=("XNC",))
+    run = uuid.uuid4().hex[:8]
+    outbox_rows(stack, client.id, f"{run}.old_delivered", 30, "delivered", ended_days_ago=8)
+    outbox_rows(stack, client.id, f"{run}.old_dead", 5, "dead", ended_days_ago=9)
+    outbox_rows(stack, client.id, f"{run}.recent_delivered", 7, "delivered", ended_days_ago=6)
+    # created long ago, delivered just now (a redelivery): its age counts from the delivery
+    outbox_rows(stack, client.id, f"{run}.redelivered", 3, "delivered", ended_days_ago=0, created_days_ago=20)
+    outbox_rows(stack, client.id, f"{run}.old_pending", 4, "pending", created_days_ago=30)
+    try:
+        # the shared gateway's sweeper (7 days) may take some of the old rows meanwhile
+        while stack.scalar("SELECT feegate_webhook_retention(7, 10)") == 10:
+            pass
+        assert tagged(stack, f"{run}.old_delivered") == 0
+        assert tagged(stack, f"{run}.old_dead") == 0
+        assert tagged(stack, f"{run}.recent_delivered") == 7
+        assert tagged(stack, f"{run}.redelivered") == 3
+        assert tagged(stack, f"{run}.old_pending") == 4
+        assert stack.scalar("SELECT feegate_webhook_retention(7, 10)") == 0
+        # a shorter retention reaches the recent ones, still never the pending ones
+        while stack.scalar("SELECT feegate_webhook_retention(1, 1000)") > 0:
+            pass
+        assert tagged(stack, f"{run}.recent_delivered") == 0
+        assert tagged(stack, f"{run}.redelivered") == 3
+        assert tagged(stack, f"{run}.old_pending") == 4
+        # found by the retention index, not a read of the outbox
+        plan = "\n".join(r[0] for r in stack.query(
+            "EXPLAIN SELECT ctid FROM webhook_deliveries w WHERE w.status <> 'pending' "
+            "AND coalesce(w.delivered_at, w.next_attempt_at) < now() - make_interval(days => 7) "
+            "ORDER BY coalesce(w.delivered_at, w.next_attempt_at) LIMIT 5000"))
+        assert "webhook_deliveries_finished" in plan, plan
+    finally:
+        stack.query("DELETE FROM webhook_deliveries WHERE type LIKE %s", (f"test.{run}.%",))
+
+
+def test_the_sweeper_deletes_rows_past_the_configured_retention_in_batches(stack, gateway):
+    """A gateway with FEEGATE_WEBHOOK_RETENTION_DAYS=3 deletes 12,000 rows delivered 4 days ago
+    (more than two of the sweeper's batches) within seconds of starting, and keeps the rows
+    delivered 2 days ago and the pending ones. The shared gateway (7 days) touches none of them."""
+    client = stack.create_client(agencies=("XNC",))
+    run = uuid.uuid4().hex[:8]
+    outbox_rows(stack, client.id, f"{run}.old", 12000, "delivered", ended_days_ago=4)
+    outbox_rows(stack, client.id, f"{run}.recent", 10, "delivered", ended_days_ago=2)
+    outbox_rows(stack, client.id, f"{run}.pending", 10, "pending", created_days_ago=10)
+    try:
+        with dedicated_gateway(stack, FEEGATE_WEBHOOK_RETENTION_DAYS=3) as gw:
+            wait_until(lambda: tagged(stack, f"{run}.old") == 0, 30, interval=0.2,
+                       what="the rows past retention to be deleted")
+            assert tagged(stack, f"{run}.recent") == 10
+            assert tagged(stack, f"{run}.pending") == 10
+            wait_until(lambda: "delivered and dead webhook rows past retention deleted" in gw.log_path.read_text(),
+                       5, what="the sweeper's log line")
+    finally:
+        stack.query("DELETE FROM webhook_deliveries WHERE type LIKE %s", (f"test.{run}.%",))
