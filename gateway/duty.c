@@ -7,8 +7,10 @@
  *
  *   - the holder's check has a deadline of one period: a partitioned or stalled server makes it
  *     stop its duties at most two periods after the last answer;
- *   - the server ends a silent session only after its TCP keepalives fail, which this session
- *     sets to idle max(2, 3 periods) s + 3 probes 1 s apart: later than the two periods above.
+ *   - the server ends the session when it has been idle for three periods (idle_session_timeout:
+ *     a live holder asks every period), or when its TCP keepalives fail (idle max(2 s, 3
+ *     periods) + 3 probes 1 s apart), whichever comes first: later than the two periods above.
+ *     The idle timeout also ends it when a TCP proxy in between keeps the connection open.
  *
  * A holder that exits or closes the connection releases the lock at once. The work itself is
  * also safe when two gateways ran it briefly: every claim the sweeper and the relay make is
@@ -141,6 +143,13 @@ static void arm_deadline(int ms)
 	evtimer_add(d.deadline, &tv);
 }
 
+/* The server ends the session of a gateway that has not asked for this long: three periods,
+ * one more than the holder needs to notice and stop (see the top of this file). */
+static int idle_timeout_ms(void)
+{
+	return 3 * cfg.duty_retry_ms;
+}
+
 /* Server-side keepalives: a session whose gateway vanished ends after idle + 3 probes. */
 static int keepalive_idle_s(void)
 {
@@ -172,11 +181,15 @@ static void ask(void)
 	char sql[640];
 	int off = 0;
 	if (d.fresh) {
+		/* idle_session_timeout (PostgreSQL 14+; skipped where it does not exist) ends the
+		 * session of a gateway that stopped asking even when a TCP proxy between us keeps
+		 * the connection alive; the keepalives cover a vanished peer on older servers */
 		off = snprintf(sql, sizeof sql,
 			       "SET application_name = 'feegate-duty'; SET statement_timeout = %d; "
 			       "SET tcp_keepalives_idle = %d; SET tcp_keepalives_interval = 1; "
-			       "SET tcp_keepalives_count = 3; ",
-			       cfg.duty_retry_ms, keepalive_idle_s());
+			       "SET tcp_keepalives_count = 3; "
+			       "SELECT set_config(name, '%d', false) FROM pg_settings WHERE name = 'idle_session_timeout'; ",
+			       cfg.duty_retry_ms, keepalive_idle_s(), idle_timeout_ms());
 	}
 	/* A server in recovery is no primary: nobody holds duties there. */
 	if (d.held)

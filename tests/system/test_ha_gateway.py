@@ -16,8 +16,8 @@ import requests
 
 from conftest import TIME_SCALE, free_port, tail
 from bankflow import assert_ledger_ok
-from test_outages import (PG_GATEWAY, assert_acked_kept, order_probe, pg_stop_immediate,
-                          run_outage)
+from test_outages import (PG_GATEWAY, assert_acked_kept, faultproxy, order_probe,  # noqa: F401 (a fixture)
+                          pg_stop_immediate, run_outage)
 
 
 def readyz(gw):
@@ -127,6 +127,89 @@ def test_duty_holder_stops_when_its_lock_session_ends(pair, stack):
         time.sleep(0.5)
     assert again in gws and len(lock_backend(stack, lock_id)) == 1
     assert not w.both, f"two holders at once: {w.both[:5]}"
+
+
+def test_duty_holder_cut_off_stops_before_the_takeover(gateway_factory, faultproxy, stack):
+    """The holder reaches PostgreSQL through a TCP proxy that starts swallowing every byte both
+    ways (a partition): the holder's check times out and it stops its duties within two
+    periods, before the other gateway takes over (here as soon as the holder closes its side,
+    which the proxy passes on; a session nobody closes ends by its idle timeout, next test)."""
+    lock_id = random.randint(10_000_000, 2_000_000_000)
+    pg_port = stack.facts["PG_PORT"]
+    fp = faultproxy(f"127.0.0.1:{pg_port}")
+    env = dict(FEEGATE_DUTY_LOCK_ID=lock_id, FEEGATE_DUTY_RETRY_MS=500, FEEGATE_WORKERS=1)
+    a = gateway_factory(FEEGATE_NODE_NAME="gw-cut", DATABASE_URL=stack.database_url.replace(
+        f":{pg_port}/", f":{fp.port}/"), **env)
+    assert wait_one_holder([a]) is a
+    b = gateway_factory(FEEGATE_NODE_NAME="gw-other", **env)
+    time.sleep(1.0)
+    assert holders([a, b]) == [a]
+    t0 = time.monotonic()
+    fp.mode("blackhole")
+    try:
+        lost = gained = None
+        deadline = time.monotonic() + 15 * TIME_SCALE
+        while time.monotonic() < deadline and (lost is None or gained is None):
+            if lost is None and f"duty lock {lock_id} lost by node gw-cut" in a.log_path.read_text():
+                lost = time.monotonic() - t0
+            if gained is None and f"duty lock {lock_id} gained by node gw-other" in b.log_path.read_text():
+                gained = time.monotonic() - t0
+            time.sleep(0.02)
+    finally:
+        fp.mode("pass")
+    print(f"\nduty holder cut off (500 ms period): it stopped after {lost} s, the other took over after {gained} s")
+    assert lost is not None and gained is not None, (lost, gained)
+    assert lost < gained, "the other gateway took the duties before the cut-off holder had stopped"
+    assert lost <= 1.0 + 0.5 * TIME_SCALE
+
+
+def worker_of(gw):
+    kids = [int(e) for e in os.listdir("/proc") if e.isdigit() and _ppid(e) == gw.pid]
+    assert len(kids) == 1, kids
+    return kids[0]
+
+
+def _ppid(pid):
+    try:
+        stat = open(f"/proc/{pid}/stat").read()
+    except OSError:
+        return None
+    return int(stat[stat.rindex(")") + 2:].split()[1])
+
+
+def test_duty_holder_frozen_loses_its_session_after_three_periods(gateway_factory, stack):
+    """A holder frozen with SIGSTOP: its kernel still answers TCP keepalives, so only the
+    session's idle timeout (three periods) frees the lock; the other gateway then takes over,
+    and the holder, thawed, finds its session gone and does not resume its duties."""
+    lock_id = random.randint(10_000_000, 2_000_000_000)
+    env = dict(FEEGATE_DUTY_LOCK_ID=lock_id, FEEGATE_DUTY_RETRY_MS=500, FEEGATE_WORKERS=1)
+    a = gateway_factory(FEEGATE_NODE_NAME="gw-frozen", **env)
+    assert wait_one_holder([a]) is a
+    b = gateway_factory(FEEGATE_NODE_NAME="gw-other", **env)
+    time.sleep(1.0)
+    assert holders([a, b]) == [a]
+    worker = worker_of(a)
+    t0 = time.monotonic()
+    os.kill(worker, signal.SIGSTOP)
+    try:
+        gained = None
+        deadline = time.monotonic() + 15 * TIME_SCALE
+        while time.monotonic() < deadline and gained is None:
+            if f"duty lock {lock_id} gained by node gw-other" in b.log_path.read_text():
+                gained = time.monotonic() - t0
+            time.sleep(0.02)
+    finally:
+        os.kill(worker, signal.SIGCONT)
+    print(f"\nduty holder frozen (500 ms period): the other took over after {gained} s")
+    assert gained is not None
+    # idle since its last check, at most one period before the freeze: at least two periods
+    assert gained >= 0.95, "the lock was free before the idle timeout could have ended the session"
+    deadline = time.monotonic() + 5 * TIME_SCALE
+    while time.monotonic() < deadline and f"duty lock {lock_id} lost by node gw-frozen" not in a.log_path.read_text():
+        time.sleep(0.05)
+    assert f"duty lock {lock_id} lost by node gw-frozen" in a.log_path.read_text()
+    time.sleep(1.0)
+    assert holders([a, b]) == [b]
 
 
 def test_duty_released_on_sigterm(pair):
