@@ -15,7 +15,8 @@ import pytest
 import requests
 
 from conftest import TIME_SCALE, free_port, tail
-from bankflow import assert_ledger_ok
+from bankflow import (assert_ledger_ok, assert_single_payment, banksim, get_order, new_order,  # noqa: F401
+                      sim, start_payment, vnpay_ipn_query, vnpay_send_ipn)
 from test_outages import (PG_GATEWAY, assert_acked_kept, faultproxy, order_probe,  # noqa: F401 (a fixture)
                           pg_stop_immediate, run_outage)
 
@@ -242,6 +243,30 @@ def test_one_sweeper_across_gateways_expires_orders(pair, stack):
             return
         time.sleep(0.2)
     pytest.fail("the order did not expire: no sweeper ran")
+
+
+def test_same_notification_to_two_gateways_at_once_is_applied_once(api, sim, gateway, gateway_factory, stack):
+    """The bank's IPN, sent ten times at once, half to each of two gateways over one database:
+    one RspCode 00, the others 02 (already confirmed), one payment transfer, ledger clean."""
+    other = gateway_factory(FEEGATE_DUTY_LOCK_ID=gateway.env["FEEGATE_DUTY_LOCK_ID"])
+    order = new_order(api)
+    started = start_payment(sim, order, "vnpay")
+    query = vnpay_ipn_query(stack.env, started["ref"], order["amount"], str(random.randint(10**8, 10**9)))
+    go = threading.Barrier(10)
+    codes = []
+
+    def send(url):
+        go.wait(10)
+        codes.append(vnpay_send_ipn(url, query)[0])
+
+    threads = [threading.Thread(target=send, args=(g.url,)) for g in [gateway, other] * 5]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(codes) == ["00"] + ["02"] * 9, codes
+    assert_single_payment(stack, get_order(api, order["id"]), started["ref"], "vnpay")
+    assert_ledger_ok(stack)
 
 
 # ------------------------------------------------------------------------------ PostgreSQL failover
