@@ -308,6 +308,29 @@ def test_primary_restart_immediate_multi_host(gateway_factory, stack):
     assert_ledger_ok(stack)
 
 
+def local_ports(pid):
+    """The local TCP ports of process pid's sockets (from /proc: its fds' inodes)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table).read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()
+            if f[9] in inodes:
+                ports.append(int(f[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 def test_read_only_primary_is_left_and_reconnected(gateway_factory, stack):
     """A server that turned read-only (a demoted primary) answers 25006: the gateway drops the
     connection, answers 503, and reconnects; here the same server is writable again at once."""
@@ -319,9 +342,12 @@ def test_read_only_primary_is_left_and_reconnected(gateway_factory, stack):
     db = stack.scalar("SELECT current_database()")
     stack.query(f'ALTER DATABASE "{db}" SET default_transaction_read_only = on')
     try:
-        # existing sessions keep their setting: end them, as a switchover does
+        # existing sessions keep their setting: end this gateway's (only: the shared gateway's
+        # would come back read-only too), as a switchover does
+        ports = local_ports(worker_of(gw))
+        assert ports
         stack.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE application_name = 'feegate' AND pid <> pg_backend_pid()")
+                    "WHERE application_name = 'feegate' AND client_port = ANY(%s)", (ports,))
         seen = set()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and "25006" not in gw.log_path.read_text():
