@@ -6,7 +6,10 @@
  * for socket events, and every query has a deadline of its own. A query still running at its
  * deadline has its connection closed (never a blocking PQcancel) and the caller gets
  * PG_TIMEOUT; the connection reconnects with backoff. While no connection can be made, new
- * queries fail at once with PG_UNAVAILABLE so callers can answer 503.
+ * queries fail at once with PG_UNAVAILABLE so callers can answer 503. A query answered with an
+ * error that blames the server rather than the query (25006 read-only after a switchover,
+ * 57P01-57P03 shutting down, 08xxx) also drops its connection and reports PG_UNAVAILABLE; with a
+ * multi-host conninfo and target_session_attrs=read-write the reconnect finds the new primary.
  *
  * Statements are prepared on every new connection (SQL PREPARE, sent as one round trip) and
  * run by name with PQsendQueryPrepared.
