@@ -32,7 +32,14 @@
 #include "lib/log.h"
 #include "lib/metrics.h"
 #include "lib/pgpool.h"
+#include "lib/pgrow.h"
 #include "lib/util.h"
+
+/* The lock query's one answer: whether this gateway holds (or still may hold) the duties. */
+struct held_row {
+	bool held;
+};
+static const struct pg_col held_cols[] = {PG_COL(struct held_row, held, PG_BOOL)};
 
 enum duty_state {
 	DUTY_OFF,        /* not started, or stopped for shutdown */
@@ -193,10 +200,10 @@ static void ask(void)
 	}
 	/* A server in recovery is no primary: nobody holds duties there. */
 	if (d.held)
-		snprintf(sql + off, sizeof sql - (size_t)off, "SELECT NOT pg_is_in_recovery()");
+		snprintf(sql + off, sizeof sql - (size_t)off, "SELECT NOT pg_is_in_recovery() AS held");
 	else
 		snprintf(sql + off, sizeof sql - (size_t)off,
-			 "SELECT CASE WHEN pg_is_in_recovery() THEN false ELSE pg_try_advisory_lock(%d) END",
+			 "SELECT CASE WHEN pg_is_in_recovery() THEN false ELSE pg_try_advisory_lock(%d) END AS held",
 			 cfg.duty_lock_id);
 	if (!PQsendQuery(d.pg, sql)) {
 		drop("send failed");
@@ -243,9 +250,12 @@ static void read_results(void)
 			answered();
 			return;
 		}
-		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 1) {
-			d.answered = true;
-			d.answer = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+		if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQfnumber(res, "held") == 0) {
+			struct held_row row;
+			d.answered = PG_ROW(res, 0, held_cols, &row);
+			d.answer = d.answered && row.held;
+		} else if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+			/* the session setup's answer (set_config): nothing to read */
 		} else if (PQresultStatus(res) != PGRES_COMMAND_OK) {
 			d.answered = false;
 			log_warn(NULL, "duty lock query failed: %s", pg_sqlstate(res));

@@ -649,6 +649,16 @@ static PGconn *export_connect_to(const char *url)
 	return c;
 }
 
+/* The report replica's answer: whether it is a standby, and how far behind (NULL: unknown). */
+struct replica_row {
+	bool standby;
+	const char *lag_s;
+};
+static const struct pg_col replica_cols[] = {
+	PG_COL(struct replica_row, standby, PG_BOOL),
+	PG_COL(struct replica_row, lag_s, PG_TEXT_NULL),
+};
+
 /* The replica (FEEGATE_REPLICA_URL) when it is a standby at most FEEGATE_REPLICA_MAX_LAG_S behind,
  * else the primary. A server on the replica URL that is not in recovery is not read: it may be
  * an old primary cut off from the new one, and DATABASE_URL finds the primary anyway. Writes the
@@ -663,17 +673,18 @@ static PGconn *export_connect(char *source, size_t cap)
 	PGconn *c = export_connect_to(cfg.replica_url);
 	if (PQstatus(c) == CONNECTION_OK) {
 		PGresult *r = PQexec(c, "SET statement_timeout = 2000; "
-					"SELECT pg_is_in_recovery(), "
-					"ceil(extract(epoch FROM now() - pg_last_xact_replay_timestamp()))::bigint");
+					"SELECT pg_is_in_recovery() AS standby, "
+					"ceil(extract(epoch FROM now() - pg_last_xact_replay_timestamp()))::bigint AS lag_s");
 		why = "unreachable";
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-			bool standby = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-			long long lag = PQgetisnull(r, 0, 1) ? -1 : strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+		struct replica_row row;
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && PG_ROW(r, 0, replica_cols, &row)) {
+			bool standby = row.standby;
+			long long lag = row.lag_s ? strtoll(row.lag_s, NULL, 10) : -1;
 			if (lag < 0 && standby)
 				lag = 0; /* a clock a little ahead of the primary's */
 			if (!standby) {
 				why = "not_standby";
-			} else if (PQgetisnull(r, 0, 1) || lag > cfg.replica_max_lag_s) {
+			} else if (!row.lag_s || lag > cfg.replica_max_lag_s) {
 				why = "lagging";
 			} else {
 				PQclear(r);
