@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/duty.h"
 #include "gateway/gateway.h"
 #include "lib/config.h"
 #include "lib/mem.h"
@@ -29,8 +30,9 @@ static void ready_answer(struct http_req *req)
 	if (--s->waiting > 0)
 		return;
 	const char *status = !s->db_ok ? "not_ready" : s->redis_ok ? "ready" : "degraded";
-	json_t *body = json_pack("{s:s, s:s, s:s}", "status", status, "postgres", s->db_ok ? "ok" : "unavailable",
-				 "redis", s->redis_ok ? "ok" : "unavailable");
+	json_t *body = json_pack("{s:s, s:s, s:s, s:s, s:s}", "status", status, "postgres",
+				 s->db_ok ? "ok" : "unavailable", "redis", s->redis_ok ? "ok" : "unavailable", "node",
+				 cfg.node_name, "duties", duty_held() ? "held" : "standby");
 	http_reply_json(req, s->db_ok ? 200 : 503, body);
 }
 

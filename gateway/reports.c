@@ -521,6 +521,7 @@ struct export_job {
 	bool finished; /* set by the thread as the last thing it does */
 	enum report_outcome outcome;
 	char err[256];
+	char source[64];      /* Feegate-Data-Source: which server answered, set before any chunk */
 	int pipe_rd, pipe_wr; /* thread -> loop: "look at the queue" */
 
 	/* the thread's own */
@@ -534,6 +535,7 @@ struct export_job {
 };
 
 static int exports_running;
+static metric_id m_replica_fallbacks = -1; /* registered on the loop; added to by the threads */
 
 int reports_running(void)
 {
@@ -596,18 +598,68 @@ static bool job_sink(void *arg, const void *data, size_t len)
 	return true;
 }
 
+/* A blocking connection for an export thread (never the loop), with a connect deadline. */
+static PGconn *export_connect_to(const char *url)
+{
+	/* named, so an operator (and the tests) can tell export sessions in pg_stat_activity */
+	int timeout_s = cfg.db_connect_timeout_ms / 1000 > 0 ? cfg.db_connect_timeout_ms / 1000 : 1;
+	char *conninfo = strstr(url, "://") ? xasprintf("%s%sconnect_timeout=%d&application_name=feegate-export", url,
+							strchr(url, '?') ? "&" : "?", timeout_s)
+					    : xasprintf("%s connect_timeout=%d application_name=feegate-export", url,
+							timeout_s);
+	PGconn *c = PQconnectdb(conninfo);
+	free(conninfo);
+	return c;
+}
+
+/* The replica (FEEGATE_REPLICA_URL) when it is a standby at most FEEGATE_REPLICA_MAX_LAG_S behind,
+ * else the primary. A server on the replica URL that is not in recovery is not read: it may be
+ * an old primary cut off from the new one, and DATABASE_URL finds the primary anyway. Writes the
+ * Feegate-Data-Source header's value (docs/openapi.yaml) into source. */
+static PGconn *export_connect(char *source, size_t cap)
+{
+	if (!*cfg.replica_url) {
+		snprintf(source, cap, "primary");
+		return export_connect_to(cfg.database_url);
+	}
+	const char *why = "unreachable";
+	PGconn *c = export_connect_to(cfg.replica_url);
+	if (PQstatus(c) == CONNECTION_OK) {
+		PGresult *r = PQexec(c, "SET statement_timeout = 2000; "
+					"SELECT pg_is_in_recovery(), "
+					"ceil(extract(epoch FROM now() - pg_last_xact_replay_timestamp()))::bigint");
+		why = "unreachable";
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+			bool standby = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+			long long lag = PQgetisnull(r, 0, 1) ? -1 : strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+			if (lag < 0 && standby)
+				lag = 0; /* a clock a little ahead of the primary's */
+			if (!standby) {
+				why = "not_standby";
+			} else if (PQgetisnull(r, 0, 1) || lag > cfg.replica_max_lag_s) {
+				why = "lagging";
+			} else {
+				PQclear(r);
+				snprintf(source, cap, "replica; lag_s=%lld", lag);
+				return c;
+			}
+		}
+		PQclear(r);
+	}
+	PQfinish(c);
+	metrics_add(m_replica_fallbacks, 1);
+	snprintf(source, cap, "primary; replica=%s", why);
+	return export_connect_to(cfg.database_url);
+}
+
 static void *job_thread(void *arg)
 {
 	struct export_job *j = arg;
-	/* named, so an operator (and the tests) can tell export sessions in pg_stat_activity */
-	int timeout_s = cfg.db_connect_timeout_ms / 1000 > 0 ? cfg.db_connect_timeout_ms / 1000 : 1;
-	char *conninfo = strstr(cfg.database_url, "://")
-				 ? xasprintf("%s%sconnect_timeout=%d&application_name=feegate-export", cfg.database_url,
-					     strchr(cfg.database_url, '?') ? "&" : "?", timeout_s)
-				 : xasprintf("%s connect_timeout=%d application_name=feegate-export", cfg.database_url,
-					     timeout_s);
-	PGconn *c = PQconnectdb(conninfo);
-	free(conninfo);
+	char source[64];
+	PGconn *c = export_connect(source, sizeof source);
+	pthread_mutex_lock(&j->mu);
+	snprintf(j->source, sizeof j->source, "%s", source);
+	pthread_mutex_unlock(&j->mu);
 	enum report_outcome out = REPORT_DB_FAILED;
 	char err[256] = "";
 	if (PQstatus(c) == CONNECTION_OK) {
@@ -711,6 +763,9 @@ static void job_pump(struct export_job *j)
 			}
 			return;
 		}
+		pthread_mutex_lock(&j->mu);
+		http_add_header(req, "Feegate-Data-Source", j->source);
+		pthread_mutex_unlock(&j->mu);
 		http_stream_start(req, 200, report_content_type(j->spec->r.format), j->spec->filename);
 		j->started = true;
 	}
@@ -784,6 +839,9 @@ static bool job_start(struct http_req *req, struct export_spec *spec)
 		spec_free(spec);
 		return false;
 	}
+	m_replica_fallbacks = metrics_counter("feegate_report_replica_fallbacks_total", NULL,
+					      "Exports read from the primary because the report replica was unreachable, "
+					      "lagging or not a standby.");
 	struct export_job *j = xcalloc(1, sizeof *j);
 	pthread_mutex_init(&j->mu, NULL);
 	pthread_cond_init(&j->room, NULL);

@@ -33,6 +33,7 @@
 #include "gateway/receipts.h"
 #include "gateway/server.h"
 #include "gateway/staff.h"
+#include "gateway/duty.h"
 #include "gateway/sweeper.h"
 #include "gateway/webhooks.h"
 #include "ledger/accounts.h"
@@ -212,6 +213,7 @@ static void on_term(evutil_socket_t sig, short what, void *arg)
 	}
 	intake_shutdown();
 	notify_flush();
+	duty_stop(); /* released now, so another gateway takes the duties over while this one drains */
 	sweeper_stop();
 	webhooks_drain();
 	webhooks_stop();
@@ -288,7 +290,7 @@ static int worker_main(int index)
 			    cfg.db_connect_timeout_ms, cfg.idempotency_wait_ms + cfg.db_timeout_ms * 2,
 			    (const char *)evbuffer_pullup(session, -1));
 	evbuffer_free(session);
-	gw.redis = redis_new(gw.base, cfg.redis_url, cfg.redis_timeout_ms);
+	gw.redis = redis_new(gw.base, cfg.redis_url, cfg.redis_timeout_ms, cfg.redis_sentinels, cfg.redis_master_name);
 	if (!gw.redis) {
 		log_error(NULL, "REDIS_URL: not a redis:// URL");
 		return 2;
@@ -307,11 +309,11 @@ static int worker_main(int index)
 		return 2;
 	}
 	webhooks_init();
+	duty_init();
 	if (index == 0) {
 		const char *url[1] = {cfg.public_url};
 		pg_query(gw.db, "set_public_url", 1, url, cfg.db_timeout_ms * 3, public_url_saved, NULL);
-		sweeper_start();
-		webhooks_start();
+		duty_start(); /* the sweeper and the webhook relay run while this gateway holds the lock */
 		audit_chainer_start();
 		receipts_start();
 	}
@@ -325,6 +327,7 @@ static int worker_main(int index)
 	edge_tls_stop();
 	audit_chainer_stop();
 	staff_shutdown();
+	duty_stop();
 	sweeper_stop();
 	webhooks_stop();
 	receipts_stop();

@@ -1,5 +1,6 @@
 /*
- * Background work, run by worker 0 only: expire orders nobody took to a bank, ask banks about
+ * Background work, run only by worker 0 of the gateway that holds the duty lock (duty.c): expire
+ * orders nobody took to a bank, ask banks about
  * attempts still pending (a bank that says "paid" wins over the clock; a lost notification is
  * recovered), and drop idempotency records older than 48 hours. Every call has a timeout and
  * nothing waits on the loop.

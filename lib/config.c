@@ -1,11 +1,13 @@
 #include "lib/config.h"
 
 #include <errno.h>
+#include <libpq-fe.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "lib/mem.h"
 
@@ -69,6 +71,14 @@ static const struct config_setting table[] = {
 	{"FEEGATE_TEST_SINK", CONFIG_INT, &cfg.test_sink, "0", 0, 1, NULL, false, NULL},
 	{"FEEGATE_RECEIPT_KEY", CONFIG_STR, &cfg.receipt_key, NULL, 0, 0, NULL, false, NULL},
 	{"FEEGATE_RECEIPT_INTERVAL_MS", CONFIG_INT, &cfg.receipt_interval_ms, "500", 20, 60000, NULL, false, NULL},
+	/* several gateways */
+	{"FEEGATE_NODE_NAME", CONFIG_STR, &cfg.node_name, NULL, 0, 0, NULL, false, NULL},
+	{"FEEGATE_DUTY_LOCK_ID", CONFIG_INT, &cfg.duty_lock_id, "48515", 1, 2147483647, NULL, false, NULL},
+	{"FEEGATE_DUTY_RETRY_MS", CONFIG_INT, &cfg.duty_retry_ms, "1000", 100, 30000, NULL, false, NULL},
+	{"FEEGATE_REPLICA_URL", CONFIG_STR, &cfg.replica_url, NULL, 0, 0, NULL, true, NULL},
+	{"FEEGATE_REPLICA_MAX_LAG_S", CONFIG_INT, &cfg.replica_max_lag_s, "30", 0, 86400, NULL, false, NULL},
+	{"FEEGATE_REDIS_SENTINELS", CONFIG_STR, &cfg.redis_sentinels, NULL, 0, 0, NULL, false, NULL},
+	{"FEEGATE_REDIS_MASTER_NAME", CONFIG_STR, &cfg.redis_master_name, "feegate", 0, 0, NULL, false, NULL},
 };
 
 #define MAX_REGISTERED 64
@@ -203,6 +213,158 @@ static bool read_file(const char *path, char *err, size_t errlen)
 	return ok;
 }
 
+bool config_parse_host_port(const char *s, size_t len, char *host, size_t hostcap, int *port)
+{
+	const char *colon = NULL;
+	const char *h = s;
+	size_t hlen;
+	if (len > 0 && s[0] == '[') {
+		const char *close = memchr(s, ']', len);
+		if (!close || (size_t)(close - s) + 1 >= len || close[1] != ':')
+			return false;
+		h = s + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		for (size_t i = 0; i < len; i++)
+			if (s[i] == ':')
+				colon = s + i;
+		if (!colon)
+			return false;
+		hlen = (size_t)(colon - s);
+	}
+	if (hlen == 0 || hlen >= hostcap)
+		return false;
+	for (size_t i = 0; i < hlen; i++)
+		if (h[i] == ' ' || h[i] == '/' || h[i] == '@' || (h[i] == ':' && s[0] != '['))
+			return false;
+	const char *p = colon + 1;
+	size_t plen = len - (size_t)(p - s);
+	if (plen == 0 || plen > 5)
+		return false;
+	int v = 0;
+	for (size_t i = 0; i < plen; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+		v = v * 10 + (p[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		return false;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	*port = v;
+	return true;
+}
+
+/* libpq's own parser, so a URI it would refuse stops start-up rather than every connect; its
+ * message names the fault, never the password. */
+static bool check_libpq_url(const char *name, const char *url, char *err, size_t errlen)
+{
+	char *msg = NULL;
+	PQconninfoOption *opts = PQconninfoParse(url, &msg);
+	if (!opts) {
+		size_t n = msg ? strcspn(msg, "\n") : 0;
+		snprintf(err, errlen, "%s: not a valid libpq URI or connection string: %.*s", name, (int)n,
+			 msg ? msg : "out of memory");
+		PQfreemem(msg);
+		return false;
+	}
+	/* libpq checks the ports of a multi-host list only when it connects: a start-up error is
+	 * clearer than a pool that never connects */
+	int hosts = 1, ports = 1;
+	const char *bad = NULL;
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val || !*o->val)
+			continue;
+		if (strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) {
+			int n = 1;
+			for (const char *c = o->val; *c; c++)
+				n += *c == ',';
+			hosts = n > hosts ? n : hosts;
+		} else if (strcmp(o->keyword, "port") == 0) {
+			ports = 1;
+			const char *c = o->val;
+			while (!bad) {
+				size_t len = strcspn(c, ",");
+				long v = 0;
+				for (size_t i = 0; i < len && !bad; i++) {
+					if (c[i] < '0' || c[i] > '9' || v > 65535)
+						bad = "a port is not a number 1-65535";
+					v = v * 10 + (c[i] - '0');
+				}
+				if (len && (v < 1 || v > 65535))
+					bad = "a port is not a number 1-65535";
+				if (!c[len])
+					break;
+				c += len + 1;
+				ports++;
+			}
+		}
+	}
+	PQconninfoFree(opts);
+	if (!bad && ports > 1 && ports != hosts)
+		bad = "as many ports as hosts, or one port for all";
+	if (bad) {
+		snprintf(err, errlen, "%s: not a valid libpq URI or connection string: %s", name, bad);
+		return false;
+	}
+	return true;
+}
+
+static bool check_ha_settings(char *err, size_t errlen)
+{
+	if (*cfg.database_url && !check_libpq_url("DATABASE_URL", cfg.database_url, err, errlen))
+		return false;
+	if (*cfg.replica_url && !check_libpq_url("FEEGATE_REPLICA_URL", cfg.replica_url, err, errlen))
+		return false;
+	const char *s = cfg.redis_sentinels;
+	int n = 0;
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t len = comma ? (size_t)(comma - s) : strlen(s);
+		char host[256];
+		int port;
+		if (!config_parse_host_port(s, len, host, sizeof host, &port)) {
+			snprintf(err, errlen, "FEEGATE_REDIS_SENTINELS: \"%.*s\" is not host:port (a comma-separated list)",
+				 (int)(len > 60 ? 60 : len), s);
+			return false;
+		}
+		if (++n > 16) {
+			snprintf(err, errlen, "FEEGATE_REDIS_SENTINELS: at most 16 sentinels");
+			return false;
+		}
+		s += len + (comma ? 1 : 0);
+		if (comma && !*s) {
+			snprintf(err, errlen, "FEEGATE_REDIS_SENTINELS: ends with a comma");
+			return false;
+		}
+	}
+	if (n && !*cfg.redis_master_name) {
+		snprintf(err, errlen, "FEEGATE_REDIS_MASTER_NAME: empty, but sentinels are set");
+		return false;
+	}
+	for (const char *c = cfg.redis_master_name; *c; c++) {
+		if (*c <= ' ' || *c > '~') {
+			snprintf(err, errlen, "FEEGATE_REDIS_MASTER_NAME: only printable ASCII without spaces");
+			return false;
+		}
+	}
+	if (!*cfg.node_name) {
+		char host[256] = "";
+		if (gethostname(host, sizeof host - 1) != 0 || !*host)
+			snprintf(host, sizeof host, "feegate");
+		free(cfg.node_name);
+		cfg.node_name = xstrdup(host);
+	}
+	for (const char *c = cfg.node_name; *c; c++) {
+		if (*c < ' ' || *c == '"' || *c == '\\' || c - cfg.node_name > 63) {
+			snprintf(err, errlen, "FEEGATE_NODE_NAME: at most 64 printable characters, no quotes");
+			return false;
+		}
+	}
+	return true;
+}
+
 bool config_load_from(const char *(*env_lookup)(const char *name), char *err, size_t errlen)
 {
 	const char *path = env_lookup("FEEGATE_CONFIG");
@@ -241,7 +403,7 @@ bool config_load_from(const char *(*env_lookup)(const char *name), char *err, si
 		snprintf(err, errlen, "FEEGATE_PUBLIC_URL: must be an absolute http(s) URL");
 		return false;
 	}
-	return true;
+	return check_ha_settings(err, errlen);
 }
 
 bool config_load(char *err, size_t errlen)

@@ -68,6 +68,14 @@ struct config {
 	int refund_approval_vnd; /* refunds above this wait for a second finance member */
 	char *receipt_key;         /* Ed25519 private key (PEM) that signs receipts; none: receipts wait unsigned */
 	int receipt_interval_ms;   /* the numberer's tick (worker 0) */
+	/* several gateways (docs/ha.md) */
+	char *node_name;      /* this gateway in logs and /readyz; the host name when unset */
+	int duty_lock_id;     /* the advisory lock whose holder runs the sweeper and the relay */
+	int duty_retry_ms;    /* how often the lock is tried, and its holder's connection checked */
+	char *replica_url;    /* a hot standby the reports read from; empty: the primary */
+	int replica_max_lag_s; /* a replica further behind than this is not read */
+	char *redis_sentinels; /* "host:port,host:port": the master comes from them, not REDIS_URL's host */
+	char *redis_master_name;
 };
 
 extern struct config cfg;
@@ -99,6 +107,8 @@ const char *config_string(const char *name);
 /* How long a worker holds the webhook rows it claims or is handed, in seconds: as long as one
  * delivery can take (the call's timeout) and time to save its answer. */
 int cfg_webhook_lease_s(void);
+/* Parses "host:port" (a bracketed IPv6 host allowed); false when it is not one. */
+bool config_parse_host_port(const char *s, size_t len, char *host, size_t hostcap, int *port) WARN_UNUSED;
 /* Writes the effective settings as "NAME=value" lines, secrets masked. */
 void config_dump(void (*line)(const char *text, void *arg), void *arg);
 

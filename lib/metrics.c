@@ -291,6 +291,14 @@ static double gauge_value(const struct series_def *d, const struct series_val *v
 	return acc;
 }
 
+double metrics_gauge_read(metric_id id)
+{
+	int n = shm ? __atomic_load_n(&shm->nseries, __ATOMIC_ACQUIRE) : 0;
+	if (id < 0 || id >= n)
+		return 0;
+	return gauge_value(&shm->defs[id], &shm->vals[id]);
+}
+
 static void render_series(struct evbuffer *out, int i)
 {
 	const struct series_def *d = &shm->defs[i];

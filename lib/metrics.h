@@ -47,6 +47,8 @@ metric_id metrics_histogram(const char *name, const char *labels, const char *he
 void metrics_add(metric_id id, uint64_t n);
 void metrics_set(metric_id id, double value);
 void metrics_observe(metric_id id, double value);
+/* A gauge's value as a scrape would show it (whole gateway); 0 for an unknown id. */
+double metrics_gauge_read(metric_id id);
 
 /* The counter feegate_<name>_total; registered with a generic HELP on first use when its
  * module has not registered it (with metrics_counter) itself. */

@@ -258,6 +258,14 @@ static void conn_flush_and_wait(struct pg_conn *c)
 	arm_io(c, f == 1 ? (EV_READ | EV_WRITE) : EV_READ);
 }
 
+/* Errors that say the connection, not the query, is at fault: a read-only server after a
+ * switchover (25006), a server shutting down or starting (57P01-57P03), a lost connection (08). */
+static bool conn_is_stale(const PGresult *res)
+{
+	const char *state = pg_sqlstate(res);
+	return strcmp(state, "25006") == 0 || strncmp(state, "57P0", 4) == 0 || strncmp(state, "08", 2) == 0;
+}
+
 static void conn_command_done(struct pg_conn *c)
 {
 	struct pg_pool *pool = c->pool;
@@ -289,6 +297,16 @@ static void conn_command_done(struct pg_conn *c)
 		conn_became_idle(c);
 		publish_gauges(pool);
 		pool_dispatch(pool);
+		return;
+	}
+	if (err && conn_is_stale(res)) {
+		/* The server is no longer a primary we may write to, or is going away: this connection
+		 * is done, and the next one finds the primary (a multi-host DATABASE_URL with
+		 * target_session_attrs=read-write). Nothing was written, so the caller answers 503. */
+		log_warn(NULL, "postgres answered %s; reconnecting to find the primary", pg_sqlstate(res));
+		metrics_count("db_stale_connections");
+		PQclear(res);
+		conn_fail(c, NULL);
 		return;
 	}
 	struct pg_job *job = c->job;
@@ -505,6 +523,8 @@ struct pg_pool *pg_pool_new(struct event_base *base, const char *conninfo, int s
 	struct pg_pool *pool = xcalloc(1, sizeof *pool);
 	(void)metrics_counter("feegate_db_timeouts_total", NULL, "PostgreSQL queries ended by their deadline.");
 	(void)metrics_counter("feegate_db_connect_failures_total", NULL, "PostgreSQL connection attempts that failed.");
+	(void)metrics_counter("feegate_db_stale_connections_total", NULL,
+			      "PostgreSQL connections dropped because the server became read-only or was shutting down.");
 	register_gauges(pool);
 	pool->base = base;
 	pool->conninfo = xstrdup(conninfo);

@@ -8,14 +8,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lib/config.h"
 #include "lib/log.h"
 #include "lib/mem.h"
 #include "lib/metrics.h"
 #include "lib/util.h"
 
+#define SENTINELS_MAX 16
+
+struct sentinel {
+	char host[256];
+	int port;
+};
+
 struct redis {
 	struct event_base *base;
-	struct redis_url url;
+	struct redis_url url; /* with sentinels, host and port are the master they named last */
 	int timeout_ms;
 	redisAsyncContext *ac;
 	bool ready; /* connected, AUTH and SELECT sent */
@@ -24,6 +32,17 @@ struct redis {
 	struct event *timer; /* reconnect backoff or connect timeout */
 	bool connecting;
 	metric_id m_up; /* feegate_redis_connected: this worker's 0 or 1 */
+	/* Sentinel: the master is asked of them, and asked again after any doubt about it */
+	struct sentinel sentinels[SENTINELS_MAX];
+	int nsentinels;
+	char master_name[128];
+	bool have_master;     /* url.host:port is the master the sentinels named, not yet doubted */
+	int next_sentinel;    /* the one to ask next */
+	int asked_in_round;   /* sentinels asked since the last answer */
+	redisAsyncContext *sc; /* asking a sentinel, then subscribed to its +switch-master */
+	bool sc_asking;
+	struct event *stimer; /* the sentinel question's deadline, or the next question */
+	metric_id m_master_changes;
 };
 
 struct redis_op {
@@ -82,9 +101,12 @@ static void schedule_reconnect(struct redis *r)
 {
 	if (r->closing)
 		return;
+	/* with sentinels a failover is followed: ask them again at least every second */
+	int cap = r->nsentinels ? 1000 : 5000;
+	r->have_master = false;
 	r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : 100;
-	if (r->backoff_ms > 5000)
-		r->backoff_ms = 5000;
+	if (r->backoff_ms > cap)
+		r->backoff_ms = cap;
 	struct timeval tv = {.tv_sec = r->backoff_ms / 1000, .tv_usec = (r->backoff_ms % 1000) * 1000};
 	evtimer_add(r->timer, &tv);
 }
@@ -136,8 +158,170 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	redis_connect(r);
 }
 
+/* ---- Sentinel ---- */
+
+static void sentinel_drop(struct redis *r)
+{
+	redisAsyncContext *sc = r->sc;
+	r->sc = NULL;
+	r->sc_asking = false;
+	if (sc)
+		redisAsyncFree(sc); /* deferred by hiredis when inside one of sc's callbacks */
+}
+
+/* A sentinel did not answer, or answered nothing useful: the next one, at once; after a whole
+ * round, after the backoff. */
+static void sentinel_failed(struct redis *r, const char *why)
+{
+	struct sentinel *s = &r->sentinels[r->next_sentinel];
+	log_warn(NULL, "redis sentinel %s:%d: %s", s->host, s->port, why);
+	sentinel_drop(r);
+	r->next_sentinel = (r->next_sentinel + 1) % r->nsentinels;
+	if (++r->asked_in_round < r->nsentinels) {
+		struct timeval zero = {0, 0};
+		evtimer_add(r->stimer, &zero);
+		return;
+	}
+	r->asked_in_round = 0;
+	metrics_set(r->m_up, 0);
+	schedule_reconnect(r); /* timer_cb asks the sentinels again */
+}
+
+/* Drops the master connection; the reconnect connects to url (have_master) or asks again. */
+static void master_drop(struct redis *r)
+{
+	if (r->ac) {
+		redisAsyncContext *ac = r->ac;
+		redisAsyncFree(ac); /* on_disconnect reconnects (deferred inside ac's own callback) */
+	}
+}
+
+static void on_switch_master(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis *r = priv;
+	redisReply *rep = reply;
+	if (!rep || ac != r->sc || rep->type != REDIS_REPLY_ARRAY || rep->elements != 3 ||
+	    rep->element[2]->type != REDIS_REPLY_STRING || strcmp(rep->element[0]->str, "message") != 0)
+		return;
+	char name[128], oldh[256], newh[256];
+	int oldp, newp;
+	if (sscanf(rep->element[2]->str, "%127s %255s %d %255s %d", name, oldh, &oldp, newh, &newp) != 5 ||
+	    strcmp(name, r->master_name) != 0 || newp < 1 || newp > 65535)
+		return;
+	log_warn(NULL, "redis sentinel: master %s switched from %s:%d to %s:%d", name, oldh, oldp, newh, newp);
+	metrics_add(r->m_master_changes, 1);
+	snprintf(r->url.host, sizeof r->url.host, "%s", newh);
+	r->url.port = newp;
+	r->backoff_ms = 0;
+	master_drop(r);         /* its on_disconnect clears have_master: the new address is known */
+	r->have_master = true; /* so the reconnect goes there (and ROLE checks it) */
+}
+
+static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis *r = priv;
+	redisReply *rep = reply;
+	if (ac != r->sc || !r->sc_asking)
+		return;
+	evtimer_del(r->stimer);
+	if (!rep) {
+		sentinel_failed(r, "no answer");
+		return;
+	}
+	if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 || rep->element[0]->type != REDIS_REPLY_STRING ||
+	    rep->element[1]->type != REDIS_REPLY_STRING) {
+		sentinel_failed(r, rep->type == REDIS_REPLY_NIL ? "does not know the master name"
+								: "unexpected answer to get-master-addr-by-name");
+		return;
+	}
+	long port = strtol(rep->element[1]->str, NULL, 10);
+	if (port < 1 || port > 65535 || strlen(rep->element[0]->str) >= sizeof r->url.host) {
+		sentinel_failed(r, "named a master address that is not host:port");
+		return;
+	}
+	bool changed = strcmp(r->url.host, rep->element[0]->str) != 0 || r->url.port != (int)port;
+	snprintf(r->url.host, sizeof r->url.host, "%s", rep->element[0]->str);
+	r->url.port = (int)port;
+	if (changed) {
+		log_info(NULL, "redis sentinel %s:%d: master %s is %s:%d", r->sentinels[r->next_sentinel].host,
+			 r->sentinels[r->next_sentinel].port, r->master_name, r->url.host, r->url.port);
+		metrics_add(r->m_master_changes, 1);
+	}
+	r->sc_asking = false;
+	r->asked_in_round = 0;
+	r->have_master = true;
+	/* stay on this sentinel to hear of the next failover at once */
+	redisAsyncCommand(ac, on_switch_master, r, "SUBSCRIBE +switch-master");
+	struct timeval zero = {0, 0};
+	evtimer_del(r->timer);
+	evtimer_add(r->timer, &zero); /* timer_cb connects to the master, outside this callback */
+}
+
+static void on_sentinel_disconnect(const redisAsyncContext *ac, int status)
+{
+	struct redis *r = ac->data;
+	if (ac != r->sc)
+		return;
+	bool asking = r->sc_asking;
+	r->sc = NULL;
+	r->sc_asking = false;
+	if (asking) {
+		evtimer_del(r->stimer);
+		sentinel_failed(r, "connection closed");
+	}
+}
+
+static void sentinel_ask(struct redis *r)
+{
+	sentinel_drop(r);
+	struct sentinel *s = &r->sentinels[r->next_sentinel];
+	redisAsyncContext *sc = redisAsyncConnect(s->host, s->port);
+	if (!sc || sc->err) {
+		if (sc)
+			redisAsyncFree(sc);
+		sentinel_failed(r, "cannot connect");
+		return;
+	}
+	sc->data = r;
+	r->sc = sc;
+	r->sc_asking = true;
+	redisLibeventAttach(sc, r->base);
+	redisAsyncSetDisconnectCallback(sc, on_sentinel_disconnect);
+	redisAsyncCommand(sc, on_master_addr, r, "SENTINEL get-master-addr-by-name %s", r->master_name);
+	struct timeval tv = {.tv_sec = r->timeout_ms * 5 / 1000, .tv_usec = (r->timeout_ms * 5 % 1000) * 1000};
+	evtimer_add(r->stimer, &tv);
+}
+
+static void stimer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct redis *r = arg;
+	if (r->sc_asking)
+		sentinel_failed(r, "timed out");
+	else
+		sentinel_ask(r);
+}
+
+/* The sentinels' master may have become a replica since they named it (a failover they have
+ * not finished telling): ROLE on every new connection. */
+static void on_role(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis *r = priv;
+	redisReply *rep = reply;
+	if (!rep || ac != r->ac)
+		return;
+	if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_STRING &&
+	    strcmp(rep->element[0]->str, "master") == 0)
+		return;
+	log_warn(NULL, "redis at %s:%d is not the master; asking the sentinels again", r->url.host, r->url.port);
+	master_drop(r);
+}
+
 static void redis_connect(struct redis *r)
 {
+	if (r->nsentinels && !r->have_master) {
+		sentinel_ask(r);
+		return;
+	}
 	redisAsyncContext *ac = redisAsyncConnect(r->url.host, r->url.port);
 	if (!ac || ac->err) {
 		if (ac)
@@ -156,18 +340,45 @@ static void redis_connect(struct redis *r)
 		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", r->url.password);
 	if (r->url.db)
 		redisAsyncCommand(ac, NULL, NULL, "SELECT %d", r->url.db);
+	if (r->nsentinels)
+		redisAsyncCommand(ac, on_role, r, "ROLE");
 	struct timeval tv = {.tv_sec = r->timeout_ms * 5 / 1000, .tv_usec = (r->timeout_ms * 5 % 1000) * 1000};
 	evtimer_add(r->timer, &tv);
 }
 
-struct redis *redis_new(struct event_base *base, const char *url, int timeout_ms)
+static bool parse_sentinels(const char *list, struct redis *r)
+{
+	r->nsentinels = 0;
+	const char *p = list;
+	while (p && *p) {
+		size_t len = strcspn(p, ",");
+		if (r->nsentinels == SENTINELS_MAX)
+			return false;
+		struct sentinel *s = &r->sentinels[r->nsentinels];
+		if (!config_parse_host_port(p, len, s->host, sizeof s->host, &s->port))
+			return false;
+		r->nsentinels++;
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return true;
+}
+
+struct redis *redis_new(struct event_base *base, const char *url, int timeout_ms, const char *sentinels,
+			const char *master_name)
 {
 	(void)metrics_counter("feegate_redis_errors_total", NULL, "Redis commands that failed or timed out.");
 	struct redis *r = xcalloc(1, sizeof *r);
-	if (!redis_parse_url(url, &r->url)) {
+	if (!redis_parse_url(url, &r->url) || !parse_sentinels(sentinels, r) ||
+	    (master_name && strlen(master_name) >= sizeof r->master_name)) {
 		free(r);
 		return NULL;
 	}
+	snprintf(r->master_name, sizeof r->master_name, "%s", master_name ? master_name : "");
+	r->m_master_changes = metrics_counter("feegate_redis_master_changes_total", NULL,
+					      "Times the sentinels named a new Redis master to this worker.");
+	r->stimer = evtimer_new(base, stimer_cb, r);
 	r->m_up = metrics_gauge("feegate_redis_connected", NULL, "Workers connected to Redis.", METRICS_SUM);
 	r->base = base;
 	r->timeout_ms = timeout_ms;
@@ -182,6 +393,9 @@ void redis_free(struct redis *r)
 		return;
 	r->closing = true;
 	evtimer_del(r->timer);
+	evtimer_del(r->stimer);
+	sentinel_drop(r);
+	event_free(r->stimer);
 	if (r->ac) {
 		redisAsyncContext *ac = r->ac;
 		r->ac = NULL;
@@ -210,6 +424,12 @@ static void op_reply(redisAsyncContext *ac, void *reply, void *priv)
 		redisReply *rep = reply;
 		if (rep && rep->type == REDIS_REPLY_ERROR)
 			metrics_count("redis_errors");
+		struct redis *r = op->r;
+		if (rep && rep->type == REDIS_REPLY_ERROR && r->nsentinels && ac == r->ac &&
+		    strncmp(rep->str, "READONLY", 8) == 0) {
+			log_warn(NULL, "redis at %s:%d is read-only; asking the sentinels again", r->url.host, r->url.port);
+			master_drop(r);
+		}
 		if (op->fn)
 			op->fn(op->arg, rep);
 	}

@@ -16,7 +16,12 @@ struct redis;
 /* reply is NULL on error, timeout or disconnection; it is freed by hiredis after the call. */
 typedef void (*redis_reply_fn)(void *arg, redisReply *reply);
 
-struct redis *redis_new(struct event_base *base, const char *url, int timeout_ms);
+/* sentinels: "" or "host:port,host:port": the master's address is asked of them (master_name)
+ * instead of taken from url, whose password and db still apply; asked again whenever the
+ * master disconnects, answers -READONLY, says ROLE is not master, or a sentinel publishes
+ * +switch-master. NULL when url or sentinels do not parse. */
+struct redis *redis_new(struct event_base *base, const char *url, int timeout_ms, const char *sentinels,
+			const char *master_name);
 void redis_free(struct redis *r);
 bool redis_connected(const struct redis *r);
 /* fn may be NULL (fire and forget); otherwise it is called exactly once, never before

@@ -49,6 +49,8 @@ _GATEWAY_SETTINGS = (
     "FEEGATE_MAX_STATEMENT_BYTES", "FEEGATE_TLS_PORT", "FEEGATE_TLS_CERT", "FEEGATE_TLS_KEY", "FEEGATE_TEST_SINK",
     "FEEGATE_RATE_LIMIT_RPS", "FEEGATE_RATE_LIMIT_WINDOW_S", "FEEGATE_RATE_LIMIT_STORE",
     "FEEGATE_RATE_LIMIT_WAIT_MS", "FEEGATE_RATE_LIMIT_FALLBACK_MS",
+    "FEEGATE_NODE_NAME", "FEEGATE_DUTY_LOCK_ID", "FEEGATE_DUTY_RETRY_MS", "FEEGATE_REPLICA_URL",
+    "FEEGATE_REPLICA_MAX_LAG_S", "FEEGATE_REDIS_SENTINELS", "FEEGATE_REDIS_MASTER_NAME",
 )
 
 
@@ -299,6 +301,9 @@ class Gateway:
         env.update({"FEEGATE_WORKERS": "2", "FEEGATE_PORT": str(self.port),
                     "FEEGATE_PUBLIC_URL": self.url,
                     "FEEGATE_MIGRATIONS": os.environ.get("FEEGATE_MIGRATIONS", str(REPO / "migrations"))})
+        # Each gateway of a test has a duty lock of its own (its sweeper and relay run as they
+        # did with one gateway), unless the test makes several share one (test_ha_gateway.py).
+        env["FEEGATE_DUTY_LOCK_ID"] = str(self.port)
         env.update({k: str(v) for k, v in extra_env.items()})
         self.env = env
         self.shutdown_timeout_s = int(env.get("FEEGATE_SHUTDOWN_TIMEOUT_MS", "15000")) / 1000
