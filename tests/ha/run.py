@@ -695,6 +695,47 @@ class Load:
             return dict(self.orders), dict(self.notes)
 
 
+class Duties:
+    """Which gateway holds the duties (sweeper, webhook relay): feegate_duty_held of each
+    gateway's /metrics, twice a second. A gateway that does not answer holds nothing."""
+
+    def __init__(self):
+        self.samples = []  # (t, {gw: 0|1})
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
+
+    def poll(self):
+        while not self.stop.is_set():
+            held = {}
+            for gw in ("gw1", "gw2"):
+                try:
+                    r = requests.get(f"http://{addr(gw)}:8080/metrics", timeout=0.5)
+                    m = re.search(r"^feegate_duty_held(?:\{[^}]*\})? (\d+)", r.text, re.M)
+                    held[gw] = int(m.group(1)) if m else None
+                except requests.RequestException:
+                    held[gw] = 0
+            self.samples.append((time.monotonic(), held))
+            self.stop.wait(0.5)
+
+    def supported(self):
+        return any(v is not None for _, h in self.samples for v in h.values())
+
+    def summary(self, t0, t1):
+        """(most holders at once for longer than 2 s, longest time with none in ms, holders at t1)."""
+        ss = [(t, sum(v or 0 for v in h.values())) for t, h in self.samples if t0 <= t <= t1]
+        longest_none = longest_two = 0.0
+        none_since = two_since = None
+        for t, n in ss:
+            none_since = (none_since or t) if n == 0 else None
+            two_since = (two_since or t) if n >= 2 else None
+            if none_since is not None:
+                longest_none = max(longest_none, t - none_since)
+            if two_since is not None:
+                longest_two = max(longest_two, t - two_since)
+        last = [gw for gw, v in (self.samples[-1][1].items() if self.samples else []) if v]
+        return longest_two, int(longest_none * 1000), last
+
+
 # ------------------------------------------------------------------------------ checks
 
 def verify(fg, cluster, load):
@@ -808,6 +849,8 @@ def run(ctx):
     ctx.fg.start_gateway("gw1")
     ctx.fg.start_gateway("gw2")
     ctx.fg.start_lb()
+    duties = Duties()
+    duties.thread.start()
     load = Load(ctx.fg)
     # one attempt per notification (a pair is one); a phase outlasts PHASE_S by its recovery
     load.prepare(int(NOTIFY_RPS * (PHASE_S + 30) * len(FAULTS)) + 50)
@@ -841,7 +884,15 @@ def run(ctx):
                if first_fail else "; no answer failed"))
         if lost or double or not ledger_ok:
             failed = True
+        if duties.supported():
+            two_s, none_ms, holders = duties.summary(t_fault, time.monotonic())
+            log(f"  duties: {' '.join(holders) or 'nobody'} holds them now; none held for at most "
+                f"{none_ms} ms in the phase; two held for {two_s:.1f} s at most")
+            if two_s > 2 or not holders:
+                log("  FAILED: the duties ran on two gateways for more than 2 s, or on none at the end")
+                failed = True
     load.finish()
+    duties.stop.set()
     lost, double, ledger_ok, where = verify(ctx.fg, ctx.cluster, load)
     orders, notes = load.snapshot()
     log(f"end: {len(orders)} orders and {len(notes)} notifications acknowledged, {load.dup_pairs} sent to both "
