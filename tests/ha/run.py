@@ -717,6 +717,9 @@ class Duties:
             self.samples.append((time.monotonic(), held))
             self.stop.wait(0.5)
 
+    def holders(self):
+        return [gw for gw, v in (self.samples[-1][1].items() if self.samples else []) if v]
+
     def supported(self):
         return any(v is not None for _, h in self.samples for v in h.values())
 
@@ -804,17 +807,25 @@ def fault_partition_primary(ctx):
 
 
 def fault_kill_gateway(ctx):
-    log("fault: SIGKILL of gateway gw1 (master and workers)")
+    # the gateway that holds the duties, so that their takeover is tried too
+    holders = ctx.duties.holders()
+    gw = holders[0] if holders else "gw1"
+    other = "gw2" if gw == "gw1" else "gw1"
+    log(f"fault: SIGKILL of gateway {gw} (master and workers)"
+        + (", the one that holds the duties" if holders else ""))
     t = time.monotonic()
-    ctx.procs.kill("gw1")
-    wait_for("HAProxy takes gw1 out", lambda: lb_up(ctx.fg) == {"gw2"}, 20)
+    ctx.procs.kill(gw)
+    wait_for(f"HAProxy takes {gw} out", lambda: lb_up(ctx.fg) == {other}, 20)
+    if holders:
+        wait_for(f"{other} takes the duties over", lambda: ctx.duties.holders() == [other], 30)
+        log(f"  {other} holds the duties {int((time.monotonic() - t) * 1000)} ms after the kill")
 
     def restart():
-        # the phase's first half runs on gw2 alone (and its duties move there)
+        # the phase's first half runs on the other gateway alone
         time.sleep(max(0.0, t + PHASE_S / 2 - time.monotonic()))
-        log("  gw1 started again")
-        ctx.fg.start_gateway("gw1")
-        wait_for("HAProxy takes gw1 back", lambda: lb_up(ctx.fg) == {"gw1", "gw2"}, 20)
+        log(f"  {gw} started again")
+        ctx.fg.start_gateway(gw)
+        wait_for(f"HAProxy takes {gw} back", lambda: lb_up(ctx.fg) == {"gw1", "gw2"}, 20)
     return t, restart
 
 
@@ -825,8 +836,19 @@ def fault_kill_redis_master(ctx):
     t = time.monotonic()
     ctx.procs.kill(name)
     wait_for("Sentinel promotes the replica", lambda: ctx.cluster.redis_master() not in (None, master), 60)
-    log(f"  Sentinel names {ctx.cluster.redis_master()} master")
-    return t, lambda: None
+    log(f"  Sentinel names {ctx.cluster.redis_master()} master "
+        f"{int((time.monotonic() - t) * 1000)} ms after the kill")
+
+    def redis_back(gw):
+        r = requests.get(f"http://{addr(gw)}:8080/readyz", timeout=1)
+        return r.json().get("redis") == "ok"
+
+    def followed():
+        # the gateways ask the sentinels for the master (FEEGATE_REDIS_SENTINELS)
+        wait_for("both gateways on the new Redis master",
+                 lambda: redis_back("gw1") and redis_back("gw2"), 60, 0.5)
+        log(f"  both gateways' /readyz say Redis ok {int((time.monotonic() - t) * 1000)} ms after the kill")
+    return t, followed
 
 
 ALL_FAULTS = {"kill_primary": fault_kill_primary, "partition_primary": fault_partition_primary,
@@ -849,7 +871,7 @@ def run(ctx):
     ctx.fg.start_gateway("gw1")
     ctx.fg.start_gateway("gw2")
     ctx.fg.start_lb()
-    duties = Duties()
+    duties = ctx.duties = Duties()
     duties.thread.start()
     load = Load(ctx.fg)
     # one attempt per notification (a pair is one); a phase outlasts PHASE_S by its recovery
