@@ -26,6 +26,8 @@ PKGS=(
   libcmocka-dev
   # local stack (make run, system tests)
   postgresql postgresql-contrib redis-server
+  # tests: Redis Sentinel failover (tests/system/test_ha_gateway.py)
+  redis-sentinel
   # tests, benchmarks
   python3 python3-pytest python3-requests python3-psycopg python3-yaml wrk gnuplot-nox curl
   # tests: promtool (check metrics, check rules) for the operator's checks

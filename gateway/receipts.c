@@ -29,6 +29,7 @@
 
 static struct receipt_key *signing_key;
 static struct event *tick_ev;
+static struct event *key_retry_ev; /* publishing the signing key again, after a failure */
 static bool busy;
 
 /* ---- the numberer ---- */
@@ -104,14 +105,26 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	pg_query(gw.db, "receipts_issue", 1, params, cfg.db_timeout_ms * 3, issued, NULL);
 }
 
+static void key_registered(void *arg, PGresult *res, enum pg_status st);
+
+static void key_register(evutil_socket_t fd, short what, void *arg)
+{
+	const char *params[2] = {receipt_key_id(signing_key), receipt_key_public(signing_key)};
+	pg_query(gw.db, "receipt_key_register", 2, params, cfg.db_timeout_ms, key_registered, NULL);
+}
+
 static void key_registered(void *arg, PGresult *res, enum pg_status st)
 {
 	if (!signing_key)
 		return;
 	if (st != PG_OK) {
-		log_warn(NULL, "publishing receipt key %s failed; retrying", receipt_key_id(signing_key));
-		const char *params[2] = {receipt_key_id(signing_key), receipt_key_public(signing_key)};
-		pg_query(gw.db, "receipt_key_register", 2, params, cfg.db_timeout_ms, key_registered, NULL);
+		/* after a pause: while the database is away the pool answers at once, and an
+		 * immediate retry would spin the loop */
+		log_warn(NULL, "publishing receipt key %s failed; retrying in a second", receipt_key_id(signing_key));
+		if (!key_retry_ev)
+			key_retry_ev = evtimer_new(gw.base, key_register, NULL);
+		struct timeval second = {1, 0};
+		evtimer_add(key_retry_ev, &second);
 		return;
 	}
 	/* numbering starts once the key that signs is published, so every receipt verifies */
@@ -141,6 +154,9 @@ void receipts_stop(void)
 	if (tick_ev)
 		event_free(tick_ev);
 	tick_ev = NULL;
+	if (key_retry_ev)
+		event_free(key_retry_ev);
+	key_retry_ev = NULL;
 	receipt_key_free(signing_key);
 	signing_key = NULL;
 }

@@ -125,6 +125,7 @@ struct scenario {
 
 struct options {
 	const char *url, *scenario, *path, *file, *bearer, *agency, *tag, *output;
+	const char *url2; /* a second server: odd connections go there (two gateways, one database) */
 	const char *expect_body; /* a 2xx answer must contain this in its first bytes */
 	const char *vnpay_tmn_code, *vnpay_secret; /* the flow scenario signs VNPAY IPNs */
 	double rate, duration_s, warmup_s, timeout_s, drain_s;
@@ -205,6 +206,8 @@ struct loadgen {
 	struct event_base *base;
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
+	struct sockaddr_storage addr2; /* --url2 */
+	socklen_t addrlen2;           /* 0: no second server */
 	char host[300]; /* Host header value */
 	char *prebuilt; /* the whole request, for scenarios that send the same one every time */
 	size_t prebuilt_len;
@@ -1116,7 +1119,9 @@ static void conn_connect(struct conn *c)
 	c->state = CONN_CONNECTING;
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&lg->addr, (int)lg->addrlen) != 0) {
+	bool second = lg->addrlen2 && (c - lg->conns) % 2 == 1;
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)(second ? &lg->addr2 : &lg->addr),
+				       (int)(second ? lg->addrlen2 : lg->addrlen)) != 0) {
 		if (lg->opt.idle > 0) {
 			idle_lost(c);
 			return;
@@ -1578,8 +1583,9 @@ static bool is_loopback(const struct sockaddr *sa)
 	return false;
 }
 
-/* http://HOST:PORT[/...]; HOST must be a loopback address. */
-static void resolve_url(struct loadgen *lg, const char *url)
+/* http://HOST:PORT[/...]; HOST must be a loopback address. The first URL also names the Host
+ * header. */
+static void resolve_url(struct loadgen *lg, const char *url, struct sockaddr_storage *addr, socklen_t *addrlen)
 {
 	if (strncmp(url, "http://", 7) != 0)
 		die("--url must start with http:// (got %s)", url);
@@ -1610,8 +1616,8 @@ static void resolve_url(struct loadgen *lg, const char *url)
 		die("--url: %s: %s", host, gai_strerror(rc));
 	if (!is_loopback(res->ai_addr))
 		die("--url: %s is not a loopback address; loadgen only loads this machine", host);
-	memcpy(&lg->addr, res->ai_addr, res->ai_addrlen);
-	lg->addrlen = res->ai_addrlen;
+	memcpy(addr, res->ai_addr, res->ai_addrlen);
+	*addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
 }
 
@@ -1639,6 +1645,7 @@ static void usage(FILE *f)
 		fprintf(f, "  %-10s %s\n", scenarios[i].name, scenarios[i].help);
 	fprintf(f, "options:\n"
 		   "  --url URL            server (default $FEEGATE_URL); loopback only\n"
+		   "  --url2 URL           a second server (another gateway): every other connection goes there\n"
 		   "  --path P             path for get/fixed/--idle\n"
 		   "  --file F             input for vnpay_ipn/requests\n"
 		   "  --bearer TOKEN       Authorization: Bearer (default $FEEGATE_API_KEY for orders, get, flow)\n"
@@ -1676,13 +1683,14 @@ static double num_arg(const char *name, const char *v, double lo, double hi)
 static void parse_args(struct options *o, int argc, char **argv)
 {
 	enum {
-		O_URL = 1000, O_SCENARIO, O_PATH, O_FILE, O_BEARER, O_AGENCY, O_TAG, O_OUTPUT, O_RATE, O_DURATION,
+		O_URL = 1000, O_URL2, O_SCENARIO, O_PATH, O_FILE, O_BEARER, O_AGENCY, O_TAG, O_OUTPUT, O_RATE, O_DURATION,
 		O_WARMUP, O_TIMEOUT, O_DRAIN, O_CONNECTIONS, O_FIND, O_RATE_START, O_RATE_FACTOR, O_RATE_MAX,
 		O_STEP_DURATION, O_STEP_WARMUP, O_STEP_PAUSE, O_REFINE, O_MAX_STEPS, O_SLO, O_MIN_RATIO, O_TIMELINE,
 		O_IDLE, O_HOLD, O_HISTOGRAM, O_RETRIES, O_EXPECT_BODY, O_VNPAY_TMN_CODE, O_VNPAY_SECRET, O_HELP
 	};
 	static const struct option longopts[] = {
 		{"url", required_argument, NULL, O_URL},
+		{"url2", required_argument, NULL, O_URL2},
 		{"scenario", required_argument, NULL, O_SCENARIO},
 		{"path", required_argument, NULL, O_PATH},
 		{"file", required_argument, NULL, O_FILE},
@@ -1745,6 +1753,7 @@ static void parse_args(struct options *o, int argc, char **argv)
 	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (ch) {
 		case O_URL: o->url = optarg; break;
+		case O_URL2: o->url2 = optarg; break;
 		case O_SCENARIO: o->scenario = optarg; break;
 		case O_PATH: o->path = optarg; break;
 		case O_FILE: o->file = optarg; break;
@@ -1797,7 +1806,9 @@ int main(int argc, char **argv)
 	struct options *o = &lg->opt;
 	parse_args(o, argc, argv);
 	signal(SIGPIPE, SIG_IGN);
-	resolve_url(lg, o->url);
+	if (o->url2)
+		resolve_url(lg, o->url2, &lg->addr2, &lg->addrlen2);
+	resolve_url(lg, o->url, &lg->addr, &lg->addrlen); /* last: its host is the Host header */
 
 	static char tag[40];
 	if (!o->tag) {
@@ -1894,6 +1905,8 @@ int main(int argc, char **argv)
 	}
 	json_object_set_new(result, "scenario", json_string(o->scenario));
 	json_object_set_new(result, "url", json_string(o->url));
+	if (o->url2)
+		json_object_set_new(result, "url2", json_string(o->url2));
 	json_object_set_new(result, "connections", json_integer(o->connections));
 	if (lg->stop)
 		json_object_set_new(result, "interrupted", json_true());

@@ -62,15 +62,18 @@ CONNS=${BENCH_CONNECTIONS:-128}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 
 SCENARIOS=(http_ceiling intake notify_posted refund_burst status_reads flow pg_insert pg_naive_posting
-  pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx import_copy import ledger_check ledger_check_incremental)
+  pg_ledger pg_apply idle_memory report_copy report_csv report_xlsx import_copy import ledger_check ledger_check_incremental
+  scale_workers scale_gateways)
 
 # ---------------------------------------------------------------- helpers
 
 ORDER=0
+ROWS=() # the rows the running scenario recorded (most record one, named as the scenario)
 # record NAME key=value...: the scenario's description for the report (see report.py).
 record() {
   local name=$1; shift
   ORDER=$((ORDER + 1))
+  ROWS+=("$name")
   "$PYTHON" "$BENCH_LIB_DIR/report.py" meta "$RAW/$name.meta.json" "name=$name" "order=$ORDER" "$@"
 }
 
@@ -614,6 +617,115 @@ scenario_ledger_check_incremental() {
   ledger_time ledger_check_incremental "$more" --incremental
 }
 
+# ---------------------------------------------------------------- scaling (issue 18)
+# Intake and notification throughput with 1, 2 and 4 workers (scale_workers), and with two
+# gateway processes on other ports over the same database, the load generator spreading its
+# connections over both (scale_gateways). Each row also says how many of the machine's cores
+# went to the gateway(s), to PostgreSQL and to the load generator over the row's whole run.
+
+# cpu_ticks PID: CPU ticks used by PID and its descendants (exited children through cutime).
+cpu_ticks() {
+  local total=0 pid t
+  for pid in "$1" $(descendants "$1"); do
+    t=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$pid/stat" 2>/dev/null) || continue
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+
+pg_postmaster() { head -n 1 "$PGDATA/postmaster.pid" 2>/dev/null; }
+
+free_tcp_port() {
+  "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+GW2_PID=
+GW2_URL=
+gateway2_start() {
+  local port
+  port=$(free_tcp_port)
+  GW2_URL=http://127.0.0.1:$port
+  log "starting a second gateway ($WORKERS workers) on $GW2_URL, same database"
+  FEEGATE_PORT=$port FEEGATE_PUBLIC_URL=$GW2_URL FEEGATE_NODE_NAME=bench-second FEEGATE_RECEIPT_KEY= \
+  FEEGATE_WORKERS=$WORKERS FEEGATE_RATE_LIMIT_RPS=$RATE_LIMIT_RPS "$BUILD/feegate" serve \
+    >>"$TMP/gateway2.log" 2>&1 &
+  GW2_PID=$!
+  bg_track "$GW2_PID"
+  wait_http "$GW2_URL/readyz" 30 "$GW2_PID" || { tail -n 20 "$TMP/gateway2.log" >&2; return 1; }
+}
+
+gateway_restart_with() {
+  stop_pid "$GW_PID" 20
+  WORKERS=$1 gateway_start
+}
+
+# signed_ipns NAME: prepares NOTIFY_ATTEMPTS pending VNPAY attempts and their signed IPNs in
+# $TMP/NAME.ipn (each is sent once, as in notify_posted).
+signed_ipns() {
+  local tag
+  tag=$(tr -dc 'A-Z' </dev/urandom | head -c 2)
+  prepare_attempts "$NOTIFY_ATTEMPTS" "$tag" "SC$1-" vnpay SC || return 1
+  bench_psql -F ' ' -c "SELECT bank_order_ref, amount FROM attempts WHERE bank_order_ref LIKE 'SC${tag}%' ORDER BY bank_order_ref" \
+    | "$PYTHON" "$BENCH_LIB_DIR/vnpay_ipn.py" >"$TMP/$1.ipn"
+}
+
+# scale_row NAME LABEL GATEWAY_PIDS -- LOADGEN_ARGS...: one saturation search, and where the
+# CPU went meanwhile.
+scale_row() {
+  local name=$1 label=$2 pids=() pid
+  shift 2
+  while [[ $1 != -- ]]; do pids+=("$1"); shift; done
+  shift
+  record "$name" kind=http raw="$name.json" "label=$label"
+  local g0=0 g1=0 p0 p1 t0 t1 rc=0 hz
+  hz=$(getconf CLK_TCK)
+  for pid in "${pids[@]}"; do g0=$((g0 + $(cpu_ticks "$pid"))); done
+  p0=$(cpu_ticks "$(pg_postmaster)")
+  t0=$(date +%s.%N)
+  local TIMEFORMAT='%U %S'
+  { time saturate "$name" "$@" 2>"$TMP/$name.err"; } 2>"$TMP/$name.time" || rc=$?
+  cat "$TMP/$name.err" >&2
+  t1=$(date +%s.%N)
+  for pid in "${pids[@]}"; do g1=$((g1 + $(cpu_ticks "$pid"))); done
+  p1=$(cpu_ticks "$(pg_postmaster)")
+  local cpu
+  cpu=$(awk -v g=$((g1 - g0)) -v p=$((p1 - p0)) -v hz="$hz" -v t0="$t0" -v t1="$t1" -v lg="$(tail -n 1 "$TMP/$name.time")" \
+    'BEGIN { split(lg, l, " "); w = t1 - t0; if (w <= 0) w = 1;
+      printf "gateway %.2f, PostgreSQL %.2f, load generator %.2f", g / hz / w, p / hz / w, (l[1] + l[2]) / w }')
+  log "$name: cores used over the run: $cpu"
+  "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/$name.meta.json" "note=cores used over the run: $cpu"
+  return "$rc"
+}
+
+scenario_scale_workers() {
+  local w rc=0
+  for w in 1 2 4; do
+    gateway_restart_with "$w" || return 1
+    scale_row "scale_intake_w$w" "scaling: order intake, 1 gateway, $w worker(s)" "$GW_PID" -- \
+      --url "$FEEGATE_URL" --scenario orders --rate-start 1000 || rc=1
+    signed_ipns "scale_notify_w$w" || return 1
+    scale_row "scale_notify_w$w" "scaling: notification -> posted, 1 gateway, $w worker(s)" "$GW_PID" -- \
+      --url "$FEEGATE_URL" --scenario vnpay_ipn --file "$TMP/scale_notify_w$w.ipn" \
+      --expect-body '"RspCode":"00"' --rate-start 1000 || rc=1
+  done
+  gateway_restart_with "${BENCH_WORKERS:-2}"
+  return "$rc"
+}
+
+scenario_scale_gateways() {
+  local rc=0
+  gateway2_start || return 1
+  scale_row scale_intake_g2 "scaling: order intake, 2 gateways x $WORKERS workers" "$GW_PID" "$GW2_PID" -- \
+    --url "$FEEGATE_URL" --url2 "$GW2_URL" --scenario orders --rate-start 1000 || rc=1
+  signed_ipns scale_notify_g2 || rc=1
+  scale_row scale_notify_g2 "scaling: notification -> posted, 2 gateways x $WORKERS workers" "$GW_PID" "$GW2_PID" -- \
+    --url "$FEEGATE_URL" --url2 "$GW2_URL" --scenario vnpay_ipn --file "$TMP/scale_notify_g2.ipn" \
+    --expect-body '"RspCode":"00"' --rate-start 1000 || rc=1
+  stop_pid "$GW2_PID" 20
+  GW2_PID=
+  return "$rc"
+}
+
 # run_scenario NAME: runs scenario_NAME and notes what may have spoilt it: the gateway stopping
 # (an error when the scenario uses it; set NEEDS_GATEWAY=0 in scenarios that do not), and CPU
 # used by other programs on this machine just before and after.
@@ -627,20 +739,24 @@ run_scenario() {
   gateway_ensure
   busy_before=$(cpu_busy_pct)
   log "scenario $name (machine ${busy_before}% busy before it)"
-  local pid_before=$GW_PID
+  local pid_before=$GW_PID row
   NEEDS_GATEWAY=1
+  ROWS=()
   if ! "scenario_$name"; then
     log "scenario $name FAILED"
-    [[ -f $RAW/$name.meta.json ]] || record "$name" kind=failed "error=scenario failed"
+    ((${#ROWS[@]})) || record "$name" kind=failed "error=scenario failed"
   fi
   busy_after=$(cpu_busy_pct)
-  "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/$name.meta.json" "busy_pct_before=$busy_before" \
-    "busy_pct_after=$busy_after"
+  ((${#ROWS[@]})) || ROWS=("$name")
+  for row in "${ROWS[@]}"; do
+    "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/$row.meta.json" "busy_pct_before=$busy_before" \
+      "busy_pct_after=$busy_after"
+  done
   if [[ $GW_PID != "$pid_before" ]] || ! gateway_alive; then
     local what=error
     ((NEEDS_GATEWAY)) || what=note
     log "the gateway stopped during scenario $name"
-    "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/$name.meta.json" \
+    "$PYTHON" "$BENCH_LIB_DIR/report.py" set "$RAW/${ROWS[-1]}.meta.json" \
       "$what=the gateway stopped during this scenario (see gateway.log)"
   fi
   log "scenario $name took $((SECONDS - t0))s"

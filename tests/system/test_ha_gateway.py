@@ -246,7 +246,172 @@ def test_read_only_primary_is_left_and_reconnected(gateway_factory, stack):
 def test_bad_ha_settings_stop_start_up(stack, name, value, reason):
     env = dict(os.environ, **stack.env)
     env[name] = value
-    r = subprocess.run([stack.bin, "serve"], env=env, capture_output=True, text=True, timeout=30)
-    assert r.returncode != 0
-    assert f"configuration error: {name}: " in r.stderr and reason in r.stderr, r.stderr
-    assert "password" not in r.stderr.lower() or name != "DATABASE_URL"
+    p = subprocess.Popen([stack.bin, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)  # the master and any worker it forked
+        p.communicate()
+        pytest.fail(f"{name}={value}: the gateway started instead of refusing")
+    assert p.returncode != 0
+    assert f"configuration error: {name}: " in err and reason in err, err
+    password = urllib.parse.urlsplit(stack.database_url).password
+    assert not password or password not in err
+
+
+# ------------------------------------------------------------------------------ report replica
+
+def settlement_csv(gw, stack):
+    day = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 7 * 3600))
+    return requests.get(f"{gw.url}/v1/reports/settlement?date={day}&format=csv", timeout=60,
+                        headers={"Authorization": f"Bearer {stack.env['FEEGATE_FINANCE_TOKEN']}"})
+
+
+def test_report_without_replica_says_primary(gateway):
+    r = settlement_csv(gateway, gateway.stack)
+    assert r.status_code == 200, r.text
+    assert r.headers["Feegate-Data-Source"] == "primary"
+
+
+def test_report_replica_that_is_a_primary_is_not_read(gateway_factory, stack):
+    """The replica URL names a server that is not in recovery (here: the primary itself). It may
+    be a cut-off old primary, so the export reads DATABASE_URL's server and says why."""
+    gw = gateway_factory(FEEGATE_REPLICA_URL=stack.database_url)
+    r = settlement_csv(gw, stack)
+    assert r.status_code == 200, r.text
+    assert r.headers["Feegate-Data-Source"] == "primary; replica=not_standby"
+    assert r.content.startswith(b"\xef\xbb\xbf")
+
+
+def test_report_replica_unreachable_falls_back(gateway_factory, stack):
+    closed = f"postgresql://feegate@127.0.0.1:{free_port()}/feegate"
+    gw = gateway_factory(FEEGATE_REPLICA_URL=closed)
+    t0 = time.monotonic()
+    r = settlement_csv(gw, stack)
+    assert r.status_code == 200, r.text
+    assert r.headers["Feegate-Data-Source"] == "primary; replica=unreachable"
+    assert time.monotonic() - t0 < 10
+    text = requests.get(gw.url + "/metrics", timeout=5).text
+    assert re.search(r"^feegate_report_replica_fallbacks_total [1-9]", text, re.M), text[-500:]
+
+
+# ------------------------------------------------------------------------------ Redis Sentinel
+
+def redis_cmd(port, *args, timeout=2):
+    import socket
+    parts = [f"*{len(args)}\r\n".encode()]
+    for a in args:
+        b = str(a).encode()
+        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"".join(parts))
+        time.sleep(0.05)
+        return s.recv(65536).decode(errors="replace")
+
+
+class RedisTrio:
+    """A master, its replica and one sentinel (quorum 1) on loopback, in a folder of their own."""
+
+    def __init__(self, tmp):
+        self.dir = tmp
+        self.master, self.replica, self.sentinel = free_port(), free_port(), free_port()
+        self.procs = {}
+
+    def server(self, name, port, *extra):
+        log = open(self.dir / f"{name}.log", "ab")
+        self.procs[name] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir), "--dbfilename", f"{name}.rdb", *extra],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def wait(self, cond, what, timeout=15):
+        deadline = time.monotonic() + timeout * TIME_SCALE
+        while time.monotonic() < deadline:
+            try:
+                if cond():
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        pytest.fail(f"redis trio: {what} not seen in {timeout} s", pytrace=False)
+
+    def start(self):
+        self.server("master", self.master)
+        self.wait(lambda: "PONG" in redis_cmd(self.master, "PING"), "master up")
+        self.server("replica", self.replica, "--replicaof", "127.0.0.1", str(self.master))
+        self.wait(lambda: "master_link_status:up" in redis_cmd(self.replica, "INFO", "replication"), "replica in sync")
+        conf = self.dir / "sentinel.conf"
+        conf.write_text(f"port {self.sentinel}\nbind 127.0.0.1\ndir {self.dir}\n"
+                        f"sentinel monitor feegate 127.0.0.1 {self.master} 1\n"
+                        "sentinel down-after-milliseconds feegate 1000\n"
+                        "sentinel failover-timeout feegate 3000\n"
+                        "sentinel parallel-syncs feegate 1\n")
+        log = open(self.dir / "sentinel.log", "ab")
+        self.procs["sentinel"] = subprocess.Popen(["redis-sentinel", str(conf)], stdout=log, stderr=subprocess.STDOUT,
+                                                  stdin=subprocess.DEVNULL, start_new_session=True)
+        self.wait(lambda: str(self.replica) in redis_cmd(self.sentinel, "SENTINEL", "replicas", "feegate"),
+                  "the sentinel knowing the replica")
+        return self
+
+    def stop(self):
+        for p in self.procs.values():
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait(10)
+
+
+@pytest.fixture
+def redis_trio(tmp_path):
+    if not shutil_which("redis-sentinel"):
+        pytest.fail("redis-sentinel not installed (deploy/install-deps.sh)", pytrace=False)
+    trio = RedisTrio(tmp_path).start()
+    yield trio
+    trio.stop()
+
+
+def shutil_which(name):
+    import shutil
+    return shutil.which(name)
+
+
+def rl_keys(port):
+    return "rl:" in redis_cmd(port, "KEYS", "rl:*")
+
+
+def test_redis_sentinel_failover_is_followed(gateway_factory, stack, redis_trio):
+    gw = gateway_factory(REDIS_URL="redis://127.0.0.1:1/0", FEEGATE_REDIS_SENTINELS=f"127.0.0.1:{redis_trio.sentinel}",
+                         FEEGATE_WORKERS=1, FEEGATE_RATE_LIMIT_RPS=100000)
+    key = stack.env["FEEGATE_API_KEY"]
+    s = requests.Session()
+    answers = []
+
+    def request():
+        r = s.get(f"{gw.url}/v1/orders?reference=none-{random.randint(0, 10**9)}", timeout=10,
+                  headers={"Authorization": f"Bearer {key}"})
+        answers.append(r.status_code)
+
+    redis_trio.wait(lambda: readyz(gw).get("redis") == "ok", "the gateway on the master")
+    request()
+    assert rl_keys(redis_trio.master), "the rate limit did not count on the master"
+    assert f"master feegate is 127.0.0.1:{redis_trio.master}" in gw.log_path.read_text()
+    t0 = time.monotonic()
+    os.killpg(redis_trio.procs["master"].pid, signal.SIGKILL)
+    redis_trio.procs["master"].wait(10)
+    followed = None
+    deadline = time.monotonic() + 30 * TIME_SCALE
+    while time.monotonic() < deadline:
+        request()
+        if followed is None and f"127.0.0.1:{redis_trio.replica}" in gw.log_path.read_text() \
+                and readyz(gw).get("redis") == "ok":
+            followed = time.monotonic() - t0
+            break
+        time.sleep(0.05)
+    assert followed is not None, f"the gateway did not follow the failover:\n{tail(gw.log_path, 30)}"
+    redis_cmd(redis_trio.replica, "FLUSHALL")
+    for _ in range(5):
+        request()
+    assert rl_keys(redis_trio.replica), "the rate limit does not count on the promoted replica"
+    print(f"\nredis sentinel failover followed {followed:.2f} s after the master was killed; "
+          f"{len(answers)} requests, statuses {sorted(set(answers))}")
+    assert set(answers) == {200}, answers

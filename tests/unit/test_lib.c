@@ -160,6 +160,54 @@ static void test_config(void **state)
 	assert_non_null(strstr(err, "FEEGATE_CONFIG"));
 }
 
+static void test_config_ha_settings(void **state)
+{
+	char err[256];
+	char host[64];
+	int port;
+	assert_true(config_parse_host_port("127.0.0.1:26379", 15, host, sizeof host, &port));
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 26379);
+	assert_true(config_parse_host_port("[::1]:26379", 11, host, sizeof host, &port));
+	assert_string_equal(host, "::1");
+	assert_false(config_parse_host_port("127.0.0.1", 9, host, sizeof host, &port));
+	assert_false(config_parse_host_port(":1", 2, host, sizeof host, &port));
+	assert_false(config_parse_host_port("h:0", 3, host, sizeof host, &port));
+	assert_false(config_parse_host_port("h:65536", 7, host, sizeof host, &port));
+	assert_false(config_parse_host_port("a:b:1", 5, host, sizeof host, &port));
+
+	static const char *const ok[] = {"DATABASE_URL",
+					 "postgresql://u:secret@h1:5432,h2:5433/feegate?target_session_attrs=read-write",
+					 "FEEGATE_REDIS_SENTINELS", "s1:26379,s2:26379", "FEEGATE_NODE_NAME", "gw-a", NULL};
+	fake_env = ok;
+	assert_true(config_load_from(lookup, err, sizeof err));
+	assert_string_equal(cfg.node_name, "gw-a");
+	assert_string_equal(cfg.redis_master_name, "feegate");
+	assert_int_equal(cfg.duty_retry_ms, 1000);
+	assert_int_equal(cfg.replica_max_lag_s, 30);
+
+	static const char *const unnamed[] = {NULL};
+	fake_env = unnamed;
+	assert_true(config_load_from(lookup, err, sizeof err));
+	assert_true(cfg.node_name[0] != '\0'); /* the host name */
+
+	static const char *const ports[] = {"DATABASE_URL", "postgresql://u:secret@h1:5432,h2:x/feegate", NULL};
+	fake_env = ports;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "DATABASE_URL: "));
+	assert_null(strstr(err, "secret"));
+
+	static const char *const counts[] = {"FEEGATE_REPLICA_URL", "host=a,b,c port=1,2", NULL};
+	fake_env = counts;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_REPLICA_URL: "));
+
+	static const char *const sentinels[] = {"FEEGATE_REDIS_SENTINELS", "s1:26379,,s2:1", NULL};
+	fake_env = sentinels;
+	assert_false(config_load_from(lookup, err, sizeof err));
+	assert_non_null(strstr(err, "FEEGATE_REDIS_SENTINELS"));
+}
+
 static void test_config_file(void **state)
 {
 	char path[] = "/tmp/feegate-conf-XXXXXX";
@@ -349,7 +397,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_utf8),   cmocka_unit_test(test_uuid),       cmocka_unit_test(test_time),
 		cmocka_unit_test(test_url),    cmocka_unit_test(test_token),      cmocka_unit_test(test_json_depth),
-		cmocka_unit_test(test_errors), cmocka_unit_test(test_config),     cmocka_unit_test(test_config_file),
+		cmocka_unit_test(test_errors), cmocka_unit_test(test_config), cmocka_unit_test(test_config_ha_settings),     cmocka_unit_test(test_config_file),
 		cmocka_unit_test(test_config_register),
 		cmocka_unit_test(test_utf8_and_strbuf),
 		cmocka_unit_test(test_redis_url), cmocka_unit_test(test_ratelimit_local),
