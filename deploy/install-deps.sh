@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages feegate needs to build, run and test.
-# Usage: deploy/install-deps.sh [--build | fuzz | image]
+# Usage: deploy/install-deps.sh [--build | fuzz | image | ha]
 #   --build  only what building the binaries needs (the container image's build stage)
 #   fuzz     also libFuzzer's compiler and runtime (make fuzz)
 #   image    also what building and trying the container image needs (make image)
+#   ha       also the engines of the several-machine shape and its test (make ha): HAProxy,
+#            Patroni, etcd, Redis Sentinel, ip(8) for the network namespaces
 # Idempotent and fast: one dpkg-query; apt-get runs only when a package is missing.
 set -euo pipefail
 
@@ -65,7 +67,11 @@ case "${1:-}" in
   # deploy/image.sh: podman, a Debian base made with debootstrap, runc (crun refuses hosts with
   # a hybrid cgroup layout), slirp4netns (the smoke run reaches this host's loopback)
   image) PKGS+=(podman debootstrap runc slirp4netns) ;;
-  *) log "usage: deploy/install-deps.sh [--build | fuzz | image]"; exit 2 ;;
+  # deploy/ha/ and tests/ha/ (make ha): the load balancer, the PostgreSQL failover manager and
+  # its consensus store (server and etcdctl), Redis' failover monitor, network namespaces;
+  # python3-psycopg2 is Patroni's own driver (a dependency, named for clarity)
+  ha) PKGS+=(haproxy patroni python3-psycopg2 etcd-server etcd-client redis-sentinel iproute2) ;;
+  *) log "usage: deploy/install-deps.sh [--build | fuzz | image | ha]"; exit 2 ;;
 esac
 
 # Which of PKGS are not fully installed ("ii")?
