@@ -319,6 +319,12 @@ static int worker_main(int index)
 	}
 	struct event *term = evsignal_new(gw.base, SIGTERM, on_term, NULL);
 	event_add(term, NULL);
+	/* spawn() left SIGTERM blocked: one that came while the worker started waited for this
+	 * handler instead of killing the worker (an unclean stop) */
+	sigset_t term_set;
+	sigemptyset(&term_set);
+	sigaddset(&term_set, SIGTERM);
+	sigprocmask(SIG_UNBLOCK, &term_set, NULL);
 	log_info(NULL, "listening on %s:%d", cfg.listen_addr, cfg.port);
 
 	event_base_dispatch(gw.base);
@@ -362,9 +368,10 @@ static pid_t spawn(int index)
 {
 	pid_t pid = fork();
 	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
+		sigset_t term_only; /* SIGTERM stays blocked until the worker's handler is in place */
+		sigemptyset(&term_only);
+		sigaddset(&term_only, SIGTERM);
+		sigprocmask(SIG_SETMASK, &term_only, NULL);
 		_exit(worker_main(index));
 	}
 	return pid;
